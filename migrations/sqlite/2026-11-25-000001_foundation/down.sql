@@ -1,0 +1,9 @@
+DROP TABLE idempotency_keys;
+DROP TRIGGER audit_events_no_delete;
+DROP TRIGGER audit_events_no_update;
+DROP TABLE audit_events;
+DROP TABLE chain_heads;
+DROP TABLE refresh_tokens;
+DROP TABLE memberships;
+DROP TABLE users;
+DROP TABLE clinics;

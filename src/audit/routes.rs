@@ -1,0 +1,173 @@
+//! `/api/v1/clinics/{clinic}/audit/*`: read and verify the chain.
+
+use actix_web::{get, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::chain::ChainBreak;
+use super::store::{self, AuditEventRow, EventFilter};
+use crate::api::PageQuery;
+use crate::auth::ClinicAccess;
+use crate::db;
+use crate::error::{AppError, AppResult, Problem};
+use crate::state::AppState;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_events).service(verify_chain);
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditEventView {
+    pub seq: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub recorded_at: DateTime<Utc>,
+    /// `user`, `operator` (command line) or `system`.
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    /// What happened, e.g. `member.added`.
+    pub action: String,
+    pub entity_kind: String,
+    pub entity_id: String,
+    /// The record's content as it was written.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<AuditEventRow> for AuditEventView {
+    fn from(r: AuditEventRow) -> Self {
+        Self {
+            payload: r.payload_json(),
+            seq: r.seq,
+            recorded_at: db::to_utc(r.recorded_at),
+            actor_kind: r.actor_kind,
+            actor_id: r.actor_id,
+            action: r.action,
+            entity_kind: r.entity_kind,
+            entity_id: r.entity_id,
+            reason: r.reason,
+            request_id: r.request_id,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditEventPage {
+    pub items: Vec<AuditEventView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventQuery {
+    /// Only events recorded at or after this time (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Only events recorded before this time (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+    /// Only events about this kind of record, e.g. `member`.
+    pub entity_kind: Option<String>,
+    /// Only events about this record.
+    pub entity_id: Option<String>,
+}
+
+/// The clinic's audit events in chain order (owners and inspectors).
+#[utoipa::path(tag = "audit", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), PageQuery, EventQuery),
+    responses(
+        (status = 200, body = AuditEventPage),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[get("/audit/events")]
+async fn list_events(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    page: web::Query<PageQuery>,
+    query: web::Query<EventQuery>,
+) -> AppResult<web::Json<AuditEventPage>> {
+    access.require_owner_or_inspector()?;
+    let limit = page.limit()?;
+    let after_seq =
+        match &page.cursor {
+            None => None,
+            Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                AppError::invalid("cursor", "is not a cursor from a previous page")
+            })?),
+        };
+    let query = query.into_inner();
+    if let (Some(from), Some(to)) = (query.from, query.to) {
+        if to <= from {
+            return Err(AppError::invalid("to", "must be after from"));
+        }
+    }
+    let filter = EventFilter {
+        after_seq,
+        from: query.from.map(|t| t.naive_utc()),
+        to: query.to.map(|t| t.naive_utc()),
+        entity_kind: query.entity_kind,
+        entity_id: query.entity_id,
+    };
+    let clinic_id = access.clinic_id.clone();
+    // One extra row tells whether there is a next page.
+    let mut rows = db::run(&state.pool, move |conn| {
+        Ok(store::list(conn, &clinic_id, &filter, limit + 1)?)
+    })
+    .await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.seq.to_string())
+    } else {
+        None
+    };
+    Ok(web::Json(AuditEventPage {
+        items: rows.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VerificationView {
+    /// True when every event's hash recomputes and every link and the head match.
+    pub valid: bool,
+    pub events_checked: u64,
+    pub head_seq: i64,
+    pub head_hash: String,
+    /// The first problem found, if any.
+    pub first_break: Option<ChainBreak>,
+}
+
+/// Recompute every hash of the clinic's chain and check every link (owners and inspectors).
+#[utoipa::path(tag = "audit", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id")),
+    responses(
+        (status = 200, body = VerificationView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[get("/audit/verify")]
+async fn verify_chain(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+) -> AppResult<web::Json<VerificationView>> {
+    access.require_owner_or_inspector()?;
+    let clinic_id = access.clinic_id.clone();
+    let v = db::run(&state.pool, move |conn| {
+        Ok(store::verify(conn, &clinic_id)?)
+    })
+    .await?;
+    Ok(web::Json(VerificationView {
+        valid: v.first_break.is_none(),
+        events_checked: v.events_checked,
+        head_seq: v.head_seq,
+        head_hash: v.head_hash,
+        first_break: v.first_break,
+    }))
+}

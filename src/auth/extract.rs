@@ -1,0 +1,189 @@
+//! Who is calling, and what they may do in the clinic named in the path.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+
+use super::store::{self, UserRow};
+use super::Role;
+use crate::api::RequestId;
+use crate::audit::{Actor, AuditContext};
+use crate::db;
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// A caller with a valid access token whose account is active and whose token predates no
+/// password change or deactivation.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user: UserRow,
+    pub request_id: Option<String>,
+}
+
+impl AuthUser {
+    pub fn id(&self) -> &str {
+        &self.user.id
+    }
+
+    pub fn audit_context(&self) -> AuditContext {
+        AuditContext {
+            actor: Actor::User(self.user.id.clone()),
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+/// A member of the clinic in the path `{clinic}`. Anyone else gets 404, exactly as for a clinic
+/// that does not exist, so clinic ids cannot be probed.
+#[derive(Debug, Clone)]
+pub struct ClinicAccess {
+    pub caller: AuthUser,
+    pub clinic_id: String,
+    pub role: Role,
+}
+
+impl ClinicAccess {
+    pub fn user_id(&self) -> &str {
+        self.caller.id()
+    }
+
+    pub fn audit_context(&self) -> AuditContext {
+        self.caller.audit_context()
+    }
+
+    /// Owner-only routes.
+    pub fn require_owner(&self) -> Result<(), AppError> {
+        match self.role {
+            Role::Owner => Ok(()),
+            _ => Err(AppError::Forbidden(
+                "only an owner of this clinic may do this",
+            )),
+        }
+    }
+
+    /// Routes that change records: owners and technicians, never inspectors.
+    pub fn require_staff(&self) -> Result<(), AppError> {
+        match self.role {
+            Role::Owner | Role::Technician => Ok(()),
+            Role::Inspector => Err(AppError::Forbidden("inspectors have read-only access")),
+        }
+    }
+
+    /// Routes for owners and inspectors (the audit trail, exports).
+    pub fn require_owner_or_inspector(&self) -> Result<(), AppError> {
+        match self.role {
+            Role::Owner | Role::Inspector => Ok(()),
+            Role::Technician => Err(AppError::Forbidden(
+                "only owners and inspectors may do this",
+            )),
+        }
+    }
+}
+
+fn bearer(req: &HttpRequest) -> Result<String, AppError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(AppError::Unauthorized(
+            "send an access token as Authorization: Bearer <token>",
+        ))?
+        .to_str()
+        .map_err(|_| AppError::Unauthorized("the Authorization header is not valid text"))?;
+    let (scheme, token) = value.split_once(' ').ok_or(AppError::Unauthorized(
+        "the Authorization header must be Bearer <token>",
+    ))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AppError::Unauthorized(
+            "the Authorization header must be Bearer <token>",
+        ));
+    }
+    Ok(token.trim().to_owned())
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| AppError::internal("application state missing"))
+}
+
+fn request_id(req: &HttpRequest) -> Option<String> {
+    req.extensions().get::<RequestId>().map(|r| r.0.clone())
+}
+
+const INVALID_TOKEN: &str = "the access token is invalid or expired; log in again";
+
+fn check_user(user: &UserRow, token_version: i64) -> Result<(), AppError> {
+    if !user.active || user.token_version != token_version {
+        return Err(AppError::Unauthorized(INVALID_TOKEN));
+    }
+    Ok(())
+}
+
+impl FromRequest for AuthUser {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let parsed = (|| {
+            let state = state(req)?;
+            let claims = state
+                .tokens
+                .check(&bearer(req)?)
+                .map_err(|_| AppError::Unauthorized(INVALID_TOKEN))?;
+            Ok::<_, AppError>((state, claims))
+        })();
+        let request_id = request_id(req);
+        Box::pin(async move {
+            let (state, claims) = parsed?;
+            let user_id = claims.sub.clone();
+            let user = db::run(&state.pool, move |conn| {
+                Ok(store::find_user(conn, &user_id)?)
+            })
+            .await?
+            .ok_or(AppError::Unauthorized(INVALID_TOKEN))?;
+            check_user(&user, claims.ver)?;
+            Ok(AuthUser { user, request_id })
+        })
+    }
+}
+
+impl FromRequest for ClinicAccess {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let parsed = (|| {
+            let state = state(req)?;
+            let claims = state
+                .tokens
+                .check(&bearer(req)?)
+                .map_err(|_| AppError::Unauthorized(INVALID_TOKEN))?;
+            let clinic_id = req
+                .match_info()
+                .get("clinic")
+                .ok_or_else(|| AppError::internal("route has no {clinic} segment"))?
+                .to_owned();
+            Ok::<_, AppError>((state, claims, clinic_id))
+        })();
+        let request_id = request_id(req);
+        Box::pin(async move {
+            let (state, claims, clinic_id) = parsed?;
+            let (user_id, clinic) = (claims.sub.clone(), clinic_id.clone());
+            let (user, membership) = db::run(&state.pool, move |conn| {
+                Ok(store::find_access(conn, &user_id, &clinic)?)
+            })
+            .await?
+            .ok_or(AppError::Unauthorized(INVALID_TOKEN))?;
+            check_user(&user, claims.ver)?;
+            let membership = membership.filter(|m| m.active).ok_or(AppError::NotFound)?;
+            Ok(ClinicAccess {
+                role: membership.role(),
+                caller: AuthUser { user, request_id },
+                clinic_id,
+            })
+        })
+    }
+}

@@ -1,0 +1,102 @@
+//! Accounts and access: passwords, tokens, login throttling, and the extractors that decide who
+//! may call what. This module owns the `users`, `memberships` and `refresh_tokens` tables.
+
+pub mod extract;
+pub mod password;
+pub mod ratelimit;
+pub mod routes;
+pub mod store;
+pub mod token;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub use extract::{AuthUser, ClinicAccess};
+
+/// What a member may do in a clinic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Manages the clinic: staff, sterilisers, lots, settings; reads everything.
+    Owner,
+    /// Records the daily work: cycles, checklists, sessions, incidents.
+    Technician,
+    /// Reads the clinic's records and audit trail; never writes.
+    Inspector,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Technician => "technician",
+            Self::Inspector => "inspector",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "owner" => Some(Self::Owner),
+            "technician" => Some(Self::Technician),
+            "inspector" => Some(Self::Inspector),
+            _ => None,
+        }
+    }
+}
+
+/// Lower-cased and trimmed, so `Owner@Clinic.example ` and `owner@clinic.example` are one account.
+pub fn normalise_email(raw: &str) -> String {
+    raw.trim().to_lowercase()
+}
+
+/// A deliberately plain check: one `@`, something on each side, a dot in the domain, no spaces.
+/// Deliverability is proven by mail, not by a regular expression.
+pub fn check_email(email: &str) -> Result<(), &'static str> {
+    if email.is_empty() {
+        return Err("is required");
+    }
+    if email.len() > 254 {
+        return Err("must be at most 254 characters");
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces");
+    }
+    let mut parts = email.split('@');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(local), Some(domain), None)
+            if !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.') =>
+        {
+            Ok(())
+        }
+        _ => Err("is not an email address"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert!(check_email("owner@clinic.example").is_ok());
+        for bad in [
+            "",
+            "owner",
+            "owner@",
+            "@clinic.example",
+            "a@b",
+            "a b@c.d",
+            "a@b@c.d",
+            "a@.b",
+        ] {
+            assert!(check_email(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            normalise_email(" Owner@Clinic.Example "),
+            "owner@clinic.example"
+        );
+    }
+}

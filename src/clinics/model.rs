@@ -1,0 +1,105 @@
+//! Clinic types and their validation.
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::FieldError;
+
+/// Jurisdiction profiles a clinic may pick. The compliance engine's profile files will replace
+/// this list; until then these are the profiles it is planned to ship.
+pub const JURISDICTIONS: &[&str] = &[
+    "baseline", "us-ca", "us-tx", "us-or", "us-fl", "gb-eng", "gb-wls", "ca-on",
+];
+
+#[derive(Debug, Clone)]
+pub struct NewClinic {
+    pub name: String,
+    pub timezone: String,
+    pub jurisdiction: String,
+    pub address: Option<String>,
+    pub registration_number: Option<String>,
+}
+
+impl NewClinic {
+    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let name = self.name.trim();
+        if name.is_empty() {
+            errors.push(FieldError::new("name", "is required"));
+        } else if name.chars().count() > 200 {
+            errors.push(FieldError::new("name", "must be at most 200 characters"));
+        }
+        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
+            errors.push(FieldError::new(
+                "timezone",
+                "is not an IANA time zone name (for example Europe/London or America/Los_Angeles)",
+            ));
+        }
+        if !JURISDICTIONS.contains(&self.jurisdiction.as_str()) {
+            errors.push(FieldError::new(
+                "jurisdiction",
+                format!(
+                    "is not a known profile; choose one of {}",
+                    JURISDICTIONS.join(", ")
+                ),
+            ));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClinicView {
+    pub id: String,
+    pub name: String,
+    /// IANA time zone; reports and pages show local times in it.
+    pub timezone: String,
+    /// The jurisdiction profile the compliance rules follow.
+    pub jurisdiction: String,
+    pub address: Option<String>,
+    pub registration_number: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub fn timestamp(t: NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
+    crate::db::to_utc(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clinic() -> NewClinic {
+        NewClinic {
+            name: "Ink & Needle".into(),
+            timezone: "Europe/London".into(),
+            jurisdiction: "gb-eng".into(),
+            address: None,
+            registration_number: None,
+        }
+    }
+
+    #[test]
+    fn validates_each_field() {
+        assert!(clinic().validate().is_ok());
+        let bad = NewClinic {
+            name: " ".into(),
+            timezone: "Mars/Olympus".into(),
+            jurisdiction: "narnia".into(),
+            ..clinic()
+        };
+        let fields: Vec<String> = bad
+            .validate()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["name", "timezone", "jurisdiction"]);
+    }
+}

@@ -1,0 +1,311 @@
+//! `/api/v1/clinics/{clinic}` and its members.
+
+use actix_web::{get, post, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::model::ClinicView;
+use super::store::{self, MemberChange, NewMember};
+use crate::api::ValidJson;
+use crate::auth::store::{self as accounts, MembershipRow, UserRow};
+use crate::auth::{check_email, normalise_email, password, ClinicAccess, Role};
+use crate::db;
+use crate::error::{AppError, AppResult, FieldError, Problem};
+use crate::state::AppState;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(get_clinic)
+        .service(list_members)
+        .service(get_member)
+        .service(add_member)
+        .service(change_role)
+        .service(deactivate_member)
+        .service(reactivate_member);
+}
+
+/// The clinic: name, time zone, jurisdiction profile.
+#[utoipa::path(tag = "clinics", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id")),
+    responses(
+        (status = 200, body = ClinicView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[get("")]
+async fn get_clinic(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+) -> AppResult<web::Json<ClinicView>> {
+    let clinic_id = access.clinic_id.clone();
+    let row = db::run(&state.pool, move |conn| Ok(store::find(conn, &clinic_id)?))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(web::Json(row.into()))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MemberView {
+    pub user_id: String,
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    /// A deactivated member keeps their history but can no longer reach the clinic.
+    pub active: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub member_since: chrono::DateTime<chrono::Utc>,
+}
+
+impl MemberView {
+    fn new(m: MembershipRow, u: UserRow) -> Self {
+        Self {
+            role: m.role(),
+            user_id: u.id,
+            email: u.email,
+            display_name: u.display_name,
+            active: m.active,
+            member_since: db::to_utc(m.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MemberList {
+    pub items: Vec<MemberView>,
+}
+
+/// Staff and their roles.
+#[utoipa::path(tag = "clinics", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id")),
+    responses((status = 200, body = MemberList), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/members")]
+async fn list_members(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+) -> AppResult<web::Json<MemberList>> {
+    let clinic_id = access.clinic_id.clone();
+    let rows = db::run(&state.pool, move |conn| {
+        Ok(accounts::members_of(conn, &clinic_id)?)
+    })
+    .await?;
+    Ok(web::Json(MemberList {
+        items: rows
+            .into_iter()
+            .map(|(m, u)| MemberView::new(m, u))
+            .collect(),
+    }))
+}
+
+/// One member.
+#[utoipa::path(tag = "clinics", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("user" = String, Path, description = "User id")),
+    responses((status = 200, body = MemberView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/members/{user}")]
+async fn get_member(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+) -> AppResult<web::Json<MemberView>> {
+    let (_, user_id) = path.into_inner();
+    let clinic_id = access.clinic_id.clone();
+    let (m, u) = db::run(&state.pool, move |conn| {
+        Ok(accounts::find_member(conn, &clinic_id, &user_id)?)
+    })
+    .await?
+    .ok_or(AppError::NotFound)?;
+    Ok(web::Json(MemberView::new(m, u)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberRequest {
+    #[schema(example = "tech@clinic.example")]
+    pub email: String,
+    /// Required when the email has no account yet.
+    pub display_name: Option<String>,
+    pub role: Role,
+    /// Initial password (at least 12 characters) when the email has no account yet; an existing
+    /// account keeps its own password.
+    pub password: Option<String>,
+}
+
+/// Add a member (owner only). An email without an account gets a new one with the given
+/// password; an existing account joins the clinic.
+#[utoipa::path(tag = "clinics", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
+    request_body = AddMemberRequest,
+    responses(
+        (status = 201, body = MemberView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "Already a member"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/members")]
+async fn add_member(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    body: ValidJson<AddMemberRequest>,
+) -> AppResult<HttpResponse> {
+    access.require_owner()?;
+    let req = body.into_inner();
+    let email = normalise_email(&req.email);
+    let mut errors = Vec::new();
+    if let Err(reason) = check_email(&email) {
+        errors.push(FieldError::new("email", reason));
+    }
+    let display_name = req.display_name.map(|n| n.trim().to_owned());
+    match display_name.as_deref() {
+        Some("") => errors.push(FieldError::new("display_name", "must not be empty")),
+        Some(n) if n.chars().count() > 200 => errors.push(FieldError::new(
+            "display_name",
+            "must be at most 200 characters",
+        )),
+        _ => {}
+    }
+    if let Some(p) = &req.password {
+        if let Err(e) = password::check_policy(p, &email) {
+            errors.push(e);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let ctx = access.audit_context();
+    let clinic_id = access.clinic_id.clone();
+    let (m, u) = db::run(&state.pool, move |conn| {
+        let password_hash = req
+            .password
+            .as_deref()
+            .map(password::hash)
+            .transpose()
+            .map_err(AppError::internal)?;
+        store::add_member(
+            conn,
+            &ctx,
+            &clinic_id,
+            NewMember {
+                email,
+                display_name,
+                role: req.role,
+                password_hash,
+            },
+        )
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(MemberView::new(m, u)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRoleRequest {
+    pub role: Role,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonRequest {
+    /// Why; kept in the audit trail.
+    pub reason: String,
+}
+
+fn reason(r: ReasonRequest) -> AppResult<String> {
+    let reason = r.reason.trim().to_owned();
+    if reason.is_empty() {
+        return Err(AppError::invalid("reason", "is required"));
+    }
+    if reason.chars().count() > 2000 {
+        return Err(AppError::invalid(
+            "reason",
+            "must be at most 2000 characters",
+        ));
+    }
+    Ok(reason)
+}
+
+async fn apply_change(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    user_id: String,
+    change: MemberChange,
+) -> AppResult<web::Json<MemberView>> {
+    access.require_owner()?;
+    let ctx = access.audit_context();
+    let clinic_id = access.clinic_id.clone();
+    let (m, u) = db::run(&state.pool, move |conn| {
+        store::change_member(conn, &ctx, &clinic_id, &user_id, change)
+    })
+    .await?;
+    Ok(web::Json(MemberView::new(m, u)))
+}
+
+/// Change a member's role (owner only). The last active owner cannot be demoted.
+#[utoipa::path(tag = "clinics", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("user" = String, Path, description = "User id")),
+    request_body = ChangeRoleRequest,
+    responses(
+        (status = 200, body = MemberView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/members/{user}/role")]
+async fn change_role(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+    body: ValidJson<ChangeRoleRequest>,
+) -> AppResult<web::Json<MemberView>> {
+    let (_, user_id) = path.into_inner();
+    apply_change(
+        state,
+        access,
+        user_id,
+        MemberChange::Role(body.into_inner().role),
+    )
+    .await
+}
+
+/// Deactivate a member (owner only): their next request to this clinic is refused. Accounts are
+/// never deleted; the history stays.
+#[utoipa::path(tag = "clinics", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("user" = String, Path, description = "User id")),
+    request_body = ReasonRequest,
+    responses(
+        (status = 200, body = MemberView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/members/{user}/deactivate")]
+async fn deactivate_member(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+    body: ValidJson<ReasonRequest>,
+) -> AppResult<web::Json<MemberView>> {
+    let (_, user_id) = path.into_inner();
+    let reason = reason(body.into_inner())?;
+    apply_change(state, access, user_id, MemberChange::Deactivate { reason }).await
+}
+
+/// Reactivate a deactivated member (owner only).
+#[utoipa::path(tag = "clinics", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("user" = String, Path, description = "User id")),
+    request_body = ReasonRequest,
+    responses(
+        (status = 200, body = MemberView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/members/{user}/reactivate")]
+async fn reactivate_member(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+    body: ValidJson<ReasonRequest>,
+) -> AppResult<web::Json<MemberView>> {
+    let (_, user_id) = path.into_inner();
+    let reason = reason(body.into_inner())?;
+    apply_change(state, access, user_id, MemberChange::Reactivate { reason }).await
+}

@@ -1,0 +1,277 @@
+//! Clinic queries, and the use cases that create a clinic and manage its members.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde_json::json;
+
+use super::model::{ClinicView, NewClinic};
+use crate::audit::{self, AuditContext, NewEvent};
+use crate::auth::store::{self as accounts, MembershipRow, UserRow};
+use crate::auth::Role;
+use crate::db::schema::clinics;
+use crate::db::{self, DbConn};
+use crate::error::{AppError, AppResult};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = clinics)]
+pub struct ClinicRow {
+    pub id: String,
+    pub name: String,
+    pub timezone: String,
+    pub jurisdiction: String,
+    pub address: Option<String>,
+    pub registration_number: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+impl From<ClinicRow> for ClinicView {
+    fn from(r: ClinicRow) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            timezone: r.timezone,
+            jurisdiction: r.jurisdiction,
+            address: r.address,
+            registration_number: r.registration_number,
+            created_at: db::to_utc(r.created_at),
+        }
+    }
+}
+
+pub fn find(conn: &mut DbConn, clinic_id: &str) -> QueryResult<Option<ClinicRow>> {
+    clinics::table
+        .find(clinic_id)
+        .select(ClinicRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// How the owner account of a new clinic is found or made.
+pub enum OwnerAccount {
+    /// Create an account with this display name and password hash (unless the email has one).
+    New {
+        display_name: String,
+        password_hash: String,
+    },
+    /// The email must already have an account.
+    Existing,
+}
+
+/// Creates a clinic, starts its audit chain and makes `owner_email` its owner, in one transaction.
+pub fn create_clinic(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    new: &NewClinic,
+    owner_email: &str,
+    owner: OwnerAccount,
+) -> AppResult<(ClinicRow, UserRow)> {
+    new.validate().map_err(AppError::Validation)?;
+    db::write_transaction(conn, |conn| {
+        let row = ClinicRow {
+            id: db::new_id(),
+            name: new.name.trim().to_owned(),
+            timezone: new.timezone.clone(),
+            jurisdiction: new.jurisdiction.clone(),
+            address: new.address.clone(),
+            registration_number: new.registration_number.clone(),
+            created_at: db::now(),
+        };
+        diesel::insert_into(clinics::table)
+            .values(&row)
+            .execute(conn)?;
+        audit::store::init_chain(conn, &row.id)?;
+        audit::append(
+            conn,
+            &row.id,
+            ctx,
+            NewEvent {
+                action: "clinic.created",
+                entity_kind: "clinic",
+                entity_id: row.id.clone(),
+                payload: clinic_payload(&row),
+                reason: None,
+            },
+        )?;
+        let user = match (accounts::find_user_by_email(conn, owner_email)?, owner) {
+            (Some(user), _) => user,
+            (
+                None,
+                OwnerAccount::New {
+                    display_name,
+                    password_hash,
+                },
+            ) => accounts::insert_user(
+                conn,
+                &accounts::NewUser {
+                    email: owner_email,
+                    display_name: &display_name,
+                    password_hash: &password_hash,
+                },
+            )?,
+            (None, OwnerAccount::Existing) => {
+                return Err(AppError::invalid("owner_email", "has no account"));
+            }
+        };
+        let membership = accounts::insert_membership(conn, &row.id, &user.id, Role::Owner)?;
+        audit::append(
+            conn,
+            &row.id,
+            ctx,
+            member_event("member.added", &membership, &user, None),
+        )?;
+        Ok((row, user))
+    })
+}
+
+fn clinic_payload(row: &ClinicRow) -> serde_json::Value {
+    json!({
+        "id": row.id,
+        "name": row.name,
+        "timezone": row.timezone,
+        "jurisdiction": row.jurisdiction,
+        "address": row.address,
+        "registration_number": row.registration_number,
+        "created_at": audit::chain::format_time(row.created_at),
+    })
+}
+
+pub fn member_event(
+    action: &'static str,
+    m: &MembershipRow,
+    user: &UserRow,
+    reason: Option<String>,
+) -> NewEvent {
+    NewEvent {
+        action,
+        entity_kind: "member",
+        entity_id: m.id.clone(),
+        payload: json!({
+            "membership_id": m.id,
+            "user_id": user.id,
+            "email": user.email,
+            "display_name": user.display_name,
+            "role": m.role,
+            "active": m.active,
+        }),
+        reason,
+    }
+}
+
+/// A new member: an existing account (by email) joins, or a new account is created.
+pub struct NewMember {
+    pub email: String,
+    pub display_name: Option<String>,
+    pub role: Role,
+    /// Hash of the initial password, for a new account only.
+    pub password_hash: Option<String>,
+}
+
+pub fn add_member(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    new: NewMember,
+) -> AppResult<(MembershipRow, UserRow)> {
+    db::write_transaction(conn, |conn| {
+        let user = match accounts::find_user_by_email(conn, &new.email)? {
+            Some(user) => {
+                if accounts::find_member(conn, clinic_id, &user.id)?.is_some() {
+                    return Err(AppError::Conflict(
+                        "this email is already a member of the clinic".to_owned(),
+                    ));
+                }
+                user
+            }
+            None => {
+                let Some(hash) = new.password_hash.as_deref() else {
+                    return Err(AppError::invalid(
+                        "password",
+                        "is required to create a new account",
+                    ));
+                };
+                let Some(name) = new.display_name.as_deref() else {
+                    return Err(AppError::invalid(
+                        "display_name",
+                        "is required to create a new account",
+                    ));
+                };
+                accounts::insert_user(
+                    conn,
+                    &accounts::NewUser {
+                        email: &new.email,
+                        display_name: name,
+                        password_hash: hash,
+                    },
+                )?
+            }
+        };
+        let membership = accounts::insert_membership(conn, clinic_id, &user.id, new.role)?;
+        audit::append(
+            conn,
+            clinic_id,
+            ctx,
+            member_event("member.added", &membership, &user, None),
+        )?;
+        Ok((membership, user))
+    })
+}
+
+/// What an owner changes about a member.
+pub enum MemberChange {
+    Role(Role),
+    Deactivate { reason: String },
+    Reactivate { reason: String },
+}
+
+pub fn change_member(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    user_id: &str,
+    change: MemberChange,
+) -> AppResult<(MembershipRow, UserRow)> {
+    db::write_transaction(conn, |conn| {
+        let (current, user) =
+            accounts::find_member(conn, clinic_id, user_id)?.ok_or(AppError::NotFound)?;
+        let current_role = current.role();
+        let (role, active, action, reason) = match change {
+            MemberChange::Role(role) => {
+                if role == current_role {
+                    return Err(AppError::Conflict(format!(
+                        "the member already has the role {}",
+                        role.as_str()
+                    )));
+                }
+                (role, current.active, "member.role_changed", None)
+            }
+            MemberChange::Deactivate { reason } => {
+                if !current.active {
+                    return Err(AppError::Conflict(
+                        "the member is already deactivated".into(),
+                    ));
+                }
+                (current_role, false, "member.deactivated", Some(reason))
+            }
+            MemberChange::Reactivate { reason } => {
+                if current.active {
+                    return Err(AppError::Conflict("the member is already active".into()));
+                }
+                (current_role, true, "member.reactivated", Some(reason))
+            }
+        };
+        let loses_owner =
+            current.active && current_role == Role::Owner && (role != Role::Owner || !active);
+        if loses_owner && accounts::active_owner_count(conn, clinic_id)? <= 1 {
+            return Err(AppError::Conflict(
+                "a clinic must keep at least one active owner; add another owner first".into(),
+            ));
+        }
+        let updated = accounts::update_membership(conn, &current.id, role, active)?;
+        let mut event = member_event(action, &updated, &user, reason);
+        if action == "member.role_changed" {
+            event.payload["previous_role"] = current.role.clone().into();
+        }
+        audit::append(conn, clinic_id, ctx, event)?;
+        Ok((updated, user))
+    })
+}

@@ -1,0 +1,301 @@
+//! The database: SQLite or PostgreSQL, picked at run time by the URL scheme.
+
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::error::{AppError, AppResult};
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type Pool = r2d2::Pool<ConnectionManager>;
+pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(
+        "unsupported database URL scheme {0:?}: use sqlite://path/to/file.db or postgres://user@host/db"
+    )]
+    UnknownScheme(String),
+    #[error("cannot create the directory for the SQLite database {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("migrations failed: {0}")]
+    Migration(String),
+    #[error("cannot build the connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("refusing to start: PostgreSQL setting {setting} is {value:?}, which can lose acknowledged commits")]
+    UnsafeSetting { setting: String, value: String },
+}
+
+/// Where a database URL points, after its scheme has been checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Backend {
+    /// An unknown scheme is an error: silently treating `mysql://x` as a SQLite file name would
+    /// scatter records over files nobody backs up.
+    pub fn parse(url: &str) -> Result<Self, DbError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(DbError::UnknownScheme(url.to_owned()));
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        let scheme = url.split("://").next().unwrap_or(url);
+        Err(DbError::UnknownScheme(scheme.to_owned()))
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Opens connections of the configured backend and reports the real connect error at once (the
+/// derived `establish` tries each backend in turn and r2d2 would hide the error behind its time-out).
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    backend: Backend,
+    busy_timeout_ms: u64,
+}
+
+impl ConnectionManager {
+    pub fn new(url: &str, busy_timeout_ms: u64) -> Result<Self, DbError> {
+        let backend = Backend::parse(url)?;
+        if let Backend::Sqlite(path) = &backend {
+            create_parent_dir(path)?;
+        }
+        Ok(Self {
+            backend,
+            busy_timeout_ms,
+        })
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    pub fn connect(&self) -> Result<DbConn, DbError> {
+        match &self.backend {
+            Backend::Postgres(url) => {
+                let mut conn = PgConnection::establish(url)?;
+                conn.batch_execute("SET TIME ZONE 'UTC'")?;
+                Ok(DbConn::Postgres(conn))
+            }
+            Backend::Sqlite(path) => {
+                let url = path.to_string_lossy();
+                let mut conn = SqliteConnection::establish(&url)?;
+                // WAL lets readers run beside the writer; FULL survives an OS crash (NORMAL can
+                // lose the last commits); foreign keys are off by default in SQLite.
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {};
+                     PRAGMA journal_mode = WAL;
+                     PRAGMA synchronous = FULL;
+                     PRAGMA foreign_keys = ON;",
+                    self.busy_timeout_ms
+                ))?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+}
+
+fn create_parent_dir(path: &Path) -> Result<(), DbError> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
+            .map_err(|source| DbError::CreateDir {
+                path: dir.display().to_string(),
+                source,
+            }),
+        _ => Ok(()),
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConn;
+    type Error = DbError;
+
+    fn connect(&self) -> Result<DbConn, DbError> {
+        ConnectionManager::connect(self)
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), DbError> {
+        conn.batch_execute("SELECT 1").map_err(DbError::from)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        <DbConn as Connection>::TransactionManager::is_broken_transaction_manager(conn)
+    }
+}
+
+/// Connects once (so a wrong URL or a down server is reported now, with its real cause), runs the
+/// migrations, checks durability settings and builds the pool.
+pub fn connect_and_migrate(
+    url: &str,
+    pool_size: u32,
+    acquire_timeout: Duration,
+    busy_timeout_ms: u64,
+) -> Result<Pool, DbError> {
+    let manager = ConnectionManager::new(url, busy_timeout_ms)?;
+    let mut first = manager.connect()?;
+    run_migrations(&mut first)?;
+    check_durability(&mut first)?;
+    drop(first);
+    let pool = r2d2::Pool::builder()
+        .max_size(pool_size)
+        .min_idle(Some(1))
+        .connection_timeout(acquire_timeout)
+        .build_unchecked(manager);
+    Ok(pool)
+}
+
+pub fn run_migrations(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
+    let applied = match conn {
+        DbConn::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+    }
+    .map_err(|e| DbError::Migration(e.to_string()))?;
+    Ok(applied.iter().map(|v| v.to_string()).collect())
+}
+
+#[derive(QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    setting: String,
+}
+
+/// Commits we acknowledge must survive a power cut; refuse a server configured to lose them.
+fn check_durability(conn: &mut DbConn) -> Result<(), DbError> {
+    if let DbConn::Postgres(pg) = conn {
+        for name in ["fsync", "synchronous_commit", "full_page_writes"] {
+            let row: Setting = diesel::sql_query(format!(
+                "SELECT setting FROM pg_settings WHERE name = '{name}'"
+            ))
+            .get_result(pg)?;
+            if row.setting == "off" {
+                return Err(DbError::UnsafeSetting {
+                    setting: name.to_owned(),
+                    value: row.setting,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` in a transaction that takes the write lock up front. On SQLite a deferred transaction
+/// that reads and then writes fails with SQLITE_BUSY instead of waiting, so every write
+/// transaction begins IMMEDIATE; PostgreSQL uses a plain transaction and row locks.
+pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        DbConn::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    match f(conn) {
+        Ok(value) => match <DbConn as Connection>::TransactionManager::commit_transaction(conn) {
+            Ok(()) => Ok(value),
+            Err(commit_err) => {
+                let _ = <DbConn as Connection>::TransactionManager::rollback_transaction(conn);
+                Err(commit_err.into())
+            }
+        },
+        Err(err) => {
+            <DbConn as Connection>::TransactionManager::rollback_transaction(conn)?;
+            Err(err)
+        }
+    }
+}
+
+/// Runs blocking database work on the thread pool with a pooled connection.
+pub async fn run<T, F>(pool: &Pool, f: F) -> AppResult<T>
+where
+    F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(AppError::from)?
+}
+
+/// Now, truncated to microseconds: PostgreSQL keeps no more, and a value must read back equal on
+/// both backends (the audit chain hashes it).
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+pub fn to_utc(t: NaiveDateTime) -> DateTime<Utc> {
+    DateTime::from_naive_utc_and_offset(t, Utc)
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_the_backend_and_unknown_schemes_are_refused() {
+        assert_eq!(
+            Backend::parse("sqlite://data/a.db").unwrap(),
+            Backend::Sqlite(PathBuf::from("data/a.db"))
+        );
+        assert_eq!(
+            Backend::parse("sqlite:///var/lib/a.db").unwrap(),
+            Backend::Sqlite(PathBuf::from("/var/lib/a.db"))
+        );
+        assert!(matches!(
+            Backend::parse("postgres://u@h/db").unwrap(),
+            Backend::Postgres(_)
+        ));
+        assert!(matches!(
+            Backend::parse("postgresql://u@h/db").unwrap(),
+            Backend::Postgres(_)
+        ));
+        for bad in ["mysql://x/y", "data/a.db", "sqlite://", "file:a.db"] {
+            assert!(
+                matches!(Backend::parse(bad), Err(DbError::UnknownScheme(_))),
+                "{bad}"
+            );
+        }
+    }
+}

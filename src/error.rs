@@ -1,0 +1,262 @@
+//! One error type for the service, rendered as RFC 9457 `application/problem+json` in one place.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// A field that failed validation, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Path of the field in the request, e.g. `email` or `items[2].text`.
+    pub field: String,
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("malformed request: {0}")]
+    BadRequest(String),
+    #[error("authentication required: {0}")]
+    Unauthorized(&'static str),
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("idempotency key reused with a different request")]
+    IdempotencyMismatch,
+    #[error("a request with this idempotency key is still in progress")]
+    IdempotencyInFlight,
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("payload too large")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, reason)])
+    }
+
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        Self::Internal(err.to_string())
+    }
+
+    /// The stable `type` URI and title of each kind of problem. Clients branch on `type`.
+    fn kind(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::Validation(_) => ("validation", "The request has invalid fields"),
+            Self::BadRequest(_) => ("malformed-request", "The request could not be read"),
+            Self::Unauthorized(_) => ("unauthenticated", "Authentication is required"),
+            Self::Forbidden(_) => ("forbidden", "Your role does not allow this"),
+            Self::NotFound => ("not-found", "Not found"),
+            Self::Conflict(_) => ("conflict", "The request conflicts with existing records"),
+            Self::IdempotencyMismatch => (
+                "idempotency-key-reused",
+                "Idempotency key reused with a different request",
+            ),
+            Self::IdempotencyInFlight => (
+                "idempotency-key-in-flight",
+                "The first request with this key is still running",
+            ),
+            Self::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
+            Self::PayloadTooLarge { .. } => ("payload-too-large", "The request body is too large"),
+            Self::UnsupportedMediaType => (
+                "unsupported-media-type",
+                "The request body must be application/json",
+            ),
+            Self::Unavailable(_) => ("unavailable", "The service is temporarily unavailable"),
+            Self::Internal(_) => ("internal", "Internal error"),
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::Validation(errors) => errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.reason))
+                .collect::<Vec<_>>()
+                .join("; "),
+            Self::BadRequest(msg) | Self::Conflict(msg) => msg.clone(),
+            Self::Unauthorized(msg) | Self::Forbidden(msg) => (*msg).to_owned(),
+            Self::NotFound => "no such resource".to_owned(),
+            Self::IdempotencyMismatch => {
+                "this Idempotency-Key was first used with a different method, path or body"
+                    .to_owned()
+            }
+            Self::IdempotencyInFlight => {
+                "the first request with this Idempotency-Key has not finished; retry later"
+                    .to_owned()
+            }
+            Self::TooManyRequests { retry_after_secs } => {
+                format!("too many attempts; retry after {retry_after_secs} seconds")
+            }
+            Self::PayloadTooLarge { limit } => format!("the body exceeds {limit} bytes"),
+            Self::UnsupportedMediaType => {
+                "send the body as JSON with Content-Type: application/json".to_owned()
+            }
+            // Internals stay in the log, never in the response.
+            Self::Unavailable(_) => "the database is busy or unreachable; retry shortly".to_owned(),
+            Self::Internal(_) => "an unexpected error occurred; it has been logged".to_owned(),
+        }
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+pub fn problem_type(slug: &str) -> String {
+    format!("https://aseptic.dev/problems/{slug}")
+}
+
+/// A problem response for a bare status (unknown route, wrong method) with no `AppError` behind it.
+pub fn status_problem(status: StatusCode) -> Problem {
+    let (slug, title) = match status {
+        StatusCode::NOT_FOUND => ("not-found", "Not found"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", "Method not allowed"),
+        StatusCode::UNAUTHORIZED => ("unauthenticated", "Authentication is required"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload-too-large", "The request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported-media-type",
+            "The request body must be application/json",
+        ),
+        s if s.is_server_error() => ("internal", "Internal error"),
+        _ => ("malformed-request", "The request could not be read"),
+    };
+    let detail = match status {
+        StatusCode::NOT_FOUND => "no such resource".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => "this resource does not accept that method".to_owned(),
+        s => s.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    Problem {
+        type_: problem_type(slug),
+        title: title.to_owned(),
+        status: status.as_u16(),
+        detail,
+        errors: Vec::new(),
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) | Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict(_) | Self::IdempotencyInFlight => StatusCode::CONFLICT,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        match self {
+            Self::Internal(msg) => tracing::error!(error = %msg, "internal error"),
+            Self::Unavailable(msg) => tracing::warn!(error = %msg, "service unavailable"),
+            _ => {}
+        }
+        let (slug, title) = self.kind();
+        let problem = Problem {
+            type_: problem_type(slug),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            errors: match self {
+                Self::Validation(errors) => errors.clone(),
+                _ => Vec::new(),
+            },
+        };
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE));
+        match self {
+            Self::TooManyRequests { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            Self::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "2"));
+            }
+            Self::Unauthorized(_) => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
+        }
+        response.body(serde_json::to_string(&problem).unwrap_or_default())
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(err: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match err {
+            Error::NotFound => Self::NotFound,
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                Self::Conflict(format!("a record with these values already exists ({})", {
+                    info.constraint_name()
+                        .or(info.table_name())
+                        .unwrap_or("unique key")
+                }))
+            }
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                Self::Unavailable("serialization failure".to_owned())
+            }
+            Error::DatabaseError(_, ref info) if is_busy(info.message()) => {
+                Self::Unavailable(info.message().to_owned())
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+fn is_busy(message: &str) -> bool {
+    message.contains("database is locked") || message.contains("database is busy")
+}
+
+impl From<r2d2::Error> for AppError {
+    fn from(err: r2d2::Error) -> Self {
+        Self::Unavailable(err.to_string())
+    }
+}
+
+impl From<actix_web::error::BlockingError> for AppError {
+    fn from(err: actix_web::error::BlockingError) -> Self {
+        Self::Internal(err.to_string())
+    }
+}

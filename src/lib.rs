@@ -1,0 +1,101 @@
+//! Aseptic: infection-control and hygiene compliance records for SMP, permanent-makeup and tattoo
+//! clinics. This crate builds the whole service, so `main` and the tests start the same thing.
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod clinics;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod state;
+pub mod telemetry;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, HttpServer};
+
+use crate::config::Settings;
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Database(#[from] db::DbError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start: {0}")]
+    Other(String),
+}
+
+/// A configured, bound, not yet running service.
+pub struct Application {
+    server: Server,
+    addr: SocketAddr,
+}
+
+impl Application {
+    /// Connects to the database (reporting a connect error at once), runs migrations, and binds
+    /// the listener; `bind` overrides `server.bind` (port 0 picks a free port).
+    pub fn build(settings: Settings, bind: Option<&str>) -> Result<Self, StartError> {
+        let settings = Arc::new(settings);
+        let pool = open_database(&settings)?;
+        let backend = db::Backend::parse(settings.database.url.expose())?;
+        let state = web::Data::new(
+            AppState::new(pool, settings.clone(), backend).map_err(StartError::Other)?,
+        );
+        let addr = bind.unwrap_or(&settings.server.bind).to_owned();
+        let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        let local = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let server = HttpServer::new(move || api::build_app(state.clone()))
+            .workers(workers)
+            .shutdown_timeout(settings.server.shutdown_timeout_secs)
+            .listen(listener)
+            .map_err(|source| StartError::Bind { addr, source })?
+            .run();
+        Ok(Self {
+            server,
+            addr: local,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish.
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The pool over the configured database, migrated to the current schema.
+pub fn open_database(settings: &Settings) -> Result<db::Pool, db::DbError> {
+    db::connect_and_migrate(
+        settings.database.url.expose(),
+        settings.database.pool_size,
+        Duration::from_secs(settings.database.acquire_timeout_secs),
+        settings.database.sqlite_busy_timeout_ms,
+    )
+}

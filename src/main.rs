@@ -1,0 +1,196 @@
+//! The `aseptic` command: serve the API (the default), migrate, create a clinic.
+
+use std::process::ExitCode;
+
+use aseptic::audit::AuditContext;
+use aseptic::auth::{check_email, normalise_email, password, store as accounts};
+use aseptic::clinics::model::NewClinic;
+use aseptic::clinics::store::{self as clinics, OwnerAccount};
+use aseptic::config::Settings;
+use aseptic::error::AppError;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "aseptic",
+    version,
+    about = "Infection-control compliance records for SMP, PMU and tattoo clinics"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default when no command is given).
+    Serve {
+        /// Address and port to listen on, e.g. 0.0.0.0:8080 (default: server.bind).
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create a clinic and its owner account; prints the new clinic's id as the last line.
+    /// The owner's password is read from ASEPTIC_OWNER_PASSWORD, or asked for.
+    CreateClinic {
+        #[arg(long)]
+        name: String,
+        /// IANA time zone, e.g. Europe/London.
+        #[arg(long)]
+        timezone: String,
+        /// Jurisdiction profile, e.g. baseline, us-ca, gb-eng.
+        #[arg(long)]
+        jurisdiction: String,
+        #[arg(long)]
+        owner_email: String,
+        /// The owner's name as shown to staff and inspectors (default: the email).
+        #[arg(long)]
+        owner_name: Option<String>,
+        #[arg(long)]
+        address: Option<String>,
+        /// The clinic's licence or registration number.
+        #[arg(long)]
+        registration_number: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("aseptic: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    aseptic::telemetry::init(&settings.log);
+    let result = match cli.command.unwrap_or(Command::Serve { bind: None }) {
+        Command::Serve { bind } => serve(settings, bind),
+        Command::Migrate => migrate(&settings),
+        Command::CreateClinic {
+            name,
+            timezone,
+            jurisdiction,
+            owner_email,
+            owner_name,
+            address,
+            registration_number,
+        } => create_clinic(
+            &settings,
+            NewClinic {
+                name,
+                timezone,
+                jurisdiction,
+                address,
+                registration_number,
+            },
+            &owner_email,
+            owner_name,
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aseptic: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: Settings, bind: Option<String>) -> Result<(), String> {
+    let backend = aseptic::db::Backend::parse(settings.database.url.expose())
+        .map_err(|e| e.to_string())?
+        .name();
+    actix_web::rt::System::new().block_on(async move {
+        let app =
+            aseptic::Application::build(settings, bind.as_deref()).map_err(|e| e.to_string())?;
+        tracing::info!(address = %app.addr(), database = backend, "aseptic is listening");
+        app.run().await.map_err(|e| e.to_string())
+    })
+}
+
+fn migrate(settings: &Settings) -> Result<(), String> {
+    let manager = aseptic::db::ConnectionManager::new(
+        settings.database.url.expose(),
+        settings.database.sqlite_busy_timeout_ms,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut conn = manager.connect().map_err(|e| e.to_string())?;
+    let applied = aseptic::db::run_migrations(&mut conn).map_err(|e| e.to_string())?;
+    if applied.is_empty() {
+        println!("the database is up to date ({})", manager.backend().name());
+    }
+    for version in applied {
+        println!("applied {version}");
+    }
+    Ok(())
+}
+
+fn read_owner_password(email: &str) -> Result<String, String> {
+    let password = match std::env::var("ASEPTIC_OWNER_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let first = rpassword::prompt_password(format!("Password for {email}: "))
+                .map_err(|e| format!("cannot read the password: {e}"))?;
+            let again = rpassword::prompt_password("Repeat the password: ")
+                .map_err(|e| format!("cannot read the password: {e}"))?;
+            if first != again {
+                return Err("the passwords do not match".to_owned());
+            }
+            first
+        }
+    };
+    password::check_policy(&password, email).map_err(|e| format!("owner password {}", e.reason))?;
+    Ok(password)
+}
+
+fn create_clinic(
+    settings: &Settings,
+    clinic: NewClinic,
+    owner_email: &str,
+    owner_name: Option<String>,
+) -> Result<(), String> {
+    let email = normalise_email(owner_email);
+    check_email(&email).map_err(|reason| format!("--owner-email {reason}"))?;
+    clinic.validate().map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| format!("--{} {}", e.field.replace('_', "-"), e.reason))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    let pool = aseptic::open_database(settings).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let existing = accounts::find_user_by_email(&mut conn, &email).map_err(|e| e.to_string())?;
+    let owner = match existing {
+        Some(_) => {
+            println!("{email} already has an account; it becomes an owner of the new clinic");
+            OwnerAccount::Existing
+        }
+        None => {
+            let password = read_owner_password(&email)?;
+            let password_hash = password::hash(&password).map_err(|e| e.to_string())?;
+            OwnerAccount::New {
+                display_name: owner_name.unwrap_or_else(|| email.clone()),
+                password_hash,
+            }
+        }
+    };
+    let (row, _) =
+        clinics::create_clinic(&mut conn, &AuditContext::operator(), &clinic, &email, owner)
+            .map_err(|e| match e {
+                AppError::Validation(errors) => errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.reason))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                other => other.to_string(),
+            })?;
+    println!(
+        "created clinic {:?} ({}, {}) with owner {email}",
+        row.name, row.timezone, row.jurisdiction
+    );
+    println!("{}", row.id);
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! What every handler shares: the pool, the settings, the token keys and the login limiter.
+
+use std::sync::Arc;
+
+use crate::auth::{password, ratelimit::LoginLimiter, token::TokenKeys};
+use crate::config::Settings;
+use crate::db::{Backend, Pool};
+
+pub struct AppState {
+    pub pool: Pool,
+    pub settings: Arc<Settings>,
+    pub backend: Backend,
+    pub tokens: TokenKeys,
+    pub login_limiter: LoginLimiter,
+    /// Verified against when an email is unknown, so that answer costs what a wrong password does.
+    pub dummy_password_hash: String,
+}
+
+impl AppState {
+    pub fn new(pool: Pool, settings: Arc<Settings>, backend: Backend) -> Result<Self, String> {
+        let dummy_password_hash =
+            password::hash("dummy password for unknown accounts").map_err(|e| e.to_string())?;
+        Ok(Self {
+            pool,
+            tokens: TokenKeys::new(&settings.auth),
+            login_limiter: LoginLimiter::new(&settings.auth),
+            settings,
+            backend,
+            dummy_password_hash,
+        })
+    }
+}
