@@ -81,6 +81,74 @@ impl PageQuery {
     }
 }
 
+/// Every documented route, so a request that matches a path but not its method gets 405 with
+/// `Allow` rather than 404.
+struct RouteTable(Vec<(Vec<String>, Vec<&'static str>)>);
+
+impl RouteTable {
+    fn from_openapi(openapi: &utoipa::openapi::OpenApi) -> Self {
+        let routes = openapi
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(m, present)| present.then_some(m))
+                .collect();
+                (path.split('/').map(str::to_owned).collect(), methods)
+            })
+            .collect();
+        Self(routes)
+    }
+
+    fn allowed(&self, path: &str) -> Vec<&'static str> {
+        let segments: Vec<&str> = path.split('/').collect();
+        let mut allowed: Vec<&'static str> = self
+            .0
+            .iter()
+            .filter(|(template, _)| {
+                template.len() == segments.len()
+                    && template
+                        .iter()
+                        .zip(&segments)
+                        .all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s)
+            })
+            .flat_map(|(_, methods)| methods.iter().copied())
+            .collect();
+        allowed.sort_unstable();
+        allowed.dedup();
+        allowed
+    }
+}
+
+async fn unmatched(
+    req: actix_web::HttpRequest,
+    routes: web::Data<RouteTable>,
+) -> Result<actix_web::HttpResponse, AppError> {
+    let allowed = routes.allowed(req.path());
+    if allowed.is_empty() {
+        return Err(AppError::NotFound);
+    }
+    let status = actix_web::http::StatusCode::METHOD_NOT_ALLOWED;
+    let mut problem = crate::error::status_problem(status);
+    problem.detail = format!(
+        "{} is not allowed here; use {}",
+        req.method(),
+        allowed.join(", ")
+    );
+    Ok(actix_web::HttpResponse::build(status)
+        .insert_header((actix_web::http::header::ALLOW, allowed.join(", ")))
+        .content_type(crate::error::PROBLEM_CONTENT_TYPE)
+        .json(problem))
+}
+
 /// The application, as `main` serves it and as the tests start it.
 pub fn build_app(
     state: web::Data<AppState>,
@@ -116,10 +184,18 @@ pub fn build_app(
                 ),
         )
         .split_for_parts();
-    app.service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", openapi))
-        .default_service(web::to(|| async {
-            Err::<actix_web::HttpResponse, _>(AppError::NotFound)
-        }))
+    let routes = web::Data::new(RouteTable::from_openapi(&openapi));
+    app.app_data(routes)
+        .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", openapi))
+        .route(
+            "/api/docs",
+            web::get().to(|| async {
+                actix_web::HttpResponse::PermanentRedirect()
+                    .insert_header((actix_web::http::header::LOCATION, "/api/docs/"))
+                    .finish()
+            }),
+        )
+        .default_service(web::to(unmatched))
         .wrap(actix_web::middleware::from_fn(idempotency::idempotency))
         .wrap(actix_web::middleware::from_fn(middleware::observe))
 }

@@ -1,0 +1,309 @@
+//! `TestApp`: the real application on a free port over a fresh database — a new SQLite file, or a
+//! new PostgreSQL database when `TEST_DATABASE_URL` names a server — with a clinic already set up
+//! and helpers to act as its owner, technician and inspector, or as a user of another clinic.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use aseptic::audit::AuditContext;
+use aseptic::auth::{password, Role};
+use aseptic::clinics::model::NewClinic;
+use aseptic::clinics::store::{self as clinics, NewMember, OwnerAccount};
+use aseptic::config::{Secret, Settings};
+use aseptic::db::Pool;
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{json, Value};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// One person of a clinic, with a fresh access token.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user_id: String,
+    pub email: String,
+    pub token: String,
+    pub refresh_token: String,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub pool: Pool,
+    pub settings: Settings,
+    pub database_url: String,
+    /// The clinic the test works in.
+    pub clinic_id: String,
+    /// A second clinic, to prove isolation.
+    pub other_clinic_id: String,
+    pub owner: Actor,
+    pub technician: Actor,
+    pub inspector: Actor,
+    pub other_owner: Actor,
+    handle: actix_web::dev::ServerHandle,
+    _dir: tempfile::TempDir,
+    postgres: Option<(String, String)>,
+}
+
+/// Settings as the `test` environment reads them, pointed at `database_url`.
+pub fn test_settings(database_url: &str) -> Settings {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut settings = Settings::load_from(&dir, "test", &[]).unwrap();
+    settings.database.url = Secret::new(database_url);
+    settings
+}
+
+/// A fresh, empty database: its URL, and for PostgreSQL the admin URL and name to drop it by.
+pub fn fresh_database(dir: &Path) -> (String, Option<(String, String)>) {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(admin) if admin.starts_with("postgres") => {
+            let name = format!("aseptic_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = diesel::PgConnection::establish(&admin).expect("TEST_DATABASE_URL");
+            conn.batch_execute(&format!("CREATE DATABASE {name}"))
+                .unwrap();
+            let (prefix, _) = admin
+                .rsplit_once('/')
+                .expect("TEST_DATABASE_URL has a database");
+            let query = admin
+                .split_once('?')
+                .map(|(_, q)| format!("?{q}"))
+                .unwrap_or_default();
+            (format!("{prefix}/{name}{query}"), Some((admin, name)))
+        }
+        _ => (
+            format!("sqlite://{}", dir.join("aseptic.db").display()),
+            None,
+        ),
+    }
+}
+
+pub fn is_postgres() -> bool {
+    std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres"))
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts the app after `adjust` has changed its settings.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (database_url, postgres) = fresh_database(dir.path());
+        let mut settings = test_settings(&database_url);
+        adjust(&mut settings);
+        let app = aseptic::Application::build(settings.clone(), Some("127.0.0.1:0")).unwrap();
+        let base = format!("http://{}", app.addr());
+        let handle = app.handle();
+        actix_web::rt::spawn(app.run());
+        let pool = aseptic::open_database(&settings).unwrap();
+
+        let clinic_id = create_clinic(&pool, "Ink & Needle", "owner@ink.example");
+        let other_clinic_id = create_clinic(&pool, "Other Studio", "owner@other.example");
+        add_member(&pool, &clinic_id, "tech@ink.example", Role::Technician);
+        add_member(
+            &pool,
+            &clinic_id,
+            "inspector@council.example",
+            Role::Inspector,
+        );
+
+        let client = reqwest::Client::new();
+        let mut app = Self {
+            base,
+            client,
+            pool,
+            settings,
+            database_url,
+            clinic_id,
+            other_clinic_id,
+            owner: placeholder(),
+            technician: placeholder(),
+            inspector: placeholder(),
+            other_owner: placeholder(),
+            handle,
+            _dir: dir,
+            postgres,
+        };
+        app.owner = app.login_as("owner@ink.example").await;
+        app.technician = app.login_as("tech@ink.example").await;
+        app.inspector = app.login_as("inspector@council.example").await;
+        app.other_owner = app.login_as("owner@other.example").await;
+        app
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// `/api/v1/clinics/{clinic}{rest}` for the test's clinic.
+    pub fn clinic_path(&self, rest: &str) -> String {
+        format!("/api/v1/clinics/{}{}", self.clinic_id, rest)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.client
+            .post(self.url("/api/v1/auth/login"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn login_as(&self, email: &str) -> Actor {
+        let res = self.login(email, PASSWORD).await;
+        assert_eq!(res.status(), StatusCode::OK, "login as {email}");
+        let body: Value = res.json().await.unwrap();
+        let token = body["access_token"].as_str().unwrap().to_owned();
+        let me: Value = self
+            .client
+            .get(self.url("/api/v1/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Actor {
+            user_id: me["id"].as_str().unwrap().to_owned(),
+            email: email.to_owned(),
+            token,
+            refresh_token: body["refresh_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub fn request(&self, method: Method, path: &str, actor: &Actor) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&actor.token)
+    }
+
+    pub async fn get(&self, path: &str, actor: &Actor) -> Response {
+        self.request(Method::GET, path, actor).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, actor: &Actor, body: &Value) -> Response {
+        self.request(Method::POST, path, actor)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Every audit event of the test's clinic, read straight from the API as the owner.
+    pub async fn audit_events(&self) -> Vec<Value> {
+        let mut events = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = self.clinic_path("/audit/events?limit=500");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let page: Value = self.get(&path, &self.owner).await.json().await.unwrap();
+            events.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return events,
+            }
+        }
+    }
+
+    /// Adds a member through the store (as the command line would), returning their user id.
+    pub fn add_member(&self, clinic_id: &str, email: &str, role: Role) -> String {
+        add_member(&self.pool, clinic_id, email, role)
+    }
+
+    /// A raw connection to the app's database, for tests that tamper with it.
+    pub fn raw_connection(&self) -> aseptic::db::PooledConn {
+        self.pool.get().unwrap()
+    }
+}
+
+fn placeholder() -> Actor {
+    Actor {
+        user_id: String::new(),
+        email: String::new(),
+        token: String::new(),
+        refresh_token: String::new(),
+    }
+}
+
+pub fn create_clinic(pool: &Pool, name: &str, owner_email: &str) -> String {
+    let mut conn = pool.get().unwrap();
+    let (clinic, _) = clinics::create_clinic(
+        &mut conn,
+        &AuditContext::operator(),
+        &NewClinic {
+            name: name.into(),
+            timezone: "Europe/London".into(),
+            jurisdiction: "gb-eng".into(),
+            address: None,
+            registration_number: None,
+        },
+        owner_email,
+        OwnerAccount::New {
+            display_name: format!("Owner of {name}"),
+            password_hash: password::hash(PASSWORD).unwrap(),
+        },
+    )
+    .unwrap();
+    clinic.id
+}
+
+pub fn add_member(pool: &Pool, clinic_id: &str, email: &str, role: Role) -> String {
+    let mut conn = pool.get().unwrap();
+    let (_, user) = clinics::add_member(
+        &mut conn,
+        &AuditContext::operator(),
+        clinic_id,
+        NewMember {
+            email: email.into(),
+            display_name: Some(email.split('@').next().unwrap().into()),
+            role,
+            password_hash: Some(password::hash(PASSWORD).unwrap()),
+        },
+    )
+    .unwrap();
+    user.id
+}
+
+/// Asserts a problem document: status, content type, and (when given) the field it names.
+pub async fn assert_problem(res: Response, status: u16, field: Option<&str>) -> Value {
+    assert_eq!(res.status().as_u16(), status, "status");
+    assert!(
+        res.headers().contains_key("x-request-id"),
+        "x-request-id on every response"
+    );
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    assert!(body["type"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://aseptic.dev/problems/"));
+    assert!(!body["detail"].as_str().unwrap().is_empty());
+    if let Some(field) = field {
+        let fields: Vec<&str> = body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert!(fields.contains(&field), "expected field {field} in {body}");
+    }
+    body
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+        if let Some((admin, name)) = &self.postgres {
+            if let Ok(mut conn) = diesel::PgConnection::establish(admin) {
+                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
