@@ -152,7 +152,11 @@ impl TestApp {
     }
 
     pub async fn login_as(&self, email: &str) -> Actor {
-        let res = self.login(email, PASSWORD).await;
+        self.login_with(email, PASSWORD).await
+    }
+
+    pub async fn login_with(&self, email: &str, password: &str) -> Actor {
+        let res = self.login(email, password).await;
         assert_eq!(res.status(), StatusCode::OK, "login as {email}");
         let body: Value = res.json().await.unwrap();
         let token = body["access_token"].as_str().unwrap().to_owned();
