@@ -45,6 +45,8 @@ impl Application {
     /// the listener; `bind` overrides `server.bind` (port 0 picks a free port).
     pub fn build(settings: Settings, bind: Option<&str>) -> Result<Self, StartError> {
         let settings = Arc::new(settings);
+        // Install the metrics recorder before the first request is counted.
+        api::middleware::prometheus();
         let pool = open_database(&settings)?;
         let backend = db::Backend::parse(settings.database.url.expose())?;
         let state = web::Data::new(

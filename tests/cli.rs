@@ -1,0 +1,303 @@
+//! The real `aseptic` binary: migrate, create-clinic, serve, and refusing bad configuration.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aseptic");
+
+fn aseptic(dir: &Path, database_url: Option<&str>) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .current_dir(dir)
+        .env(
+            "ASEPTIC_CONFIG_DIR",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+        )
+        .env("ASEPTIC_ENV", "test")
+        .stdin(Stdio::null());
+    if let Some(url) = database_url {
+        cmd.env("DATABASE_URL", url);
+    }
+    cmd
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn create_clinic(dir: &Path, url: &str, extra: &[&str]) -> Output {
+    aseptic(dir, Some(url))
+        .env("ASEPTIC_OWNER_PASSWORD", common::PASSWORD)
+        .args([
+            "create-clinic",
+            "--name",
+            "Ink & Needle",
+            "--timezone",
+            "Europe/London",
+        ])
+        .args([
+            "--jurisdiction",
+            "gb-eng",
+            "--owner-email",
+            "owner@ink.example",
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn migrate_creates_the_default_sqlite_file_and_is_repeatable() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = aseptic(dir.path(), None).arg("migrate").output().unwrap();
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(
+        text(&first).contains("applied 20261125000001"),
+        "{}",
+        text(&first)
+    );
+    assert!(
+        dir.path().join("data/aseptic.db").is_file(),
+        "the default database is a file under data/"
+    );
+    let second = aseptic(dir.path(), None).arg("migrate").output().unwrap();
+    assert!(text(&second).contains("up to date"), "{}", text(&second));
+}
+
+#[test]
+fn an_unknown_database_scheme_is_an_error_not_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = aseptic(dir.path(), Some("mysql://root@localhost/aseptic"))
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("unsupported database URL scheme \"mysql\""),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing was created"
+    );
+}
+
+#[test]
+fn an_unreachable_postgres_is_reported_at_once_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = aseptic(dir.path(), Some("postgres://nobody@127.0.0.1:1/none"))
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let message = text(&out);
+    assert!(
+        message.contains("cannot connect to the database"),
+        "{message}"
+    );
+    assert!(
+        message.to_lowercase().contains("connection refused"),
+        "the real cause: {message}"
+    );
+    // Not a timed assertion on our speed: r2d2 would have waited its whole time-out (30 s).
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn production_refuses_the_development_secret_and_never_prints_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = aseptic(dir.path(), None)
+        .env("ASEPTIC_ENV", "production")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("development JWT secret"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("aseptic-development-secret"));
+
+    let out = aseptic(
+        dir.path(),
+        Some("postgres://admin:hunter2-secret@127.0.0.1:1/x"),
+    )
+    .env("ASEPTIC_ENV", "production")
+    .env(
+        "ASEPTIC__AUTH__JWT_SECRET",
+        "a-real-production-secret-of-enough-length",
+    )
+    .arg("migrate")
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("export signing key"), "{}", text(&out));
+    assert!(!text(&out).contains("a-real-production-secret"));
+    assert!(!text(&out).contains("hunter2-secret"));
+}
+
+#[test]
+fn create_clinic_validates_its_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("a.db").display());
+    let bad_zone = aseptic(dir.path(), Some(&url))
+        .env("ASEPTIC_OWNER_PASSWORD", common::PASSWORD)
+        .args([
+            "create-clinic",
+            "--name",
+            "X",
+            "--timezone",
+            "Mars/Base",
+            "--jurisdiction",
+            "gb-eng",
+        ])
+        .args(["--owner-email", "o@x.example"])
+        .output()
+        .unwrap();
+    assert!(!bad_zone.status.success());
+    assert!(
+        text(&bad_zone).contains("--timezone"),
+        "{}",
+        text(&bad_zone)
+    );
+    let weak = aseptic(dir.path(), Some(&url))
+        .env("ASEPTIC_OWNER_PASSWORD", "short")
+        .args([
+            "create-clinic",
+            "--name",
+            "X",
+            "--timezone",
+            "Europe/London",
+            "--jurisdiction",
+            "gb-eng",
+        ])
+        .args(["--owner-email", "o@x.example"])
+        .output()
+        .unwrap();
+    assert!(!weak.status.success());
+    assert!(
+        text(&weak).contains("at least 12 characters"),
+        "{}",
+        text(&weak)
+    );
+}
+
+/// The whole path a newcomer takes: create a clinic, serve, log in, read the audit chain, stop.
+#[actix_web::test]
+async fn create_clinic_then_serve_log_in_and_stop_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, postgres) = common::fresh_database(dir.path());
+    let created = create_clinic(dir.path(), &url, &[]);
+    assert!(created.status.success(), "{}", text(&created));
+    let stdout = String::from_utf8(created.stdout).unwrap();
+    let clinic_id = stdout.lines().last().unwrap().trim().to_owned();
+    assert!(
+        uuid::Uuid::parse_str(&clinic_id).is_ok(),
+        "last line is the id: {stdout}"
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = aseptic(dir.path(), Some(&url))
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the server answers /healthz");
+
+    let tokens: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "owner@ink.example", "password": common::PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = tokens["access_token"].as_str().unwrap();
+    let events: Value = client
+        .get(format!("{base}/api/v1/clinics/{clinic_id}/audit/events"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["clinic.created", "member.added"]);
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server stops after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "a graceful stop exits 0: {status:?}");
+
+    // An existing account can own a second clinic without a new password.
+    let second = aseptic(dir.path(), Some(&url))
+        .args([
+            "create-clinic",
+            "--name",
+            "Second",
+            "--timezone",
+            "America/Los_Angeles",
+        ])
+        .args([
+            "--jurisdiction",
+            "us-ca",
+            "--owner-email",
+            "owner@ink.example",
+        ])
+        .output()
+        .unwrap();
+    assert!(second.status.success(), "{}", text(&second));
+    if let Some((admin, name)) = postgres {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        let mut conn = diesel::PgConnection::establish(&admin).unwrap();
+        conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .unwrap();
+    }
+}

@@ -1,0 +1,297 @@
+//! The HTTP contract every route shares: problem documents, request ids, idempotency keys,
+//! operations endpoints and the OpenAPI document.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{assert_problem, TestApp};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+fn new_tech(email: &str) -> Value {
+    json!({"email": email, "display_name": "Sam Tech", "role": "technician", "password": "a long enough passphrase"})
+}
+
+#[actix_web::test]
+async fn unknown_routes_and_wrong_methods_are_problem_documents() {
+    let app = TestApp::spawn().await;
+    assert_problem(
+        app.client
+            .get(app.url("/no/such/route"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        None,
+    )
+    .await;
+    assert_problem(app.get("/api/v1/nothing-here", &app.owner).await, 404, None).await;
+
+    let res = app.client.delete(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.headers()["allow"], "GET");
+    assert_problem(res, 405, None).await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/auth/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["allow"], "POST");
+    assert_problem(res, 405, None).await;
+    let res = app
+        .request(Method::DELETE, &app.clinic_path("/members"), &app.owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["allow"], "GET, POST");
+    assert_problem(res, 405, None).await;
+}
+
+#[actix_web::test]
+async fn wrong_content_type_oversized_and_malformed_bodies_are_refused() {
+    let app = TestApp::spawn().await;
+    let path = app.clinic_path("/members");
+    let text = app
+        .request(Method::POST, &path, &app.owner)
+        .header("content-type", "text/plain")
+        .body(new_tech("a@ink.example").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(text, 415, None).await;
+    let none = app
+        .request(Method::POST, &path, &app.owner)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(none, 415, None).await;
+
+    let huge =
+        json!({"email": "a@ink.example", "display_name": "x".repeat(70_000), "role": "technician"});
+    assert_problem(app.post(&path, &app.owner, &huge).await, 413, None).await;
+
+    let broken = app
+        .request(Method::POST, &path, &app.owner)
+        .header("content-type", "application/json")
+        .body("{\"email\": \"a@ink.example\",")
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(broken, 400, None).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("line 1"),
+        "{problem}"
+    );
+    let members: Value = app.get(&path, &app.owner).await.json().await.unwrap();
+    assert_eq!(
+        members["items"].as_array().unwrap().len(),
+        3,
+        "nothing was created"
+    );
+}
+
+#[actix_web::test]
+async fn every_response_has_a_request_id_and_a_callers_id_is_kept() {
+    let app = TestApp::spawn().await;
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let generated = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(generated.len(), 36);
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-abc.123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "trace-abc.123");
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.headers()["x-request-id"], "bad id with spaces");
+
+    // The request id reaches the audit trail.
+    let res = app
+        .request(Method::POST, &app.clinic_path("/members"), &app.owner)
+        .header("x-request-id", "create-sam-1")
+        .json(&new_tech("sam@ink.example"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let events = app.audit_events().await;
+    assert_eq!(events.last().unwrap()["request_id"], "create-sam-1");
+}
+
+#[actix_web::test]
+async fn an_idempotency_key_replays_the_first_answer_and_creates_nothing_twice() {
+    let app = TestApp::spawn().await;
+    let path = app.clinic_path("/members");
+    let send = |key: &'static str, body: Value| {
+        app.request(Method::POST, &path, &app.owner)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+    };
+    let first = send("key-1", new_tech("sam@ink.example")).await.unwrap();
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first_body: Value = first.json().await.unwrap();
+    let events_after_first = app.audit_events().await.len();
+
+    let retry = send("key-1", new_tech("sam@ink.example")).await.unwrap();
+    assert_eq!(retry.status(), 201);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(retry.json::<Value>().await.unwrap(), first_body);
+    assert_eq!(
+        app.audit_events().await.len(),
+        events_after_first,
+        "no second record or event"
+    );
+
+    let other_body = send("key-1", new_tech("someone-else@ink.example"))
+        .await
+        .unwrap();
+    assert_problem(other_body, 422, None).await;
+
+    // Keys are scoped to the caller: another user's identical key is a new request.
+    let other_clinic = app
+        .request(
+            Method::POST,
+            &format!("/api/v1/clinics/{}/members", app.other_clinic_id),
+            &app.other_owner,
+        )
+        .header("idempotency-key", "key-1")
+        .json(&new_tech("sam@ink.example"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_clinic.status(), 201);
+    assert!(other_clinic.headers().get("idempotent-replayed").is_none());
+
+    let bad_key = app
+        .request(Method::POST, &path, &app.owner)
+        .header("idempotency-key", "")
+        .json(&new_tech("x@ink.example"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(bad_key, 422, Some("Idempotency-Key")).await;
+}
+
+#[actix_web::test]
+async fn a_refused_request_is_replayed_as_refused() {
+    let app = TestApp::spawn().await;
+    let path = app.clinic_path("/members");
+    for _ in 0..2 {
+        let res = app
+            .request(Method::POST, &path, &app.owner)
+            .header("idempotency-key", "dup")
+            .json(&new_tech("tech@ink.example"))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 409, None).await;
+    }
+}
+
+#[actix_web::test]
+async fn health_readiness_and_metrics() {
+    let app = TestApp::spawn().await;
+    let health: Value = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    let ready: Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    let expected = if common::is_postgres() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(ready["database"], expected);
+
+    app.get("/api/v1/me", &app.owner).await;
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("http_requests_total{"), "{metrics}");
+    assert!(metrics.contains("route=\"/api/v1/me\""));
+    assert!(metrics.contains("http_request_duration_seconds_bucket{"));
+}
+
+#[actix_web::test]
+async fn the_openapi_document_covers_every_route_and_the_docs_are_served() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    let expected = [
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/me", "get"),
+        ("/api/v1/me/password", "post"),
+        ("/api/v1/clinics/{clinic}", "get"),
+        ("/api/v1/clinics/{clinic}/members", "get"),
+        ("/api/v1/clinics/{clinic}/members", "post"),
+        ("/api/v1/clinics/{clinic}/members/{user}", "get"),
+        ("/api/v1/clinics/{clinic}/members/{user}/role", "post"),
+        ("/api/v1/clinics/{clinic}/members/{user}/deactivate", "post"),
+        ("/api/v1/clinics/{clinic}/members/{user}/reactivate", "post"),
+        ("/api/v1/clinics/{clinic}/audit/events", "get"),
+        ("/api/v1/clinics/{clinic}/audit/verify", "get"),
+    ];
+    for (path, method) in expected {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is documented"
+        );
+    }
+    let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(
+        documented,
+        expected.len(),
+        "a route was added: list it here and test it"
+    );
+
+    let ui = app.client.get(app.url("/api/docs/")).send().await.unwrap();
+    assert_eq!(ui.status(), 200);
+    assert!(ui.text().await.unwrap().contains("swagger"));
+    let redirect = app.client.get(app.url("/api/docs")).send().await.unwrap();
+    assert_eq!(redirect.status(), 200, "/api/docs redirects to the UI");
+}
