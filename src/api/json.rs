@@ -180,7 +180,7 @@ mod tests {
         ));
         assert!(matches!(parse::<Login>(b""), Err(AppError::BadRequest(_))));
         assert!(matches!(
-            parse::<Login>(b"{} {}"),
+            parse::<Login>(br#"{"email": "a", "password": "b"} {}"#),
             Err(AppError::BadRequest(_))
         ));
     }
