@@ -227,12 +227,10 @@ impl From<diesel::result::Error> for AppError {
         use diesel::result::{DatabaseErrorKind, Error};
         match err {
             Error::NotFound => Self::NotFound,
-            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-                Self::Conflict(format!("a record with these values already exists ({})", {
-                    info.constraint_name()
-                        .or(info.table_name())
-                        .unwrap_or("unique key")
-                }))
+            // Use cases check their natural keys first and say which field clashes; this is the
+            // backstop for a race, and table or constraint names stay out of the response.
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                Self::Conflict("a record with these values already exists".to_owned())
             }
             Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
                 Self::Unavailable("serialization failure".to_owned())

@@ -35,15 +35,16 @@ fn text(output: &Output) -> String {
     )
 }
 
-fn create_clinic(dir: &Path, url: &str, extra: &[&str]) -> Output {
+/// `aseptic create-clinic` for owner@ink.example with this password and time zone.
+fn create_clinic(dir: &Path, url: &str, password: &str, timezone: &str) -> Output {
     aseptic(dir, Some(url))
-        .env("ASEPTIC_OWNER_PASSWORD", common::PASSWORD)
+        .env("ASEPTIC_OWNER_PASSWORD", password)
         .args([
             "create-clinic",
             "--name",
             "Ink & Needle",
             "--timezone",
-            "Europe/London",
+            timezone,
         ])
         .args([
             "--jurisdiction",
@@ -51,7 +52,6 @@ fn create_clinic(dir: &Path, url: &str, extra: &[&str]) -> Output {
             "--owner-email",
             "owner@ink.example",
         ])
-        .args(extra)
         .output()
         .unwrap()
 }
@@ -154,40 +154,14 @@ fn production_refuses_the_development_secret_and_never_prints_secrets() {
 fn create_clinic_validates_its_arguments() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("a.db").display());
-    let bad_zone = aseptic(dir.path(), Some(&url))
-        .env("ASEPTIC_OWNER_PASSWORD", common::PASSWORD)
-        .args([
-            "create-clinic",
-            "--name",
-            "X",
-            "--timezone",
-            "Mars/Base",
-            "--jurisdiction",
-            "gb-eng",
-        ])
-        .args(["--owner-email", "o@x.example"])
-        .output()
-        .unwrap();
+    let bad_zone = create_clinic(dir.path(), &url, common::PASSWORD, "Mars/Base");
     assert!(!bad_zone.status.success());
     assert!(
         text(&bad_zone).contains("--timezone"),
         "{}",
         text(&bad_zone)
     );
-    let weak = aseptic(dir.path(), Some(&url))
-        .env("ASEPTIC_OWNER_PASSWORD", "short")
-        .args([
-            "create-clinic",
-            "--name",
-            "X",
-            "--timezone",
-            "Europe/London",
-            "--jurisdiction",
-            "gb-eng",
-        ])
-        .args(["--owner-email", "o@x.example"])
-        .output()
-        .unwrap();
+    let weak = create_clinic(dir.path(), &url, "short", "Europe/London");
     assert!(!weak.status.success());
     assert!(
         text(&weak).contains("at least 12 characters"),
@@ -201,7 +175,7 @@ fn create_clinic_validates_its_arguments() {
 async fn create_clinic_then_serve_log_in_and_stop_gracefully() {
     let dir = tempfile::tempdir().unwrap();
     let (url, postgres) = common::fresh_database(dir.path());
-    let created = create_clinic(dir.path(), &url, &[]);
+    let created = create_clinic(dir.path(), &url, common::PASSWORD, "Europe/London");
     assert!(created.status.success(), "{}", text(&created));
     let stdout = String::from_utf8(created.stdout).unwrap();
     let clinic_id = stdout.lines().last().unwrap().trim().to_owned();
@@ -294,10 +268,6 @@ async fn create_clinic_then_serve_log_in_and_stop_gracefully() {
         .unwrap();
     assert!(second.status.success(), "{}", text(&second));
     if let Some((admin, name)) = postgres {
-        use diesel::connection::SimpleConnection;
-        use diesel::Connection;
-        let mut conn = diesel::PgConnection::establish(&admin).unwrap();
-        conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .unwrap();
+        common::drop_database(&admin, &name);
     }
 }

@@ -4,9 +4,19 @@
 
 mod common;
 
-use common::{assert_problem, TestApp};
-use reqwest::Method;
+use common::{assert_problem, Actor, TestApp};
+use reqwest::{Method, Response};
 use serde_json::{json, Value};
+
+/// POST `body` to `path` as `actor` with an Idempotency-Key.
+async fn post_keyed(app: &TestApp, path: &str, actor: &Actor, key: &str, body: &Value) -> Response {
+    app.request(Method::POST, path, actor)
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
 
 fn new_tech(email: &str) -> Value {
     json!({"email": email, "display_name": "Sam Tech", "role": "technician", "password": "a long enough passphrase"})
@@ -131,19 +141,27 @@ async fn every_response_has_a_request_id_and_a_callers_id_is_kept() {
 async fn an_idempotency_key_replays_the_first_answer_and_creates_nothing_twice() {
     let app = TestApp::spawn().await;
     let path = app.clinic_path("/members");
-    let send = |key: &'static str, body: Value| {
-        app.request(Method::POST, &path, &app.owner)
-            .header("idempotency-key", key)
-            .json(&body)
-            .send()
-    };
-    let first = send("key-1", new_tech("sam@ink.example")).await.unwrap();
+    let first = post_keyed(
+        &app,
+        &path,
+        &app.owner,
+        "key-1",
+        &new_tech("sam@ink.example"),
+    )
+    .await;
     assert_eq!(first.status(), 201);
     assert!(first.headers().get("idempotent-replayed").is_none());
     let first_body: Value = first.json().await.unwrap();
     let events_after_first = app.audit_events().await.len();
 
-    let retry = send("key-1", new_tech("sam@ink.example")).await.unwrap();
+    let retry = post_keyed(
+        &app,
+        &path,
+        &app.owner,
+        "key-1",
+        &new_tech("sam@ink.example"),
+    )
+    .await;
     assert_eq!(retry.status(), 201);
     assert_eq!(retry.headers()["idempotent-replayed"], "true");
     assert_eq!(retry.json::<Value>().await.unwrap(), first_body);
@@ -153,33 +171,29 @@ async fn an_idempotency_key_replays_the_first_answer_and_creates_nothing_twice()
         "no second record or event"
     );
 
-    let other_body = send("key-1", new_tech("someone-else@ink.example"))
-        .await
-        .unwrap();
+    let other_body = post_keyed(
+        &app,
+        &path,
+        &app.owner,
+        "key-1",
+        &new_tech("someone-else@ink.example"),
+    )
+    .await;
     assert_problem(other_body, 422, None).await;
 
     // Keys are scoped to the caller: another user's identical key is a new request.
-    let other_clinic = app
-        .request(
-            Method::POST,
-            &format!("/api/v1/clinics/{}/members", app.other_clinic_id),
-            &app.other_owner,
-        )
-        .header("idempotency-key", "key-1")
-        .json(&new_tech("sam@ink.example"))
-        .send()
-        .await
-        .unwrap();
+    let other_clinic = post_keyed(
+        &app,
+        &format!("/api/v1/clinics/{}/members", app.other_clinic_id),
+        &app.other_owner,
+        "key-1",
+        &new_tech("sam@ink.example"),
+    )
+    .await;
     assert_eq!(other_clinic.status(), 201);
     assert!(other_clinic.headers().get("idempotent-replayed").is_none());
 
-    let bad_key = app
-        .request(Method::POST, &path, &app.owner)
-        .header("idempotency-key", "")
-        .json(&new_tech("x@ink.example"))
-        .send()
-        .await
-        .unwrap();
+    let bad_key = post_keyed(&app, &path, &app.owner, "", &new_tech("x@ink.example")).await;
     assert_problem(bad_key, 422, Some("Idempotency-Key")).await;
 }
 
@@ -188,13 +202,14 @@ async fn a_refused_request_is_replayed_as_refused() {
     let app = TestApp::spawn().await;
     let path = app.clinic_path("/members");
     for _ in 0..2 {
-        let res = app
-            .request(Method::POST, &path, &app.owner)
-            .header("idempotency-key", "dup")
-            .json(&new_tech("tech@ink.example"))
-            .send()
-            .await
-            .unwrap();
+        let res = post_keyed(
+            &app,
+            &path,
+            &app.owner,
+            "dup",
+            &new_tech("tech@ink.example"),
+        )
+        .await;
         assert_problem(res, 409, None).await;
     }
 }

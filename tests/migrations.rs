@@ -123,10 +123,7 @@ fn both_backends_produce_the_same_columns() {
     let pg_columns = columns(&mut pg);
     drop(pg);
     if let Some((admin, name)) = admin {
-        use diesel::connection::SimpleConnection;
-        let mut conn = diesel::PgConnection::establish(&admin).unwrap();
-        conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .unwrap();
+        common::drop_database(&admin, &name);
     }
     let only_sqlite: Vec<_> = sqlite_columns.difference(&pg_columns).collect();
     let only_pg: Vec<_> = pg_columns.difference(&sqlite_columns).collect();

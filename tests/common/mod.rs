@@ -78,6 +78,13 @@ pub fn fresh_database(dir: &Path) -> (String, Option<(String, String)>) {
     }
 }
 
+/// Drops a database made by [`fresh_database`], ending any connection still open to it.
+pub fn drop_database(admin_url: &str, name: &str) {
+    if let Ok(mut conn) = diesel::PgConnection::establish(admin_url) {
+        let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    }
+}
+
 pub fn is_postgres() -> bool {
     std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres"))
 }
@@ -305,9 +312,7 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         drop(self.handle.stop(false));
         if let Some((admin, name)) = &self.postgres {
-            if let Ok(mut conn) = diesel::PgConnection::establish(admin) {
-                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            }
+            drop_database(admin, name);
         }
     }
 }
