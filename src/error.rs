@@ -36,6 +36,10 @@ pub enum AppError {
     Forbidden(&'static str),
     #[error("not found")]
     NotFound,
+    /// A record named in the body does not exist in this clinic (or belongs to another one: the
+    /// answer is the same).
+    #[error("not found: {0:?}")]
+    NotFoundField(FieldError),
     #[error("conflict: {0}")]
     Conflict(String),
     #[error("idempotency key reused with a different request")]
@@ -72,7 +76,7 @@ impl AppError {
             Self::BadRequest(_) => ("malformed-request", "The request could not be read"),
             Self::Unauthorized(_) => ("unauthenticated", "Authentication is required"),
             Self::Forbidden(_) => ("forbidden", "Your role does not allow this"),
-            Self::NotFound => ("not-found", "Not found"),
+            Self::NotFound | Self::NotFoundField(_) => ("not-found", "Not found"),
             Self::Conflict(_) => ("conflict", "The request conflicts with existing records"),
             Self::IdempotencyMismatch => (
                 "idempotency-key-reused",
@@ -103,6 +107,7 @@ impl AppError {
             Self::BadRequest(msg) | Self::Conflict(msg) => msg.clone(),
             Self::Unauthorized(msg) | Self::Forbidden(msg) => (*msg).to_owned(),
             Self::NotFound => "no such resource".to_owned(),
+            Self::NotFoundField(e) => format!("{}: {}", e.field, e.reason),
             Self::IdempotencyMismatch => {
                 "this Idempotency-Key was first used with a different method, path or body"
                     .to_owned()
@@ -176,7 +181,7 @@ impl ResponseError for AppError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::NotFoundField(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) | Self::IdempotencyInFlight => StatusCode::CONFLICT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -201,6 +206,7 @@ impl ResponseError for AppError {
             detail: self.detail(),
             errors: match self {
                 Self::Validation(errors) => errors.clone(),
+                Self::NotFoundField(e) => vec![e.clone()],
                 _ => Vec::new(),
             },
         };

@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod state;
+pub mod sterilisation;
 pub mod telemetry;
 
 use std::net::{SocketAddr, TcpListener};

@@ -290,6 +290,43 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_served() {
         ("/api/v1/clinics/{clinic}/members/{user}/reactivate", "post"),
         ("/api/v1/clinics/{clinic}/audit/events", "get"),
         ("/api/v1/clinics/{clinic}/audit/verify", "get"),
+        ("/api/v1/clinics/{clinic}/settings", "put"),
+        ("/api/v1/clinics/{clinic}/sterilisers", "get"),
+        ("/api/v1/clinics/{clinic}/sterilisers", "post"),
+        ("/api/v1/clinics/{clinic}/sterilisers/{id}", "get"),
+        (
+            "/api/v1/clinics/{clinic}/sterilisers/{id}/amendments",
+            "post",
+        ),
+        (
+            "/api/v1/clinics/{clinic}/sterilisers/{id}/out-of-service",
+            "post",
+        ),
+        (
+            "/api/v1/clinics/{clinic}/sterilisers/{id}/return-to-service",
+            "post",
+        ),
+        ("/api/v1/clinics/{clinic}/cycles", "get"),
+        ("/api/v1/clinics/{clinic}/cycles", "post"),
+        ("/api/v1/clinics/{clinic}/cycles/{id}", "get"),
+        ("/api/v1/clinics/{clinic}/cycles/{id}/amendments", "post"),
+        ("/api/v1/clinics/{clinic}/packs/{code}", "get"),
+        ("/api/v1/clinics/{clinic}/packs/{code}/label", "get"),
+        ("/api/v1/clinics/{clinic}/spore-tests", "get"),
+        ("/api/v1/clinics/{clinic}/spore-tests", "post"),
+        ("/api/v1/clinics/{clinic}/spore-tests/{id}", "get"),
+        ("/api/v1/clinics/{clinic}/spore-tests/{id}/result", "post"),
+        (
+            "/api/v1/clinics/{clinic}/spore-tests/{id}/amendments",
+            "post",
+        ),
+        ("/api/v1/clinics/{clinic}/air-removal-tests", "get"),
+        ("/api/v1/clinics/{clinic}/air-removal-tests", "post"),
+        ("/api/v1/clinics/{clinic}/air-removal-tests/{id}", "get"),
+        (
+            "/api/v1/clinics/{clinic}/air-removal-tests/{id}/amendments",
+            "post",
+        ),
     ];
     for (path, method) in expected {
         assert!(

@@ -64,6 +64,7 @@ fn coarse(type_name: &str) -> &'static str {
         "boolean" => "bool",
         "timestamp" | "timestamp without time zone" => "timestamp",
         "blob" | "bytea" => "binary",
+        "date" => "date",
         "double precision" | "double" | "real" => "float",
         other => panic!("column type {other} is not portable between SQLite and PostgreSQL"),
     }

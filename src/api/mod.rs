@@ -35,6 +35,7 @@ use crate::state::AppState;
         (name = "auth", description = "Log in, refresh and log out; the caller's own account"),
         (name = "clinics", description = "Clinics and their members"),
         (name = "audit", description = "The clinic's tamper-evident audit chain"),
+        (name = "sterilisation", description = "Sterilisers, cycles and packs, spore and air-removal tests"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -180,7 +181,8 @@ pub fn build_app(
                 .service(
                     scope::scope("/clinics/{clinic}")
                         .configure(crate::clinics::routes::routes)
-                        .configure(crate::audit::routes::routes),
+                        .configure(crate::audit::routes::routes)
+                        .configure(crate::sterilisation::routes::routes),
                 ),
         )
         .split_for_parts();

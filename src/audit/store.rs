@@ -84,6 +84,13 @@ fn lock_head(conn: &mut DbConn, clinic_id: &str) -> QueryResult<(i64, String)> {
     }
 }
 
+/// Serialises a clinic's writes from here to the end of the transaction, so checks of natural
+/// keys (a serial number, a cycle number) made before the write cannot race. On SQLite the
+/// IMMEDIATE write transaction already does this.
+pub fn lock_clinic(conn: &mut DbConn, clinic_id: &str) -> QueryResult<()> {
+    lock_head(conn, clinic_id).map(|_| ())
+}
+
 /// Appends one event to the clinic's chain. Must run inside the write transaction of the change
 /// it records (see [`crate::db::write_transaction`]).
 pub fn append(

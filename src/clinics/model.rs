@@ -65,6 +65,9 @@ pub struct ClinicView {
     pub registration_number: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Days a sterilised pack stays usable; null for an event-related policy (a pack stays
+    /// usable until its wrap is damaged, wet or opened).
+    pub pack_shelf_life_days: Option<i32>,
 }
 
 pub fn timestamp(t: NaiveDateTime) -> chrono::DateTime<chrono::Utc> {

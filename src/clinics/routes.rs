@@ -1,6 +1,6 @@
 //! `/api/v1/clinics/{clinic}` and its members.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, put, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -21,7 +21,54 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(add_member)
         .service(change_role)
         .service(deactivate_member)
-        .service(reactivate_member);
+        .service(reactivate_member)
+        .service(update_settings);
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsRequest {
+    /// Days a sterilised pack stays usable (1–3650), or null for an event-related policy.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>, required = true)]
+    pub pack_shelf_life_days: Option<Option<i32>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from a field left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i32>>, D::Error> {
+    Option::<i32>::deserialize(d).map(Some)
+}
+
+/// Change the clinic's settings (owner only). New packs follow the new shelf life; packs already
+/// made keep theirs.
+#[utoipa::path(tag = "clinics", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id")),
+    request_body = SettingsRequest,
+    responses(
+        (status = 200, body = ClinicView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[put("/settings")]
+async fn update_settings(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    body: ValidJson<SettingsRequest>,
+) -> AppResult<web::Json<ClinicView>> {
+    access.require_owner()?;
+    let days = body.into_inner().pack_shelf_life_days.ok_or_else(|| {
+        AppError::invalid(
+            "pack_shelf_life_days",
+            "is required (a number of days, or null for an event-related policy)",
+        )
+    })?;
+    let ctx = access.audit_context();
+    let clinic_id = access.clinic_id.clone();
+    let row = db::run(&state.pool, move |conn| {
+        store::set_pack_shelf_life(conn, &ctx, &clinic_id, days)
+    })
+    .await?;
+    Ok(web::Json(row.into()))
 }
 
 /// The clinic: name, time zone, jurisdiction profile.

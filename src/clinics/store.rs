@@ -22,6 +22,8 @@ pub struct ClinicRow {
     pub address: Option<String>,
     pub registration_number: Option<String>,
     pub created_at: NaiveDateTime,
+    /// Shelf life of sterilised packs in days; none for an event-related policy.
+    pub pack_shelf_life_days: Option<i32>,
 }
 
 impl From<ClinicRow> for ClinicView {
@@ -34,8 +36,51 @@ impl From<ClinicRow> for ClinicView {
             address: r.address,
             registration_number: r.registration_number,
             created_at: db::to_utc(r.created_at),
+            pack_shelf_life_days: r.pack_shelf_life_days,
         }
     }
+}
+
+/// Sterilised packs expire after 30 days unless the clinic chooses otherwise.
+pub const DEFAULT_PACK_SHELF_LIFE_DAYS: i32 = 30;
+
+/// Sets the clinic's pack shelf life (days), or an event-related policy (`None`). Packs keep the
+/// policy they were made under.
+pub fn set_pack_shelf_life(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    days: Option<i32>,
+) -> AppResult<ClinicRow> {
+    if days.is_some_and(|d| !(1..=3650).contains(&d)) {
+        return Err(AppError::invalid(
+            "pack_shelf_life_days",
+            "must be between 1 and 3650 days, or null for an event-related policy",
+        ));
+    }
+    db::write_transaction(conn, |conn| {
+        let previous = find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+        diesel::update(clinics::table.find(clinic_id))
+            .set(clinics::pack_shelf_life_days.eq(days))
+            .execute(conn)?;
+        let row = find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+        audit::append(
+            conn,
+            clinic_id,
+            ctx,
+            NewEvent {
+                action: "clinic.settings_changed",
+                entity_kind: "clinic",
+                entity_id: clinic_id.to_owned(),
+                payload: json!({
+                    "pack_shelf_life_days": days,
+                    "previous_pack_shelf_life_days": previous.pack_shelf_life_days,
+                }),
+                reason: None,
+            },
+        )?;
+        Ok(row)
+    })
 }
 
 pub fn find(conn: &mut DbConn, clinic_id: &str) -> QueryResult<Option<ClinicRow>> {
@@ -75,6 +120,7 @@ pub fn create_clinic(
             address: new.address.clone(),
             registration_number: new.registration_number.clone(),
             created_at: db::now(),
+            pack_shelf_life_days: Some(DEFAULT_PACK_SHELF_LIFE_DAYS),
         };
         diesel::insert_into(clinics::table)
             .values(&row)
@@ -131,6 +177,7 @@ fn clinic_payload(row: &ClinicRow) -> serde_json::Value {
         "jurisdiction": row.jurisdiction,
         "address": row.address,
         "registration_number": row.registration_number,
+        "pack_shelf_life_days": row.pack_shelf_life_days,
         "created_at": audit::chain::format_time(row.created_at),
     })
 }

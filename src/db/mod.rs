@@ -258,7 +258,12 @@ where
 /// Now, truncated to microseconds: PostgreSQL keeps no more, and a value must read back equal on
 /// both backends (the audit chain hashes it).
 pub fn now() -> NaiveDateTime {
-    Utc::now().naive_utc().trunc_subsecs(6)
+    truncate(Utc::now().naive_utc())
+}
+
+/// A time as the database keeps it (microseconds), so what is hashed or compared is what reads back.
+pub fn truncate(t: NaiveDateTime) -> NaiveDateTime {
+    t.trunc_subsecs(6)
 }
 
 pub fn to_utc(t: NaiveDateTime) -> DateTime<Utc> {

@@ -10,6 +10,7 @@ diesel::table! {
         address -> Nullable<Text>,
         registration_number -> Nullable<Text>,
         created_at -> Timestamp,
+        pack_shelf_life_days -> Nullable<Integer>,
     }
 }
 
@@ -91,6 +92,127 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sterilisers (id, version) {
+        id -> Text,
+        version -> Integer,
+        clinic_id -> Text,
+        make -> Text,
+        model -> Text,
+        serial_number -> Text,
+        kind -> Text,
+        chamber_litres -> Nullable<Double>,
+        location -> Nullable<Text>,
+        installed_on -> Nullable<Date>,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+        amendment_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    steriliser_status_changes (id) {
+        id -> Text,
+        clinic_id -> Text,
+        steriliser_id -> Text,
+        in_service -> Bool,
+        cause -> Text,
+        reason -> Text,
+        spore_test_id -> Nullable<Text>,
+        changed_by -> Nullable<Text>,
+        changed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    cycles (id, version) {
+        id -> Text,
+        version -> Integer,
+        clinic_id -> Text,
+        steriliser_id -> Text,
+        cycle_number -> BigInt,
+        program_name -> Text,
+        program_temperature_c -> Double,
+        program_hold_minutes -> Double,
+        started_at -> Timestamp,
+        finished_at -> Timestamp,
+        peak_temperature_c -> Double,
+        peak_pressure_kpa -> Double,
+        hold_minutes -> Double,
+        operator_id -> Text,
+        load_indicator_type -> Integer,
+        load_indicator_passed -> Bool,
+        notes -> Nullable<Text>,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+        amendment_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    packs (id) {
+        id -> Text,
+        clinic_id -> Text,
+        cycle_id -> Text,
+        code -> Text,
+        contents -> Text,
+        indicator_type -> Nullable<Integer>,
+        indicator_passed -> Nullable<Bool>,
+        shelf_life_days -> Nullable<Integer>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    spore_tests (id, version) {
+        id -> Text,
+        version -> Integer,
+        clinic_id -> Text,
+        steriliser_id -> Text,
+        cycle_id -> Text,
+        bi_product -> Text,
+        bi_lot -> Text,
+        placed_at -> Timestamp,
+        incubation -> Text,
+        incubation_hours -> Nullable<Double>,
+        posted_on -> Nullable<Date>,
+        lab_name -> Nullable<Text>,
+        lab_deadline -> Nullable<Date>,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+        amendment_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    spore_test_results (spore_test_id) {
+        spore_test_id -> Text,
+        clinic_id -> Text,
+        result -> Text,
+        control_result -> Text,
+        read_at -> Timestamp,
+        lab_reference -> Nullable<Text>,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    air_removal_tests (id, version) {
+        id -> Text,
+        version -> Integer,
+        clinic_id -> Text,
+        steriliser_id -> Text,
+        performed_at -> Timestamp,
+        test_type -> Text,
+        passed -> Bool,
+        notes -> Nullable<Text>,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+        amendment_reason -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(memberships -> clinics (clinic_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
@@ -104,4 +226,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     chain_heads,
     audit_events,
     idempotency_keys,
+    sterilisers,
+    steriliser_status_changes,
+    cycles,
+    packs,
+    spore_tests,
+    spore_test_results,
+    air_removal_tests,
 );

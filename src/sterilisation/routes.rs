@@ -1,0 +1,655 @@
+//! `/api/v1/clinics/{clinic}/sterilisers`, `/cycles`, `/packs`, `/spore-tests`,
+//! `/air-removal-tests`.
+
+use actix_web::{get, post, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::model::{
+    AirRemovalInput, CycleInput, SporeResultInput, SporeTestInput, SteriliserInput,
+};
+use super::service::{self, *};
+use super::store::{LogFilter, TimeCursor};
+use crate::api::{PageQuery, ValidJson};
+use crate::auth::ClinicAccess;
+use crate::clinics::routes::ReasonRequest;
+use crate::db;
+use crate::error::{AppError, AppResult, Problem};
+use crate::state::AppState;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_sterilisers)
+        .service(create_steriliser)
+        .service(get_steriliser)
+        .service(amend_steriliser)
+        .service(take_out_of_service)
+        .service(return_to_service)
+        .service(list_cycles)
+        .service(create_cycle)
+        .service(get_cycle)
+        .service(amend_cycle)
+        .service(get_pack)
+        .service(pack_label)
+        .service(list_spore_tests)
+        .service(create_spore_test)
+        .service(get_spore_test)
+        .service(record_spore_result)
+        .service(amend_spore_test)
+        .service(list_air_removal_tests)
+        .service(create_air_removal_test)
+        .service(get_air_removal_test)
+        .service(amend_air_removal_test);
+}
+
+/// Filters of the sterilisation logs.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// Only this steriliser's records.
+    pub steriliser_id: Option<String>,
+    /// From this time (RFC 3339), inclusive.
+    pub from: Option<DateTime<Utc>>,
+    /// Until this time (RFC 3339), exclusive.
+    pub to: Option<DateTime<Utc>>,
+}
+
+fn log_filter(page: &PageQuery, query: LogQuery) -> AppResult<LogFilter> {
+    if let (Some(from), Some(to)) = (query.from, query.to) {
+        if to <= from {
+            return Err(AppError::invalid("to", "must be after from"));
+        }
+    }
+    let after =
+        match &page.cursor {
+            None => None,
+            Some(c) => Some(TimeCursor::decode(c).ok_or_else(|| {
+                AppError::invalid("cursor", "is not a cursor from a previous page")
+            })?),
+        };
+    Ok(LogFilter {
+        steriliser_id: query.steriliser_id,
+        from: query.from.map(|t| t.naive_utc()),
+        to: query.to.map(|t| t.naive_utc()),
+        after,
+        limit: page.limit()?,
+    })
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SteriliserList {
+    pub items: Vec<SteriliserView>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CyclePage {
+    pub items: Vec<CycleView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SporeTestPage {
+    pub items: Vec<SporeTestView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AirRemovalPage {
+    pub items: Vec<AirRemovalView>,
+    pub next_cursor: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sterilisers
+
+/// The clinic's sterilisers with their service status.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id")),
+    responses((status = 200, body = SteriliserList), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/sterilisers")]
+async fn list_sterilisers(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+) -> AppResult<web::Json<SteriliserList>> {
+    let clinic = access.clinic_id.clone();
+    let items = db::run(&state.pool, move |conn| {
+        service::list_sterilisers(conn, &clinic)
+    })
+    .await?;
+    Ok(web::Json(SteriliserList { items }))
+}
+
+/// Register a steriliser (owner only). Its serial number must be unique in the clinic.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
+    request_body = SteriliserInput,
+    responses(
+        (status = 201, body = SteriliserView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "Serial number already registered"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/sterilisers")]
+async fn create_steriliser(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    body: ValidJson<SteriliserInput>,
+) -> AppResult<HttpResponse> {
+    access.require_owner()?;
+    let (ctx, clinic, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        service::create_steriliser(conn, &ctx, &clinic, input)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// A steriliser, its status and its history of amendments.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Steriliser id")),
+    responses((status = 200, body = SteriliserView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/sterilisers/{id}")]
+async fn get_steriliser(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+) -> AppResult<web::Json<SteriliserView>> {
+    let (_, id) = path.into_inner();
+    let clinic = access.clinic_id.clone();
+    Ok(web::Json(
+        db::run(&state.pool, move |conn| {
+            service::get_steriliser(conn, &clinic, &id)
+        })
+        .await?,
+    ))
+}
+
+/// Correct a steriliser record (owner only): a new version with a reason; the old one stays.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Steriliser id")),
+    request_body = AmendmentRequest,
+    responses(
+        (status = 201, body = SteriliserView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/sterilisers/{id}/amendments")]
+async fn amend_steriliser(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+    body: ValidJson<AmendmentRequest>,
+) -> AppResult<HttpResponse> {
+    access.require_owner()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, req) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        service::amend_steriliser(conn, &ctx, &clinic, &id, &req)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Take a steriliser out of service (owner only); it then runs only empty test cycles.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Steriliser id")),
+    request_body = ReasonRequest,
+    responses(
+        (status = 200, body = SteriliserView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/sterilisers/{id}/out-of-service")]
+async fn take_out_of_service(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+    body: ValidJson<ReasonRequest>,
+) -> AppResult<web::Json<SteriliserView>> {
+    access.require_owner()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, reason) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner().reason,
+    );
+    Ok(web::Json(
+        db::run(&state.pool, move |conn| {
+            service::set_in_service(conn, &ctx, &clinic, &id, false, &reason)
+        })
+        .await?,
+    ))
+}
+
+/// Return a steriliser to service (owner only). After a positive spore test this needs a passing
+/// spore test on a load run after the failure.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Steriliser id")),
+    request_body = ReasonRequest,
+    responses(
+        (status = 200, body = SteriliserView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "Already in service, or no passing retest yet"),
+    ))]
+#[post("/sterilisers/{id}/return-to-service")]
+async fn return_to_service(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+    body: ValidJson<ReasonRequest>,
+) -> AppResult<web::Json<SteriliserView>> {
+    access.require_owner()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, reason) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner().reason,
+    );
+    Ok(web::Json(
+        db::run(&state.pool, move |conn| {
+            service::set_in_service(conn, &ctx, &clinic, &id, true, &reason)
+        })
+        .await?,
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cycles and packs
+
+/// The cycle log, newest first, with each load's packs and derived outcome.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), PageQuery, LogQuery),
+    responses((status = 200, body = CyclePage), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[get("/cycles")]
+async fn list_cycles(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    page: web::Query<PageQuery>,
+    query: web::Query<LogQuery>,
+) -> AppResult<web::Json<CyclePage>> {
+    let filter = log_filter(&page, query.into_inner())?;
+    let clinic = access.clinic_id.clone();
+    let (items, next_cursor) = db::run(&state.pool, move |conn| {
+        service::list_cycles(conn, &clinic, &filter)
+    })
+    .await?;
+    Ok(web::Json(CyclePage { items, next_cursor }))
+}
+
+/// Record a sterilisation cycle and the packs of its load (owners and technicians). The outcome
+/// is derived from the indicators; each pack gets a code for its label.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
+    request_body = CycleInput,
+    responses(
+        (status = 201, body = CycleView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown steriliser"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "Cycle number already recorded, or steriliser out of service"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/cycles")]
+async fn create_cycle(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    body: ValidJson<CycleInput>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (ctx, clinic, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        service::create_cycle(conn, &ctx, &clinic, input)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// A cycle with its packs, indicators, warnings and history.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Cycle id")),
+    responses((status = 200, body = CycleView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/cycles/{id}")]
+async fn get_cycle(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+) -> AppResult<web::Json<CycleView>> {
+    let (_, id) = path.into_inner();
+    let clinic = access.clinic_id.clone();
+    Ok(web::Json(
+        db::run(&state.pool, move |conn| {
+            service::get_cycle(conn, &clinic, &id)
+        })
+        .await?,
+    ))
+}
+
+/// Correct a cycle record (owners and technicians): a new version with a reason.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Cycle id")),
+    request_body = AmendmentRequest,
+    responses(
+        (status = 201, body = CycleView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/cycles/{id}/amendments")]
+async fn amend_cycle(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+    body: ValidJson<AmendmentRequest>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, req) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        service::amend_cycle(conn, &ctx, &clinic, &id, &req)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// A pack by the code on its label, with its state: pending, released, quarantined, expired, used.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("code" = String, Path, description = "Pack code, e.g. K7M-2QX (case, spaces and dashes do not matter)")),
+    responses((status = 200, body = PackView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/packs/{code}")]
+async fn get_pack(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+) -> AppResult<web::Json<PackView>> {
+    let (_, code) = path.into_inner();
+    let clinic = access.clinic_id.clone();
+    Ok(web::Json(
+        db::run(&state.pool, move |conn| {
+            service::get_pack(conn, &clinic, &code)
+        })
+        .await?,
+    ))
+}
+
+/// The printable label of a pack (SVG, 62 × 29 mm): a QR code holding the pack code, the cycle
+/// number, the sterilisation date and the operator's initials.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("code" = String, Path, description = "Pack code")),
+    responses((status = 200, content_type = "image/svg+xml", body = String), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/packs/{code}/label")]
+async fn pack_label(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let (_, code) = path.into_inner();
+    let clinic = access.clinic_id.clone();
+    let svg = db::run(&state.pool, move |conn| {
+        let pack = service::get_pack(conn, &clinic, &code)?;
+        let timezone = crate::clinics::store::find(conn, &clinic)?
+            .and_then(|c| c.timezone.parse::<chrono_tz::Tz>().ok())
+            .unwrap_or(chrono_tz::UTC);
+        super::label::pack_label_svg(&pack, timezone).map_err(AppError::internal)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spore tests
+
+/// Spore tests, newest first, with their results.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), PageQuery, LogQuery),
+    responses((status = 200, body = SporeTestPage), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[get("/spore-tests")]
+async fn list_spore_tests(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    page: web::Query<PageQuery>,
+    query: web::Query<LogQuery>,
+) -> AppResult<web::Json<SporeTestPage>> {
+    let filter = log_filter(&page, query.into_inner())?;
+    let clinic = access.clinic_id.clone();
+    let (items, next_cursor) = db::run(&state.pool, move |conn| {
+        service::list_spore_tests(conn, &clinic, &filter)
+    })
+    .await?;
+    Ok(web::Json(SporeTestPage { items, next_cursor }))
+}
+
+/// Record a spore test placed in a load (owners and technicians); its result comes later.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
+    request_body = SporeTestInput,
+    responses(
+        (status = 201, body = SporeTestView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown steriliser or cycle"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/spore-tests")]
+async fn create_spore_test(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    body: ValidJson<SporeTestInput>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (ctx, clinic, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        service::create_spore_test(conn, &ctx, &clinic, input)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// A spore test, its result and its history.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Spore test id")),
+    responses((status = 200, body = SporeTestView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/spore-tests/{id}")]
+async fn get_spore_test(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+) -> AppResult<web::Json<SporeTestView>> {
+    let (_, id) = path.into_inner();
+    let clinic = access.clinic_id.clone();
+    Ok(web::Json(
+        db::run(&state.pool, move |conn| {
+            service::get_spore_test(conn, &clinic, &id)
+        })
+        .await?,
+    ))
+}
+
+/// Record the result (owners and technicians): negative = pass, positive = fail. A valid positive
+/// quarantines the steriliser and every pack back to its last negative test. One result per test.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Spore test id")),
+    request_body = SporeResultInput,
+    responses(
+        (status = 201, body = SporeTestView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "The test already has a result"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/spore-tests/{id}/result")]
+async fn record_spore_result(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+    body: ValidJson<SporeResultInput>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        service::record_spore_result(conn, &ctx, &clinic, &id, input)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Correct a spore test record (owners and technicians): a new version with a reason.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Spore test id")),
+    request_body = AmendmentRequest,
+    responses(
+        (status = 201, body = SporeTestView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/spore-tests/{id}/amendments")]
+async fn amend_spore_test(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+    body: ValidJson<AmendmentRequest>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, req) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        service::amend_spore_test(conn, &ctx, &clinic, &id, &req)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Air-removal tests
+
+/// Air-removal (Bowie-Dick, Helix) tests, newest first.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), PageQuery, LogQuery),
+    responses((status = 200, body = AirRemovalPage), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[get("/air-removal-tests")]
+async fn list_air_removal_tests(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    page: web::Query<PageQuery>,
+    query: web::Query<LogQuery>,
+) -> AppResult<web::Json<AirRemovalPage>> {
+    let filter = log_filter(&page, query.into_inner())?;
+    let clinic = access.clinic_id.clone();
+    let (items, next_cursor) = db::run(&state.pool, move |conn| {
+        service::list_air_removal(conn, &clinic, &filter)
+    })
+    .await?;
+    Ok(web::Json(AirRemovalPage { items, next_cursor }))
+}
+
+/// Record an air-removal test of a pre-vacuum steriliser (owners and technicians).
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
+    request_body = AirRemovalInput,
+    responses(
+        (status = 201, body = AirRemovalView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown steriliser"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/air-removal-tests")]
+async fn create_air_removal_test(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    body: ValidJson<AirRemovalInput>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (ctx, clinic, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        service::create_air_removal(conn, &ctx, &clinic, input)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// An air-removal test and its history.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Air-removal test id")),
+    responses((status = 200, body = AirRemovalView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/air-removal-tests/{id}")]
+async fn get_air_removal_test(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+) -> AppResult<web::Json<AirRemovalView>> {
+    let (_, id) = path.into_inner();
+    let clinic = access.clinic_id.clone();
+    Ok(web::Json(
+        db::run(&state.pool, move |conn| {
+            service::get_air_removal(conn, &clinic, &id)
+        })
+        .await?,
+    ))
+}
+
+/// Correct an air-removal test record (owners and technicians): a new version with a reason.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Air-removal test id")),
+    request_body = AmendmentRequest,
+    responses(
+        (status = 201, body = AirRemovalView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/air-removal-tests/{id}/amendments")]
+async fn amend_air_removal_test(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+    body: ValidJson<AmendmentRequest>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, req) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        service::amend_air_removal(conn, &ctx, &clinic, &id, &req)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}

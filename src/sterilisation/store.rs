@@ -1,0 +1,665 @@
+//! Queries on sterilisation records. Amendable records are rows keyed by (id, version) that are
+//! never updated: reads pick the highest version, history reads them all.
+
+use chrono::NaiveDateTime;
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::Bool;
+
+use super::model::{ReadTest, SporeResult};
+use crate::db::schema::{
+    air_removal_tests, cycles, packs, spore_test_results, spore_tests, steriliser_status_changes,
+    sterilisers,
+};
+use crate::db::DbConn;
+
+/// Keeps only the current (highest) version of each record of `table`.
+fn current(table: &str) -> diesel::expression::SqlLiteral<Bool> {
+    sql::<Bool>(&format!(
+        "{table}.version = (SELECT MAX(v.version) FROM {table} v WHERE v.id = {table}.id)"
+    ))
+}
+
+/// A position in a list ordered newest first by a time and then by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeCursor {
+    pub at: NaiveDateTime,
+    pub id: String,
+}
+
+impl TimeCursor {
+    pub fn encode(&self) -> String {
+        format!("{}_{}", self.at.and_utc().timestamp_micros(), self.id)
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let (micros, id) = s.split_once('_')?;
+        let at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
+        (!id.is_empty()).then(|| Self {
+            at,
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// Filters shared by the sterilisation logs.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub steriliser_id: Option<String>,
+    pub from: Option<NaiveDateTime>,
+    pub to: Option<NaiveDateTime>,
+    pub after: Option<TimeCursor>,
+    pub limit: i64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sterilisers
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sterilisers)]
+pub struct SteriliserRow {
+    pub id: String,
+    pub version: i32,
+    pub clinic_id: String,
+    pub make: String,
+    pub model: String,
+    pub serial_number: String,
+    pub kind: String,
+    pub chamber_litres: Option<f64>,
+    pub location: Option<String>,
+    pub installed_on: Option<chrono::NaiveDate>,
+    pub recorded_by: Option<String>,
+    pub recorded_at: NaiveDateTime,
+    pub amendment_reason: Option<String>,
+}
+
+pub fn insert_steriliser(conn: &mut DbConn, row: &SteriliserRow) -> QueryResult<()> {
+    diesel::insert_into(sterilisers::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_steriliser(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    id: &str,
+) -> QueryResult<Option<SteriliserRow>> {
+    sterilisers::table
+        .filter(sterilisers::clinic_id.eq(clinic_id))
+        .filter(sterilisers::id.eq(id))
+        .filter(current("sterilisers"))
+        .select(SteriliserRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn list_sterilisers(conn: &mut DbConn, clinic_id: &str) -> QueryResult<Vec<SteriliserRow>> {
+    sterilisers::table
+        .filter(sterilisers::clinic_id.eq(clinic_id))
+        .filter(current("sterilisers"))
+        .select(SteriliserRow::as_select())
+        .order((
+            sterilisers::make.asc(),
+            sterilisers::model.asc(),
+            sterilisers::id.asc(),
+        ))
+        .load(conn)
+}
+
+pub fn steriliser_history(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    id: &str,
+) -> QueryResult<Vec<SteriliserRow>> {
+    sterilisers::table
+        .filter(sterilisers::clinic_id.eq(clinic_id))
+        .filter(sterilisers::id.eq(id))
+        .select(SteriliserRow::as_select())
+        .order(sterilisers::version.asc())
+        .load(conn)
+}
+
+/// Whether another steriliser of the clinic currently carries this serial number.
+pub fn serial_taken(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    serial: &str,
+    except_id: Option<&str>,
+) -> QueryResult<bool> {
+    let mut query = sterilisers::table
+        .filter(sterilisers::clinic_id.eq(clinic_id))
+        .filter(sterilisers::serial_number.eq(serial))
+        .filter(current("sterilisers"))
+        .into_boxed();
+    if let Some(id) = except_id {
+        query = query.filter(sterilisers::id.ne(id));
+    }
+    Ok(query.count().get_result::<i64>(conn)? > 0)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = steriliser_status_changes)]
+pub struct StatusChangeRow {
+    pub id: String,
+    pub clinic_id: String,
+    pub steriliser_id: String,
+    pub in_service: bool,
+    pub cause: String,
+    pub reason: String,
+    pub spore_test_id: Option<String>,
+    pub changed_by: Option<String>,
+    pub changed_at: NaiveDateTime,
+}
+
+pub fn insert_status_change(conn: &mut DbConn, row: &StatusChangeRow) -> QueryResult<()> {
+    diesel::insert_into(steriliser_status_changes::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// The latest status change of a steriliser; none means in service since it was registered.
+pub fn current_status(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    steriliser_id: &str,
+) -> QueryResult<Option<StatusChangeRow>> {
+    steriliser_status_changes::table
+        .filter(steriliser_status_changes::clinic_id.eq(clinic_id))
+        .filter(steriliser_status_changes::steriliser_id.eq(steriliser_id))
+        .select(StatusChangeRow::as_select())
+        .order((
+            steriliser_status_changes::changed_at.desc(),
+            steriliser_status_changes::id.desc(),
+        ))
+        .first(conn)
+        .optional()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cycles and packs
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = cycles)]
+pub struct CycleRow {
+    pub id: String,
+    pub version: i32,
+    pub clinic_id: String,
+    pub steriliser_id: String,
+    pub cycle_number: i64,
+    pub program_name: String,
+    pub program_temperature_c: f64,
+    pub program_hold_minutes: f64,
+    pub started_at: NaiveDateTime,
+    pub finished_at: NaiveDateTime,
+    pub peak_temperature_c: f64,
+    pub peak_pressure_kpa: f64,
+    pub hold_minutes: f64,
+    pub operator_id: String,
+    pub load_indicator_type: i32,
+    pub load_indicator_passed: bool,
+    pub notes: Option<String>,
+    pub recorded_by: Option<String>,
+    pub recorded_at: NaiveDateTime,
+    pub amendment_reason: Option<String>,
+}
+
+pub fn insert_cycle(conn: &mut DbConn, row: &CycleRow) -> QueryResult<()> {
+    diesel::insert_into(cycles::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_cycle(conn: &mut DbConn, clinic_id: &str, id: &str) -> QueryResult<Option<CycleRow>> {
+    cycles::table
+        .filter(cycles::clinic_id.eq(clinic_id))
+        .filter(cycles::id.eq(id))
+        .filter(current("cycles"))
+        .select(CycleRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_cycles(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    ids: &[String],
+) -> QueryResult<Vec<CycleRow>> {
+    cycles::table
+        .filter(cycles::clinic_id.eq(clinic_id))
+        .filter(cycles::id.eq_any(ids))
+        .filter(current("cycles"))
+        .select(CycleRow::as_select())
+        .load(conn)
+}
+
+pub fn cycle_history(conn: &mut DbConn, clinic_id: &str, id: &str) -> QueryResult<Vec<CycleRow>> {
+    cycles::table
+        .filter(cycles::clinic_id.eq(clinic_id))
+        .filter(cycles::id.eq(id))
+        .select(CycleRow::as_select())
+        .order(cycles::version.asc())
+        .load(conn)
+}
+
+pub fn list_cycles(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    f: &LogFilter,
+) -> QueryResult<Vec<CycleRow>> {
+    let mut query = cycles::table
+        .filter(cycles::clinic_id.eq(clinic_id))
+        .filter(current("cycles"))
+        .select(CycleRow::as_select())
+        .order((cycles::started_at.desc(), cycles::id.desc()))
+        .limit(f.limit)
+        .into_boxed();
+    if let Some(s) = &f.steriliser_id {
+        query = query.filter(cycles::steriliser_id.eq(s.clone()));
+    }
+    if let Some(from) = f.from {
+        query = query.filter(cycles::started_at.ge(from));
+    }
+    if let Some(to) = f.to {
+        query = query.filter(cycles::started_at.lt(to));
+    }
+    if let Some(c) = &f.after {
+        query = query.filter(
+            cycles::started_at
+                .lt(c.at)
+                .or(cycles::started_at.eq(c.at).and(cycles::id.lt(c.id.clone()))),
+        );
+    }
+    query.load(conn)
+}
+
+/// Whether another cycle of this steriliser currently carries this number.
+pub fn cycle_number_taken(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    steriliser_id: &str,
+    number: i64,
+    except_id: Option<&str>,
+) -> QueryResult<bool> {
+    let mut query = cycles::table
+        .filter(cycles::clinic_id.eq(clinic_id))
+        .filter(cycles::steriliser_id.eq(steriliser_id))
+        .filter(cycles::cycle_number.eq(number))
+        .filter(current("cycles"))
+        .into_boxed();
+    if let Some(id) = except_id {
+        query = query.filter(cycles::id.ne(id));
+    }
+    Ok(query.count().get_result::<i64>(conn)? > 0)
+}
+
+/// The highest cycle number of the steriliser below `number`, to spot missing records.
+pub fn previous_cycle_number(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    steriliser_id: &str,
+    number: i64,
+) -> QueryResult<Option<i64>> {
+    cycles::table
+        .filter(cycles::clinic_id.eq(clinic_id))
+        .filter(cycles::steriliser_id.eq(steriliser_id))
+        .filter(cycles::cycle_number.lt(number))
+        .filter(current("cycles"))
+        .select(diesel::dsl::max(cycles::cycle_number))
+        .first(conn)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = packs)]
+pub struct PackRow {
+    pub id: String,
+    pub clinic_id: String,
+    pub cycle_id: String,
+    pub code: String,
+    pub contents: String,
+    pub indicator_type: Option<i32>,
+    pub indicator_passed: Option<bool>,
+    pub shelf_life_days: Option<i32>,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn code_taken(conn: &mut DbConn, clinic_id: &str, code: &str) -> QueryResult<bool> {
+    Ok(packs::table
+        .filter(packs::clinic_id.eq(clinic_id))
+        .filter(packs::code.eq(code))
+        .count()
+        .get_result::<i64>(conn)?
+        > 0)
+}
+
+/// One statement per pack: batch inserts do not compile on the multi-backend connection.
+pub fn insert_packs(conn: &mut DbConn, rows: &[PackRow]) -> QueryResult<()> {
+    for row in rows {
+        diesel::insert_into(packs::table)
+            .values(row)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn packs_of_cycles(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    cycle_ids: &[String],
+) -> QueryResult<Vec<PackRow>> {
+    packs::table
+        .filter(packs::clinic_id.eq(clinic_id))
+        .filter(packs::cycle_id.eq_any(cycle_ids))
+        .select(PackRow::as_select())
+        .order((packs::cycle_id.asc(), packs::code.asc()))
+        .load(conn)
+}
+
+pub fn find_pack(conn: &mut DbConn, clinic_id: &str, code: &str) -> QueryResult<Option<PackRow>> {
+    packs::table
+        .filter(packs::clinic_id.eq(clinic_id))
+        .filter(packs::code.eq(code))
+        .select(PackRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spore tests
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = spore_tests)]
+pub struct SporeTestRow {
+    pub id: String,
+    pub version: i32,
+    pub clinic_id: String,
+    pub steriliser_id: String,
+    pub cycle_id: String,
+    pub bi_product: String,
+    pub bi_lot: String,
+    pub placed_at: NaiveDateTime,
+    pub incubation: String,
+    pub incubation_hours: Option<f64>,
+    pub posted_on: Option<chrono::NaiveDate>,
+    pub lab_name: Option<String>,
+    pub lab_deadline: Option<chrono::NaiveDate>,
+    pub recorded_by: Option<String>,
+    pub recorded_at: NaiveDateTime,
+    pub amendment_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = spore_test_results)]
+pub struct SporeResultRow {
+    pub spore_test_id: String,
+    pub clinic_id: String,
+    pub result: String,
+    pub control_result: String,
+    pub read_at: NaiveDateTime,
+    pub lab_reference: Option<String>,
+    pub recorded_by: Option<String>,
+    pub recorded_at: NaiveDateTime,
+}
+
+impl SporeResultRow {
+    pub fn result(&self) -> SporeResult {
+        if self.result == "positive" {
+            SporeResult::Positive
+        } else {
+            SporeResult::Negative
+        }
+    }
+
+    /// A test whose control vial did not grow proves nothing.
+    pub fn valid(&self) -> bool {
+        self.control_result == "growth"
+    }
+}
+
+pub fn insert_spore_test(conn: &mut DbConn, row: &SporeTestRow) -> QueryResult<()> {
+    diesel::insert_into(spore_tests::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_spore_test(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    id: &str,
+) -> QueryResult<Option<SporeTestRow>> {
+    spore_tests::table
+        .filter(spore_tests::clinic_id.eq(clinic_id))
+        .filter(spore_tests::id.eq(id))
+        .filter(current("spore_tests"))
+        .select(SporeTestRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn spore_test_history(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    id: &str,
+) -> QueryResult<Vec<SporeTestRow>> {
+    spore_tests::table
+        .filter(spore_tests::clinic_id.eq(clinic_id))
+        .filter(spore_tests::id.eq(id))
+        .select(SporeTestRow::as_select())
+        .order(spore_tests::version.asc())
+        .load(conn)
+}
+
+pub fn list_spore_tests(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    f: &LogFilter,
+) -> QueryResult<Vec<SporeTestRow>> {
+    let mut query = spore_tests::table
+        .filter(spore_tests::clinic_id.eq(clinic_id))
+        .filter(current("spore_tests"))
+        .select(SporeTestRow::as_select())
+        .order((spore_tests::placed_at.desc(), spore_tests::id.desc()))
+        .limit(f.limit)
+        .into_boxed();
+    if let Some(s) = &f.steriliser_id {
+        query = query.filter(spore_tests::steriliser_id.eq(s.clone()));
+    }
+    if let Some(from) = f.from {
+        query = query.filter(spore_tests::placed_at.ge(from));
+    }
+    if let Some(to) = f.to {
+        query = query.filter(spore_tests::placed_at.lt(to));
+    }
+    if let Some(c) = &f.after {
+        query = query.filter(
+            spore_tests::placed_at.lt(c.at).or(spore_tests::placed_at
+                .eq(c.at)
+                .and(spore_tests::id.lt(c.id.clone()))),
+        );
+    }
+    query.load(conn)
+}
+
+/// Spore tests that rode in these cycles, with their results.
+pub fn spore_tests_of_cycles(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    cycle_ids: &[String],
+) -> QueryResult<Vec<(SporeTestRow, Option<SporeResultRow>)>> {
+    let tests: Vec<SporeTestRow> = spore_tests::table
+        .filter(spore_tests::clinic_id.eq(clinic_id))
+        .filter(spore_tests::cycle_id.eq_any(cycle_ids))
+        .filter(current("spore_tests"))
+        .select(SporeTestRow::as_select())
+        .load(conn)?;
+    attach_results(conn, clinic_id, tests)
+}
+
+pub fn attach_results(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    tests: Vec<SporeTestRow>,
+) -> QueryResult<Vec<(SporeTestRow, Option<SporeResultRow>)>> {
+    let ids: Vec<String> = tests.iter().map(|t| t.id.clone()).collect();
+    let results: Vec<SporeResultRow> = spore_test_results::table
+        .filter(spore_test_results::clinic_id.eq(clinic_id))
+        .filter(spore_test_results::spore_test_id.eq_any(&ids))
+        .select(SporeResultRow::as_select())
+        .load(conn)?;
+    Ok(tests
+        .into_iter()
+        .map(|t| {
+            let r = results.iter().find(|r| r.spore_test_id == t.id).cloned();
+            (t, r)
+        })
+        .collect())
+}
+
+pub fn insert_spore_result(conn: &mut DbConn, row: &SporeResultRow) -> QueryResult<()> {
+    diesel::insert_into(spore_test_results::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_spore_result(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    spore_test_id: &str,
+) -> QueryResult<Option<SporeResultRow>> {
+    spore_test_results::table
+        .filter(spore_test_results::clinic_id.eq(clinic_id))
+        .filter(spore_test_results::spore_test_id.eq(spore_test_id))
+        .select(SporeResultRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Every read spore test of a steriliser, placed by the start of the load it rode in: what the
+/// look-back windows are computed from.
+pub fn read_tests_of_steriliser(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    steriliser_id: &str,
+) -> QueryResult<Vec<ReadTest>> {
+    let rows: Vec<(String, String, String, NaiveDateTime)> = spore_tests::table
+        .inner_join(
+            spore_test_results::table.on(spore_test_results::spore_test_id.eq(spore_tests::id)),
+        )
+        .inner_join(cycles::table.on(cycles::id.eq(spore_tests::cycle_id)))
+        .filter(spore_tests::clinic_id.eq(clinic_id))
+        .filter(spore_tests::steriliser_id.eq(steriliser_id))
+        .filter(current("spore_tests"))
+        .filter(current("cycles"))
+        .select((
+            spore_tests::id,
+            spore_test_results::result,
+            spore_test_results::control_result,
+            cycles::started_at,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(_, result, control, started)| ReadTest {
+            cycle_started_at: started,
+            result: if result == "positive" {
+                SporeResult::Positive
+            } else {
+                SporeResult::Negative
+            },
+            valid: control == "growth",
+        })
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Air-removal tests
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = air_removal_tests)]
+pub struct AirRemovalRow {
+    pub id: String,
+    pub version: i32,
+    pub clinic_id: String,
+    pub steriliser_id: String,
+    pub performed_at: NaiveDateTime,
+    pub test_type: String,
+    pub passed: bool,
+    pub notes: Option<String>,
+    pub recorded_by: Option<String>,
+    pub recorded_at: NaiveDateTime,
+    pub amendment_reason: Option<String>,
+}
+
+pub fn insert_air_removal(conn: &mut DbConn, row: &AirRemovalRow) -> QueryResult<()> {
+    diesel::insert_into(air_removal_tests::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_air_removal(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    id: &str,
+) -> QueryResult<Option<AirRemovalRow>> {
+    air_removal_tests::table
+        .filter(air_removal_tests::clinic_id.eq(clinic_id))
+        .filter(air_removal_tests::id.eq(id))
+        .filter(current("air_removal_tests"))
+        .select(AirRemovalRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn air_removal_history(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    id: &str,
+) -> QueryResult<Vec<AirRemovalRow>> {
+    air_removal_tests::table
+        .filter(air_removal_tests::clinic_id.eq(clinic_id))
+        .filter(air_removal_tests::id.eq(id))
+        .select(AirRemovalRow::as_select())
+        .order(air_removal_tests::version.asc())
+        .load(conn)
+}
+
+pub fn list_air_removal(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    f: &LogFilter,
+) -> QueryResult<Vec<AirRemovalRow>> {
+    let mut query = air_removal_tests::table
+        .filter(air_removal_tests::clinic_id.eq(clinic_id))
+        .filter(current("air_removal_tests"))
+        .select(AirRemovalRow::as_select())
+        .order((
+            air_removal_tests::performed_at.desc(),
+            air_removal_tests::id.desc(),
+        ))
+        .limit(f.limit)
+        .into_boxed();
+    if let Some(s) = &f.steriliser_id {
+        query = query.filter(air_removal_tests::steriliser_id.eq(s.clone()));
+    }
+    if let Some(from) = f.from {
+        query = query.filter(air_removal_tests::performed_at.ge(from));
+    }
+    if let Some(to) = f.to {
+        query = query.filter(air_removal_tests::performed_at.lt(to));
+    }
+    if let Some(c) = &f.after {
+        query = query.filter(
+            air_removal_tests::performed_at
+                .lt(c.at)
+                .or(air_removal_tests::performed_at
+                    .eq(c.at)
+                    .and(air_removal_tests::id.lt(c.id.clone()))),
+        );
+    }
+    query.load(conn)
+}
