@@ -111,6 +111,29 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     Ok(value)
 }
 
+/// Deserialises an already parsed value, naming a wrong field as `<prefix>.<path>` (or `<path>`
+/// without a prefix), for bodies assembled from parts.
+pub fn from_value<T: DeserializeOwned>(
+    value: serde_json::Value,
+    prefix: &str,
+) -> Result<T, AppError> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let reason = strip_position(&err.into_inner().to_string());
+        let inner = if path == "." {
+            field_from_message(&reason)
+        } else {
+            path
+        };
+        let field = match (prefix.is_empty(), inner.as_str()) {
+            (true, _) => inner,
+            (false, "body") => prefix.to_owned(),
+            (false, _) => format!("{prefix}.{inner}"),
+        };
+        AppError::Validation(vec![FieldError::new(field, reason)])
+    })
+}
+
 fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(i) => message[..i].to_owned(),

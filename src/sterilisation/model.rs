@@ -201,13 +201,14 @@ pub struct PackInput {
     pub indicator: Option<ChemicalIndicator>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+/// A new cycle: its fields and its load. Read with [`CycleInput::from_json`], because serde's
+/// `flatten` would lose the name of a wrong field.
+#[derive(Debug, Clone, PartialEq, ToSchema)]
 pub struct CycleInput {
+    // Documents the body as it is sent: the cycle's fields and `packs` side by side.
     #[serde(flatten)]
     pub fields: CycleFields,
     /// The load: each entry becomes a labelled pack. Empty for an empty-chamber test cycle.
-    #[serde(default)]
     pub packs: Vec<PackInput>,
 }
 
@@ -310,6 +311,22 @@ impl CycleFields {
 }
 
 impl CycleInput {
+    pub fn from_json(mut body: serde_json::Value) -> Result<Self, crate::error::AppError> {
+        let Some(object) = body.as_object_mut() else {
+            return Err(crate::error::AppError::invalid(
+                "body",
+                "must be a JSON object",
+            ));
+        };
+        let packs = object
+            .remove("packs")
+            .unwrap_or_else(|| serde_json::Value::Array(Vec::new()));
+        Ok(Self {
+            fields: crate::api::json::from_value(body, "")?,
+            packs: crate::api::json::from_value(packs, "packs")?,
+        })
+    }
+
     pub fn validate(&self, now: DateTime<Utc>) -> Vec<FieldError> {
         let mut errors = self.fields.validate(now);
         // No packs is an empty-chamber test cycle (a spore-test rechallenge, a Bowie-Dick run).

@@ -304,14 +304,11 @@ async fn list_cycles(
 async fn create_cycle(
     state: web::Data<AppState>,
     access: ClinicAccess,
-    body: ValidJson<CycleInput>,
+    body: ValidJson<serde_json::Value>,
 ) -> AppResult<HttpResponse> {
     access.require_staff()?;
-    let (ctx, clinic, input) = (
-        access.audit_context(),
-        access.clinic_id.clone(),
-        body.into_inner(),
-    );
+    let input = CycleInput::from_json(body.into_inner())?;
+    let (ctx, clinic) = (access.audit_context(), access.clinic_id.clone());
     let view = db::run(&state.pool, move |conn| {
         service::create_cycle(conn, &ctx, &clinic, input)
     })
