@@ -1101,7 +1101,7 @@ pub fn record_spore_result(
         let test = store::find_spore_test(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
         if store::find_spore_result(conn, clinic_id, id)?.is_some() {
             return Err(AppError::Conflict(
-                "this spore test already has a result; correct it with an amendment of the test"
+                "this spore test already has a result; a reading is recorded once and cannot be replaced"
                     .into(),
             ));
         }

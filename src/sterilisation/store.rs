@@ -295,7 +295,8 @@ pub fn cycle_number_taken(
     Ok(query.count().get_result::<i64>(conn)? > 0)
 }
 
-/// The highest cycle number of the steriliser below `number`, to spot missing records.
+/// The highest cycle number of the steriliser below `number`, to spot missing records. Walks
+/// the number index downwards and stops at the first current row.
 pub fn previous_cycle_number(
     conn: &mut DbConn,
     clinic_id: &str,
@@ -307,8 +308,10 @@ pub fn previous_cycle_number(
         .filter(cycles::steriliser_id.eq(steriliser_id))
         .filter(cycles::cycle_number.lt(number))
         .filter(current("cycles"))
-        .select(diesel::dsl::max(cycles::cycle_number))
+        .select(cycles::cycle_number)
+        .order(cycles::cycle_number.desc())
         .first(conn)
+        .optional()
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

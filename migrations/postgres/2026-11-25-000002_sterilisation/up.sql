@@ -59,6 +59,8 @@ CREATE TABLE cycles (
 );
 CREATE INDEX cycles_steriliser ON cycles (clinic_id, steriliser_id, started_at);
 CREATE INDEX cycles_clinic_started ON cycles (clinic_id, started_at);
+-- Cycle numbers are checked for duplicates and gaps on every new cycle.
+CREATE INDEX cycles_number ON cycles (clinic_id, steriliser_id, cycle_number);
 
 CREATE TABLE packs (
     id TEXT NOT NULL PRIMARY KEY,
