@@ -17,6 +17,7 @@ use crate::auth::ClinicAccess;
 use crate::clinics::routes::ReasonRequest;
 use crate::db;
 use crate::error::{AppError, AppResult, Problem};
+use crate::records::AmendmentRequest;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {

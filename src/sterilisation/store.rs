@@ -2,9 +2,7 @@
 //! never updated: reads pick the highest version, history reads them all.
 
 use chrono::NaiveDateTime;
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::Bool;
 
 use super::model::{ReadTest, SporeResult};
 use crate::db::schema::{
@@ -12,35 +10,7 @@ use crate::db::schema::{
     sterilisers,
 };
 use crate::db::DbConn;
-
-/// Keeps only the current (highest) version of each record of `table`.
-fn current(table: &str) -> diesel::expression::SqlLiteral<Bool> {
-    sql::<Bool>(&format!(
-        "{table}.version = (SELECT MAX(v.version) FROM {table} v WHERE v.id = {table}.id)"
-    ))
-}
-
-/// A position in a list ordered newest first by a time and then by id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimeCursor {
-    pub at: NaiveDateTime,
-    pub id: String,
-}
-
-impl TimeCursor {
-    pub fn encode(&self) -> String {
-        format!("{}_{}", self.at.and_utc().timestamp_micros(), self.id)
-    }
-
-    pub fn decode(s: &str) -> Option<Self> {
-        let (micros, id) = s.split_once('_')?;
-        let at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
-        (!id.is_empty()).then(|| Self {
-            at,
-            id: id.to_owned(),
-        })
-    }
-}
+pub use crate::records::{current, TimeCursor};
 
 /// Filters shared by the sterilisation logs.
 #[derive(Debug, Clone, Default)]
