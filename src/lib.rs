@@ -8,6 +8,7 @@ pub mod clinics;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod lots;
 pub mod records;
 pub mod state;
 pub mod sterilisation;

@@ -36,6 +36,8 @@ use crate::state::AppState;
         (name = "clinics", description = "Clinics and their members"),
         (name = "audit", description = "The clinic's tamper-evident audit chain"),
         (name = "sterilisation", description = "Sterilisers, cycles and packs, spore and air-removal tests"),
+        (name = "lots", description = "Needle cartridges, pigments and supplies: lots, barcodes, recalls"),
+        (name = "credentials", description = "Technicians' credentials and their eligibility to work"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -182,7 +184,8 @@ pub fn build_app(
                     scope::scope("/clinics/{clinic}")
                         .configure(crate::clinics::routes::routes)
                         .configure(crate::audit::routes::routes)
-                        .configure(crate::sterilisation::routes::routes),
+                        .configure(crate::sterilisation::routes::routes)
+                        .configure(crate::lots::routes::routes),
                 ),
         )
         .split_for_parts();

@@ -213,6 +213,68 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    lots (id, version) {
+        id -> Text,
+        version -> Integer,
+        clinic_id -> Text,
+        kind -> Text,
+        manufacturer -> Text,
+        product_name -> Text,
+        product_code -> Nullable<Text>,
+        gtin -> Nullable<Text>,
+        lot_number -> Text,
+        expiry_date -> Date,
+        sterilisation_method -> Text,
+        supplier -> Nullable<Text>,
+        received_on -> Date,
+        quantity_received -> Integer,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+        amendment_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    lot_recalls (lot_id) {
+        lot_id -> Text,
+        clinic_id -> Text,
+        reason -> Text,
+        reference -> Text,
+        recalled_by -> Nullable<Text>,
+        recalled_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    credentials (id, version) {
+        id -> Text,
+        version -> Integer,
+        clinic_id -> Text,
+        user_id -> Text,
+        kind -> Text,
+        issuer -> Nullable<Text>,
+        number -> Nullable<Text>,
+        issued_on -> Nullable<Date>,
+        expires_on -> Nullable<Date>,
+        hepatitis_b_status -> Nullable<Text>,
+        declined_on -> Nullable<Date>,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+        amendment_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    credential_verifications (credential_id, credential_version) {
+        credential_id -> Text,
+        credential_version -> Integer,
+        clinic_id -> Text,
+        verified_by -> Text,
+        verified_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> clinics (clinic_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
@@ -233,4 +295,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     spore_tests,
     spore_test_results,
     air_removal_tests,
+    lots,
+    lot_recalls,
+    credentials,
+    credential_verifications,
 );

@@ -1,0 +1,215 @@
+//! `/api/v1/clinics/{clinic}/lots`: received lots, barcode scanning, recalls.
+
+use actix_web::{get, post, web, HttpResponse};
+use chrono::{NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::gs1::{self, Scan};
+use super::model::{LotInput, LotKind};
+use super::service::{self, LotView, RecallRequest};
+use super::store::LotFilter;
+use crate::api::{PageQuery, ValidJson};
+use crate::auth::ClinicAccess;
+use crate::db;
+use crate::error::{AppError, AppResult, Problem};
+use crate::records::AmendmentRequest;
+use crate::state::AppState;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_lots)
+        .service(receive_lot)
+        .service(parse_barcode)
+        .service(get_lot)
+        .service(amend_lot)
+        .service(recall_lot);
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LotQuery {
+    pub kind: Option<LotKind>,
+    /// Received on or after this date.
+    pub from: Option<NaiveDate>,
+    /// Received before this date.
+    pub to: Option<NaiveDate>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LotPage {
+    pub items: Vec<LotView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BarcodeRequest {
+    /// Exactly what the scanner typed, including any group separators (ASCII 29).
+    #[schema(example = "(01)09506000134352(17)270531(10)ABC123")]
+    pub text: String,
+}
+
+/// Lots received by the clinic, newest first.
+#[utoipa::path(tag = "lots", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), PageQuery, LotQuery),
+    responses((status = 200, body = LotPage), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[get("/lots")]
+async fn list_lots(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    page: web::Query<PageQuery>,
+    query: web::Query<LotQuery>,
+) -> AppResult<web::Json<LotPage>> {
+    let query = query.into_inner();
+    if let (Some(from), Some(to)) = (query.from, query.to) {
+        if to <= from {
+            return Err(AppError::invalid("to", "must be after from"));
+        }
+    }
+    let filter = LotFilter {
+        kind: query.kind.map(|k| k.as_str().to_owned()),
+        received_from: query.from,
+        received_to: query.to,
+        after_id: page.cursor.clone(),
+        limit: page.limit()?,
+    };
+    let clinic = access.clinic_id.clone();
+    let (items, next_cursor) = db::run(&state.pool, move |conn| {
+        service::list_lots(conn, &clinic, &filter)
+    })
+    .await?;
+    Ok(web::Json(LotPage { items, next_cursor }))
+}
+
+/// Record a received lot (owners and technicians). A lot number is unique per manufacturer and
+/// product in the clinic.
+#[utoipa::path(tag = "lots", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
+    request_body = LotInput,
+    responses(
+        (status = 201, body = LotView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "Lot already recorded"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/lots")]
+async fn receive_lot(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    body: ValidJson<LotInput>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (ctx, clinic, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        service::receive_lot(conn, &ctx, &clinic, input)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Read a scanned GS1 barcode (GS1-128 or DataMatrix, with or without parentheses): GTIN (01),
+/// expiry (17), lot (10) and serial (21). Nothing is stored.
+#[utoipa::path(tag = "lots", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id")),
+    request_body = BarcodeRequest,
+    responses((status = 200, body = Scan), (status = 422, body = Problem, content_type = "application/problem+json", description = "Not a well-formed GS1 element string")))]
+#[post("/lots/parse-barcode")]
+async fn parse_barcode(
+    access: ClinicAccess,
+    body: ValidJson<BarcodeRequest>,
+) -> AppResult<web::Json<Scan>> {
+    let _ = access;
+    let scan = gs1::parse(&body.into_inner().text, Utc::now().date_naive())
+        .map_err(|e| AppError::invalid("text", e.to_string()))?;
+    Ok(web::Json(scan))
+}
+
+/// A lot, its status (usable, expired, recalled), its recall and its history.
+#[utoipa::path(tag = "lots", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Lot id")),
+    responses((status = 200, body = LotView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/lots/{id}")]
+async fn get_lot(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+) -> AppResult<web::Json<LotView>> {
+    let (_, id) = path.into_inner();
+    let clinic = access.clinic_id.clone();
+    Ok(web::Json(
+        db::run(&state.pool, move |conn| {
+            service::get_lot(conn, &clinic, &id)
+        })
+        .await?,
+    ))
+}
+
+/// Correct a lot record (owners and technicians): a new version with a reason.
+#[utoipa::path(tag = "lots", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Lot id")),
+    request_body = AmendmentRequest,
+    responses(
+        (status = 201, body = LotView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/lots/{id}/amendments")]
+async fn amend_lot(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+    body: ValidJson<AmendmentRequest>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, req) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        service::amend_lot(conn, &ctx, &clinic, &id, &req)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Recall a lot (owner only) with the reason and the manufacturer's or regulator's reference. A
+/// recalled lot can no longer be used in a session.
+#[utoipa::path(tag = "lots", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Lot id")),
+    request_body = RecallRequest,
+    responses(
+        (status = 201, body = LotView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "Already recalled"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/lots/{id}/recall")]
+async fn recall_lot(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+    body: ValidJson<RecallRequest>,
+) -> AppResult<HttpResponse> {
+    access.require_owner()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, req) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        service::recall_lot(conn, &ctx, &clinic, &id, &req)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}

@@ -1,0 +1,295 @@
+//! Lot use cases: receive, correct, recall, read; each write with its audit event.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::model::*;
+use super::store::{self, LotFilter, LotRow, RecallRow};
+use crate::audit::{self, AuditContext};
+use crate::db::{self, to_utc, DbConn};
+use crate::error::{AppError, AppResult};
+use crate::records::*;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RecallView {
+    pub reason: String,
+    /// The manufacturer's notice or the regulator's recall number.
+    pub reference: String,
+    pub recalled_by: Option<String>,
+    pub recalled_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LotView {
+    pub id: String,
+    pub version: i32,
+    #[serde(flatten)]
+    pub fields: LotInput,
+    /// Whether the lot may be used on a client today.
+    pub status: LotStatus,
+    pub recall: Option<RecallView>,
+    pub recorded_at: DateTime<Utc>,
+    pub recorded_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<VersionView>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecallRequest {
+    pub reason: String,
+    /// The manufacturer's notice or the regulator's recall number.
+    pub reference: String,
+}
+
+fn lot_fields(row: &LotRow) -> LotInput {
+    LotInput {
+        kind: LotKind::parse(&row.kind),
+        manufacturer: row.manufacturer.clone(),
+        product_name: row.product_name.clone(),
+        product_code: row.product_code.clone(),
+        gtin: row.gtin.clone(),
+        lot_number: row.lot_number.clone(),
+        expiry_date: row.expiry_date,
+        sterilisation_method: SterilisationMethod::parse(&row.sterilisation_method),
+        supplier: row.supplier.clone(),
+        received_on: row.received_on,
+        quantity_received: row.quantity_received,
+    }
+}
+
+fn lot_row(
+    id: String,
+    version: i32,
+    clinic_id: &str,
+    f: &LotInput,
+    ctx: &AuditContext,
+    reason: Option<String>,
+) -> LotRow {
+    LotRow {
+        id,
+        version,
+        clinic_id: clinic_id.to_owned(),
+        kind: f.kind.as_str().to_owned(),
+        manufacturer: f.manufacturer.clone(),
+        product_name: f.product_name.clone(),
+        product_code: f.product_code.clone(),
+        gtin: f.gtin.clone(),
+        lot_number: f.lot_number.clone(),
+        expiry_date: f.expiry_date,
+        sterilisation_method: f.sterilisation_method.as_str().to_owned(),
+        supplier: f.supplier.clone(),
+        received_on: f.received_on,
+        quantity_received: f.quantity_received,
+        recorded_by: ctx.actor.id().map(str::to_owned),
+        recorded_at: db::now(),
+        amendment_reason: reason,
+    }
+}
+
+fn lot_view(row: &LotRow, recall: Option<&RecallRow>, today: NaiveDate) -> LotView {
+    LotView {
+        id: row.id.clone(),
+        version: row.version,
+        fields: lot_fields(row),
+        status: lot_status(row.expiry_date, recall.is_some(), today),
+        recall: recall.map(|r| RecallView {
+            reason: r.reason.clone(),
+            reference: r.reference.clone(),
+            recalled_by: r.recalled_by.clone(),
+            recalled_at: to_utc(r.recalled_at),
+        }),
+        recorded_at: to_utc(row.recorded_at),
+        recorded_by: row.recorded_by.clone(),
+        history: Vec::new(),
+    }
+}
+
+fn duplicate(f: &LotInput) -> AppError {
+    AppError::Conflict(format!(
+        "lot_number: lot {} of {} {} is already recorded",
+        f.lot_number, f.manufacturer, f.product_name
+    ))
+}
+
+pub fn receive_lot(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    mut input: LotInput,
+) -> AppResult<LotView> {
+    input.normalise();
+    let today = Utc::now().date_naive();
+    validated(input.validate(today))?;
+    db::write_transaction(conn, |conn| {
+        audit::store::lock_clinic(conn, clinic_id)?;
+        if store::lot_number_taken(
+            conn,
+            clinic_id,
+            &input.manufacturer,
+            &input.product_name,
+            &input.lot_number,
+            None,
+        )? {
+            return Err(duplicate(&input));
+        }
+        let row = lot_row(db::new_id(), 1, clinic_id, &input, ctx, None);
+        store::insert_lot(conn, &row)?;
+        let view = lot_view(&row, None, today);
+        audit::append(
+            conn,
+            clinic_id,
+            ctx,
+            event("lot.received", "lot", &row.id, payload(&view), None),
+        )?;
+        Ok(view)
+    })
+}
+
+pub fn amend_lot(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    id: &str,
+    req: &AmendmentRequest,
+) -> AppResult<LotView> {
+    let reason = req.reason()?;
+    let today = Utc::now().date_naive();
+    db::write_transaction(conn, |conn| {
+        audit::store::lock_clinic(conn, clinic_id)?;
+        let current = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        let mut fields: LotInput = apply_changes(&lot_fields(&current), &req.changes, &[])?;
+        fields.normalise();
+        validated(fields.validate(today))?;
+        if store::lot_number_taken(
+            conn,
+            clinic_id,
+            &fields.manufacturer,
+            &fields.product_name,
+            &fields.lot_number,
+            Some(id),
+        )? {
+            return Err(duplicate(&fields));
+        }
+        let row = lot_row(
+            id.to_owned(),
+            current.version + 1,
+            clinic_id,
+            &fields,
+            ctx,
+            Some(reason.clone()),
+        );
+        store::insert_lot(conn, &row)?;
+        let recall = store::recalls_of(conn, clinic_id, &[id.to_owned()])?;
+        let view = lot_view(&row, recall.first(), today);
+        audit::append(
+            conn,
+            clinic_id,
+            ctx,
+            event("lot.amended", "lot", id, payload(&view), Some(reason)),
+        )?;
+        Ok(view)
+    })
+}
+
+/// Recalls a lot: from now on it cannot be used in a session. A lot is recalled once.
+pub fn recall_lot(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    id: &str,
+    req: &RecallRequest,
+) -> AppResult<LotView> {
+    let (reason, reference) = (
+        req.reason.trim().to_owned(),
+        req.reference.trim().to_owned(),
+    );
+    let mut errors = Vec::new();
+    for (field, value) in [("reason", &reason), ("reference", &reference)] {
+        if value.is_empty() {
+            errors.push(crate::error::FieldError::new(field, "is required"));
+        } else if value.chars().count() > 2000 {
+            errors.push(crate::error::FieldError::new(
+                field,
+                "must be at most 2000 characters",
+            ));
+        }
+    }
+    validated(errors)?;
+    db::write_transaction(conn, |conn| {
+        audit::store::lock_clinic(conn, clinic_id)?;
+        let row = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        if !store::recalls_of(conn, clinic_id, &[id.to_owned()])?.is_empty() {
+            return Err(AppError::Conflict("this lot is already recalled".into()));
+        }
+        let recall = RecallRow {
+            lot_id: id.to_owned(),
+            clinic_id: clinic_id.to_owned(),
+            reason: reason.clone(),
+            reference,
+            recalled_by: ctx.actor.id().map(str::to_owned),
+            recalled_at: db::now(),
+        };
+        store::insert_recall(conn, &recall)?;
+        let view = lot_view(&row, Some(&recall), Utc::now().date_naive());
+        audit::append(
+            conn,
+            clinic_id,
+            ctx,
+            event("lot.recalled", "lot", id, payload(&view), Some(reason)),
+        )?;
+        Ok(view)
+    })
+}
+
+pub fn get_lot(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<LotView> {
+    let row = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+    let recall = store::recalls_of(conn, clinic_id, &[id.to_owned()])?;
+    let mut view = lot_view(&row, recall.first(), Utc::now().date_naive());
+    view.history = history(
+        store::lot_history(conn, clinic_id, id)?
+            .into_iter()
+            .map(|r| {
+                (
+                    r.version,
+                    r.recorded_at,
+                    r.recorded_by.clone(),
+                    r.amendment_reason.clone(),
+                    lot_fields(&r),
+                )
+            })
+            .collect(),
+    );
+    Ok(view)
+}
+
+pub fn list_lots(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    filter: &LotFilter,
+) -> AppResult<(Vec<LotView>, Option<String>)> {
+    let mut rows = store::list_lots(
+        conn,
+        clinic_id,
+        &LotFilter {
+            limit: filter.limit + 1,
+            ..filter.clone()
+        },
+    )?;
+    let next = if rows.len() as i64 > filter.limit {
+        rows.truncate(filter.limit as usize);
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let recalls = store::recalls_of(conn, clinic_id, &ids)?;
+    let today = Utc::now().date_naive();
+    Ok((
+        rows.iter()
+            .map(|r| lot_view(r, recalls.iter().find(|x| x.lot_id == r.id), today))
+            .collect(),
+        next,
+    ))
+}

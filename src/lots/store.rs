@@ -1,0 +1,141 @@
+//! Queries on lots and recalls.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::db::schema::{lot_recalls, lots};
+use crate::db::DbConn;
+use crate::records::current;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = lots)]
+pub struct LotRow {
+    pub id: String,
+    pub version: i32,
+    pub clinic_id: String,
+    pub kind: String,
+    pub manufacturer: String,
+    pub product_name: String,
+    pub product_code: Option<String>,
+    pub gtin: Option<String>,
+    pub lot_number: String,
+    pub expiry_date: NaiveDate,
+    pub sterilisation_method: String,
+    pub supplier: Option<String>,
+    pub received_on: NaiveDate,
+    pub quantity_received: i32,
+    pub recorded_by: Option<String>,
+    pub recorded_at: NaiveDateTime,
+    pub amendment_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = lot_recalls)]
+pub struct RecallRow {
+    pub lot_id: String,
+    pub clinic_id: String,
+    pub reason: String,
+    pub reference: String,
+    pub recalled_by: Option<String>,
+    pub recalled_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LotFilter {
+    pub kind: Option<String>,
+    pub received_from: Option<NaiveDate>,
+    pub received_to: Option<NaiveDate>,
+    /// Id of the last lot of the previous page (ids are time-ordered, newest first).
+    pub after_id: Option<String>,
+    pub limit: i64,
+}
+
+pub fn insert_lot(conn: &mut DbConn, row: &LotRow) -> QueryResult<()> {
+    diesel::insert_into(lots::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_lot(conn: &mut DbConn, clinic_id: &str, id: &str) -> QueryResult<Option<LotRow>> {
+    lots::table
+        .filter(lots::clinic_id.eq(clinic_id))
+        .filter(lots::id.eq(id))
+        .filter(current("lots"))
+        .select(LotRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn lot_history(conn: &mut DbConn, clinic_id: &str, id: &str) -> QueryResult<Vec<LotRow>> {
+    lots::table
+        .filter(lots::clinic_id.eq(clinic_id))
+        .filter(lots::id.eq(id))
+        .select(LotRow::as_select())
+        .order(lots::version.asc())
+        .load(conn)
+}
+
+pub fn list_lots(conn: &mut DbConn, clinic_id: &str, f: &LotFilter) -> QueryResult<Vec<LotRow>> {
+    let mut query = lots::table
+        .filter(lots::clinic_id.eq(clinic_id))
+        .filter(current("lots"))
+        .select(LotRow::as_select())
+        .order(lots::id.desc())
+        .limit(f.limit)
+        .into_boxed();
+    if let Some(kind) = &f.kind {
+        query = query.filter(lots::kind.eq(kind.clone()));
+    }
+    if let Some(from) = f.received_from {
+        query = query.filter(lots::received_on.ge(from));
+    }
+    if let Some(to) = f.received_to {
+        query = query.filter(lots::received_on.lt(to));
+    }
+    if let Some(after) = &f.after_id {
+        query = query.filter(lots::id.lt(after.clone()));
+    }
+    query.load(conn)
+}
+
+/// Whether another current lot has this number for the same manufacturer and product.
+pub fn lot_number_taken(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    manufacturer: &str,
+    product_name: &str,
+    lot_number: &str,
+    except_id: Option<&str>,
+) -> QueryResult<bool> {
+    let mut query = lots::table
+        .filter(lots::clinic_id.eq(clinic_id))
+        .filter(lots::lot_number.eq(lot_number))
+        .filter(lots::manufacturer.eq(manufacturer))
+        .filter(lots::product_name.eq(product_name))
+        .filter(current("lots"))
+        .into_boxed();
+    if let Some(id) = except_id {
+        query = query.filter(lots::id.ne(id));
+    }
+    Ok(query.count().get_result::<i64>(conn)? > 0)
+}
+
+pub fn insert_recall(conn: &mut DbConn, row: &RecallRow) -> QueryResult<()> {
+    diesel::insert_into(lot_recalls::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn recalls_of(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    lot_ids: &[String],
+) -> QueryResult<Vec<RecallRow>> {
+    lot_recalls::table
+        .filter(lot_recalls::clinic_id.eq(clinic_id))
+        .filter(lot_recalls::lot_id.eq_any(lot_ids))
+        .select(RecallRow::as_select())
+        .load(conn)
+}
