@@ -312,7 +312,7 @@ mod tests {
             "\u{1d}01095060001343521727053110ABC123<GS>2112345XYZ\r\n",
             "01095060001343522112345XYZ\u{1d}1727053110ABC123",
         ] {
-            assert_eq!(parse(&input, today()).unwrap(), expected, "{input:?}");
+            assert_eq!(parse(input, today()).unwrap(), expected, "{input:?}");
         }
         // Day 00 is the end of the month; a lot without expiry is fine.
         let s = parse("(01)04012345000009(17)280200(10)L-77/2", today()).unwrap();
