@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod clinics;
 pub mod config;
+pub mod credentials;
 pub mod db;
 pub mod error;
 pub mod lots;

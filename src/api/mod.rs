@@ -185,7 +185,8 @@ pub fn build_app(
                         .configure(crate::clinics::routes::routes)
                         .configure(crate::audit::routes::routes)
                         .configure(crate::sterilisation::routes::routes)
-                        .configure(crate::lots::routes::routes),
+                        .configure(crate::lots::routes::routes)
+                        .configure(crate::credentials::routes::routes),
                 ),
         )
         .split_for_parts();

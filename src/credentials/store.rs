@@ -1,0 +1,128 @@
+//! Queries on credentials and their verifications.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::db::schema::{credential_verifications, credentials};
+use crate::db::DbConn;
+use crate::records::current;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = credentials)]
+pub struct CredentialRow {
+    pub id: String,
+    pub version: i32,
+    pub clinic_id: String,
+    pub user_id: String,
+    pub kind: String,
+    pub issuer: Option<String>,
+    pub number: Option<String>,
+    pub issued_on: Option<NaiveDate>,
+    pub expires_on: Option<NaiveDate>,
+    pub hepatitis_b_status: Option<String>,
+    pub declined_on: Option<NaiveDate>,
+    pub recorded_by: Option<String>,
+    pub recorded_at: NaiveDateTime,
+    pub amendment_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = credential_verifications)]
+pub struct VerificationRow {
+    pub credential_id: String,
+    pub credential_version: i32,
+    pub clinic_id: String,
+    pub verified_by: String,
+    pub verified_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CredentialFilter {
+    pub user_id: Option<String>,
+    pub kind: Option<String>,
+    pub after_id: Option<String>,
+    pub limit: i64,
+}
+
+pub fn insert(conn: &mut DbConn, row: &CredentialRow) -> QueryResult<()> {
+    diesel::insert_into(credentials::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find(conn: &mut DbConn, clinic_id: &str, id: &str) -> QueryResult<Option<CredentialRow>> {
+    credentials::table
+        .filter(credentials::clinic_id.eq(clinic_id))
+        .filter(credentials::id.eq(id))
+        .filter(current("credentials"))
+        .select(CredentialRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn history(conn: &mut DbConn, clinic_id: &str, id: &str) -> QueryResult<Vec<CredentialRow>> {
+    credentials::table
+        .filter(credentials::clinic_id.eq(clinic_id))
+        .filter(credentials::id.eq(id))
+        .select(CredentialRow::as_select())
+        .order(credentials::version.asc())
+        .load(conn)
+}
+
+pub fn list(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    f: &CredentialFilter,
+) -> QueryResult<Vec<CredentialRow>> {
+    let mut query = credentials::table
+        .filter(credentials::clinic_id.eq(clinic_id))
+        .filter(current("credentials"))
+        .select(CredentialRow::as_select())
+        .order(credentials::id.desc())
+        .limit(f.limit)
+        .into_boxed();
+    if let Some(user) = &f.user_id {
+        query = query.filter(credentials::user_id.eq(user.clone()));
+    }
+    if let Some(kind) = &f.kind {
+        query = query.filter(credentials::kind.eq(kind.clone()));
+    }
+    if let Some(after) = &f.after_id {
+        query = query.filter(credentials::id.lt(after.clone()));
+    }
+    query.load(conn)
+}
+
+pub fn of_user(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    user_id: &str,
+) -> QueryResult<Vec<CredentialRow>> {
+    credentials::table
+        .filter(credentials::clinic_id.eq(clinic_id))
+        .filter(credentials::user_id.eq(user_id))
+        .filter(current("credentials"))
+        .select(CredentialRow::as_select())
+        .load(conn)
+}
+
+pub fn insert_verification(conn: &mut DbConn, row: &VerificationRow) -> QueryResult<()> {
+    diesel::insert_into(credential_verifications::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Verifications of the given credentials (of any version; callers match the version).
+pub fn verifications_of(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    ids: &[String],
+) -> QueryResult<Vec<VerificationRow>> {
+    credential_verifications::table
+        .filter(credential_verifications::clinic_id.eq(clinic_id))
+        .filter(credential_verifications::credential_id.eq_any(ids))
+        .select(VerificationRow::as_select())
+        .load(conn)
+}
