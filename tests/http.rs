@@ -327,6 +327,21 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_served() {
             "/api/v1/clinics/{clinic}/air-removal-tests/{id}/amendments",
             "post",
         ),
+        ("/api/v1/clinics/{clinic}/lots", "get"),
+        ("/api/v1/clinics/{clinic}/lots", "post"),
+        ("/api/v1/clinics/{clinic}/lots/parse-barcode", "post"),
+        ("/api/v1/clinics/{clinic}/lots/{id}", "get"),
+        ("/api/v1/clinics/{clinic}/lots/{id}/amendments", "post"),
+        ("/api/v1/clinics/{clinic}/lots/{id}/recall", "post"),
+        ("/api/v1/clinics/{clinic}/credentials", "get"),
+        ("/api/v1/clinics/{clinic}/credentials", "post"),
+        ("/api/v1/clinics/{clinic}/credentials/{id}", "get"),
+        ("/api/v1/clinics/{clinic}/credentials/{id}/verify", "post"),
+        (
+            "/api/v1/clinics/{clinic}/credentials/{id}/amendments",
+            "post",
+        ),
+        ("/api/v1/clinics/{clinic}/members/{user}/eligibility", "get"),
     ];
     for (path, method) in expected {
         assert!(
