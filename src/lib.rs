@@ -4,6 +4,8 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod checklists;
+pub mod clients;
 pub mod clinics;
 pub mod config;
 pub mod credentials;

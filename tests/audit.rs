@@ -30,7 +30,7 @@ async fn a_new_clinic_chain_starts_at_one_and_verifies() {
     let app = TestApp::spawn().await;
     let events = app.audit_events().await;
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
-    assert_eq!(seqs, [1, 2, 3, 4]);
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
     assert_eq!(events[0]["action"], "clinic.created");
     assert_eq!(events[0]["actor_kind"], "operator");
     assert_eq!(events[0]["prev_hash"], "0".repeat(64));
@@ -39,9 +39,9 @@ async fn a_new_clinic_chain_starts_at_one_and_verifies() {
     }
     let v = verify(&app).await;
     assert_eq!(v["valid"], true);
-    assert_eq!(v["events_checked"], 4);
-    assert_eq!(v["head_seq"], 4);
-    assert_eq!(v["head_hash"], events[3]["hash"]);
+    assert_eq!(v["events_checked"], 5);
+    assert_eq!(v["head_seq"], 5);
+    assert_eq!(v["head_hash"], events[4]["hash"]);
     // The inspector may read and verify too; the other clinic's chain is separate.
     assert_eq!(
         app.get(&app.clinic_path("/audit/verify"), &app.inspector)
@@ -58,7 +58,7 @@ async fn a_new_clinic_chain_starts_at_one_and_verifies() {
         .json()
         .await
         .unwrap();
-    assert_eq!(other["items"].as_array().unwrap().len(), 2);
+    assert_eq!(other["items"].as_array().unwrap().len(), 3);
 }
 
 /// The worked example of docs/audit-chain.md, recomputed the way an outsider would.
@@ -263,7 +263,7 @@ async fn concurrent_writes_never_fork_the_chain() {
         "no 500s"
     );
     let events = app.audit_events().await;
-    assert_eq!(events.len(), 4 + created);
+    assert_eq!(events.len(), 5 + created);
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
     let v = verify(&app).await;

@@ -232,7 +232,10 @@ async fn create_clinic_then_serve_log_in_and_stop_gracefully() {
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["clinic.created", "member.added"]);
+    assert_eq!(
+        actions,
+        ["clinic.created", "member.added", "checklist.created"]
+    );
 
     let killed = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])

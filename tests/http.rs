@@ -342,6 +342,17 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_served() {
             "post",
         ),
         ("/api/v1/clinics/{clinic}/members/{user}/eligibility", "get"),
+        ("/api/v1/clinics/{clinic}/checklists", "get"),
+        ("/api/v1/clinics/{clinic}/checklists", "post"),
+        ("/api/v1/clinics/{clinic}/checklists/{id}", "get"),
+        (
+            "/api/v1/clinics/{clinic}/checklists/{id}/amendments",
+            "post",
+        ),
+        ("/api/v1/clinics/{clinic}/clients", "get"),
+        ("/api/v1/clinics/{clinic}/clients", "post"),
+        ("/api/v1/clinics/{clinic}/clients/{id}", "get"),
+        ("/api/v1/clinics/{clinic}/clients/{id}/amendments", "post"),
     ];
     for (path, method) in expected {
         assert!(

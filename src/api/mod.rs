@@ -38,6 +38,7 @@ use crate::state::AppState;
         (name = "sterilisation", description = "Sterilisers, cycles and packs, spore and air-removal tests"),
         (name = "lots", description = "Needle cartridges, pigments and supplies: lots, barcodes, recalls"),
         (name = "credentials", description = "Technicians' credentials and their eligibility to work"),
+        (name = "sessions", description = "Checklist templates, clients and client sessions"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -186,7 +187,9 @@ pub fn build_app(
                         .configure(crate::audit::routes::routes)
                         .configure(crate::sterilisation::routes::routes)
                         .configure(crate::lots::routes::routes)
-                        .configure(crate::credentials::routes::routes),
+                        .configure(crate::credentials::routes::routes)
+                        .configure(crate::checklists::routes::routes)
+                        .configure(crate::clients::routes::routes),
                 ),
         )
         .split_for_parts();

@@ -165,6 +165,8 @@ pub fn create_clinic(
             ctx,
             member_event("member.added", &membership, &user, None),
         )?;
+        // Every clinic starts with a sensible setup checklist for SMP and tattoo work.
+        crate::checklists::store::create_default(conn, ctx, &row.id)?;
         Ok((row, user))
     })
 }

@@ -275,6 +275,107 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    checklist_templates (id, version) {
+        id -> Text,
+        version -> Integer,
+        clinic_id -> Text,
+        name -> Text,
+        items -> Text,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+        amendment_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    clients (id, version) {
+        id -> Text,
+        version -> Integer,
+        clinic_id -> Text,
+        name -> Text,
+        contact -> Text,
+        date_of_birth -> Date,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+        amendment_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        clinic_id -> Text,
+        client_id -> Text,
+        technician_id -> Text,
+        station -> Text,
+        procedure_name -> Text,
+        planned_at -> Timestamp,
+        template_id -> Text,
+        template_version -> Integer,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    session_answers (id) {
+        id -> Text,
+        clinic_id -> Text,
+        session_id -> Text,
+        item_key -> Text,
+        answer -> Text,
+        answered_at -> Timestamp,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    session_packs (session_id, pack_code) {
+        session_id -> Text,
+        pack_code -> Text,
+        clinic_id -> Text,
+        snapshot -> Text,
+        added_by -> Nullable<Text>,
+        added_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    session_lots (session_id, lot_id) {
+        session_id -> Text,
+        lot_id -> Text,
+        clinic_id -> Text,
+        lot_version -> Integer,
+        snapshot -> Text,
+        added_by -> Nullable<Text>,
+        added_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    session_starts (session_id) {
+        session_id -> Text,
+        clinic_id -> Text,
+        started_at -> Timestamp,
+        started_by -> Nullable<Text>,
+        override_reason -> Nullable<Text>,
+        refusals -> Text,
+        technician_snapshot -> Text,
+    }
+}
+
+diesel::table! {
+    session_completions (session_id) {
+        session_id -> Text,
+        clinic_id -> Text,
+        completed_at -> Timestamp,
+        completed_by -> Nullable<Text>,
+        notes -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(memberships -> clinics (clinic_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
@@ -299,4 +400,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     lot_recalls,
     credentials,
     credential_verifications,
+    checklist_templates,
+    clients,
+    sessions,
+    session_answers,
+    session_packs,
+    session_lots,
+    session_starts,
+    session_completions,
 );

@@ -1,0 +1,5 @@
+//! Setup checklist templates, versioned: a session keeps the version it was run with.
+
+pub mod model;
+pub mod routes;
+pub mod store;

@@ -1,0 +1,114 @@
+//! `/api/v1/clinics/{clinic}/clients`.
+
+use actix_web::{get, post, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::store::{self, ClientView};
+use super::ClientInput;
+use crate::api::{PageQuery, ValidJson};
+use crate::auth::ClinicAccess;
+use crate::db;
+use crate::error::{AppResult, Problem};
+use crate::records::AmendmentRequest;
+use crate::state::AppState;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_clients)
+        .service(create_client)
+        .service(get_client)
+        .service(amend_client);
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClientPage {
+    pub items: Vec<ClientView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Clients, newest first.
+#[utoipa::path(tag = "sessions", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), PageQuery),
+    responses((status = 200, body = ClientPage), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/clients")]
+async fn list_clients(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    page: web::Query<PageQuery>,
+) -> AppResult<web::Json<ClientPage>> {
+    let limit = page.limit()?;
+    let (clinic, cursor) = (access.clinic_id.clone(), page.cursor.clone());
+    let (items, next_cursor) = db::run(&state.pool, move |conn| {
+        store::list(conn, &clinic, cursor, limit)
+    })
+    .await?;
+    Ok(web::Json(ClientPage { items, next_cursor }))
+}
+
+/// Register a client (owners and technicians).
+#[utoipa::path(tag = "sessions", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
+    request_body = ClientInput,
+    responses((status = 201, body = ClientView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[post("/clients")]
+async fn create_client(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    body: ValidJson<ClientInput>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (ctx, clinic, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        store::create(conn, &ctx, &clinic, input)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// A client and the history of their record.
+#[utoipa::path(tag = "sessions", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Client id")),
+    responses((status = 200, body = ClientView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/clients/{id}")]
+async fn get_client(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+) -> AppResult<web::Json<ClientView>> {
+    let (_, id) = path.into_inner();
+    let clinic = access.clinic_id.clone();
+    Ok(web::Json(
+        db::run(&state.pool, move |conn| store::get(conn, &clinic, &id)).await?,
+    ))
+}
+
+/// Correct a client record (owners and technicians): a new version with a reason.
+#[utoipa::path(tag = "sessions", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Client id")),
+    request_body = AmendmentRequest,
+    responses((status = 201, body = ClientView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[post("/clients/{id}/amendments")]
+async fn amend_client(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+    body: ValidJson<AmendmentRequest>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, req) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        store::amend(conn, &ctx, &clinic, &id, &req)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}

@@ -1,0 +1,214 @@
+//! Client queries and use cases.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::ClientInput;
+use crate::audit::{self, AuditContext};
+use crate::db::schema::clients;
+use crate::db::{self, to_utc, DbConn};
+use crate::error::{AppError, AppResult};
+use crate::records::*;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = clients)]
+pub struct ClientRow {
+    pub id: String,
+    pub version: i32,
+    pub clinic_id: String,
+    pub name: String,
+    pub contact: String,
+    pub date_of_birth: NaiveDate,
+    pub recorded_by: Option<String>,
+    pub recorded_at: NaiveDateTime,
+    pub amendment_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClientView {
+    pub id: String,
+    pub version: i32,
+    #[serde(flatten)]
+    pub fields: ClientInput,
+    pub recorded_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<VersionView>,
+}
+
+fn fields(r: &ClientRow) -> ClientInput {
+    ClientInput {
+        name: r.name.clone(),
+        contact: r.contact.clone(),
+        date_of_birth: r.date_of_birth,
+    }
+}
+
+fn view(r: &ClientRow) -> ClientView {
+    ClientView {
+        id: r.id.clone(),
+        version: r.version,
+        fields: fields(r),
+        recorded_at: to_utc(r.recorded_at),
+        history: Vec::new(),
+    }
+}
+
+fn insert(
+    conn: &mut DbConn,
+    id: String,
+    version: i32,
+    clinic_id: &str,
+    f: &ClientInput,
+    ctx: &AuditContext,
+    reason: Option<String>,
+) -> AppResult<ClientRow> {
+    let row = ClientRow {
+        id,
+        version,
+        clinic_id: clinic_id.to_owned(),
+        name: f.name.clone(),
+        contact: f.contact.clone(),
+        date_of_birth: f.date_of_birth,
+        recorded_by: ctx.actor.id().map(str::to_owned),
+        recorded_at: db::now(),
+        amendment_reason: reason,
+    };
+    diesel::insert_into(clients::table)
+        .values(&row)
+        .execute(conn)?;
+    Ok(row)
+}
+
+/// The audit chain gets the id and version only: personal data stays in the clients table, so
+/// it can be erased without breaking the chain.
+fn audit_payload(r: &ClientRow) -> serde_json::Value {
+    serde_json::json!({"id": r.id, "version": r.version})
+}
+
+pub fn find(conn: &mut DbConn, clinic_id: &str, id: &str) -> QueryResult<Option<ClientRow>> {
+    clients::table
+        .filter(clients::clinic_id.eq(clinic_id))
+        .filter(clients::id.eq(id))
+        .filter(current("clients"))
+        .select(ClientRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn create(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    mut input: ClientInput,
+) -> AppResult<ClientView> {
+    input.normalise();
+    validated(input.validate(Utc::now().date_naive()))?;
+    db::write_transaction(conn, |conn| {
+        let row = insert(conn, db::new_id(), 1, clinic_id, &input, ctx, None)?;
+        audit::append(
+            conn,
+            clinic_id,
+            ctx,
+            event(
+                "client.registered",
+                "client",
+                &row.id,
+                audit_payload(&row),
+                None,
+            ),
+        )?;
+        Ok(view(&row))
+    })
+}
+
+pub fn amend(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    id: &str,
+    req: &AmendmentRequest,
+) -> AppResult<ClientView> {
+    let reason = req.reason()?;
+    db::write_transaction(conn, |conn| {
+        let current = find(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        let mut f: ClientInput = apply_changes(&fields(&current), &req.changes, &[])?;
+        f.normalise();
+        validated(f.validate(Utc::now().date_naive()))?;
+        let row = insert(
+            conn,
+            id.to_owned(),
+            current.version + 1,
+            clinic_id,
+            &f,
+            ctx,
+            Some(reason.clone()),
+        )?;
+        audit::append(
+            conn,
+            clinic_id,
+            ctx,
+            event(
+                "client.amended",
+                "client",
+                id,
+                audit_payload(&row),
+                Some(reason),
+            ),
+        )?;
+        Ok(view(&row))
+    })
+}
+
+pub fn get(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<ClientView> {
+    let row = find(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+    let versions: Vec<ClientRow> = clients::table
+        .filter(clients::clinic_id.eq(clinic_id))
+        .filter(clients::id.eq(id))
+        .select(ClientRow::as_select())
+        .order(clients::version.asc())
+        .load(conn)?;
+    let mut v = view(&row);
+    v.history = history(
+        versions
+            .iter()
+            .map(|r| {
+                (
+                    r.version,
+                    r.recorded_at,
+                    r.recorded_by.clone(),
+                    r.amendment_reason.clone(),
+                    fields(r),
+                )
+            })
+            .collect(),
+    );
+    Ok(v)
+}
+
+pub fn list(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    after_id: Option<String>,
+    limit: i64,
+) -> AppResult<(Vec<ClientView>, Option<String>)> {
+    let mut query = clients::table
+        .filter(clients::clinic_id.eq(clinic_id))
+        .filter(current("clients"))
+        .select(ClientRow::as_select())
+        .order(clients::id.desc())
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(after) = after_id {
+        query = query.filter(clients::id.lt(after));
+    }
+    let mut rows = query.load(conn)?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    Ok((rows.iter().map(view).collect(), next))
+}
