@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
 /// A field that failed validation, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 pub struct FieldError {
     /// Path of the field in the request, e.g. `email` or `items[2].text`.
     pub field: String,
@@ -42,6 +42,10 @@ pub enum AppError {
     NotFoundField(FieldError),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// An action the records forbid right now, with every reason at once (e.g. starting a
+    /// session with an expired lot and an unticked item).
+    #[error("refused")]
+    Refused(Vec<FieldError>),
     #[error("idempotency key reused with a different request")]
     IdempotencyMismatch,
     #[error("a request with this idempotency key is still in progress")]
@@ -78,6 +82,7 @@ impl AppError {
             Self::Forbidden(_) => ("forbidden", "Your role does not allow this"),
             Self::NotFound | Self::NotFoundField(_) => ("not-found", "Not found"),
             Self::Conflict(_) => ("conflict", "The request conflicts with existing records"),
+            Self::Refused(_) => ("refused", "The records do not allow this now"),
             Self::IdempotencyMismatch => (
                 "idempotency-key-reused",
                 "Idempotency key reused with a different request",
@@ -99,7 +104,7 @@ impl AppError {
 
     fn detail(&self) -> String {
         match self {
-            Self::Validation(errors) => errors
+            Self::Validation(errors) | Self::Refused(errors) => errors
                 .iter()
                 .map(|e| format!("{}: {}", e.field, e.reason))
                 .collect::<Vec<_>>()
@@ -182,7 +187,9 @@ impl ResponseError for AppError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound | Self::NotFoundField(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) | Self::IdempotencyInFlight => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::Refused(_) | Self::IdempotencyInFlight => {
+                StatusCode::CONFLICT
+            }
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -205,7 +212,7 @@ impl ResponseError for AppError {
             status: status.as_u16(),
             detail: self.detail(),
             errors: match self {
-                Self::Validation(errors) => errors.clone(),
+                Self::Validation(errors) | Self::Refused(errors) => errors.clone(),
                 Self::NotFoundField(e) => vec![e.clone()],
                 _ => Vec::new(),
             },

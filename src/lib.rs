@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod lots;
 pub mod records;
+pub mod sessions;
 pub mod state;
 pub mod sterilisation;
 pub mod telemetry;

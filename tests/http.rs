@@ -353,6 +353,14 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_served() {
         ("/api/v1/clinics/{clinic}/clients", "post"),
         ("/api/v1/clinics/{clinic}/clients/{id}", "get"),
         ("/api/v1/clinics/{clinic}/clients/{id}/amendments", "post"),
+        ("/api/v1/clinics/{clinic}/sessions", "get"),
+        ("/api/v1/clinics/{clinic}/sessions", "post"),
+        ("/api/v1/clinics/{clinic}/sessions/{id}", "get"),
+        ("/api/v1/clinics/{clinic}/sessions/{id}/answers", "post"),
+        ("/api/v1/clinics/{clinic}/sessions/{id}/packs", "post"),
+        ("/api/v1/clinics/{clinic}/sessions/{id}/lots", "post"),
+        ("/api/v1/clinics/{clinic}/sessions/{id}/start", "post"),
+        ("/api/v1/clinics/{clinic}/sessions/{id}/complete", "post"),
     ];
     for (path, method) in expected {
         assert!(

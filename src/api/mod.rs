@@ -189,7 +189,8 @@ pub fn build_app(
                         .configure(crate::lots::routes::routes)
                         .configure(crate::credentials::routes::routes)
                         .configure(crate::checklists::routes::routes)
-                        .configure(crate::clients::routes::routes),
+                        .configure(crate::clients::routes::routes)
+                        .configure(crate::sessions::routes::routes),
                 ),
         )
         .split_for_parts();

@@ -121,6 +121,26 @@ pub fn lot_number_taken(
     Ok(query.count().get_result::<i64>(conn)? > 0)
 }
 
+/// The lot a scanned box refers to: by lot number, and by GTIN when the barcode carries one.
+pub fn find_by_number(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    gtin: Option<&str>,
+    lot_number: &str,
+) -> QueryResult<Option<String>> {
+    let mut query = lots::table
+        .filter(lots::clinic_id.eq(clinic_id))
+        .filter(lots::lot_number.eq(lot_number))
+        .filter(current("lots"))
+        .select(lots::id)
+        .order(lots::id.desc())
+        .into_boxed();
+    if let Some(gtin) = gtin {
+        query = query.filter(lots::gtin.eq(gtin.to_owned()));
+    }
+    query.first(conn).optional()
+}
+
 pub fn insert_recall(conn: &mut DbConn, row: &RecallRow) -> QueryResult<()> {
     diesel::insert_into(lot_recalls::table)
         .values(row)

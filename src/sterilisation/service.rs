@@ -431,10 +431,27 @@ fn cycle_views(
     clinic_id: &str,
     rows: Vec<CycleRow>,
 ) -> AppResult<Vec<CycleView>> {
+    cycle_views_counting_use(conn, clinic_id, rows, true)
+}
+
+/// `count_use: false` judges packs as if nobody had opened them yet (a session about to start
+/// judges the very packs it has opened).
+fn cycle_views_counting_use(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    rows: Vec<CycleRow>,
+    count_use: bool,
+) -> AppResult<Vec<CycleView>> {
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let packs = store::packs_of_cycles(conn, clinic_id, &ids)?;
     let tests = store::spore_tests_of_cycles(conn, clinic_id, &ids)?;
     let names = staff_names(conn, clinic_id)?;
+    let codes: Vec<String> = packs.iter().map(|p| p.code.clone()).collect();
+    let used = if count_use {
+        crate::sessions::store::used_pack_codes(conn, clinic_id, &codes)?
+    } else {
+        Vec::new()
+    };
     let mut windows: HashMap<String, Vec<Window>> = HashMap::new();
     for row in &rows {
         if !windows.contains_key(&row.steriliser_id) {
@@ -485,7 +502,7 @@ fn cycle_views(
                     .map(|d| row.finished_at + Duration::days(i64::from(d)));
                 let (state, state_reason) = pack_state(
                     &PackFacts {
-                        used: false,
+                        used: used.contains(&p.code),
                         cycle_outcome: outcome,
                         cycle_started_at: row.started_at,
                         biological,
@@ -720,6 +737,16 @@ pub fn list_cycles(
         id: r.id.clone(),
     });
     Ok((cycle_views(conn, clinic_id, rows)?, next))
+}
+
+/// A pack as it would be if it had not been opened: what a session checks before it starts.
+pub fn pack_before_use(conn: &mut DbConn, clinic_id: &str, code: &str) -> AppResult<PackView> {
+    let pack = store::find_pack(conn, clinic_id, code)?.ok_or(AppError::NotFound)?;
+    let cycle = store::find_cycle(conn, clinic_id, &pack.cycle_id)?.ok_or(AppError::NotFound)?;
+    cycle_views_counting_use(conn, clinic_id, vec![cycle], false)?
+        .pop()
+        .and_then(|c| c.packs.into_iter().find(|p| p.code == code))
+        .ok_or(AppError::NotFound)
 }
 
 pub fn get_pack(conn: &mut DbConn, clinic_id: &str, typed_code: &str) -> AppResult<PackView> {

@@ -1,0 +1,6 @@
+//! Client sessions: the record that joins the technician and their credentials that day, the
+//! setup checklist, the sterilised packs and the lots used.
+
+pub mod model;
+pub mod routes;
+pub mod store;

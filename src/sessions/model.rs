@@ -1,0 +1,233 @@
+//! Session inputs and the start rule: every reason a session may not start, at once.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::checklists::model::{completes, ChecklistItem};
+use crate::credentials::model::Eligibility;
+use crate::error::FieldError;
+use crate::lots::model::LotStatus;
+use crate::sterilisation::model::PackState;
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionInput {
+    pub client_id: String,
+    /// Who works on the client; defaults to the caller.
+    pub technician_id: Option<String>,
+    pub station: String,
+    /// E.g. "SMP session 2 of 3, crown".
+    pub procedure: String,
+    pub planned_at: DateTime<Utc>,
+    /// The checklist template to run; defaults to the clinic's newest.
+    pub checklist_id: Option<String>,
+}
+
+impl SessionInput {
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        for (field, value) in [("station", &self.station), ("procedure", &self.procedure)] {
+            if value.trim().is_empty() {
+                errors.push(FieldError::new(field, "is required"));
+            } else if value.chars().count() > 200 {
+                errors.push(FieldError::new(field, "must be at most 200 characters"));
+            }
+        }
+        errors
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Answer {
+    pub item_key: String,
+    /// `true`/`false` for a tick, a number, a lot id, or text.
+    #[schema(value_type = Object)]
+    pub value: Value,
+    /// When the item was done (defaults to now).
+    pub answered_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswersInput {
+    pub answers: Vec<Answer>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PackUse {
+    /// The code on the pack's label.
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LotUse {
+    /// The lot's id; or give `barcode` instead.
+    pub lot_id: Option<String>,
+    /// What the scanner typed from the box (GS1); the lot is found by GTIN and lot number.
+    pub barcode: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartInput {
+    /// An owner may start despite refusals, with a written reason that stays on the session.
+    pub override_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteInput {
+    pub notes: Option<String>,
+}
+
+/// Clients must be adults unless a jurisdiction's minor rules apply (not modelled yet).
+pub const MINIMUM_AGE: i32 = 18;
+
+/// What the start rule looks at.
+#[derive(Debug, Clone)]
+pub struct StartFacts {
+    pub items: Vec<ChecklistItem>,
+    /// The latest answer to each item.
+    pub answers: HashMap<String, Value>,
+    /// Code, state, why, and whether its steriliser is quarantined now.
+    pub packs: Vec<(String, PackState, String, bool)>,
+    /// Id, a label, and status today.
+    pub lots: Vec<(String, String, LotStatus)>,
+    pub eligibility: Eligibility,
+    pub blocked_by: Option<String>,
+    pub client_age: i32,
+}
+
+/// Every reason the session may not start, each naming what is wrong.
+pub fn refusals(f: &StartFacts) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    for item in f.items.iter().filter(|i| i.required) {
+        match f.answers.get(&item.key) {
+            Some(value) if completes(item, value) => {}
+            Some(_) => out.push(FieldError::new(
+                format!("checklist.{}", item.key),
+                format!("\"{}\" is answered but not done", item.text),
+            )),
+            None => out.push(FieldError::new(
+                format!("checklist.{}", item.key),
+                format!("\"{}\" is not answered", item.text),
+            )),
+        }
+    }
+    for (code, state, reason, quarantined) in &f.packs {
+        if *state != PackState::Released {
+            out.push(FieldError::new(
+                format!("packs.{code}"),
+                format!(
+                    "is {}: {reason}",
+                    serde_json::to_value(state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        if *quarantined {
+            out.push(FieldError::new(
+                format!("packs.{code}"),
+                "its steriliser is quarantined after a positive spore test",
+            ));
+        }
+    }
+    for (id, label, status) in &f.lots {
+        match status {
+            LotStatus::Usable => {}
+            LotStatus::Expired => out.push(FieldError::new(
+                format!("lots.{id}"),
+                format!("{label} is expired"),
+            )),
+            LotStatus::Recalled => out.push(FieldError::new(
+                format!("lots.{id}"),
+                format!("{label} is recalled"),
+            )),
+        }
+    }
+    if let Some(blocked) = &f.blocked_by {
+        out.push(FieldError::new("technician", blocked.clone()));
+    }
+    for reason in &f.eligibility.reasons {
+        out.push(FieldError::new("technician", reason.message.clone()));
+    }
+    if f.client_age < MINIMUM_AGE {
+        out.push(FieldError::new(
+            "client",
+            format!("the client is {} (under {MINIMUM_AGE})", f.client_age),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checklists::model::default_template;
+    use serde_json::json;
+
+    fn facts() -> StartFacts {
+        let items = default_template().items;
+        let answers = items
+            .iter()
+            .map(|i| {
+                let v = match i.answer {
+                    crate::checklists::model::AnswerKind::Tick => json!(true),
+                    crate::checklists::model::AnswerKind::Number => json!(60),
+                    _ => json!("x"),
+                };
+                (i.key.clone(), v)
+            })
+            .collect();
+        StartFacts {
+            items,
+            answers,
+            packs: vec![("ABC-123".into(), PackState::Released, "ok".into(), false)],
+            lots: vec![("lot1".into(), "lot L1".into(), LotStatus::Usable)],
+            eligibility: Eligibility {
+                eligible: true,
+                reasons: vec![],
+                warnings: vec![],
+            },
+            blocked_by: None,
+            client_age: 30,
+        }
+    }
+
+    #[test]
+    fn a_ready_session_has_no_refusals() {
+        assert!(refusals(&facts()).is_empty());
+    }
+
+    #[test]
+    fn every_reason_is_given_at_once() {
+        let mut f = facts();
+        f.answers.remove("gloves");
+        f.answers.insert("barrier_film".into(), json!(false));
+        f.packs[0].1 = PackState::Expired;
+        f.lots[0].2 = LotStatus::Recalled;
+        f.blocked_by = Some("the member is deactivated".into());
+        f.client_age = 17;
+        let fields: Vec<String> = refusals(&f).into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "checklist.gloves",
+                "checklist.barrier_film",
+                "packs.ABC-123",
+                "lots.lot1",
+                "technician",
+                "client"
+            ]
+        );
+    }
+}

@@ -1,0 +1,237 @@
+//! `/api/v1/clinics/{clinic}/sessions`: plan, run the checklist, record packs and lots, start,
+//! complete, and read the whole trace.
+
+use actix_web::{get, post, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::model::{AnswersInput, CompleteInput, LotUse, PackUse, SessionInput, StartInput};
+use super::store::{self, TraceView};
+use crate::api::{PageQuery, ValidJson};
+use crate::auth::ClinicAccess;
+use crate::db;
+use crate::error::{AppError, AppResult, Problem};
+use crate::records::TimeCursor;
+use crate::state::AppState;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_sessions)
+        .service(create_session)
+        .service(get_session)
+        .service(answer_checklist)
+        .service(add_pack)
+        .service(add_lot)
+        .service(start_session)
+        .service(complete_session);
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionPage {
+    pub items: Vec<TraceView>,
+    pub next_cursor: Option<String>,
+}
+
+type Path2 = web::Path<(String, String)>;
+
+/// Sessions, latest planned first.
+#[utoipa::path(tag = "sessions", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), PageQuery),
+    responses((status = 200, body = SessionPage), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[get("/sessions")]
+async fn list_sessions(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    page: web::Query<PageQuery>,
+) -> AppResult<web::Json<SessionPage>> {
+    let limit = page.limit()?;
+    let after =
+        match &page.cursor {
+            None => None,
+            Some(c) => Some(TimeCursor::decode(c).ok_or_else(|| {
+                AppError::invalid("cursor", "is not a cursor from a previous page")
+            })?),
+        };
+    let clinic = access.clinic_id.clone();
+    let (items, next_cursor) = db::run(&state.pool, move |conn| {
+        store::list(conn, &clinic, after, limit)
+    })
+    .await?;
+    Ok(web::Json(SessionPage { items, next_cursor }))
+}
+
+/// Plan a client session (owners and technicians) with the clinic's checklist template.
+#[utoipa::path(tag = "sessions", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
+    request_body = SessionInput,
+    responses((status = 201, body = TraceView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown client, technician or checklist"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[post("/sessions")]
+async fn create_session(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    body: ValidJson<SessionInput>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (ctx, clinic, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        store::create(conn, &ctx, &clinic, input)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// The session's full trace: client, technician and their credentials as they stood, checklist
+/// answers, packs with their cycles and spore tests, lots with expiry.
+#[utoipa::path(tag = "sessions", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Session id")),
+    responses((status = 200, body = TraceView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/sessions/{id}")]
+async fn get_session(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: Path2,
+) -> AppResult<web::Json<TraceView>> {
+    let (_, id) = path.into_inner();
+    let clinic = access.clinic_id.clone();
+    Ok(web::Json(
+        db::run(&state.pool, move |conn| store::trace(conn, &clinic, &id)).await?,
+    ))
+}
+
+/// Answer checklist items (before the start). A later answer to the same item replaces the
+/// earlier one in the checklist; both stay in the record.
+#[utoipa::path(tag = "sessions", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Session id")),
+    request_body = AnswersInput,
+    responses((status = 201, body = TraceView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json", description = "Already started"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[post("/sessions/{id}/answers")]
+async fn answer_checklist(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: Path2,
+    body: ValidJson<AnswersInput>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        store::answer(conn, &ctx, &clinic, &id, input)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Record a sterilised pack opened for the session, by the code on its label.
+#[utoipa::path(tag = "sessions", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Session id")),
+    request_body = PackUse,
+    responses((status = 201, body = TraceView), (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown pack"), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[post("/sessions/{id}/packs")]
+async fn add_pack(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: Path2,
+    body: ValidJson<PackUse>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        store::add_pack(conn, &ctx, &clinic, &id, input)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Record a lot used in the session, by id or by the scanned barcode of its box.
+#[utoipa::path(tag = "sessions", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Session id")),
+    request_body = LotUse,
+    responses((status = 201, body = TraceView), (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown lot"), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[post("/sessions/{id}/lots")]
+async fn add_lot(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: Path2,
+    body: ValidJson<LotUse>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        store::add_lot(conn, &ctx, &clinic, &id, input)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Start the session: refused (409) with every reason at once when a required item is not done,
+/// a pack is not released, a lot is expired or recalled, the technician is not eligible, a
+/// steriliser is quarantined or the client is under age. An owner may override with a reason.
+#[utoipa::path(tag = "sessions", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Session id")),
+    request_body = StartInput,
+    responses((status = 201, body = TraceView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json", description = "Refused (with reasons) or already started")))]
+#[post("/sessions/{id}/start")]
+async fn start_session(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: Path2,
+    body: ValidJson<StartInput>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (_, id) = path.into_inner();
+    let (ctx, role, clinic, input) = (
+        access.audit_context(),
+        access.role,
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        store::start(conn, &ctx, role, &clinic, &id, input)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Record the end of the session and any notes.
+#[utoipa::path(tag = "sessions", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Session id")),
+    request_body = CompleteInput,
+    responses((status = 201, body = TraceView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json", description = "Not started, or already complete")))]
+#[post("/sessions/{id}/complete")]
+async fn complete_session(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: Path2,
+    body: ValidJson<CompleteInput>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        store::complete(conn, &ctx, &clinic, &id, input)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}

@@ -1,0 +1,790 @@
+//! Client sessions: checklist, packs, lots, the start rule with every refusal, override, trace.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::{assert_problem, TestApp};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+async fn created(res: reqwest::Response) -> Value {
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+    assert!(status == 201 || status == 200, "{status}: {body}");
+    body
+}
+
+/// Everything a session needs, all in order: a released pack, a usable lot with a GTIN, a verified
+/// technician, an adult client, and a session with every checklist item done.
+struct Setup {
+    steriliser: String,
+    pack: String,
+    lot: String,
+    client: String,
+    session: String,
+    credentials: Vec<String>,
+}
+
+async fn setup(app: &TestApp) -> Setup {
+    let o = &app.owner;
+    let steriliser = created(
+        app.post(
+            &app.clinic_path("/sterilisers"),
+            o,
+            &json!({"make": "W&H", "model": "Lisa", "serial_number": "S1", "kind": "pre_vacuum"}),
+        )
+        .await,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let started = Utc::now() - Duration::hours(6);
+    let cycle = created(app.post(&app.clinic_path("/cycles"), o, &json!({
+        "steriliser_id": steriliser, "cycle_number": 1,
+        "program": {"name": "134", "temperature_c": 134.0, "hold_minutes": 3.5},
+        "started_at": started.to_rfc3339(), "finished_at": (started + Duration::minutes(40)).to_rfc3339(),
+        "peak_temperature_c": 135.0, "peak_pressure_kpa": 313.0, "hold_minutes": 4.0,
+        "load_indicator": {"type": 5, "passed": true},
+        "packs": [{"contents": "grips"}, {"contents": "tips"}]})).await).await;
+    let pack = cycle["packs"][0]["code"].as_str().unwrap().to_owned();
+    let lot = created(app.post(&app.clinic_path("/lots"), o, &json!({
+        "kind": "needle_cartridge", "manufacturer": "Cheyenne", "product_name": "Craft", "gtin": "09506000134352",
+        "lot_number": "ABC123", "expiry_date": (Utc::now() + Duration::days(300)).date_naive().to_string(),
+        "sterilisation_method": "ethylene_oxide", "received_on": (Utc::now() - Duration::days(3)).date_naive().to_string(),
+        "quantity_received": 20})).await).await["id"].as_str().unwrap().to_owned();
+    let tech = app.technician.user_id.clone();
+    let mut credentials = Vec::new();
+    for body in [
+        json!({"user_id": tech, "kind": "bloodborne_pathogen_training", "issued_on": (Utc::now() - Duration::days(30)).date_naive().to_string()}),
+        json!({"user_id": tech, "kind": "hepatitis_b", "hepatitis_b_status": "vaccinated"}),
+        json!({"user_id": tech, "kind": "licence", "number": "BA-1", "issued_on": "2025-01-01", "expires_on": (Utc::now() + Duration::days(200)).date_naive().to_string()}),
+    ] {
+        let id = created(app.post(&app.clinic_path("/credentials"), o, &body).await).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        created(
+            app.post(
+                &app.clinic_path(&format!("/credentials/{id}/verify")),
+                o,
+                &json!({}),
+            )
+            .await,
+        )
+        .await;
+        credentials.push(id);
+    }
+    let client = created(app.post(&app.clinic_path("/clients"), &app.technician, &json!({"name": "Alex Client", "contact": "+44 7700 900123", "date_of_birth": "1990-04-02"})).await).await["id"].as_str().unwrap().to_owned();
+    let session = created(
+        app.post(
+            &app.clinic_path("/sessions"),
+            &app.technician,
+            &json!({
+        "client_id": client, "station": "Chair 2", "procedure": "SMP session 1 of 3, crown",
+        "planned_at": Utc::now().to_rfc3339()}),
+        )
+        .await,
+    )
+    .await;
+    let session_id = session["id"].as_str().unwrap().to_owned();
+    let answers: Vec<Value> = session["checklist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| {
+            let value = match line["key"].as_str().unwrap() {
+                "cartridge_lot" => json!(lot),
+                "surface_disinfectant" => json!("Mikrozid AF liquid"),
+                "contact_time" => json!(60),
+                _ => json!(true),
+            };
+            json!({"item_key": line["key"], "value": value})
+        })
+        .collect();
+    created(
+        app.post(
+            &app.clinic_path(&format!("/sessions/{session_id}/answers")),
+            &app.technician,
+            &json!({"answers": answers}),
+        )
+        .await,
+    )
+    .await;
+    created(
+        app.post(
+            &app.clinic_path(&format!("/sessions/{session_id}/packs")),
+            &app.technician,
+            &json!({"code": pack.to_lowercase()}),
+        )
+        .await,
+    )
+    .await;
+    created(
+        app.post(
+            &app.clinic_path(&format!("/sessions/{session_id}/lots")),
+            &app.technician,
+            &json!({"barcode": "(01)09506000134352(17)290101(10)ABC123"}),
+        )
+        .await,
+    )
+    .await;
+    Setup {
+        steriliser,
+        pack,
+        lot,
+        client,
+        session: session_id,
+        credentials,
+    }
+}
+
+async fn start(app: &TestApp, s: &Setup) -> reqwest::Response {
+    app.post(
+        &app.clinic_path(&format!("/sessions/{}/start", s.session)),
+        &app.technician,
+        &json!({}),
+    )
+    .await
+}
+
+/// Starts and expects a refusal naming `field`.
+async fn refused_for(app: &TestApp, s: &Setup, field: &str) -> Value {
+    let problem = assert_problem(start(app, s).await, 409, Some(field)).await;
+    assert_eq!(problem["type"], "https://aseptic.dev/problems/refused");
+    let trace: Value = app
+        .get(
+            &app.clinic_path(&format!("/sessions/{}", s.session)),
+            &app.owner,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        trace["status"], "planned",
+        "a refused start changes nothing"
+    );
+    problem
+}
+
+#[actix_web::test]
+async fn a_ready_session_starts_completes_and_traces_everything() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let trace = created(start(&app, &s).await).await;
+    assert_eq!(trace["status"], "in_progress");
+    assert!(trace["start"]["override_reason"].is_null());
+    assert_eq!(
+        trace["technician_at_start"]["eligibility"]["eligible"],
+        true
+    );
+    // The pack is now used.
+    let pack: Value = app
+        .get(&app.clinic_path(&format!("/packs/{}", s.pack)), &app.owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pack["state"], "used");
+
+    assert_problem(start(&app, &s).await, 409, None).await;
+    let done = created(
+        app.post(
+            &app.clinic_path(&format!("/sessions/{}/complete", s.session)),
+            &app.technician,
+            &json!({"notes": "healed well"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(done["status"], "completed");
+    assert_problem(
+        app.post(
+            &app.clinic_path(&format!("/sessions/{}/complete", s.session)),
+            &app.technician,
+            &json!({}),
+        )
+        .await,
+        409,
+        None,
+    )
+    .await;
+
+    let trace: Value = app
+        .get(
+            &app.clinic_path(&format!("/sessions/{}", s.session)),
+            &app.inspector,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(trace["client_name"], "Alex Client");
+    assert_eq!(trace["checklist_version"], 1);
+    assert!(trace["checklist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["done"] == true));
+    assert_eq!(trace["packs"][0]["code"], s.pack.as_str());
+    assert_eq!(
+        trace["packs"][0]["state"], "released",
+        "as it stood when opened"
+    );
+    assert_eq!(trace["lots"][0]["id"], s.lot.as_str());
+    assert_eq!(trace["lots"][0]["lot_number"], "ABC123");
+    assert_eq!(trace["completion"]["notes"], "healed well");
+    // Setup cannot change after the start.
+    let late = app
+        .post(
+            &app.clinic_path(&format!("/sessions/{}/answers", s.session)),
+            &app.technician,
+            &json!({"answers": [{"item_key": "gloves", "value": true}]}),
+        )
+        .await;
+    assert_problem(late, 409, None).await;
+    // A pack opened once cannot be opened for another session.
+    let other = created(app.post(&app.clinic_path("/sessions"), &app.technician, &json!({"client_id": s.client, "station": "2", "procedure": "p", "planned_at": Utc::now().to_rfc3339()})).await).await;
+    let reuse = app
+        .post(
+            &app.clinic_path(&format!(
+                "/sessions/{}/packs",
+                other["id"].as_str().unwrap()
+            )),
+            &app.technician,
+            &json!({"code": s.pack}),
+        )
+        .await;
+    assert_problem(reuse, 409, None).await;
+}
+
+#[actix_web::test]
+async fn start_is_refused_for_an_unfinished_checklist_item() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    created(
+        app.post(
+            &app.clinic_path(&format!("/sessions/{}/answers", s.session)),
+            &app.technician,
+            &json!({"answers": [{"item_key": "sharps_container", "value": false}]}),
+        )
+        .await,
+    )
+    .await;
+    refused_for(&app, &s, "checklist.sharps_container").await;
+}
+
+#[actix_web::test]
+async fn start_is_refused_for_a_pack_that_is_not_released() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let cycle_id = app
+        .get(&app.clinic_path(&format!("/packs/{}", s.pack)), &app.owner)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["cycle_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A spore test rides in the pack's load and has not been read: the pack is pending.
+    created(app.post(&app.clinic_path("/spore-tests"), &app.owner, &json!({"steriliser_id": s.steriliser, "cycle_id": cycle_id, "bi_product": "Attest", "bi_lot": "B1", "placed_at": (Utc::now() - Duration::hours(6)).to_rfc3339(), "incubation": {"kind": "in_house", "hours": 24}})).await).await;
+    let problem = refused_for(&app, &s, &format!("packs.{}", s.pack)).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("pending"),
+        "{problem}"
+    );
+}
+
+#[actix_web::test]
+async fn start_is_refused_when_the_packs_steriliser_is_quarantined() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let cycle_id = app
+        .get(&app.clinic_path(&format!("/packs/{}", s.pack)), &app.owner)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["cycle_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bi = created(app.post(&app.clinic_path("/spore-tests"), &app.owner, &json!({"steriliser_id": s.steriliser, "cycle_id": cycle_id, "bi_product": "Attest", "bi_lot": "B1", "placed_at": (Utc::now() - Duration::hours(6)).to_rfc3339(), "incubation": {"kind": "in_house", "hours": 24}})).await).await;
+    created(app.post(&app.clinic_path(&format!("/spore-tests/{}/result", bi["id"].as_str().unwrap())), &app.owner, &json!({"result": "positive", "control_result": "growth", "read_at": Utc::now().to_rfc3339()})).await).await;
+    let problem = refused_for(&app, &s, &format!("packs.{}", s.pack)).await;
+    let reasons: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("quarantined after a positive spore test")),
+        "{reasons:?}"
+    );
+}
+
+#[actix_web::test]
+async fn start_is_refused_for_an_expired_lot() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let yesterday = (Utc::now() - Duration::days(1)).date_naive().to_string();
+    let received = (Utc::now() - Duration::days(3)).date_naive().to_string();
+    created(app.post(&app.clinic_path(&format!("/lots/{}/amendments", s.lot)), &app.owner, &json!({"reason": "label misread", "changes": {"expiry_date": yesterday, "received_on": received}})).await).await;
+    refused_for(&app, &s, &format!("lots.{}", s.lot)).await;
+}
+
+#[actix_web::test]
+async fn start_is_refused_for_a_recalled_lot() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    created(
+        app.post(
+            &app.clinic_path(&format!("/lots/{}/recall", s.lot)),
+            &app.owner,
+            &json!({"reason": "sterility breach", "reference": "R-1"}),
+        )
+        .await,
+    )
+    .await;
+    let problem = refused_for(&app, &s, &format!("lots.{}", s.lot)).await;
+    assert!(problem["detail"].as_str().unwrap().contains("recalled"));
+}
+
+#[actix_web::test]
+async fn start_is_refused_for_a_technician_who_is_not_eligible() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    // Correcting the licence makes a new, unverified version.
+    created(
+        app.post(
+            &app.clinic_path(&format!("/credentials/{}/amendments", s.credentials[2])),
+            &app.owner,
+            &json!({"reason": "new card", "changes": {"number": "BA-2"}}),
+        )
+        .await,
+    )
+    .await;
+    let problem = refused_for(&app, &s, "technician").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("not verified"),
+        "{problem}"
+    );
+}
+
+#[actix_web::test]
+async fn start_is_refused_for_an_under_age_client() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let dob = (Utc::now() - Duration::days(17 * 365))
+        .date_naive()
+        .to_string();
+    created(
+        app.post(
+            &app.clinic_path(&format!("/clients/{}/amendments", s.client)),
+            &app.technician,
+            &json!({"reason": "ID checked", "changes": {"date_of_birth": dob}}),
+        )
+        .await,
+    )
+    .await;
+    refused_for(&app, &s, "client").await;
+}
+
+#[actix_web::test]
+async fn every_reason_comes_at_once_and_only_an_owner_may_override() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    created(
+        app.post(
+            &app.clinic_path(&format!("/lots/{}/recall", s.lot)),
+            &app.owner,
+            &json!({"reason": "r", "reference": "R"}),
+        )
+        .await,
+    )
+    .await;
+    created(
+        app.post(
+            &app.clinic_path(&format!("/sessions/{}/answers", s.session)),
+            &app.technician,
+            &json!({"answers": [{"item_key": "gloves", "value": false}]}),
+        )
+        .await,
+    )
+    .await;
+    let problem = refused_for(&app, &s, "checklist.gloves").await;
+    assert_eq!(problem["errors"].as_array().unwrap().len(), 2, "{problem}");
+
+    let path = app.clinic_path(&format!("/sessions/{}/start", s.session));
+    assert_problem(
+        app.post(
+            &path,
+            &app.technician,
+            &json!({"override_reason": "client waiting"}),
+        )
+        .await,
+        403,
+        None,
+    )
+    .await;
+    let trace = created(
+        app.post(
+            &path,
+            &app.owner,
+            &json!({"override_reason": "lot replaced from sealed stock; gloves changed"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(trace["status"], "in_progress");
+    assert_eq!(
+        trace["start"]["override_reason"],
+        "lot replaced from sealed stock; gloves changed"
+    );
+    assert_eq!(
+        trace["start"]["overridden_refusals"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let events = app.audit_events().await;
+    let started = events
+        .iter()
+        .find(|e| e["action"] == "session.started_with_override")
+        .unwrap();
+    assert_eq!(
+        started["reason"],
+        "lot replaced from sealed stock; gloves changed"
+    );
+}
+
+#[actix_web::test]
+async fn the_trace_keeps_credentials_and_lots_as_they_were_on_the_day() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    created(start(&app, &s).await).await;
+    let before: Value = app
+        .get(
+            &app.clinic_path(&format!("/sessions/{}", s.session)),
+            &app.owner,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    // Later corrections to the lot and the licence...
+    created(
+        app.post(
+            &app.clinic_path(&format!("/lots/{}/amendments", s.lot)),
+            &app.owner,
+            &json!({"reason": "typo", "changes": {"lot_number": "ABC124"}}),
+        )
+        .await,
+    )
+    .await;
+    created(
+        app.post(
+            &app.clinic_path(&format!("/credentials/{}/amendments", s.credentials[2])),
+            &app.owner,
+            &json!({"reason": "renewed", "changes": {"number": "BA-9"}}),
+        )
+        .await,
+    )
+    .await;
+    // ...do not rewrite what the session used.
+    let after: Value = app
+        .get(
+            &app.clinic_path(&format!("/sessions/{}", s.session)),
+            &app.owner,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["lots"][0]["lot_number"], "ABC123");
+    assert_eq!(after["lots"][0]["version"], 1);
+    let licence = after["technician_at_start"]["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "licence")
+        .unwrap();
+    assert_eq!(licence["number"], "BA-1");
+    assert_eq!(before, after);
+}
+
+#[actix_web::test]
+async fn bad_session_input_is_refused_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let before = app.audit_events().await.len();
+    let session = |rest: &str| app.clinic_path(&format!("/sessions/{}{rest}", s.session));
+    let wrong_item = app
+        .post(
+            &session("/answers"),
+            &app.technician,
+            &json!({"answers": [{"item_key": "not_an_item", "value": true}]}),
+        )
+        .await;
+    assert_problem(wrong_item, 422, Some("answers[0].item_key")).await;
+    let wrong_type = app
+        .post(
+            &session("/answers"),
+            &app.technician,
+            &json!({"answers": [{"item_key": "contact_time", "value": "long"}]}),
+        )
+        .await;
+    assert_problem(wrong_type, 422, Some("answers[0].value")).await;
+    let unknown = assert_problem(
+        app.post(
+            &session("/packs"),
+            &app.technician,
+            &json!({"code": "ZZZ-ZZZ"}),
+        )
+        .await,
+        404,
+        Some("code"),
+    )
+    .await;
+    // A pack of another clinic answers exactly like an unknown one.
+    let other_steriliser = created(
+        app.post(
+            &format!("/api/v1/clinics/{}/sterilisers", app.other_clinic_id),
+            &app.other_owner,
+            &json!({"make": "X", "model": "Y", "serial_number": "O1", "kind": "gravity"}),
+        )
+        .await,
+    )
+    .await;
+    let t = Utc::now() - Duration::hours(3);
+    let other_cycle = created(app.post(&format!("/api/v1/clinics/{}/cycles", app.other_clinic_id), &app.other_owner, &json!({
+        "steriliser_id": other_steriliser["id"], "cycle_number": 1, "program": {"name": "121", "temperature_c": 121.0, "hold_minutes": 20.0},
+        "started_at": t.to_rfc3339(), "finished_at": (t + Duration::minutes(50)).to_rfc3339(), "peak_temperature_c": 122.0,
+        "peak_pressure_kpa": 211.0, "hold_minutes": 21.0, "load_indicator": {"type": 5, "passed": true}, "packs": [{"contents": "x"}]})).await).await;
+    let foreign_code = other_cycle["packs"][0]["code"].as_str().unwrap();
+    let foreign = assert_problem(
+        app.post(
+            &session("/packs"),
+            &app.technician,
+            &json!({"code": foreign_code}),
+        )
+        .await,
+        404,
+        Some("code"),
+    )
+    .await;
+    assert_eq!(unknown["errors"], foreign["errors"]);
+    let other_client = created(
+        app.post(
+            &format!("/api/v1/clinics/{}/clients", app.other_clinic_id),
+            &app.other_owner,
+            &json!({"name": "B", "contact": "b", "date_of_birth": "1980-01-01"}),
+        )
+        .await,
+    )
+    .await;
+    let foreign_client = app.post(&app.clinic_path("/sessions"), &app.technician, &json!({"client_id": other_client["id"], "station": "1", "procedure": "p", "planned_at": Utc::now().to_rfc3339()})).await;
+    assert_problem(foreign_client, 404, Some("client_id")).await;
+    assert_problem(
+        app.post(
+            &session("/lots"),
+            &app.technician,
+            &json!({"barcode": "(01)09506000134352(10)NOPE"}),
+        )
+        .await,
+        404,
+        Some("barcode"),
+    )
+    .await;
+    assert_problem(
+        app.post(&session("/lots"), &app.technician, &json!({}))
+            .await,
+        422,
+        Some("lot_id"),
+    )
+    .await;
+    assert_problem(
+        app.post(&session("/complete"), &app.technician, &json!({}))
+            .await,
+        409,
+        None,
+    )
+    .await;
+    assert_problem(
+        app.post(&session("/start"), &app.inspector, &json!({}))
+            .await,
+        403,
+        None,
+    )
+    .await;
+    assert_eq!(
+        app.audit_events().await.len(),
+        before,
+        "nothing was written to this clinic"
+    );
+}
+
+#[actix_web::test]
+async fn a_checklist_change_makes_a_new_version_and_old_sessions_keep_theirs() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let trace: Value = app
+        .get(
+            &app.clinic_path(&format!("/sessions/{}", s.session)),
+            &app.owner,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let template = trace["checklist_id"].as_str().unwrap();
+    let current: Value = app
+        .get(
+            &app.clinic_path(&format!("/checklists/{template}")),
+            &app.technician,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut items = current["items"].as_array().unwrap().clone();
+    items.push(json!({"key": "aftercare_given", "text": "Aftercare leaflet handed over", "required": true, "answer": "tick"}));
+    assert_problem(
+        app.post(
+            &app.clinic_path(&format!("/checklists/{template}/amendments")),
+            &app.technician,
+            &json!({"reason": "x", "changes": {"items": items}}),
+        )
+        .await,
+        403,
+        None,
+    )
+    .await;
+    let v2 = created(
+        app.post(
+            &app.clinic_path(&format!("/checklists/{template}/amendments")),
+            &app.owner,
+            &json!({"reason": "council guidance", "changes": {"items": items}}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(v2["version"], 2);
+    let old: Value = app
+        .get(
+            &app.clinic_path(&format!("/sessions/{}", s.session)),
+            &app.owner,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(old["checklist_version"], 1);
+    assert!(old["checklist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["key"] != "aftercare_given"));
+    let new = created(app.post(&app.clinic_path("/sessions"), &app.technician, &json!({"client_id": s.client, "station": "1", "procedure": "p", "planned_at": Utc::now().to_rfc3339()})).await).await;
+    assert_eq!(new["checklist_version"], 2);
+    let bad = app.post(&app.clinic_path("/checklists"), &app.owner, &json!({"name": "x", "items": [{"key": "A B", "text": "t", "required": true, "answer": "tick"}]})).await;
+    assert_problem(bad, 422, Some("items[0].key")).await;
+}
+
+#[actix_web::test]
+async fn another_clinic_sees_and_changes_no_session_client_or_checklist() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let template: Value = app
+        .get(&app.clinic_path("/checklists"), &app.owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let template = template["items"][0]["id"].as_str().unwrap().to_owned();
+    let before = app.audit_events().await.len();
+    let sid = &s.session;
+    let routes: Vec<(Method, String, Value)> = vec![
+        (Method::GET, "/sessions".into(), Value::Null),
+        (
+            Method::POST,
+            "/sessions".into(),
+            json!({"client_id": s.client, "station": "1", "procedure": "p", "planned_at": Utc::now().to_rfc3339()}),
+        ),
+        (Method::GET, format!("/sessions/{sid}"), Value::Null),
+        (
+            Method::POST,
+            format!("/sessions/{sid}/answers"),
+            json!({"answers": [{"item_key": "gloves", "value": true}]}),
+        ),
+        (
+            Method::POST,
+            format!("/sessions/{sid}/packs"),
+            json!({"code": s.pack}),
+        ),
+        (
+            Method::POST,
+            format!("/sessions/{sid}/lots"),
+            json!({"lot_id": s.lot}),
+        ),
+        (Method::POST, format!("/sessions/{sid}/start"), json!({})),
+        (Method::POST, format!("/sessions/{sid}/complete"), json!({})),
+        (Method::GET, "/clients".into(), Value::Null),
+        (
+            Method::POST,
+            "/clients".into(),
+            json!({"name": "x", "contact": "y", "date_of_birth": "1990-01-01"}),
+        ),
+        (Method::GET, format!("/clients/{}", s.client), Value::Null),
+        (
+            Method::POST,
+            format!("/clients/{}/amendments", s.client),
+            json!({"reason": "x", "changes": {"name": "y"}}),
+        ),
+        (Method::GET, "/checklists".into(), Value::Null),
+        (
+            Method::POST,
+            "/checklists".into(),
+            json!({"name": "x", "items": [{"key": "a", "text": "t", "required": true, "answer": "tick"}]}),
+        ),
+        (Method::GET, format!("/checklists/{template}"), Value::Null),
+        (
+            Method::POST,
+            format!("/checklists/{template}/amendments"),
+            json!({"reason": "x", "changes": {"name": "y"}}),
+        ),
+    ];
+    for (method, rest, body) in &routes {
+        let mut answers = Vec::new();
+        for clinic in [
+            app.clinic_id.as_str(),
+            "01a00000-0000-7000-8000-000000000000",
+        ] {
+            let mut req = app.request(
+                method.clone(),
+                &format!("/api/v1/clinics/{clinic}{rest}"),
+                &app.other_owner,
+            );
+            if !body.is_null() {
+                req = req.json(body);
+            }
+            answers.push(assert_problem(req.send().await.unwrap(), 404, None).await);
+        }
+        assert_eq!(answers[0], answers[1], "{method} {rest}");
+    }
+    let other = |rest: &str| format!("/api/v1/clinics/{}{rest}", app.other_clinic_id);
+    for rest in [
+        format!("/sessions/{sid}"),
+        format!("/clients/{}", s.client),
+        format!("/checklists/{template}"),
+    ] {
+        assert_problem(app.get(&other(&rest), &app.other_owner).await, 404, None).await;
+    }
+    assert_eq!(app.audit_events().await.len(), before);
+}
