@@ -11,6 +11,7 @@ pub mod config;
 pub mod credentials;
 pub mod db;
 pub mod error;
+pub mod incidents;
 pub mod lots;
 pub mod records;
 pub mod sessions;

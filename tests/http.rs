@@ -361,6 +361,12 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_served() {
         ("/api/v1/clinics/{clinic}/sessions/{id}/lots", "post"),
         ("/api/v1/clinics/{clinic}/sessions/{id}/start", "post"),
         ("/api/v1/clinics/{clinic}/sessions/{id}/complete", "post"),
+        ("/api/v1/clinics/{clinic}/incidents", "get"),
+        ("/api/v1/clinics/{clinic}/incidents", "post"),
+        ("/api/v1/clinics/{clinic}/incidents/{id}", "get"),
+        ("/api/v1/clinics/{clinic}/incidents/{id}/follow-ups", "post"),
+        ("/api/v1/clinics/{clinic}/incidents/{id}/close", "post"),
+        ("/api/v1/clinics/{clinic}/incidents/{id}/amendments", "post"),
     ];
     for (path, method) in expected {
         assert!(

@@ -39,6 +39,7 @@ use crate::state::AppState;
         (name = "lots", description = "Needle cartridges, pigments and supplies: lots, barcodes, recalls"),
         (name = "credentials", description = "Technicians' credentials and their eligibility to work"),
         (name = "sessions", description = "Checklist templates, clients and client sessions"),
+        (name = "incidents", description = "Incidents, their follow-ups and closure"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -190,7 +191,8 @@ pub fn build_app(
                         .configure(crate::credentials::routes::routes)
                         .configure(crate::checklists::routes::routes)
                         .configure(crate::clients::routes::routes)
-                        .configure(crate::sessions::routes::routes),
+                        .configure(crate::sessions::routes::routes)
+                        .configure(crate::incidents::routes::routes),
                 ),
         )
         .split_for_parts();

@@ -376,6 +376,51 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    incidents (id, version) {
+        id -> Text,
+        version -> Integer,
+        clinic_id -> Text,
+        kind -> Text,
+        occurred_at -> Timestamp,
+        location -> Text,
+        session_id -> Nullable<Text>,
+        people -> Text,
+        description -> Text,
+        immediate_actions -> Text,
+        sharps_device_type -> Nullable<Text>,
+        sharps_device_brand -> Nullable<Text>,
+        sharps_work_area -> Nullable<Text>,
+        sharps_how -> Nullable<Text>,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+        amendment_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    incident_follow_ups (id) {
+        id -> Text,
+        clinic_id -> Text,
+        incident_id -> Text,
+        kind -> Text,
+        note -> Text,
+        done_at -> Timestamp,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    incident_closures (incident_id) {
+        incident_id -> Text,
+        clinic_id -> Text,
+        closed_at -> Timestamp,
+        closed_by -> Nullable<Text>,
+        summary -> Text,
+    }
+}
+
 diesel::joinable!(memberships -> clinics (clinic_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
@@ -408,4 +453,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     session_lots,
     session_starts,
     session_completions,
+    incidents,
+    incident_follow_ups,
+    incident_closures,
 );

@@ -1,0 +1,188 @@
+//! `/api/v1/clinics/{clinic}/incidents`: report, follow up, close.
+
+use actix_web::{get, post, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::model::IncidentInput;
+use super::store::{self, CloseInput, FollowUpInput, IncidentView};
+use crate::api::{PageQuery, ValidJson};
+use crate::auth::ClinicAccess;
+use crate::db;
+use crate::error::{AppError, AppResult, Problem};
+use crate::records::{AmendmentRequest, TimeCursor};
+use crate::state::AppState;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_incidents)
+        .service(report_incident)
+        .service(get_incident)
+        .service(add_follow_up)
+        .service(close_incident)
+        .service(amend_incident);
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct IncidentPage {
+    pub items: Vec<IncidentView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct IncidentQuery {
+    /// Only incidents with a follow-up past due.
+    pub overdue: Option<bool>,
+}
+
+type Path2 = web::Path<(String, String)>;
+
+/// Incidents, latest first, with their follow-ups and what is overdue.
+#[utoipa::path(tag = "incidents", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), PageQuery, IncidentQuery),
+    responses((status = 200, body = IncidentPage), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[get("/incidents")]
+async fn list_incidents(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    page: web::Query<PageQuery>,
+    query: web::Query<IncidentQuery>,
+) -> AppResult<web::Json<IncidentPage>> {
+    let limit = page.limit()?;
+    let after =
+        match &page.cursor {
+            None => None,
+            Some(c) => Some(TimeCursor::decode(c).ok_or_else(|| {
+                AppError::invalid("cursor", "is not a cursor from a previous page")
+            })?),
+        };
+    let overdue = query.overdue.unwrap_or(false);
+    let clinic = access.clinic_id.clone();
+    let (items, next_cursor) = db::run(&state.pool, move |conn| {
+        store::list(conn, &clinic, after, limit, overdue)
+    })
+    .await?;
+    Ok(web::Json(IncidentPage { items, next_cursor }))
+}
+
+/// Report an incident (owners and technicians). Its required follow-ups and due dates are derived
+/// from its kind.
+#[utoipa::path(tag = "incidents", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
+    request_body = IncidentInput,
+    responses((status = 201, body = IncidentView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown session or person"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[post("/incidents")]
+async fn report_incident(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    body: ValidJson<IncidentInput>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (ctx, clinic, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        store::report(conn, &ctx, &clinic, input)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// An incident with its follow-ups, closure and history.
+#[utoipa::path(tag = "incidents", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Incident id")),
+    responses((status = 200, body = IncidentView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/incidents/{id}")]
+async fn get_incident(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: Path2,
+) -> AppResult<web::Json<IncidentView>> {
+    let (_, id) = path.into_inner();
+    let clinic = access.clinic_id.clone();
+    Ok(web::Json(
+        db::run(&state.pool, move |conn| store::get(conn, &clinic, &id)).await?,
+    ))
+}
+
+/// Record a follow-up (owners and technicians): evaluation offered, written opinion, report to
+/// the authority, or another step.
+#[utoipa::path(tag = "incidents", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Incident id")),
+    request_body = FollowUpInput,
+    responses((status = 201, body = IncidentView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json", description = "Closed"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[post("/incidents/{id}/follow-ups")]
+async fn add_follow_up(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: Path2,
+    body: ValidJson<FollowUpInput>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        store::add_follow_up(conn, &ctx, &clinic, &id, input)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Close an incident (owner only) once every required follow-up is done.
+#[utoipa::path(tag = "incidents", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Incident id")),
+    request_body = CloseInput,
+    responses((status = 201, body = IncidentView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json", description = "Already closed, or follow-ups outstanding")))]
+#[post("/incidents/{id}/close")]
+async fn close_incident(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: Path2,
+    body: ValidJson<CloseInput>,
+) -> AppResult<HttpResponse> {
+    access.require_owner()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        store::close(conn, &ctx, &clinic, &id, input)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Correct an incident record (owners and technicians): a new version with a reason.
+#[utoipa::path(tag = "incidents", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Incident id")),
+    request_body = AmendmentRequest,
+    responses((status = 201, body = IncidentView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[post("/incidents/{id}/amendments")]
+async fn amend_incident(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: Path2,
+    body: ValidJson<AmendmentRequest>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, req) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        store::amend(conn, &ctx, &clinic, &id, &req)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
