@@ -225,6 +225,19 @@ async fn a_cycle_derives_its_outcome_and_makes_labelled_packs() {
     let unique: std::collections::HashSet<&String> = made.iter().collect();
     assert_eq!(unique.len(), 5);
 
+    // Packs are listed in the order of the load as it was entered.
+    let contents: Vec<&str> = view["packs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["contents"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        contents,
+        (0..5)
+            .map(|i| format!("tube grips set {i}"))
+            .collect::<Vec<_>>()
+    );
     let typed = made[0].to_lowercase().replace('-', "");
     let pack: Value = app
         .get(&app.clinic_path(&format!("/packs/{typed}")), &app.inspector)

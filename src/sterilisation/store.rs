@@ -326,7 +326,7 @@ pub fn packs_of_cycles(
         .filter(packs::clinic_id.eq(clinic_id))
         .filter(packs::cycle_id.eq_any(cycle_ids))
         .select(PackRow::as_select())
-        .order((packs::cycle_id.asc(), packs::code.asc()))
+        .order((packs::cycle_id.asc(), packs::id.asc()))
         .load(conn)
 }
 
