@@ -363,24 +363,7 @@ async fn another_clinic_sees_and_changes_no_credential() {
             Value::Null,
         ),
     ];
-    for (method, rest, body) in &routes {
-        let mut answers = Vec::new();
-        for clinic in [
-            app.clinic_id.as_str(),
-            "01a00000-0000-7000-8000-000000000000",
-        ] {
-            let mut req = app.request(
-                method.clone(),
-                &format!("/api/v1/clinics/{clinic}{rest}"),
-                &app.other_owner,
-            );
-            if !body.is_null() {
-                req = req.json(body);
-            }
-            answers.push(assert_problem(req.send().await.unwrap(), 404, None).await);
-        }
-        assert_eq!(answers[0], answers[1], "{method} {rest}");
-    }
+    common::assert_foreign_looks_missing(&app, &routes).await;
     // Through their own clinic, the other owner cannot reach this clinic's people or records.
     let other = |rest: &str| format!("/api/v1/clinics/{}{rest}", app.other_clinic_id);
     assert_problem(

@@ -340,26 +340,7 @@ async fn another_clinics_users_see_nothing_and_change_nothing() {
         (Method::GET, "/audit/events".into(), Value::Null),
         (Method::GET, "/audit/verify".into(), Value::Null),
     ];
-    let missing_clinic = "01a00000-0000-7000-8000-000000000000";
-    for (method, rest, body) in routes {
-        let foreign = format!("/api/v1/clinics/{}{rest}", app.clinic_id);
-        let nowhere = format!("/api/v1/clinics/{missing_clinic}{rest}");
-        let mut answers = Vec::new();
-        for path in [foreign, nowhere] {
-            let mut req = app.request(method.clone(), &path, &app.other_owner);
-            if !body.is_null() {
-                req = req.json(&body);
-            }
-            let res = req.send().await.unwrap();
-            let mut problem = assert_problem(res, 404, None).await;
-            problem.as_object_mut().unwrap().remove("instance");
-            answers.push(problem);
-        }
-        assert_eq!(
-            answers[0], answers[1],
-            "{method} {rest}: foreign and missing must look alike"
-        );
-    }
+    common::assert_foreign_looks_missing(&app, &routes).await;
     assert_eq!(app.audit_events().await.len(), before);
     // And the other clinic's owner still sees their own clinic.
     let own = app

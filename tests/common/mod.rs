@@ -308,6 +308,33 @@ pub async fn assert_problem(res: Response, status: u16, field: Option<&str>) -> 
     body
 }
 
+/// Calls each route of the test's clinic as the other clinic's owner, once with this clinic's id
+/// and once with a clinic that does not exist: both must answer 404 with the same problem, so
+/// another clinic's records cannot even be told apart from missing ones.
+pub async fn assert_foreign_looks_missing(app: &TestApp, routes: &[(Method, String, Value)]) {
+    for (method, rest, body) in routes {
+        let mut answers = Vec::new();
+        for clinic in [
+            app.clinic_id.as_str(),
+            "01a00000-0000-7000-8000-000000000000",
+        ] {
+            let mut req = app.request(
+                method.clone(),
+                &format!("/api/v1/clinics/{clinic}{rest}"),
+                &app.other_owner,
+            );
+            if !body.is_null() {
+                req = req.json(body);
+            }
+            answers.push(assert_problem(req.send().await.unwrap(), 404, None).await);
+        }
+        assert_eq!(
+            answers[0], answers[1],
+            "{method} {rest}: foreign and missing must look alike"
+        );
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         drop(self.handle.stop(false));
