@@ -46,6 +46,9 @@ pub struct Settings {
     /// `development` unless `ASEPTIC_ENV` says otherwise.
     #[serde(skip)]
     pub environment: String,
+    /// Where the configuration files were read from (jurisdiction profiles live below it).
+    #[serde(skip)]
+    pub config_dir: PathBuf,
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
@@ -137,6 +140,7 @@ impl Settings {
             .build()?
             .try_deserialize()?;
         settings.environment = environment.to_owned();
+        settings.config_dir = dir.to_path_buf();
         if let Some((_, url)) = env_vars.iter().find(|(k, _)| k == "DATABASE_URL") {
             if !url.trim().is_empty() {
                 settings.database.url = Secret::new(url.trim());

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod checklists;
 pub mod clients;
 pub mod clinics;
+pub mod compliance;
 pub mod config;
 pub mod credentials;
 pub mod db;
@@ -55,10 +56,12 @@ impl Application {
         let settings = Arc::new(settings);
         // Install the metrics recorder before the first request is counted.
         api::middleware::prometheus();
+        let profiles =
+            Arc::new(load_profiles(&settings).map_err(|e| StartError::Other(e.to_string()))?);
         let pool = open_database(&settings)?;
         let backend = db::Backend::parse(settings.database.url.expose())?;
         let state = web::Data::new(
-            AppState::new(pool, settings.clone(), backend).map_err(StartError::Other)?,
+            AppState::new(pool, settings.clone(), backend, profiles).map_err(StartError::Other)?,
         );
         let addr = bind.unwrap_or(&settings.server.bind).to_owned();
         let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {
@@ -98,6 +101,13 @@ impl Application {
     pub async fn run(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The jurisdiction profiles: the shipped ones and any in `<config dir>/jurisdictions`.
+pub fn load_profiles(
+    settings: &Settings,
+) -> Result<compliance::profiles::Profiles, compliance::profiles::ProfileError> {
+    compliance::profiles::Profiles::load(Some(&settings.config_dir.join("jurisdictions")))
 }
 
 /// The pool over the configured database, migrated to the current schema.

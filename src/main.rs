@@ -153,7 +153,8 @@ fn create_clinic(
 ) -> Result<(), String> {
     let email = normalise_email(owner_email);
     check_email(&email).map_err(|reason| format!("--owner-email {reason}"))?;
-    clinic.validate().map_err(|errors| {
+    let profiles = aseptic::load_profiles(settings).map_err(|e| e.to_string())?;
+    clinic.validate(&profiles).map_err(|errors| {
         errors
             .iter()
             .map(|e| format!("--{} {}", e.field.replace('_', "-"), e.reason))
@@ -177,16 +178,22 @@ fn create_clinic(
             }
         }
     };
-    let (row, _) =
-        clinics::create_clinic(&mut conn, &AuditContext::operator(), &clinic, &email, owner)
-            .map_err(|e| match e {
-                AppError::Validation(errors) => errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.field, e.reason))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                other => other.to_string(),
-            })?;
+    let (row, _) = clinics::create_clinic(
+        &mut conn,
+        &AuditContext::operator(),
+        &profiles,
+        &clinic,
+        &email,
+        owner,
+    )
+    .map_err(|e| match e {
+        AppError::Validation(errors) => errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.reason))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => other.to_string(),
+    })?;
     println!(
         "created clinic {:?} ({}, {}) with owner {email}",
         row.name, row.timezone, row.jurisdiction

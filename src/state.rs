@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::auth::{password, ratelimit::LoginLimiter, token::TokenKeys};
+use crate::compliance::profiles::Profiles;
 use crate::config::Settings;
 use crate::db::{Backend, Pool};
 
@@ -14,10 +15,17 @@ pub struct AppState {
     pub login_limiter: LoginLimiter,
     /// Verified against when an email is unknown, so that answer costs what a wrong password does.
     pub dummy_password_hash: String,
+    /// Jurisdiction profiles, loaded (and checked) at start-up.
+    pub profiles: Arc<Profiles>,
 }
 
 impl AppState {
-    pub fn new(pool: Pool, settings: Arc<Settings>, backend: Backend) -> Result<Self, String> {
+    pub fn new(
+        pool: Pool,
+        settings: Arc<Settings>,
+        backend: Backend,
+        profiles: Arc<Profiles>,
+    ) -> Result<Self, String> {
         let dummy_password_hash =
             password::hash("dummy password for unknown accounts").map_err(|e| e.to_string())?;
         Ok(Self {
@@ -27,6 +35,7 @@ impl AppState {
             settings,
             backend,
             dummy_password_hash,
+            profiles,
         })
     }
 }

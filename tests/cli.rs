@@ -274,3 +274,28 @@ async fn create_clinic_then_serve_log_in_and_stop_gracefully() {
         common::drop_database(&admin, &name);
     }
 }
+
+#[test]
+fn a_malformed_jurisdiction_profile_stops_start_up_naming_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(config.join("jurisdictions")).unwrap();
+    std::fs::write(
+        config.join("jurisdictions/xx-broken.toml"),
+        "name = \"Broken\"\nextends = \"baseline\"\n[incident_report_working_days]\nvalue = \"five\"\nsource = \"x\"\n",
+    )
+    .unwrap();
+    let url = format!("sqlite://{}", dir.path().join("a.db").display());
+    let out = aseptic(dir.path(), Some(&url))
+        .env("ASEPTIC_CONFIG_DIR", &config)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let message = text(&out);
+    assert!(message.contains("xx-broken.toml"), "{message}");
+    assert!(
+        message.contains("incident_report_working_days.value"),
+        "{message}"
+    );
+}

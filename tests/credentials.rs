@@ -392,3 +392,55 @@ async fn another_clinic_sees_and_changes_no_credential() {
     .await;
     assert_eq!(app.audit_events().await.len(), before);
 }
+
+/// The clinic's jurisdiction profile decides which credentials count: the test clinic follows
+/// the baseline (BBP training, hepatitis B, licence); the other clinic follows England's
+/// profile, where registration with the council is what is required.
+#[actix_web::test]
+async fn the_jurisdiction_profile_decides_which_credentials_count() {
+    let app = TestApp::spawn().await;
+    let owner = app.other_owner.user_id.clone();
+    let other = |rest: &str| format!("/api/v1/clinics/{}{rest}", app.other_clinic_id);
+    let before: Value = app
+        .get(
+            &other(&format!("/members/{owner}/eligibility")),
+            &app.other_owner,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = before["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["licence"]);
+    let res = app
+        .post(&other("/credentials"), &app.other_owner, &json!({"user_id": owner, "kind": "licence", "number": "LBX-77", "issued_on": days_ago(100)}))
+        .await;
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(
+        &other(&format!("/credentials/{id}/verify")),
+        &app.other_owner,
+        &json!({}),
+    )
+    .await;
+    let after: Value = app
+        .get(
+            &other(&format!("/members/{owner}/eligibility")),
+            &app.other_owner,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["eligible"], true, "{after}");
+
+    let baseline = eligibility(&app, &app.owner, &app.technician.user_id, None).await;
+    assert_eq!(baseline["requirements"].as_array().unwrap().len(), 3);
+}

@@ -20,7 +20,7 @@ async fn members_of_a_clinic_read_the_clinic() {
         let clinic: Value = res.json().await.unwrap();
         assert_eq!(clinic["name"], "Ink & Needle");
         assert_eq!(clinic["timezone"], "Europe/London");
-        assert_eq!(clinic["jurisdiction"], "gb-eng");
+        assert_eq!(clinic["jurisdiction"], "baseline");
     }
 }
 

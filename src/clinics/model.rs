@@ -4,13 +4,8 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::compliance::profiles::Profiles;
 use crate::error::FieldError;
-
-/// Jurisdiction profiles a clinic may pick. The compliance engine's profile files will replace
-/// this list; until then these are the profiles it is planned to ship.
-pub const JURISDICTIONS: &[&str] = &[
-    "baseline", "us-ca", "us-tx", "us-or", "us-fl", "gb-eng", "gb-wls", "ca-on",
-];
 
 #[derive(Debug, Clone)]
 pub struct NewClinic {
@@ -22,7 +17,7 @@ pub struct NewClinic {
 }
 
 impl NewClinic {
-    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+    pub fn validate(&self, profiles: &Profiles) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
         let name = self.name.trim();
         if name.is_empty() {
@@ -36,12 +31,12 @@ impl NewClinic {
                 "is not an IANA time zone name (for example Europe/London or America/Los_Angeles)",
             ));
         }
-        if !JURISDICTIONS.contains(&self.jurisdiction.as_str()) {
+        if profiles.get(&self.jurisdiction).is_none() {
             errors.push(FieldError::new(
                 "jurisdiction",
                 format!(
                     "is not a known profile; choose one of {}",
-                    JURISDICTIONS.join(", ")
+                    profiles.ids().join(", ")
                 ),
             ));
         }
@@ -90,7 +85,8 @@ mod tests {
 
     #[test]
     fn validates_each_field() {
-        assert!(clinic().validate().is_ok());
+        let profiles = Profiles::load(None).unwrap();
+        assert!(clinic().validate(&profiles).is_ok());
         let bad = NewClinic {
             name: " ".into(),
             timezone: "Mars/Olympus".into(),
@@ -98,7 +94,7 @@ mod tests {
             ..clinic()
         };
         let fields: Vec<String> = bad
-            .validate()
+            .validate(&profiles)
             .unwrap_err()
             .into_iter()
             .map(|e| e.field)

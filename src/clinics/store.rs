@@ -8,6 +8,7 @@ use super::model::{ClinicView, NewClinic};
 use crate::audit::{self, AuditContext, NewEvent};
 use crate::auth::store::{self as accounts, MembershipRow, UserRow};
 use crate::auth::Role;
+use crate::compliance::profiles::Profiles;
 use crate::db::schema::clinics;
 use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult};
@@ -106,11 +107,12 @@ pub enum OwnerAccount {
 pub fn create_clinic(
     conn: &mut DbConn,
     ctx: &AuditContext,
+    profiles: &Profiles,
     new: &NewClinic,
     owner_email: &str,
     owner: OwnerAccount,
 ) -> AppResult<(ClinicRow, UserRow)> {
-    new.validate().map_err(AppError::Validation)?;
+    new.validate(profiles).map_err(AppError::Validation)?;
     db::write_transaction(conn, |conn| {
         let row = ClinicRow {
             id: db::new_id(),

@@ -210,9 +210,10 @@ async fn member_eligibility(
         access.user_id().to_owned(),
         access.clinic_id.clone(),
     );
+    let profiles = state.profiles.clone();
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            service::member_eligibility(conn, role, &caller, &clinic, &user, at)
+            service::member_eligibility(conn, &profiles, role, &caller, &clinic, &user, at)
         })
         .await?,
     ))

@@ -8,6 +8,7 @@ use super::model::*;
 use super::store::{self, CredentialFilter, CredentialRow, VerificationRow};
 use crate::audit::{self, AuditContext};
 use crate::auth::{store as accounts, Role};
+use crate::compliance::profiles::Profiles;
 use crate::db::{self, to_utc, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::records::*;
@@ -311,6 +312,7 @@ pub fn list(
 /// Whether `user_id` may work on a client at `at`, judged on the clinic-local day.
 pub fn member_eligibility(
     conn: &mut DbConn,
+    profiles: &Profiles,
     role: Role,
     caller: &str,
     clinic_id: &str,
@@ -327,7 +329,8 @@ pub fn member_eligibility(
     let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
     let timezone: chrono_tz::Tz = clinic.timezone.parse().unwrap_or(chrono_tz::UTC);
     let on = at.with_timezone(&timezone).date_naive();
-    let requirements = default_requirements();
+    // The clinic's jurisdiction profile says which credentials count.
+    let requirements = profiles.requirements_for(&clinic.jurisdiction);
     let rows = store::of_user(conn, clinic_id, user_id)?;
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let verifications = store::verifications_of(conn, clinic_id, &ids)?;

@@ -203,8 +203,9 @@ async fn start_session(
         access.clinic_id.clone(),
         body.into_inner(),
     );
+    let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        store::start(conn, &ctx, role, &clinic, &id, input)
+        store::start(conn, &profiles, &ctx, role, &clinic, &id, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))

@@ -435,6 +435,7 @@ pub fn add_lot(
 /// overrides with a written reason, which is audited and stays on the session.
 pub fn start(
     conn: &mut DbConn,
+    profiles: &crate::compliance::profiles::Profiles,
     ctx: &AuditContext,
     role: Role,
     clinic_id: &str,
@@ -488,6 +489,7 @@ pub fn start(
         let caller = ctx.actor.id().unwrap_or_default().to_owned();
         let eligibility = crate::credentials::service::member_eligibility(
             conn,
+            profiles,
             Role::Owner,
             &caller,
             clinic_id,

@@ -106,8 +106,8 @@ impl TestApp {
         actix_web::rt::spawn(app.run());
         let pool = aseptic::open_database(&settings).unwrap();
 
-        let clinic_id = create_clinic(&pool, "Ink & Needle", "owner@ink.example");
-        let other_clinic_id = create_clinic(&pool, "Other Studio", "owner@other.example");
+        let clinic_id = create_clinic(&pool, "Ink & Needle", "owner@ink.example", "baseline");
+        let other_clinic_id = create_clinic(&pool, "Other Studio", "owner@other.example", "gb-eng");
         add_member(&pool, &clinic_id, "tech@ink.example", Role::Technician);
         add_member(
             &pool,
@@ -241,15 +241,20 @@ fn placeholder() -> Actor {
     }
 }
 
-pub fn create_clinic(pool: &Pool, name: &str, owner_email: &str) -> String {
+pub fn create_clinic(pool: &Pool, name: &str, owner_email: &str, jurisdiction: &str) -> String {
     let mut conn = pool.get().unwrap();
+    let profiles = aseptic::compliance::profiles::Profiles::load(Some(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jurisdictions"),
+    ))
+    .unwrap();
     let (clinic, _) = clinics::create_clinic(
         &mut conn,
         &AuditContext::operator(),
+        &profiles,
         &NewClinic {
             name: name.into(),
             timezone: "Europe/London".into(),
-            jurisdiction: "gb-eng".into(),
+            jurisdiction: jurisdiction.into(),
             address: None,
             registration_number: None,
         },

@@ -1,0 +1,420 @@
+//! Jurisdiction profiles: what a clinic's regulator requires, one TOML file per jurisdiction in
+//! `config/jurisdictions/`, every value with the source it comes from. A profile may extend
+//! another and override single keys. A malformed profile stops start-up, naming file and key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::credentials::model::{CredentialKind, Requirement};
+use crate::lots::model::LotKind;
+
+/// The profiles shipped with the binary; files in the configuration directory override them.
+const SHIPPED: &[(&str, &str)] = &[
+    (
+        "baseline.toml",
+        include_str!("../../config/jurisdictions/baseline.toml"),
+    ),
+    (
+        "us-ca.toml",
+        include_str!("../../config/jurisdictions/us-ca.toml"),
+    ),
+    (
+        "us-tx.toml",
+        include_str!("../../config/jurisdictions/us-tx.toml"),
+    ),
+    (
+        "us-or.toml",
+        include_str!("../../config/jurisdictions/us-or.toml"),
+    ),
+    (
+        "us-fl.toml",
+        include_str!("../../config/jurisdictions/us-fl.toml"),
+    ),
+    (
+        "gb-eng.toml",
+        include_str!("../../config/jurisdictions/gb-eng.toml"),
+    ),
+    (
+        "gb-wls.toml",
+        include_str!("../../config/jurisdictions/gb-wls.toml"),
+    ),
+    (
+        "ca-on.toml",
+        include_str!("../../config/jurisdictions/ca-on.toml"),
+    ),
+];
+
+/// A value and where it comes from. `value` may be absent where the sources set no requirement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sourced<T> {
+    pub value: Option<T>,
+    /// The regulation, code or guidance (with DOMAIN.md's key) the value rests on.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequiredCredential {
+    pub kind: CredentialKind,
+    /// The credential counts for this many days after it was issued (e.g. yearly training).
+    pub max_age_days: Option<i64>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SterilisationRules {
+    /// Longest gap between passing spore tests of a steriliser, in days.
+    pub spore_test_interval_days: Sourced<u32>,
+    /// Pre-vacuum sterilisers need a passing air-removal test each day before the first load.
+    pub daily_air_removal_test: Sourced<bool>,
+    /// Lowest ISO 11140-1 indicator type accepted as the load's chemical indicator.
+    pub load_indicator_min_type: Sourced<i32>,
+    pub record_retention_years: Sourced<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The file name without `.toml`; what a clinic's `jurisdiction` names.
+    #[serde(default)]
+    pub id: String,
+    pub name: String,
+    /// The profile this one starts from, if any.
+    #[serde(default)]
+    pub extends: Option<String>,
+    pub sterilisation: SterilisationRules,
+    pub required_credentials: Vec<RequiredCredential>,
+    pub client_record_retention_years: Sourced<u32>,
+    /// Working days to report a client's infection or reaction to the authority.
+    pub incident_report_working_days: Sourced<u32>,
+    /// Lot kinds that must be recorded for each session.
+    pub lots_recorded_per_session: Sourced<Vec<LotKind>>,
+}
+
+impl Profile {
+    /// The credential requirements in the form the eligibility rule takes.
+    pub fn requirements(&self) -> Vec<Requirement> {
+        self.required_credentials
+            .iter()
+            .map(|r| Requirement {
+                kind: r.kind,
+                max_age_days: r.max_age_days,
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("jurisdiction profile {file}: {key}: {reason}")]
+pub struct ProfileError {
+    pub file: String,
+    pub key: String,
+    pub reason: String,
+}
+
+/// Every profile, by id.
+#[derive(Debug, Clone, Default)]
+pub struct Profiles(BTreeMap<String, Profile>);
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(key, v);
+            }
+        }
+    }
+}
+
+impl Profiles {
+    /// The shipped profiles, then every `*.toml` in `dir` (which may add or replace profiles).
+    pub fn load(dir: Option<&Path>) -> Result<Self, ProfileError> {
+        let mut raw: BTreeMap<String, (String, toml::Table)> = BTreeMap::new();
+        let parse = |file: &str, text: &str| {
+            text.parse::<toml::Table>().map_err(|e| ProfileError {
+                file: file.to_owned(),
+                key: "(syntax)".to_owned(),
+                reason: e.message().to_owned(),
+            })
+        };
+        for (file, text) in SHIPPED {
+            raw.insert(
+                file.trim_end_matches(".toml").to_owned(),
+                ((*file).to_owned(), parse(file, text)?),
+            );
+        }
+        if let Some(dir) = dir.filter(|d| d.is_dir()) {
+            let mut entries: Vec<_> = std::fs::read_dir(dir)
+                .map_err(|e| ProfileError {
+                    file: dir.display().to_string(),
+                    key: "(directory)".into(),
+                    reason: e.to_string(),
+                })?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            entries.sort();
+            for path in entries {
+                let file = path.display().to_string();
+                let text = std::fs::read_to_string(&path).map_err(|e| ProfileError {
+                    file: file.clone(),
+                    key: "(file)".into(),
+                    reason: e.to_string(),
+                })?;
+                let id = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                raw.insert(id, (file.clone(), parse(&file, &text)?));
+            }
+        }
+        let mut profiles = BTreeMap::new();
+        for id in raw.keys() {
+            let (file, table) = Self::resolve(&raw, id, &mut Vec::new())?;
+            let mut profile: Profile = serde_path_to_error::deserialize(toml::Value::Table(table))
+                .map_err(|e| ProfileError {
+                    file: file.clone(),
+                    key: e.path().to_string(),
+                    reason: e.into_inner().to_string(),
+                })?;
+            profile.id = id.clone();
+            Self::check(&file, &profile)?;
+            profiles.insert(id.clone(), profile);
+        }
+        Ok(Self(profiles))
+    }
+
+    /// The profile's table with everything it extends merged underneath.
+    fn resolve(
+        raw: &BTreeMap<String, (String, toml::Table)>,
+        id: &str,
+        seen: &mut Vec<String>,
+    ) -> Result<(String, toml::Table), ProfileError> {
+        let (file, table) = raw.get(id).ok_or_else(|| ProfileError {
+            file: id.to_owned(),
+            key: "extends".into(),
+            reason: "no such profile".into(),
+        })?;
+        if seen.iter().any(|s| s == id) {
+            return Err(ProfileError {
+                file: file.clone(),
+                key: "extends".into(),
+                reason: format!(
+                    "profiles extend each other in a circle: {}",
+                    seen.join(" -> ")
+                ),
+            });
+        }
+        seen.push(id.to_owned());
+        let mut merged = match table.get("extends") {
+            Some(toml::Value::String(parent)) => {
+                let (_, base) = Self::resolve(raw, parent, seen).map_err(|mut e| {
+                    if e.reason == "no such profile" {
+                        e = ProfileError {
+                            file: file.clone(),
+                            key: "extends".into(),
+                            reason: format!("extends unknown profile {parent:?}"),
+                        };
+                    }
+                    e
+                })?;
+                base
+            }
+            Some(_) => {
+                return Err(ProfileError {
+                    file: file.clone(),
+                    key: "extends".into(),
+                    reason: "must be a profile name".into(),
+                })
+            }
+            None => toml::Table::new(),
+        };
+        merge(&mut merged, table.clone());
+        Ok((file.clone(), merged))
+    }
+
+    fn check(file: &str, p: &Profile) -> Result<(), ProfileError> {
+        let bad = |key: &str, reason: &str| {
+            Err(ProfileError {
+                file: file.to_owned(),
+                key: key.to_owned(),
+                reason: reason.to_owned(),
+            })
+        };
+        let sources = [
+            (
+                "sterilisation.spore_test_interval_days.source",
+                &p.sterilisation.spore_test_interval_days.source,
+            ),
+            (
+                "sterilisation.daily_air_removal_test.source",
+                &p.sterilisation.daily_air_removal_test.source,
+            ),
+            (
+                "sterilisation.load_indicator_min_type.source",
+                &p.sterilisation.load_indicator_min_type.source,
+            ),
+            (
+                "sterilisation.record_retention_years.source",
+                &p.sterilisation.record_retention_years.source,
+            ),
+            (
+                "client_record_retention_years.source",
+                &p.client_record_retention_years.source,
+            ),
+            (
+                "incident_report_working_days.source",
+                &p.incident_report_working_days.source,
+            ),
+            (
+                "lots_recorded_per_session.source",
+                &p.lots_recorded_per_session.source,
+            ),
+        ];
+        for (key, source) in sources {
+            if source.trim().is_empty() {
+                return bad(key, "every value needs a source");
+            }
+        }
+        for (i, c) in p.required_credentials.iter().enumerate() {
+            if c.source.trim().is_empty() {
+                return bad(
+                    &format!("required_credentials[{i}].source"),
+                    "every value needs a source",
+                );
+            }
+        }
+        if p.sterilisation
+            .load_indicator_min_type
+            .value
+            .is_some_and(|t| !(1..=6).contains(&t))
+        {
+            return bad(
+                "sterilisation.load_indicator_min_type.value",
+                "must be an ISO 11140-1 type from 1 to 6",
+            );
+        }
+        if p.sterilisation.spore_test_interval_days.value == Some(0) {
+            return bad(
+                "sterilisation.spore_test_interval_days.value",
+                "must be at least 1 day, or left out",
+            );
+        }
+        Ok(())
+    }
+
+    /// The credentials a clinic of this jurisdiction requires; the baseline's when the profile is
+    /// gone (a file removed after clinics chose it).
+    pub fn requirements_for(&self, jurisdiction: &str) -> Vec<Requirement> {
+        self.get(jurisdiction)
+            .or_else(|| self.get("baseline"))
+            .map(Profile::requirements)
+            .unwrap_or_else(crate::credentials::model::default_requirements)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Profile> {
+        self.0.get(id)
+    }
+
+    pub fn ids(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn the_shipped_profiles_load_with_sources() {
+        let p = Profiles::load(None).unwrap();
+        assert_eq!(
+            p.ids(),
+            ["baseline", "ca-on", "gb-eng", "gb-wls", "us-ca", "us-fl", "us-or", "us-tx"]
+        );
+        let ca = p.get("us-ca").unwrap();
+        assert_eq!(ca.sterilisation.spore_test_interval_days.value, Some(30));
+        assert_eq!(ca.sterilisation.load_indicator_min_type.value, Some(5));
+        // Inherited from the baseline unless overridden.
+        assert_eq!(
+            ca.incident_report_working_days,
+            p.get("baseline").unwrap().incident_report_working_days
+        );
+        assert_eq!(
+            p.get("baseline")
+                .unwrap()
+                .sterilisation
+                .spore_test_interval_days
+                .value,
+            Some(7)
+        );
+    }
+
+    #[test]
+    fn a_profile_may_extend_another_and_override_one_key() {
+        let dir = dir_with(&[("xx-test.toml", "name = \"Test\"\nextends = \"us-ca\"\n[sterilisation.spore_test_interval_days]\nvalue = 14\nsource = \"local order 12\"\n")]);
+        let p = Profiles::load(Some(dir.path())).unwrap();
+        let t = p.get("xx-test").unwrap();
+        assert_eq!(t.sterilisation.spore_test_interval_days.value, Some(14));
+        assert_eq!(
+            t.sterilisation.load_indicator_min_type.value,
+            Some(5),
+            "from us-ca"
+        );
+    }
+
+    #[test]
+    fn a_malformed_profile_names_the_file_and_the_key() {
+        let dir = dir_with(&[("bad.toml", "name = \"Bad\"\nextends = \"baseline\"\n[sterilisation.spore_test_interval_days]\nvalue = \"weekly\"\nsource = \"x\"\n")]);
+        let err = Profiles::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.toml")
+                && err.contains("sterilisation.spore_test_interval_days.value"),
+            "{err}"
+        );
+
+        let dir = dir_with(&[("nosource.toml", "name = \"N\"\nextends = \"baseline\"\n[sterilisation.daily_air_removal_test]\nvalue = false\nsource = \"\"\n")]);
+        let err = Profiles::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(
+            err.contains("nosource.toml") && err.contains("daily_air_removal_test.source"),
+            "{err}"
+        );
+
+        let dir = dir_with(&[("orphan.toml", "name = \"O\"\nextends = \"atlantis\"\n")]);
+        let err = Profiles::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(
+            err.contains("orphan.toml") && err.contains("extends"),
+            "{err}"
+        );
+
+        let dir = dir_with(&[
+            ("a.toml", "extends = \"b\"\n"),
+            ("b.toml", "extends = \"a\"\n"),
+        ]);
+        assert!(Profiles::load(Some(dir.path()))
+            .unwrap_err()
+            .to_string()
+            .contains("circle"));
+
+        let dir = dir_with(&[("syntax.toml", "name = \n")]);
+        assert!(Profiles::load(Some(dir.path()))
+            .unwrap_err()
+            .to_string()
+            .contains("syntax.toml"));
+    }
+}
