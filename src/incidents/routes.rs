@@ -59,8 +59,9 @@ async fn list_incidents(
         };
     let overdue = query.overdue.unwrap_or(false);
     let clinic = access.clinic_id.clone();
+    let profiles = state.profiles.clone();
     let (items, next_cursor) = db::run(&state.pool, move |conn| {
-        store::list(conn, &clinic, after, limit, overdue)
+        store::list(conn, &profiles, &clinic, after, limit, overdue)
     })
     .await?;
     Ok(web::Json(IncidentPage { items, next_cursor }))
@@ -84,8 +85,9 @@ async fn report_incident(
         access.clinic_id.clone(),
         body.into_inner(),
     );
+    let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        store::report(conn, &ctx, &clinic, input)
+        store::report(conn, &profiles, &ctx, &clinic, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -102,9 +104,12 @@ async fn get_incident(
     path: Path2,
 ) -> AppResult<web::Json<IncidentView>> {
     let (_, id) = path.into_inner();
-    let clinic = access.clinic_id.clone();
+    let (clinic, profiles) = (access.clinic_id.clone(), state.profiles.clone());
     Ok(web::Json(
-        db::run(&state.pool, move |conn| store::get(conn, &clinic, &id)).await?,
+        db::run(&state.pool, move |conn| {
+            store::get(conn, &profiles, &clinic, &id)
+        })
+        .await?,
     ))
 }
 
@@ -128,8 +133,9 @@ async fn add_follow_up(
         access.clinic_id.clone(),
         body.into_inner(),
     );
+    let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        store::add_follow_up(conn, &ctx, &clinic, &id, input)
+        store::add_follow_up(conn, &profiles, &ctx, &clinic, &id, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -154,8 +160,9 @@ async fn close_incident(
         access.clinic_id.clone(),
         body.into_inner(),
     );
+    let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        store::close(conn, &ctx, &clinic, &id, input)
+        store::close(conn, &profiles, &ctx, &clinic, &id, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -180,8 +187,9 @@ async fn amend_incident(
         access.clinic_id.clone(),
         body.into_inner(),
     );
+    let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        store::amend(conn, &ctx, &clinic, &id, &req)
+        store::amend(conn, &profiles, &ctx, &clinic, &id, &req)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))

@@ -8,13 +8,14 @@ use utoipa::ToSchema;
 
 use super::model::*;
 use crate::audit::{self, AuditContext};
+use crate::compliance::profiles::Profiles;
 use crate::db::schema::{incident_closures, incident_follow_ups, incidents};
 use crate::db::{self, to_utc, DbConn};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::records::*;
 
-/// Client infections and reactions are reported within this many working days unless the
-/// jurisdiction says otherwise (Texas, Massachusetts towns: 5; DOMAIN.md 4.4).
+/// Client infections and reactions are reported within this many working days when the
+/// jurisdiction's profile gives no deadline (Texas, Massachusetts towns: 5; DOMAIN.md 4.4).
 pub const DEFAULT_REPORT_WORKING_DAYS: u32 = 5;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -164,13 +165,22 @@ fn row(
     })
 }
 
-fn timezone(conn: &mut DbConn, clinic_id: &str) -> AppResult<chrono_tz::Tz> {
-    Ok(crate::clinics::store::find(conn, clinic_id)?
-        .and_then(|c| c.timezone.parse().ok())
-        .unwrap_or(chrono_tz::UTC))
+/// The clinic's time zone and its jurisdiction's reporting deadline for client infections.
+fn clinic_rules(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    clinic_id: &str,
+) -> AppResult<(chrono_tz::Tz, u32)> {
+    let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+    let tz = clinic.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let days = profiles
+        .get(&clinic.jurisdiction)
+        .and_then(|p| p.incident_report_working_days.value)
+        .unwrap_or(DEFAULT_REPORT_WORKING_DAYS);
+    Ok((tz, days))
 }
 
-fn view(conn: &mut DbConn, r: &IncidentRow) -> AppResult<IncidentView> {
+fn view(conn: &mut DbConn, profiles: &Profiles, r: &IncidentRow) -> AppResult<IncidentView> {
     let follow_ups: Vec<FollowUpRow> = incident_follow_ups::table
         .filter(incident_follow_ups::clinic_id.eq(&r.clinic_id))
         .filter(incident_follow_ups::incident_id.eq(&r.id))
@@ -182,28 +192,24 @@ fn view(conn: &mut DbConn, r: &IncidentRow) -> AppResult<IncidentView> {
         .select(ClosureRow::as_select())
         .first(conn)
         .optional()?;
-    let tz = timezone(conn, &r.clinic_id)?;
+    let (tz, report_days) = clinic_rules(conn, profiles, &r.clinic_id)?;
     let now = db::now();
-    let required: Vec<RequiredFollowUp> = required_follow_ups(
-        IncidentKind::parse(&r.kind),
-        r.occurred_at,
-        tz,
-        DEFAULT_REPORT_WORKING_DAYS,
-    )
-    .into_iter()
-    .map(|(kind, due)| {
-        let done = follow_ups
-            .iter()
-            .filter(|f| f.kind == kind.as_str())
-            .map(|f| f.done_at)
-            .min();
-        RequiredFollowUp {
-            kind,
-            due: to_utc(due),
-            status: follow_up_status(due, done, now),
-        }
-    })
-    .collect();
+    let required: Vec<RequiredFollowUp> =
+        required_follow_ups(IncidentKind::parse(&r.kind), r.occurred_at, tz, report_days)
+            .into_iter()
+            .map(|(kind, due)| {
+                let done = follow_ups
+                    .iter()
+                    .filter(|f| f.kind == kind.as_str())
+                    .map(|f| f.done_at)
+                    .min();
+                RequiredFollowUp {
+                    kind,
+                    due: to_utc(due),
+                    status: follow_up_status(due, done, now),
+                }
+            })
+            .collect();
     Ok(IncidentView {
         id: r.id.clone(),
         version: r.version,
@@ -275,6 +281,7 @@ fn check_links(
 
 pub fn report(
     conn: &mut DbConn,
+    profiles: &Profiles,
     ctx: &AuditContext,
     clinic_id: &str,
     input: IncidentInput,
@@ -286,7 +293,7 @@ pub fn report(
         diesel::insert_into(incidents::table)
             .values(&r)
             .execute(conn)?;
-        let v = view(conn, &r)?;
+        let v = view(conn, profiles, &r)?;
         audit::append(
             conn,
             clinic_id,
@@ -299,6 +306,7 @@ pub fn report(
 
 pub fn amend(
     conn: &mut DbConn,
+    profiles: &Profiles,
     ctx: &AuditContext,
     clinic_id: &str,
     id: &str,
@@ -321,7 +329,7 @@ pub fn amend(
         diesel::insert_into(incidents::table)
             .values(&r)
             .execute(conn)?;
-        let v = view(conn, &r)?;
+        let v = view(conn, profiles, &r)?;
         audit::append(
             conn,
             clinic_id,
@@ -340,6 +348,7 @@ pub fn amend(
 
 pub fn add_follow_up(
     conn: &mut DbConn,
+    profiles: &Profiles,
     ctx: &AuditContext,
     clinic_id: &str,
     id: &str,
@@ -385,7 +394,7 @@ pub fn add_follow_up(
         diesel::insert_into(incident_follow_ups::table)
             .values(&f)
             .execute(conn)?;
-        let v = view(conn, &r)?;
+        let v = view(conn, profiles, &r)?;
         audit::append(
             conn,
             clinic_id,
@@ -405,6 +414,7 @@ pub fn add_follow_up(
 /// Closes an incident once every required follow-up is done.
 pub fn close(
     conn: &mut DbConn,
+    profiles: &Profiles,
     ctx: &AuditContext,
     clinic_id: &str,
     id: &str,
@@ -424,7 +434,7 @@ pub fn close(
         {
             return Err(AppError::Conflict("the incident is already closed".into()));
         }
-        let open: Vec<FieldError> = view(conn, &r)?
+        let open: Vec<FieldError> = view(conn, profiles, &r)?
             .required_follow_ups
             .iter()
             .filter(|f| f.status != FollowUpStatus::Done)
@@ -448,7 +458,7 @@ pub fn close(
         diesel::insert_into(incident_closures::table)
             .values(&c)
             .execute(conn)?;
-        let v = view(conn, &r)?;
+        let v = view(conn, profiles, &r)?;
         audit::append(
             conn,
             clinic_id,
@@ -465,9 +475,14 @@ pub fn close(
     })
 }
 
-pub fn get(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<IncidentView> {
+pub fn get(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    clinic_id: &str,
+    id: &str,
+) -> AppResult<IncidentView> {
     let r = find(conn, clinic_id, id)?;
-    let mut v = view(conn, &r)?;
+    let mut v = view(conn, profiles, &r)?;
     let versions: Vec<IncidentRow> = incidents::table
         .filter(incidents::clinic_id.eq(clinic_id))
         .filter(incidents::id.eq(id))
@@ -493,6 +508,7 @@ pub fn get(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<IncidentVi
 
 pub fn list(
     conn: &mut DbConn,
+    profiles: &Profiles,
     clinic_id: &str,
     after: Option<TimeCursor>,
     limit: i64,
@@ -519,7 +535,7 @@ pub fn list(
     };
     let mut picked: Vec<(IncidentRow, IncidentView)> = Vec::new();
     for r in rows {
-        let v = view(conn, &r)?;
+        let v = view(conn, profiles, &r)?;
         if !only_overdue || v.overdue {
             picked.push((r, v));
             if picked.len() as i64 > limit {
