@@ -40,6 +40,7 @@ use crate::state::AppState;
         (name = "credentials", description = "Technicians' credentials and their eligibility to work"),
         (name = "sessions", description = "Checklist templates, clients and client sessions"),
         (name = "incidents", description = "Incidents, their follow-ups and closure"),
+        (name = "compliance", description = "Look-back over packs and sessions"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -192,7 +193,8 @@ pub fn build_app(
                         .configure(crate::checklists::routes::routes)
                         .configure(crate::clients::routes::routes)
                         .configure(crate::sessions::routes::routes)
-                        .configure(crate::incidents::routes::routes),
+                        .configure(crate::incidents::routes::routes)
+                        .configure(crate::compliance::routes::routes),
                 ),
         )
         .split_for_parts();

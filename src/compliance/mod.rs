@@ -1,4 +1,6 @@
-//! The compliance engine: jurisdiction profiles now; rules, the compliance view and look-back
+//! The compliance engine: jurisdiction profiles and look-back; rules and the compliance view
 //! build on them.
 
+pub mod lookback;
 pub mod profiles;
+pub mod routes;

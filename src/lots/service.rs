@@ -239,6 +239,12 @@ pub fn recall_lot(
             ctx,
             event("lot.recalled", "lot", id, payload(&view), Some(reason)),
         )?;
+        crate::compliance::lookback::record(
+            conn,
+            ctx,
+            clinic_id,
+            &crate::compliance::lookback::Trigger::Lot(id.to_owned()),
+        )?;
         Ok(view)
     })
 }

@@ -1032,6 +1032,12 @@ pub fn record_spore_result(
                     Some(reason),
                 ),
             )?;
+            crate::compliance::lookback::record(
+                conn,
+                ctx,
+                clinic_id,
+                &crate::compliance::lookback::Trigger::SporeTest(id.to_owned()),
+            )?;
         }
         Ok(view)
     })

@@ -1,0 +1,80 @@
+//! `/api/v1/clinics/{clinic}/lookbacks`.
+
+use actix_web::{get, http::header, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::lookback::{self, Lookback};
+use crate::auth::ClinicAccess;
+use crate::db;
+use crate::error::{AppResult, Problem};
+use crate::state::AppState;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(lookbacks);
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LookbackQuery {
+    /// A spore test: for a positive one, every load back to the last negative test.
+    pub spore_test: Option<String>,
+    /// A cycle (load).
+    pub cycle: Option<String>,
+    /// A lot: every session that used it.
+    pub lot: Option<String>,
+    /// A steriliser, with `from` and `to`.
+    pub steriliser: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// `csv` for one row per session reached (also chosen by `Accept: text/csv`).
+    pub format: Option<String>,
+}
+
+/// Every pack and every client session a failed spore test, a load, a recalled lot or a span of
+/// a steriliser's loads reaches, with the client's contact for notification. JSON, or CSV.
+#[utoipa::path(tag = "compliance", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), LookbackQuery),
+    responses(
+        (status = 200, body = Lookback),
+        (status = 200, content_type = "text/csv", body = String, description = "One row per session reached"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown trigger"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[get("/lookbacks")]
+async fn lookbacks(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    query: web::Query<LookbackQuery>,
+) -> AppResult<HttpResponse> {
+    let q = query.into_inner();
+    let csv = q.format.as_deref() == Some("csv")
+        || req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/csv"));
+    let trigger = lookback::trigger_from(
+        q.spore_test,
+        q.cycle,
+        q.lot,
+        q.steriliser,
+        q.from.map(|t| t.naive_utc()),
+        q.to.map(|t| t.naive_utc()),
+    )?;
+    let clinic = access.clinic_id.clone();
+    let result = db::run(&state.pool, move |conn| {
+        lookback::compute(conn, &clinic, &trigger)
+    })
+    .await?;
+    Ok(if csv {
+        HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .body(lookback::to_csv(&result))
+    } else {
+        HttpResponse::Ok().json(result)
+    })
+}
