@@ -199,7 +199,9 @@ async fn a_failed_spore_test_reaches_back_to_the_last_negative_and_names_the_cli
     let from = (t0 + Duration::minutes(30))
         .to_rfc3339()
         .replace('+', "%2B");
-    let to = (t0 + Duration::minutes(25 * 60 + 30)).to_rfc3339().replace('+', "%2B");
+    let to = (t0 + Duration::minutes(25 * 60 + 30))
+        .to_rfc3339()
+        .replace('+', "%2B");
     let span = ok(app
         .get(
             &app.clinic_path(&format!("/lookbacks?steriliser={s}&from={from}&to={to}")),
