@@ -368,6 +368,7 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_served() {
         ("/api/v1/clinics/{clinic}/incidents/{id}/close", "post"),
         ("/api/v1/clinics/{clinic}/incidents/{id}/amendments", "post"),
         ("/api/v1/clinics/{clinic}/lookbacks", "get"),
+        ("/api/v1/clinics/{clinic}/compliance", "get"),
     ];
     for (path, method) in expected {
         assert!(

@@ -1,6 +1,8 @@
-//! The compliance engine: jurisdiction profiles and look-back; rules and the compliance view
-//! build on them.
+//! The compliance engine: jurisdiction profiles, pure rules over a clinic's facts, the compliance
+//! view, and look-back.
 
 pub mod lookback;
 pub mod profiles;
 pub mod routes;
+pub mod rules;
+pub mod view;

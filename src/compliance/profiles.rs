@@ -121,10 +121,12 @@ pub struct ProfileError {
 #[derive(Debug, Clone, Default)]
 pub struct Profiles(BTreeMap<String, Profile>);
 
+/// Child keys override the parent's. A sourced value (a table with a `source`) is replaced whole:
+/// a value never keeps a source it did not come from, and leaving `value` out clears it.
 fn merge(base: &mut toml::Table, over: toml::Table) {
     for (key, value) in over {
         match (base.get_mut(&key), value) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) if !o.contains_key("source") => merge(b, o),
             (_, v) => {
                 base.insert(key, v);
             }

@@ -7,13 +7,33 @@ use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::lookback::{self, Lookback};
+use super::view::ComplianceView;
 use crate::auth::ClinicAccess;
 use crate::db;
 use crate::error::{AppResult, Problem};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(lookbacks);
+    cfg.service(lookbacks).service(compliance_now);
+}
+
+/// Is the clinic compliant right now? Findings from every rule of its jurisdiction profile,
+/// most severe first, with counts by severity.
+#[utoipa::path(tag = "compliance", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id")),
+    responses((status = 200, body = ComplianceView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/compliance")]
+async fn compliance_now(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+) -> AppResult<web::Json<ComplianceView>> {
+    let (clinic, profiles) = (access.clinic_id.clone(), state.profiles.clone());
+    Ok(web::Json(
+        db::run(&state.pool, move |conn| {
+            super::view::now(conn, &profiles, &clinic)
+        })
+        .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
