@@ -126,7 +126,9 @@ pub struct Profiles(BTreeMap<String, Profile>);
 fn merge(base: &mut toml::Table, over: toml::Table) {
     for (key, value) in over {
         match (base.get_mut(&key), value) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) if !o.contains_key("source") => merge(b, o),
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) if !o.contains_key("source") => {
+                merge(b, o)
+            }
             (_, v) => {
                 base.insert(key, v);
             }
