@@ -67,11 +67,12 @@ async fn findings_follow_the_records() {
     );
 
     // A load today without the air-removal test makes that a blocker; the test clears it.
-    let started = Utc::now() - Duration::minutes(50);
+    // Kept short so that, but for the first minutes after midnight, it all falls on today.
+    let started = Utc::now() - Duration::minutes(6);
     let c: Value = app
         .post(&app.clinic_path("/cycles"), &app.owner, &json!({
             "steriliser_id": sid, "cycle_number": 1, "program": {"name": "134", "temperature_c": 134.0, "hold_minutes": 3.5},
-            "started_at": started.to_rfc3339(), "finished_at": (started + Duration::minutes(40)).to_rfc3339(),
+            "started_at": started.to_rfc3339(), "finished_at": (started + Duration::minutes(5)).to_rfc3339(),
             "peak_temperature_c": 135.0, "peak_pressure_kpa": 313.0, "hold_minutes": 4.0, "load_indicator": {"type": 5, "passed": true}, "packs": []}))
         .await
         .json()
@@ -80,7 +81,7 @@ async fn findings_follow_the_records() {
     let v = view(&app).await;
     assert!(rules_for(&v, &format!("steriliser:{sid}"))
         .contains(&("daily_air_removal".to_owned(), "blocker".to_owned())));
-    app.post(&app.clinic_path("/air-removal-tests"), &app.owner, &json!({"steriliser_id": sid, "performed_at": (started - Duration::minutes(5)).to_rfc3339(), "test_type": "bowie_dick", "passed": true})).await;
+    app.post(&app.clinic_path("/air-removal-tests"), &app.owner, &json!({"steriliser_id": sid, "performed_at": (started - Duration::minutes(1)).to_rfc3339(), "test_type": "bowie_dick", "passed": true})).await;
     // A negative spore test in that load satisfies the interval.
     let bi: Value = app.post(&app.clinic_path("/spore-tests"), &app.owner, &json!({"steriliser_id": sid, "cycle_id": c["id"], "bi_product": "A", "bi_lot": "B", "placed_at": started.to_rfc3339(), "incubation": {"kind": "in_house", "hours": 24}})).await.json().await.unwrap();
     app.post(&app.clinic_path(&format!("/spore-tests/{}/result", bi["id"].as_str().unwrap())), &app.owner, &json!({"result": "negative", "control_result": "growth", "read_at": Utc::now().to_rfc3339()})).await;
