@@ -203,9 +203,15 @@ pub fn next_cursor<T>(
     limit: i64,
     cursor: impl Fn(&T) -> TimeCursor,
 ) -> Option<String> {
+    cut_page(rows, limit, |r| cursor(r).encode())
+}
+
+/// Cuts `rows` (fetched with one extra) to `limit`; the extra row's presence means another page,
+/// whose cursor is `cursor` of the last row kept.
+pub fn cut_page<T>(rows: &mut Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> Option<String> {
     if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
-        rows.last().map(|r| cursor(r).encode())
+        rows.last().map(cursor)
     } else {
         None
     }

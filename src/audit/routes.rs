@@ -121,12 +121,7 @@ async fn list_events(
         Ok(store::list(conn, &clinic_id, &filter, limit + 1)?)
     })
     .await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.seq.to_string())
-    } else {
-        None
-    };
+    let next_cursor = crate::records::cut_page(&mut rows, limit, |r| r.seq.to_string());
     Ok(web::Json(AuditEventPage {
         items: rows.into_iter().map(Into::into).collect(),
         next_cursor,

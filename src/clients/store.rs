@@ -204,11 +204,6 @@ pub fn list(
         query = query.filter(clients::id.lt(after));
     }
     let mut rows = query.load(conn)?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id.clone())
-    } else {
-        None
-    };
+    let next = cut_page(&mut rows, limit, |r| r.id.clone());
     Ok((rows.iter().map(view).collect(), next))
 }

@@ -298,12 +298,7 @@ pub fn list(
     }
     let limit = filter.limit - 1;
     let mut rows = store::list(conn, clinic_id, &filter)?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id.clone())
-    } else {
-        None
-    };
+    let next = cut_page(&mut rows, limit, |r| r.id.clone());
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let verifications = store::verifications_of(conn, clinic_id, &ids)?;
     Ok((rows.iter().map(|r| view(r, &verifications)).collect(), next))

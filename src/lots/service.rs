@@ -283,12 +283,7 @@ pub fn list_lots(
             ..filter.clone()
         },
     )?;
-    let next = if rows.len() as i64 > filter.limit {
-        rows.truncate(filter.limit as usize);
-        rows.last().map(|r| r.id.clone())
-    } else {
-        None
-    };
+    let next = cut_page(&mut rows, filter.limit, |r| r.id.clone());
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let recalls = store::recalls_of(conn, clinic_id, &ids)?;
     let today = Utc::now().date_naive();

@@ -462,12 +462,10 @@ pub fn start(
             // This very session opened the pack: judge it as it stands apart from that.
             let pack =
                 crate::sterilisation::service::pack_before_use(conn, clinic_id, &u.pack_code)?;
-            let quarantined = crate::sterilisation::service::get_steriliser(
-                conn,
-                clinic_id,
-                &pack.steriliser_id,
-            )?
-            .quarantined;
+            // Only the status is needed, not the steriliser's whole view and history.
+            let status =
+                crate::sterilisation::store::current_status(conn, clinic_id, &pack.steriliser_id)?;
+            let quarantined = crate::sterilisation::service::is_quarantined(status.as_ref());
             packs.push((pack.code, pack.state, pack.state_reason, quarantined));
         }
         let lot_ids: Vec<String> = session_lots::table

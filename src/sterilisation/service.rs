@@ -40,6 +40,11 @@ pub struct SteriliserView {
     pub history: Vec<VersionView>,
 }
 
+/// Out of service because of a positive spore test (not for maintenance).
+pub fn is_quarantined(status: Option<&StatusChangeRow>) -> bool {
+    status.is_some_and(|s| !s.in_service && s.cause == "spore_test_positive")
+}
+
 fn steriliser_fields(row: &SteriliserRow) -> SteriliserInput {
     SteriliserInput {
         make: row.make.clone(),
@@ -59,7 +64,7 @@ fn steriliser_view(row: &SteriliserRow, status: Option<&StatusChangeRow>) -> Ste
         version: row.version,
         fields: steriliser_fields(row),
         in_service,
-        quarantined: status.is_some_and(|s| !s.in_service && s.cause == "spore_test_positive"),
+        quarantined: is_quarantined(status),
         status_reason: status.map(|s| s.reason.clone()),
         status_changed_at: status.map(|s| to_utc(s.changed_at)),
         recorded_at: to_utc(row.recorded_at),
