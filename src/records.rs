@@ -23,6 +23,25 @@ pub fn current(table: &str) -> diesel::expression::SqlLiteral<Bool> {
     ))
 }
 
+/// Keeps, of each record of `table`, the version that was current at `at`: the highest version
+/// recorded at or before it. Records first recorded after `at` drop out.
+pub fn as_of(
+    table: &str,
+    at: NaiveDateTime,
+) -> diesel::expression::SqlLiteral<
+    Bool,
+    diesel::expression::UncheckedBind<
+        diesel::expression::SqlLiteral<Bool>,
+        <NaiveDateTime as diesel::expression::AsExpression<diesel::sql_types::Timestamp>>::Expression,
+    >,
+>{
+    sql::<Bool>(&format!(
+        "{table}.version = (SELECT MAX(v.version) FROM {table} v WHERE v.id = {table}.id AND v.recorded_at <= "
+    ))
+    .bind::<diesel::sql_types::Timestamp, _>(at)
+    .sql(")")
+}
+
 /// A position in a list ordered newest first by a time and then by id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimeCursor {

@@ -150,3 +150,199 @@ async fn another_clinic_cannot_read_the_compliance_view() {
         .unwrap();
     assert_eq!(own["jurisdiction"], "gb-eng");
 }
+
+async fn view_at(app: &TestApp, at: &str) -> reqwest::Response {
+    app.get(
+        &app.clinic_path(&format!("/compliance?at={}", urlencode(at))),
+        &app.owner,
+    )
+    .await
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
+
+async fn ok(res: reqwest::Response) -> Value {
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+    assert!(status.is_success(), "{status}: {body}");
+    body
+}
+
+#[actix_web::test]
+async fn the_view_as_of_a_past_moment_ignores_what_came_later() {
+    let app = TestApp::spawn().await;
+    let o = &app.owner;
+    let s = ok(app
+        .post(
+            &app.clinic_path("/sterilisers"),
+            o,
+            &json!({"make": "W&H", "model": "Lisa", "serial_number": "S1", "kind": "gravity", "location": "Back room"}),
+        )
+        .await)
+    .await;
+    let sid = s["id"].as_str().unwrap().to_owned();
+    let started = Utc::now() - Duration::hours(3);
+    let c = ok(app.post(&app.clinic_path("/cycles"), o, &json!({
+        "steriliser_id": sid, "cycle_number": 1, "program": {"name": "121", "temperature_c": 121.0, "hold_minutes": 30.0},
+        "started_at": started.to_rfc3339(), "finished_at": (started + Duration::minutes(50)).to_rfc3339(),
+        "peak_temperature_c": 122.0, "peak_pressure_kpa": 213.0, "hold_minutes": 31.0, "load_indicator": {"type": 5, "passed": true}, "packs": []})).await).await;
+    let bi = ok(app.post(&app.clinic_path("/spore-tests"), o, &json!({"steriliser_id": sid, "cycle_id": c["id"], "bi_product": "A", "bi_lot": "B", "placed_at": started.to_rfc3339(), "incubation": {"kind": "in_house", "hours": 1}})).await).await;
+    ok(app.post(&app.clinic_path(&format!("/spore-tests/{}/result", bi["id"].as_str().unwrap())), o, &json!({"result": "negative", "control_result": "growth", "read_at": Utc::now().to_rfc3339()})).await).await;
+    let lot = ok(app.post(&app.clinic_path("/lots"), o, &json!({"kind": "pigment", "manufacturer": "M", "product_name": "P", "lot_number": "L1", "expiry_date": (Utc::now() + Duration::days(300)).date_naive().to_string(), "sterilisation_method": "gamma", "received_on": (Utc::now() - Duration::days(5)).date_naive().to_string(), "quantity_received": 1})).await).await;
+    let lot_id = lot["id"].as_str().unwrap().to_owned();
+
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let then = Utc::now();
+    let before = ok(view_at(&app, &then.to_rfc3339()).await).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+    // After that moment: the steriliser moves (an amendment), the lot is recalled, the
+    // technician's credentials are recorded and verified, and the technician leaves.
+    ok(app.post(&app.clinic_path(&format!("/sterilisers/{sid}/amendments")), o, &json!({"reason": "moved to the new decontamination room", "changes": {"location": "Decon room"}})).await).await;
+    ok(app
+        .post(
+            &app.clinic_path(&format!("/lots/{lot_id}/recall")),
+            o,
+            &json!({"reason": "r", "reference": "R"}),
+        )
+        .await)
+    .await;
+    let owner_id = o.user_id.clone();
+    for body in [
+        json!({"user_id": owner_id, "kind": "bloodborne_pathogen_training", "issued_on": (Utc::now() - Duration::days(30)).date_naive().to_string()}),
+        json!({"user_id": owner_id, "kind": "hepatitis_b", "hepatitis_b_status": "vaccinated"}),
+    ] {
+        let cred = ok(app.post(&app.clinic_path("/credentials"), o, &body).await).await;
+        ok(app
+            .post(
+                &app.clinic_path(&format!(
+                    "/credentials/{}/verify",
+                    cred["id"].as_str().unwrap()
+                )),
+                o,
+                &json!({}),
+            )
+            .await)
+        .await;
+    }
+    ok(app
+        .post(
+            &app.clinic_path(&format!("/members/{}/deactivate", app.technician.user_id)),
+            o,
+            &json!({"reason": "left the studio"}),
+        )
+        .await)
+    .await;
+
+    let now = view(&app).await;
+    assert_eq!(now["as_of"], false);
+    assert!(rules_for(&now, &format!("steriliser:{sid}"))
+        .contains(&("spore_test_after_event".to_owned(), "blocker".to_owned())));
+    assert_eq!(
+        rules_for(&now, &format!("lot:{lot_id}")),
+        [("lot_recalled".to_owned(), "warning".to_owned())]
+    );
+    assert!(rules_for(&now, &format!("member:{}", app.technician.user_id)).is_empty());
+    assert_eq!(rules_for(&now, &format!("member:{owner_id}")).len(), 1);
+
+    // As of the earlier moment, none of that had happened: asked again now, the answer is the
+    // same as it was then.
+    let after = ok(view_at(&app, &then.to_rfc3339()).await).await;
+    assert_eq!(after["as_of"], true);
+    assert_eq!(after["findings"], before["findings"]);
+    assert_eq!(after["summary"], before["summary"]);
+    assert_eq!(after["chain"], before["chain"]);
+    assert!(
+        rules_for(&after, &format!("steriliser:{sid}")).is_empty(),
+        "{after}"
+    );
+    assert!(rules_for(&after, &format!("lot:{lot_id}")).is_empty());
+    assert_eq!(
+        rules_for(&after, &format!("member:{}", app.technician.user_id)).len(),
+        3
+    );
+    assert_eq!(rules_for(&after, &format!("member:{owner_id}")).len(), 3);
+    assert!(
+        after["chain"]["seq"].as_i64().unwrap() < now["chain"]["seq"].as_i64().unwrap(),
+        "the past view stands on an earlier event of the chain"
+    );
+    // The same moment in another offset is the same moment.
+    let local = then.with_timezone(&chrono::FixedOffset::east_opt(5 * 3600).unwrap());
+    let shifted = ok(view_at(&app, &local.to_rfc3339()).await).await;
+    assert_eq!(shifted["findings"], before["findings"]);
+}
+
+#[actix_web::test]
+async fn a_bad_moment_is_refused() {
+    let app = TestApp::spawn().await;
+    for at in ["yesterday", "2026-03-03", "2026-03-03T17:00:00"] {
+        common::assert_problem(view_at(&app, at).await, 422, Some("at")).await;
+    }
+    let future = (Utc::now() + Duration::hours(1)).to_rfc3339();
+    common::assert_problem(view_at(&app, &future).await, 422, Some("at")).await;
+    let before_the_clinic = (Utc::now() - Duration::days(400)).to_rfc3339();
+    common::assert_problem(view_at(&app, &before_the_clinic).await, 422, Some("at")).await;
+    let at = urlencode(&Utc::now().to_rfc3339());
+    common::assert_foreign_looks_missing(
+        &app,
+        &[(Method::GET, format!("/compliance?at={at}"), Value::Null)],
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn packs_on_the_shelf_from_a_failed_load_or_past_their_shelf_life_are_flagged() {
+    let app = TestApp::spawn().await;
+    let o = &app.owner;
+    let s = ok(app
+        .post(
+            &app.clinic_path("/sterilisers"),
+            o,
+            &json!({"make": "W&H", "model": "Lisa", "serial_number": "S1", "kind": "gravity"}),
+        )
+        .await)
+    .await;
+    let sid = s["id"].as_str().unwrap();
+    ok(app
+        .request(Method::PUT, &app.clinic_path("/settings"), o)
+        .json(&json!({"pack_shelf_life_days": 1}))
+        .send()
+        .await
+        .unwrap())
+    .await;
+    let load = |n: i64, hold: f64, hours_ago: i64| {
+        let started = Utc::now() - Duration::hours(hours_ago);
+        json!({
+            "steriliser_id": sid, "cycle_number": n, "program": {"name": "121", "temperature_c": 121.0, "hold_minutes": 30.0},
+            "started_at": started.to_rfc3339(), "finished_at": (started + Duration::minutes(50)).to_rfc3339(),
+            "peak_temperature_c": 122.0, "peak_pressure_kpa": 213.0, "hold_minutes": hold,
+            "load_indicator": {"type": 5, "passed": true}, "packs": [{"contents": "grips"}]})
+    };
+    // Load 1 held too short; load 2 passed two days ago, so its pack is past one day's shelf life;
+    // load 3 passed an hour ago.
+    let failed = ok(app
+        .post(&app.clinic_path("/cycles"), o, &load(1, 10.0, 3))
+        .await)
+    .await;
+    let old = ok(app
+        .post(&app.clinic_path("/cycles"), o, &load(2, 31.0, 49))
+        .await)
+    .await;
+    let fresh = ok(app
+        .post(&app.clinic_path("/cycles"), o, &load(3, 31.0, 2))
+        .await)
+    .await;
+    let v = view(&app).await;
+    let code = |c: &Value| c["packs"][0]["code"].as_str().unwrap().to_owned();
+    assert_eq!(
+        rules_for(&v, &format!("pack:{}", code(&failed))),
+        [("load_release".to_owned(), "blocker".to_owned())]
+    );
+    assert_eq!(
+        rules_for(&v, &format!("pack:{}", code(&old))),
+        [("pack_shelf_life".to_owned(), "warning".to_owned())]
+    );
+    assert!(rules_for(&v, &format!("pack:{}", code(&fresh))).is_empty());
+}

@@ -27,6 +27,12 @@ struct Setup {
 }
 
 async fn setup(app: &TestApp) -> Setup {
+    setup_with(app, true).await
+}
+
+/// A session ready to start; `with_pigment: false` leaves out the pigment lot that the clinic's
+/// jurisdiction requires on every session.
+async fn setup_with(app: &TestApp, with_pigment: bool) -> Setup {
     let o = &app.owner;
     let steriliser = created(
         app.post(
@@ -130,6 +136,22 @@ async fn setup(app: &TestApp) -> Setup {
         .await,
     )
     .await;
+    if with_pigment {
+        let pigment = created(app.post(&app.clinic_path("/lots"), o, &json!({
+            "kind": "pigment", "manufacturer": "Scalp Ink Co", "product_name": "Dark Brown 3",
+            "lot_number": "P-77", "expiry_date": (Utc::now() + Duration::days(400)).date_naive().to_string(),
+            "sterilisation_method": "gamma", "received_on": (Utc::now() - Duration::days(3)).date_naive().to_string(),
+            "quantity_received": 5})).await).await["id"].as_str().unwrap().to_owned();
+        created(
+            app.post(
+                &app.clinic_path(&format!("/sessions/{session_id}/lots")),
+                &app.technician,
+                &json!({"lot_id": pigment}),
+            )
+            .await,
+        )
+        .await;
+    }
     Setup {
         steriliser,
         pack,
@@ -393,6 +415,20 @@ async fn start_is_refused_for_an_under_age_client() {
     )
     .await;
     refused_for(&app, &s, "client").await;
+}
+
+#[actix_web::test]
+async fn start_is_refused_without_a_lot_kind_the_jurisdiction_requires() {
+    let app = TestApp::spawn().await;
+    let s = setup_with(&app, false).await;
+    let problem = refused_for(&app, &s, "lots").await;
+    assert!(
+        problem["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("pigment lot"),
+        "{problem}"
+    );
 }
 
 #[actix_web::test]

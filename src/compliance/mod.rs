@@ -1,6 +1,7 @@
 //! The compliance engine: jurisdiction profiles, pure rules over a clinic's facts, the compliance
 //! view, and look-back.
 
+pub mod facts;
 pub mod lookback;
 pub mod profiles;
 pub mod routes;

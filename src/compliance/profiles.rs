@@ -74,6 +74,9 @@ pub struct SterilisationRules {
     pub daily_air_removal_test: Sourced<bool>,
     /// Lowest ISO 11140-1 indicator type accepted as the load's chemical indicator.
     pub load_indicator_min_type: Sourced<i32>,
+    /// A passing spore test is needed after installation, relocation or repair before loads are
+    /// released again.
+    pub spore_test_after_events: Sourced<bool>,
     pub record_retention_years: Sourced<u32>,
 }
 
@@ -264,6 +267,10 @@ impl Profiles {
             (
                 "sterilisation.load_indicator_min_type.source",
                 &p.sterilisation.load_indicator_min_type.source,
+            ),
+            (
+                "sterilisation.spore_test_after_events.source",
+                &p.sterilisation.spore_test_after_events.source,
             ),
             (
                 "sterilisation.record_retention_years.source",

@@ -10,27 +10,52 @@ use super::lookback::{self, Lookback};
 use super::view::ComplianceView;
 use crate::auth::ClinicAccess;
 use crate::db;
-use crate::error::{AppResult, Problem};
+use crate::error::{AppError, AppResult, Problem};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(lookbacks).service(compliance_now);
 }
 
-/// Is the clinic compliant right now? Findings from every rule of its jurisdiction profile,
-/// most severe first, with counts by severity.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ComplianceQuery {
+    /// RFC 3339 moment: judge the records as they stood then (later amendments do not count).
+    /// Leave out for now.
+    pub at: Option<String>,
+}
+
+/// Is the clinic compliant right now, or was it at `at`? Findings from every rule of its
+/// jurisdiction profile, most severe first, with counts by severity and the audit-chain event
+/// the view stands on.
 #[utoipa::path(tag = "compliance", security(("bearer" = [])),
-    params(("clinic" = String, Path, description = "Clinic id")),
-    responses((status = 200, body = ComplianceView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    params(("clinic" = String, Path, description = "Clinic id"), ComplianceQuery),
+    responses((status = 200, body = ComplianceView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "`at` malformed, in the future or before the clinic existed")))]
 #[get("/compliance")]
 async fn compliance_now(
     state: web::Data<AppState>,
     access: ClinicAccess,
+    query: web::Query<ComplianceQuery>,
 ) -> AppResult<web::Json<ComplianceView>> {
+    let at = match query.into_inner().at {
+        None => None,
+        Some(text) => Some(
+            DateTime::parse_from_rfc3339(text.trim())
+                .map_err(|_| {
+                    AppError::invalid(
+                        "at",
+                        "must be an RFC 3339 time with an offset, e.g. 2026-03-03T17:00:00Z",
+                    )
+                })?
+                .with_timezone(&Utc),
+        ),
+    };
     let (clinic, profiles) = (access.clinic_id.clone(), state.profiles.clone());
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            super::view::now(conn, &profiles, &clinic)
+            super::view::view(conn, &profiles, &clinic, at)
         })
         .await?,
     ))

@@ -7,7 +7,8 @@ use utoipa::ToSchema;
 
 use super::profiles::Profile;
 use crate::credentials::model::Eligibility;
-use crate::lots::model::LotStatus;
+use crate::incidents::model::end_of_day;
+use crate::lots::model::{LotKind, LotStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -41,6 +42,34 @@ pub struct SteriliserFacts {
     pub last_negative_spore_test: Option<NaiveDateTime>,
     pub loads_today: bool,
     pub air_removal_passed_today: bool,
+    /// The latest relocation or repair, which needs a passing spore test after it.
+    pub last_event: Option<TestEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestEvent {
+    pub at: NaiveDateTime,
+    pub what: String,
+}
+
+/// A pack on the shelf: made, not yet opened in a session.
+#[derive(Debug, Clone)]
+pub struct StockPackFacts {
+    pub code: String,
+    pub cycle_id: String,
+    pub cycle_number: i64,
+    pub mechanical_passed: bool,
+    pub indicators_passed: bool,
+    /// ISO 11140-1 type of the load's chemical indicator.
+    pub indicator_type: i32,
+    pub spore_test_positive: bool,
+    pub expires_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionLotFacts {
+    pub session_id: String,
+    pub kinds: Vec<LotKind>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,10 +101,14 @@ pub struct Facts {
     pub now: NaiveDateTime,
     /// The clinic-local date of `now`.
     pub today: NaiveDate,
+    /// The clinic's time zone: deadlines fall at the end of a local day.
+    pub tz: chrono_tz::Tz,
     pub sterilisers: Vec<SteriliserFacts>,
     pub lots: Vec<LotFacts>,
     pub staff: Vec<StaffFacts>,
     pub follow_ups: Vec<FollowUpFacts>,
+    pub stock: Vec<StockPackFacts>,
+    pub sessions_missing_lots: Vec<SessionLotFacts>,
 }
 
 fn utc(t: NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
@@ -126,22 +159,29 @@ pub fn spore_tests(p: &Profile, f: &Facts) -> Vec<Finding> {
                 None,
             )),
             Some(last) => {
-                let due = last + Duration::days(i64::from(days));
+                // Due by the end of the clinic-local day `days` after the tested load's day,
+                // however long the days in between (23 or 25 hours across a clock change).
+                let due_day = last.and_utc().with_timezone(&f.tz).date_naive()
+                    + Duration::days(i64::from(days));
+                let due = end_of_day(due_day, f.tz);
                 if f.now > due {
                     out.push(finding(
                         "spore_test_interval",
                         Severity::Blocker,
                         subject,
-                        format!("{}'s spore test is overdue (every {days} days)", s.label),
+                        format!(
+                            "{}'s spore test is overdue (every {days} days; due {due_day})",
+                            s.label
+                        ),
                         source,
                         Some(due),
                     ));
-                } else if due - f.now <= Duration::days(1) {
+                } else if f.today >= due_day {
                     out.push(finding(
                         "spore_test_interval",
                         Severity::Warning,
                         subject,
-                        format!("{}'s spore test is due within a day", s.label),
+                        format!("{}'s spore test is due today", s.label),
                         source,
                         Some(due),
                     ));
@@ -150,6 +190,121 @@ pub fn spore_tests(p: &Profile, f: &Facts) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// A passing spore test after relocation or repair, before loads are released (rule 2).
+pub fn spore_tests_after_events(p: &Profile, f: &Facts) -> Vec<Finding> {
+    if p.sterilisation.spore_test_after_events.value != Some(true) {
+        return Vec::new();
+    }
+    let source = &p.sterilisation.spore_test_after_events.source;
+    f.sterilisers
+        .iter()
+        .filter(|s| s.in_service && !s.quarantined)
+        .filter_map(|s| {
+            let event = s.last_event.as_ref()?;
+            let tested_after = s.last_negative_spore_test.is_some_and(|t| t > event.at);
+            (!tested_after).then(|| {
+                finding(
+                    "spore_test_after_event",
+                    Severity::Blocker,
+                    format!("steriliser:{}", s.id),
+                    format!(
+                        "{} was {}: release no loads until a spore test run after that passes",
+                        s.label, event.what
+                    ),
+                    source,
+                    None,
+                )
+            })
+        })
+        .collect()
+}
+
+/// Load release (rule 5) and pack shelf life (rule 6), for packs still on the shelf: a pack from
+/// a load that failed, or whose indicator is below the profile's type, must be reprocessed; an
+/// expired pack must be reprocessed before use.
+pub fn stock(p: &Profile, f: &Facts) -> Vec<Finding> {
+    let min_type = p.sterilisation.load_indicator_min_type.value;
+    let release_source = &p.sterilisation.load_indicator_min_type.source;
+    let mut out = Vec::new();
+    for pack in &f.stock {
+        let subject = format!("pack:{}", pack.code);
+        let mut reasons = Vec::new();
+        if !pack.mechanical_passed {
+            reasons.push("the load did not reach its program's temperature and hold".to_owned());
+        }
+        if !pack.indicators_passed {
+            reasons.push("a chemical indicator failed".to_owned());
+        }
+        if pack.spore_test_positive {
+            reasons.push("the load's spore test was positive".to_owned());
+        }
+        if let Some(min) = min_type.filter(|m| pack.indicator_type < *m) {
+            reasons.push(format!(
+                "the load's indicator is type {}, the jurisdiction requires type {min} or higher",
+                pack.indicator_type
+            ));
+        }
+        if !reasons.is_empty() {
+            out.push(finding(
+                "load_release",
+                Severity::Blocker,
+                subject,
+                format!(
+                    "pack {} from load {} must not be used: {}; reprocess it",
+                    pack.code,
+                    pack.cycle_number,
+                    reasons.join("; ")
+                ),
+                release_source,
+                None,
+            ));
+        } else if let Some(expired) = pack.expires_at.filter(|e| *e < f.now) {
+            out.push(finding(
+                "pack_shelf_life",
+                Severity::Warning,
+                subject,
+                format!(
+                    "pack {} from load {} passed its shelf life: reprocess it before use",
+                    pack.code, pack.cycle_number
+                ),
+                "Pack label and shelf life (DOMAIN.md rule 6) [S3]",
+                Some(expired),
+            ));
+        }
+    }
+    out
+}
+
+/// The lot kinds of `required` that are not among `recorded`.
+pub fn missing_lot_kinds(required: &[LotKind], recorded: &[LotKind]) -> Vec<LotKind> {
+    required
+        .iter()
+        .filter(|k| !recorded.contains(k))
+        .copied()
+        .collect()
+}
+
+/// Sessions that started without a lot of each kind the profile requires (rule 7).
+pub fn session_lots(p: &Profile, f: &Facts) -> Vec<Finding> {
+    f.sessions_missing_lots
+        .iter()
+        .map(|s| {
+            let kinds: Vec<&str> = s.kinds.iter().map(|k| k.label()).collect();
+            finding(
+                "session_lots",
+                Severity::Warning,
+                format!("session:{}", s.session_id),
+                format!(
+                    "the session started without a recorded {}",
+                    kinds.join(" or ")
+                ),
+                &p.lots_recorded_per_session.source,
+                None,
+            )
+        })
+        .collect()
 }
 
 /// Daily air-removal test before the first load of a pre-vacuum steriliser (rule 4).
@@ -292,7 +447,10 @@ pub fn incidents(f: &Facts) -> Vec<Finding> {
 pub fn evaluate(p: &Profile, f: &Facts) -> Vec<Finding> {
     let mut all = Vec::new();
     all.extend(spore_tests(p, f));
+    all.extend(spore_tests_after_events(p, f));
     all.extend(air_removal(p, f));
+    all.extend(stock(p, f));
+    all.extend(session_lots(p, f));
     all.extend(lots(f));
     all.extend(staff(f));
     all.extend(incidents(f));
@@ -327,6 +485,7 @@ mod tests {
             last_negative_spore_test: last,
             loads_today: false,
             air_removal_passed_today: true,
+            last_event: None,
         }
     }
 
@@ -334,10 +493,13 @@ mod tests {
         Facts {
             now,
             today: now.date(),
+            tz: chrono_tz::UTC,
             sterilisers: vec![s],
             lots: vec![],
             staff: vec![],
             follow_ups: vec![],
+            stock: vec![],
+            sessions_missing_lots: vec![],
         }
     }
 
@@ -346,18 +508,18 @@ mod tests {
         let profiles = Profiles::load(None).unwrap();
         let baseline = profiles.get("baseline").unwrap(); // every 7 days
         let last = at(1, 9);
-        // The day before the deadline: nothing; within a day: warning; after: blocker.
-        assert!(spore_tests(baseline, &facts(at(7, 8), steriliser(Some(last)))).is_empty());
+        // The day before the due day: nothing; the due day: warning; the day after: blocker.
+        assert!(spore_tests(baseline, &facts(at(7, 23), steriliser(Some(last)))).is_empty());
         assert_eq!(
-            spore_tests(baseline, &facts(at(8, 8), steriliser(Some(last))))[0].severity,
+            spore_tests(baseline, &facts(at(8, 0), steriliser(Some(last))))[0].severity,
             Severity::Warning
         );
         assert_eq!(
-            spore_tests(baseline, &facts(at(8, 9), steriliser(Some(last))))[0].severity,
+            spore_tests(baseline, &facts(at(8, 23), steriliser(Some(last))))[0].severity,
             Severity::Warning
         );
         assert_eq!(
-            spore_tests(baseline, &facts(at(8, 10), steriliser(Some(last))))[0].severity,
+            spore_tests(baseline, &facts(at(9, 0), steriliser(Some(last))))[0].severity,
             Severity::Blocker
         );
         // California allows 30 days.
@@ -373,6 +535,213 @@ mod tests {
             spore_tests(baseline, &facts(at(2, 9), steriliser(None)))[0].severity,
             Severity::Blocker
         );
+    }
+
+    fn london(y: i32, m: u32, d: u32, h: u32, min: u32) -> NaiveDateTime {
+        // A clinic-local wall-clock time in London, as UTC.
+        NaiveDate::from_ymd_opt(y, m, d)
+            .unwrap()
+            .and_hms_opt(h, min, 0)
+            .unwrap()
+            .and_local_timezone(chrono_tz::Europe::London)
+            .unwrap()
+            .naive_utc()
+    }
+
+    fn london_facts(now: NaiveDateTime, s: SteriliserFacts) -> Facts {
+        let tz = chrono_tz::Europe::London;
+        Facts {
+            today: now.and_utc().with_timezone(&tz).date_naive(),
+            tz,
+            ..facts(now, s)
+        }
+    }
+
+    #[test]
+    fn spore_test_interval_across_the_autumn_clock_change() {
+        // Clocks go back in London on Sunday 25 October 2026. A test read on a load of Tuesday
+        // 20 October is due by the end of Tuesday 27 October, local time.
+        let profiles = Profiles::load(None).unwrap();
+        let baseline = profiles.get("baseline").unwrap();
+        let last = london(2026, 10, 20, 10, 0);
+        let judge = |now| spore_tests(baseline, &london_facts(now, steriliser(Some(last))));
+        assert!(
+            judge(london(2026, 10, 26, 23, 59)).is_empty(),
+            "the day before"
+        );
+        assert_eq!(
+            judge(london(2026, 10, 27, 0, 1))[0].severity,
+            Severity::Warning
+        );
+        // 23:30 local on the due day is 7 days and 14.5 hours after the load: still due, not
+        // overdue, although more than 7 × 24 hours have passed.
+        assert_eq!(
+            judge(london(2026, 10, 27, 23, 30))[0].severity,
+            Severity::Warning
+        );
+        assert_eq!(
+            judge(london(2026, 10, 27, 23, 30))[0].due,
+            Some(utc(london(2026, 10, 28, 0, 0) - Duration::microseconds(1)))
+        );
+        assert_eq!(
+            judge(london(2026, 10, 28, 0, 1))[0].severity,
+            Severity::Blocker
+        );
+    }
+
+    #[test]
+    fn spore_test_interval_across_the_spring_clock_change() {
+        // Clocks go forward on Sunday 29 March 2026: that local day has 23 hours.
+        let profiles = Profiles::load(None).unwrap();
+        let baseline = profiles.get("baseline").unwrap();
+        let last = london(2026, 3, 22, 0, 30); // 00:30 GMT
+        let judge = |now| spore_tests(baseline, &london_facts(now, steriliser(Some(last))));
+        assert!(judge(london(2026, 3, 28, 23, 59)).is_empty());
+        assert_eq!(
+            judge(london(2026, 3, 29, 0, 30))[0].severity,
+            Severity::Warning
+        );
+        assert_eq!(
+            judge(london(2026, 3, 29, 23, 59))[0].severity,
+            Severity::Warning
+        );
+        assert_eq!(
+            judge(london(2026, 3, 30, 0, 0))[0].severity,
+            Severity::Blocker
+        );
+    }
+
+    #[test]
+    fn a_local_day_is_23_or_25_hours_across_a_clock_change() {
+        use crate::compliance::facts::local_day;
+        let tz = chrono_tz::Europe::London;
+        let (day, start, end) = local_day(london(2026, 3, 29, 12, 0), tz);
+        assert_eq!(day, NaiveDate::from_ymd_opt(2026, 3, 29).unwrap());
+        assert_eq!(end - start, Duration::hours(23));
+        let (_, start, end) = local_day(london(2026, 10, 25, 12, 0), tz);
+        assert_eq!(end - start, Duration::hours(25));
+        // 23:30 UTC on 31 March is already 1 April in London.
+        let late = NaiveDate::from_ymd_opt(2026, 3, 31)
+            .unwrap()
+            .and_hms_opt(23, 30, 0)
+            .unwrap();
+        assert_eq!(
+            local_day(late, tz).0,
+            NaiveDate::from_ymd_opt(2026, 4, 1).unwrap()
+        );
+    }
+
+    #[test]
+    fn lots_expire_by_the_clinic_local_day() {
+        let tz = chrono_tz::Europe::London;
+        let expiry = NaiveDate::from_ymd_opt(2026, 3, 31).unwrap();
+        let judge = |now: NaiveDateTime| {
+            let today = now.and_utc().with_timezone(&tz).date_naive();
+            let mut f = london_facts(now, steriliser(None));
+            f.lots = vec![LotFacts {
+                id: "l".into(),
+                label: "lot L".into(),
+                status: crate::lots::model::lot_status(expiry, false, today),
+                expiry_date: expiry,
+            }];
+            lots(&f).into_iter().map(|x| x.rule).collect::<Vec<_>>()
+        };
+        assert_eq!(judge(london(2026, 3, 30, 12, 0)), ["lot_expiring"]);
+        assert_eq!(judge(london(2026, 3, 31, 23, 59)), ["lot_expiring"]);
+        // 23:30 UTC on 31 March is 00:30 on 1 April in London: expired there.
+        let late = NaiveDate::from_ymd_opt(2026, 3, 31)
+            .unwrap()
+            .and_hms_opt(23, 30, 0)
+            .unwrap();
+        assert_eq!(judge(late), ["lot_expired"]);
+    }
+
+    #[test]
+    fn a_relocation_or_repair_needs_a_spore_test_after_it() {
+        let profiles = Profiles::load(None).unwrap();
+        let baseline = profiles.get("baseline").unwrap();
+        let moved = SteriliserFacts {
+            last_event: Some(TestEvent {
+                at: at(5, 12),
+                what: "relocated to Decon room".into(),
+            }),
+            ..steriliser(Some(at(5, 11)))
+        };
+        let found = spore_tests_after_events(baseline, &facts(at(5, 13), moved.clone()));
+        assert_eq!(found[0].rule, "spore_test_after_event");
+        assert_eq!(found[0].severity, Severity::Blocker);
+        let retested = SteriliserFacts {
+            last_negative_spore_test: Some(at(5, 13)),
+            ..moved.clone()
+        };
+        assert!(spore_tests_after_events(baseline, &facts(at(6, 9), retested)).is_empty());
+        // England relies on engineering tests after repair, not spore tests.
+        let england = profiles.get("gb-eng").unwrap();
+        assert!(spore_tests_after_events(england, &facts(at(5, 13), moved)).is_empty());
+    }
+
+    fn pack(expires_at: Option<NaiveDateTime>) -> StockPackFacts {
+        StockPackFacts {
+            code: "ABC-234".into(),
+            cycle_id: "c".into(),
+            cycle_number: 7,
+            mechanical_passed: true,
+            indicators_passed: true,
+            indicator_type: 4,
+            spore_test_positive: false,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn packs_on_the_shelf_follow_load_release_and_shelf_life() {
+        let profiles = Profiles::load(None).unwrap();
+        let baseline = profiles.get("baseline").unwrap();
+        let mut f = facts(at(10, 12), steriliser(Some(at(9, 9))));
+        let judge = |f: &Facts, p: &Profile| {
+            stock(p, f)
+                .into_iter()
+                .map(|x| (x.rule, x.severity))
+                .collect::<Vec<_>>()
+        };
+        // Shelf life: the moment of expiry is still fine, a microsecond later it is not.
+        f.stock = vec![pack(Some(at(10, 12)))];
+        assert!(judge(&f, baseline).is_empty());
+        f.stock = vec![pack(Some(at(10, 12) - Duration::microseconds(1)))];
+        assert_eq!(
+            judge(&f, baseline),
+            [("pack_shelf_life".to_owned(), Severity::Warning)]
+        );
+        // Load release: a failed load, or a type 4 indicator where California wants type 5.
+        f.stock = vec![pack(None)];
+        assert!(judge(&f, baseline).is_empty());
+        let california = profiles.get("us-ca").unwrap();
+        assert_eq!(
+            judge(&f, california),
+            [("load_release".to_owned(), Severity::Blocker)]
+        );
+        f.stock = vec![StockPackFacts {
+            mechanical_passed: false,
+            ..pack(Some(at(1, 0)))
+        }];
+        assert_eq!(
+            judge(&f, baseline),
+            [("load_release".to_owned(), Severity::Blocker)],
+            "a rejected load outweighs its shelf life"
+        );
+    }
+
+    #[test]
+    fn sessions_without_a_required_lot_kind_are_found() {
+        let required = [LotKind::NeedleCartridge, LotKind::Pigment];
+        assert_eq!(
+            missing_lot_kinds(&required, &[LotKind::NeedleCartridge]),
+            [LotKind::Pigment]
+        );
+        assert!(
+            missing_lot_kinds(&required, &[LotKind::Pigment, LotKind::NeedleCartridge]).is_empty()
+        );
+        assert!(missing_lot_kinds(&[], &[]).is_empty());
     }
 
     #[test]

@@ -1,17 +1,17 @@
-//! The compliance view: gathers a clinic's facts as they stand now and runs the rules.
+//! The compliance view: the clinic's facts at a moment (now, or as of a past one), judged by the
+//! rules of its jurisdiction profile.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::facts;
 use super::profiles::Profiles;
-use super::rules::{
-    self, Facts, Finding, FollowUpFacts, LotFacts, Severity, StaffFacts, SteriliserFacts,
-};
-use crate::auth::{store as accounts, Role};
-use crate::db::DbConn;
+use super::rules::{self, Finding, Severity};
+use crate::db::schema::audit_events;
+use crate::db::{self, to_utc, DbConn};
 use crate::error::{AppError, AppResult};
-use crate::sterilisation::model::SporeResult;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct Summary {
@@ -20,136 +20,71 @@ pub struct Summary {
     pub info: usize,
 }
 
+/// The audit-chain event the view stands on: the last one recorded at or before `at`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChainPosition {
+    pub seq: i64,
+    pub hash: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ComplianceView {
     pub at: DateTime<Utc>,
+    /// True when `at` was asked for: the view shows the records as they stood then.
+    pub as_of: bool,
     pub jurisdiction: String,
+    pub chain: Option<ChainPosition>,
     pub summary: Summary,
     pub findings: Vec<Finding>,
 }
 
-const ALL: i64 = 100_000;
-
-pub fn now(conn: &mut DbConn, profiles: &Profiles, clinic_id: &str) -> AppResult<ComplianceView> {
+/// The compliance view now, or as of `at`. A moment in the future, or before the clinic existed,
+/// is refused: there is nothing recorded to judge.
+pub fn view(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    clinic_id: &str,
+    at: Option<DateTime<Utc>>,
+) -> AppResult<ComplianceView> {
     let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+    let now = db::now();
+    let moment = match at {
+        None => now,
+        Some(t) => {
+            let t = db::truncate(t.naive_utc());
+            if t > now {
+                return Err(AppError::invalid(
+                    "at",
+                    "is in the future: the view shows what was recorded, not what may come",
+                ));
+            }
+            if t < clinic.created_at {
+                return Err(AppError::invalid(
+                    "at",
+                    format!(
+                        "is before the clinic was registered ({})",
+                        to_utc(clinic.created_at).to_rfc3339()
+                    ),
+                ));
+            }
+            t
+        }
+    };
     let profile = profiles
         .get(&clinic.jurisdiction)
         .or_else(|| profiles.get("baseline"))
         .ok_or_else(|| AppError::internal("no baseline profile"))?;
     let tz: chrono_tz::Tz = clinic.timezone.parse().unwrap_or(chrono_tz::UTC);
-    let at = Utc::now();
-    let today = at.with_timezone(&tz).date_naive();
-    let day_start = today
-        .and_hms_opt(0, 0, 0)
-        .and_then(|t| t.and_local_timezone(tz).earliest())
-        .map(|t| t.naive_utc())
-        .unwrap_or(at.naive_utc());
-    let day_end = day_start + Duration::days(1);
-
-    let mut sterilisers = Vec::new();
-    for s in crate::sterilisation::service::list_sterilisers(conn, clinic_id)? {
-        let tests = crate::sterilisation::store::read_tests_of_steriliser(conn, clinic_id, &s.id)?;
-        let last_negative = tests
-            .iter()
-            .filter(|t| t.valid && t.result == SporeResult::Negative)
-            .map(|t| t.cycle_started_at)
-            .max();
-        let today_filter = crate::sterilisation::store::LogFilter {
-            steriliser_id: Some(s.id.clone()),
-            from: Some(day_start),
-            to: Some(day_end),
-            after: None,
-            limit: 1,
-        };
-        let loads_today =
-            !crate::sterilisation::store::list_cycles(conn, clinic_id, &today_filter)?.is_empty();
-        let air_today = crate::sterilisation::store::list_air_removal(
-            conn,
-            clinic_id,
-            &crate::sterilisation::store::LogFilter {
-                limit: 50,
-                ..today_filter
-            },
-        )?
-        .iter()
-        .any(|t| t.passed);
-        sterilisers.push(SteriliserFacts {
-            label: format!(
-                "{} {} ({})",
-                s.fields.make, s.fields.model, s.fields.serial_number
-            ),
-            pre_vacuum: s.fields.kind == crate::sterilisation::model::SteriliserKind::PreVacuum,
-            in_service: s.in_service,
-            quarantined: s.quarantined,
-            last_negative_spore_test: last_negative,
-            loads_today,
-            air_removal_passed_today: air_today,
-            id: s.id,
-        });
-    }
-    let (lot_views, _) = crate::lots::service::list_lots(
-        conn,
-        clinic_id,
-        &crate::lots::store::LotFilter {
-            limit: ALL,
-            ..Default::default()
-        },
-    )?;
-    let lots = lot_views
-        .into_iter()
-        .map(|l| LotFacts {
-            label: format!(
-                "lot {} of {} {}",
-                l.fields.lot_number, l.fields.manufacturer, l.fields.product_name
-            ),
-            status: l.status,
-            expiry_date: l.fields.expiry_date,
-            id: l.id,
-        })
-        .collect();
-    let mut staff = Vec::new();
-    for (m, u) in accounts::members_of(conn, clinic_id)? {
-        if !m.active || m.role() == Role::Inspector {
-            continue;
-        }
-        let e = crate::credentials::service::member_eligibility(
-            conn,
-            profiles,
-            Role::Owner,
-            "",
-            clinic_id,
-            &u.id,
-            at,
-        )?;
-        staff.push(StaffFacts {
-            user_id: u.id,
-            name: u.display_name,
-            eligibility: e.eligibility,
-        });
-    }
-    let (incidents, _) =
-        crate::incidents::store::list(conn, profiles, clinic_id, None, ALL, false)?;
-    let follow_ups = incidents
-        .iter()
-        .filter(|i| i.closed_at.is_none())
-        .flat_map(|i| {
-            i.required_follow_ups.iter().map(move |f| FollowUpFacts {
-                incident_id: i.id.clone(),
-                kind: f.kind.as_str().to_owned(),
-                due: f.due.naive_utc(),
-                done: f.status == crate::incidents::model::FollowUpStatus::Done,
-            })
-        })
-        .collect();
-    let facts = Facts {
-        now: at.naive_utc(),
-        today,
-        sterilisers,
-        lots,
-        staff,
-        follow_ups,
-    };
+    let facts = facts::gather(conn, profile, clinic_id, tz, moment)?;
     let findings = rules::evaluate(profile, &facts);
+    let chain = audit_events::table
+        .filter(audit_events::clinic_id.eq(clinic_id))
+        .filter(audit_events::recorded_at.le(moment))
+        .order(audit_events::seq.desc())
+        .select((audit_events::seq, audit_events::hash))
+        .first::<(i64, String)>(conn)
+        .optional()?
+        .map(|(seq, hash)| ChainPosition { seq, hash });
     let mut summary = Summary::default();
     for f in &findings {
         match f.severity {
@@ -159,8 +94,10 @@ pub fn now(conn: &mut DbConn, profiles: &Profiles, clinic_id: &str) -> AppResult
         }
     }
     Ok(ComplianceView {
-        at,
+        at: to_utc(moment),
+        as_of: at.is_some(),
         jurisdiction: profile.id.clone(),
+        chain,
         summary,
         findings,
     })

@@ -189,7 +189,7 @@ pub fn add_working_days(from: NaiveDate, n: u32) -> NaiveDate {
 }
 
 /// The end of a clinic-local day, in UTC.
-fn end_of_day(day: NaiveDate, tz: Tz) -> NaiveDateTime {
+pub fn end_of_day(day: NaiveDate, tz: Tz) -> NaiveDateTime {
     let next = day + Duration::days(1);
     next.and_hms_opt(0, 0, 0)
         .and_then(|t| t.and_local_timezone(tz).earliest())

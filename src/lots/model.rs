@@ -32,6 +32,14 @@ impl LotKind {
             _ => Self::Other,
         }
     }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::NeedleCartridge => "needle-cartridge lot",
+            Self::Pigment => "pigment lot",
+            Self::Other => "lot",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -103,6 +103,10 @@ pub struct StartFacts {
     pub eligibility: Eligibility,
     pub blocked_by: Option<String>,
     pub client_age: i32,
+    /// Packs whose load's indicator type is below the jurisdiction's: code, type, required type.
+    pub indicator_below: Vec<(String, i32, i32)>,
+    /// Lot kinds the jurisdiction requires on every session and this one lacks.
+    pub missing_lot_kinds: Vec<crate::lots::model::LotKind>,
 }
 
 /// Every reason the session may not start, each naming what is wrong.
@@ -140,6 +144,21 @@ pub fn refusals(f: &StartFacts) -> Vec<FieldError> {
                 "its steriliser is quarantined after a positive spore test",
             ));
         }
+    }
+    for (code, found, required) in &f.indicator_below {
+        out.push(FieldError::new(
+            format!("packs.{code}"),
+            format!("its load's chemical indicator is type {found}; the jurisdiction requires type {required} or higher"),
+        ));
+    }
+    for kind in &f.missing_lot_kinds {
+        out.push(FieldError::new(
+            "lots",
+            format!(
+                "no {} is recorded: the jurisdiction requires one on every session",
+                kind.label()
+            ),
+        ));
     }
     for (id, label, status) in &f.lots {
         match status {
@@ -200,6 +219,8 @@ mod tests {
             },
             blocked_by: None,
             client_age: 30,
+            indicator_below: vec![],
+            missing_lot_kinds: vec![],
         }
     }
 
@@ -217,6 +238,8 @@ mod tests {
         f.lots[0].2 = LotStatus::Recalled;
         f.blocked_by = Some("the member is deactivated".into());
         f.client_age = 17;
+        f.indicator_below = vec![("ABC-123".into(), 1, 5)];
+        f.missing_lot_kinds = vec![crate::lots::model::LotKind::Pigment];
         let fields: Vec<String> = refusals(&f).into_iter().map(|e| e.field).collect();
         assert_eq!(
             fields,
@@ -224,6 +247,8 @@ mod tests {
                 "checklist.gloves",
                 "checklist.barrier_film",
                 "packs.ABC-123",
+                "packs.ABC-123",
+                "lots",
                 "lots.lot1",
                 "technician",
                 "client"

@@ -457,7 +457,11 @@ pub fn start(
             .filter(session_packs::session_id.eq(id))
             .select(PackUseRow::as_select())
             .load(conn)?;
+        let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+        let profile = profiles.get(&clinic.jurisdiction);
+        let min_type = profile.and_then(|p| p.sterilisation.load_indicator_min_type.value);
         let mut packs = Vec::new();
+        let mut indicator_below = Vec::new();
         for u in &uses {
             // This very session opened the pack: judge it as it stands apart from that.
             let pack =
@@ -466,6 +470,14 @@ pub fn start(
             let status =
                 crate::sterilisation::store::current_status(conn, clinic_id, &pack.steriliser_id)?;
             let quarantined = crate::sterilisation::service::is_quarantined(status.as_ref());
+            if let Some(min) = min_type {
+                let found =
+                    crate::sterilisation::store::find_cycle(conn, clinic_id, &pack.cycle_id)?
+                        .map(|c| c.load_indicator_type);
+                if let Some(found) = found.filter(|t| *t < min) {
+                    indicator_below.push((pack.code.clone(), found, min));
+                }
+            }
             packs.push((pack.code, pack.state, pack.state_reason, quarantined));
         }
         let lot_ids: Vec<String> = session_lots::table
@@ -473,8 +485,10 @@ pub fn start(
             .select(session_lots::lot_id)
             .load(conn)?;
         let mut lots = Vec::new();
+        let mut kinds = Vec::new();
         for lot_id in lot_ids {
             let lot = crate::lots::service::get_lot(conn, clinic_id, &lot_id)?;
+            kinds.push(lot.fields.kind);
             lots.push((
                 lot_id,
                 format!(
@@ -516,6 +530,13 @@ pub fn start(
             eligibility: eligibility.eligibility.clone(),
             blocked_by: eligibility.blocked_by.clone(),
             client_age: crate::clients::age_on(client.date_of_birth, Utc::now().date_naive()),
+            indicator_below,
+            missing_lot_kinds: crate::compliance::rules::missing_lot_kinds(
+                profile
+                    .and_then(|p| p.lots_recorded_per_session.value.as_deref())
+                    .unwrap_or_default(),
+                &kinds,
+            ),
         };
         let refused = refusals(&facts);
         if !refused.is_empty() {

@@ -1,0 +1,458 @@
+//! Gathers the facts the rules judge, as the clinic's records stood at one moment.
+//!
+//! Compliance records are never updated: each version and each event row carries the time it
+//! was recorded, in the same transaction as its audit event. So "as of `at`" is, per record, the
+//! highest version recorded at or before `at`, and per event (a result, a recall, a
+//! verification, a closure) whether it was recorded by then. Memberships are the one thing kept
+//! in place; their state at `at` is replayed from the clinic's audit chain. The view for "now"
+//! is the same query with `at` = now, so the two cannot drift apart.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{Duration, NaiveDate, NaiveDateTime};
+use chrono_tz::Tz;
+use diesel::dsl::{exists, not};
+use diesel::prelude::*;
+
+use super::profiles::Profile;
+use super::rules::{
+    Facts, FollowUpFacts, LotFacts, SessionLotFacts, StaffFacts, SteriliserFacts, StockPackFacts,
+    TestEvent,
+};
+use crate::audit::store::AuditEventRow;
+use crate::credentials::model::{eligibility, CredentialFact, CredentialKind};
+use crate::credentials::store::{CredentialRow, VerificationRow};
+use crate::db::schema::{
+    air_removal_tests, audit_events, credential_verifications, credentials, cycles,
+    incident_closures, incident_follow_ups, incidents, lot_recalls, lots, packs, session_lots,
+    session_packs, session_starts, spore_test_results, spore_tests, steriliser_status_changes,
+    sterilisers,
+};
+use crate::db::DbConn;
+use crate::error::AppResult;
+use crate::incidents::model::{required_follow_ups, IncidentKind};
+use crate::incidents::store::{IncidentRow, DEFAULT_REPORT_WORKING_DAYS};
+use crate::lots::model::{lot_status, LotKind};
+use crate::lots::store::LotRow;
+use crate::records::as_of;
+use crate::sterilisation::model::SteriliserKind;
+use crate::sterilisation::store::{CycleRow, PackRow, StatusChangeRow, SteriliserRow};
+
+/// Unused packs from loads older than this are taken to have been reprocessed or discarded: the
+/// service has no record of that yet, and session start refuses them whatever their age.
+pub const STOCK_HORIZON_DAYS: i64 = 90;
+
+/// The clinic-local day that holds `at`, as UTC bounds.
+pub fn local_day(at: NaiveDateTime, tz: Tz) -> (NaiveDate, NaiveDateTime, NaiveDateTime) {
+    let today = at.and_utc().with_timezone(&tz).date_naive();
+    let start = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .and_then(|t| t.and_local_timezone(tz).earliest())
+            .map(|t| t.naive_utc())
+    };
+    let day_start = start(today).unwrap_or(at);
+    // The next local midnight, not 24 hours later: days are 23 or 25 hours long across a
+    // daylight-saving change.
+    let day_end = start(today + Duration::days(1)).unwrap_or(day_start + Duration::days(1));
+    (today, day_start, day_end)
+}
+
+pub fn gather(
+    conn: &mut DbConn,
+    profile: &Profile,
+    clinic_id: &str,
+    tz: Tz,
+    at: NaiveDateTime,
+) -> AppResult<Facts> {
+    let (today, day_start, day_end) = local_day(at, tz);
+    Ok(Facts {
+        now: at,
+        today,
+        tz,
+        sterilisers: sterilisers_at(conn, clinic_id, at, day_start, day_end)?,
+        lots: lots_at(conn, clinic_id, at, today)?,
+        staff: staff_at(conn, profile, clinic_id, at, today)?,
+        follow_ups: follow_ups_at(conn, profile, clinic_id, tz, at)?,
+        stock: stock_at(conn, clinic_id, at)?,
+        sessions_missing_lots: sessions_missing_lots_at(conn, profile, clinic_id, at)?,
+    })
+}
+
+fn sterilisers_at(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    at: NaiveDateTime,
+    day_start: NaiveDateTime,
+    day_end: NaiveDateTime,
+) -> AppResult<Vec<SteriliserFacts>> {
+    let versions: Vec<SteriliserRow> = sterilisers::table
+        .filter(sterilisers::clinic_id.eq(clinic_id))
+        .filter(sterilisers::recorded_at.le(at))
+        .select(SteriliserRow::as_select())
+        .order((sterilisers::id.asc(), sterilisers::version.asc()))
+        .load(conn)?;
+    let statuses: Vec<StatusChangeRow> = steriliser_status_changes::table
+        .filter(steriliser_status_changes::clinic_id.eq(clinic_id))
+        .filter(steriliser_status_changes::changed_at.le(at))
+        .select(StatusChangeRow::as_select())
+        .order((
+            steriliser_status_changes::changed_at.asc(),
+            steriliser_status_changes::id.asc(),
+        ))
+        .load(conn)?;
+    // Every read spore test, with the start of the load it rode in.
+    let reads: Vec<(String, String, String, NaiveDateTime)> = spore_tests::table
+        .inner_join(
+            spore_test_results::table.on(spore_test_results::spore_test_id.eq(spore_tests::id)),
+        )
+        .inner_join(cycles::table.on(cycles::id.eq(spore_tests::cycle_id)))
+        .filter(spore_tests::clinic_id.eq(clinic_id))
+        .filter(as_of("spore_tests", at))
+        .filter(as_of("cycles", at))
+        .filter(spore_test_results::recorded_at.le(at))
+        .select((
+            spore_tests::steriliser_id,
+            spore_test_results::result,
+            spore_test_results::control_result,
+            cycles::started_at,
+        ))
+        .load(conn)?;
+    let loaded_today: HashSet<String> = cycles::table
+        .filter(cycles::clinic_id.eq(clinic_id))
+        .filter(as_of("cycles", at))
+        .filter(cycles::started_at.ge(day_start))
+        .filter(cycles::started_at.lt(day_end))
+        .filter(cycles::started_at.le(at))
+        .select(cycles::steriliser_id)
+        .distinct()
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    let air_today: HashSet<String> = air_removal_tests::table
+        .filter(air_removal_tests::clinic_id.eq(clinic_id))
+        .filter(as_of("air_removal_tests", at))
+        .filter(air_removal_tests::performed_at.ge(day_start))
+        .filter(air_removal_tests::performed_at.lt(day_end))
+        .filter(air_removal_tests::passed.eq(true))
+        .select(air_removal_tests::steriliser_id)
+        .distinct()
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+
+    let mut by_id: BTreeMap<&str, Vec<&SteriliserRow>> = BTreeMap::new();
+    for v in &versions {
+        by_id.entry(v.id.as_str()).or_default().push(v);
+    }
+    let mut out = Vec::new();
+    for (id, versions) in by_id {
+        let Some(current) = versions.last() else {
+            continue;
+        };
+        let own: Vec<&StatusChangeRow> =
+            statuses.iter().filter(|s| s.steriliser_id == id).collect();
+        let status = own.last().copied();
+        let last_negative = reads
+            .iter()
+            .filter(|(s, result, control, _)| {
+                s == id && result == "negative" && control == "growth"
+            })
+            .map(|(_, _, _, started)| *started)
+            .max();
+        out.push(SteriliserFacts {
+            id: id.to_owned(),
+            label: format!(
+                "{} {} ({})",
+                current.make, current.model, current.serial_number
+            ),
+            pre_vacuum: SteriliserKind::parse(&current.kind) == SteriliserKind::PreVacuum,
+            in_service: status.is_none_or(|s| s.in_service),
+            quarantined: crate::sterilisation::service::is_quarantined(status),
+            last_negative_spore_test: last_negative,
+            loads_today: loaded_today.contains(id),
+            air_removal_passed_today: air_today.contains(id),
+            last_event: last_test_event(&versions, &own),
+        });
+    }
+    Ok(out)
+}
+
+/// The latest relocation or return from repair, each of which needs a passing spore test before
+/// loads are released again (DOMAIN.md rule 2). A return from a positive test's quarantine is
+/// not one: its passing retest came first.
+fn last_test_event(
+    versions: &[&SteriliserRow],
+    statuses: &[&StatusChangeRow],
+) -> Option<TestEvent> {
+    let moved = versions
+        .windows(2)
+        .filter(|w| w[0].location != w[1].location)
+        .map(|w| TestEvent {
+            at: w[1].recorded_at,
+            what: format!(
+                "relocated to {}",
+                w[1].location.as_deref().unwrap_or("an unrecorded place")
+            ),
+        })
+        .next_back();
+    let repaired = statuses
+        .windows(2)
+        .filter(|w| !w[0].in_service && w[0].cause != "spore_test_positive" && w[1].in_service)
+        .map(|w| TestEvent {
+            at: w[1].changed_at,
+            what: format!("returned to service after \"{}\"", w[0].reason),
+        })
+        .next_back();
+    [moved, repaired].into_iter().flatten().max_by_key(|e| e.at)
+}
+
+fn lots_at(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    at: NaiveDateTime,
+    today: NaiveDate,
+) -> AppResult<Vec<LotFacts>> {
+    let rows: Vec<LotRow> = lots::table
+        .filter(lots::clinic_id.eq(clinic_id))
+        .filter(as_of("lots", at))
+        .select(LotRow::as_select())
+        .order(lots::id.asc())
+        .load(conn)?;
+    let recalled: HashSet<String> = lot_recalls::table
+        .filter(lot_recalls::clinic_id.eq(clinic_id))
+        .filter(lot_recalls::recalled_at.le(at))
+        .select(lot_recalls::lot_id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|l| LotFacts {
+            label: format!(
+                "lot {} of {} {}",
+                l.lot_number, l.manufacturer, l.product_name
+            ),
+            status: lot_status(l.expiry_date, recalled.contains(&l.id), today),
+            expiry_date: l.expiry_date,
+            id: l.id,
+        })
+        .collect())
+}
+
+/// Each membership as its latest audit event before `at` left it.
+fn members_at(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    at: NaiveDateTime,
+) -> AppResult<Vec<(String, String, String, bool)>> {
+    let events: Vec<AuditEventRow> = audit_events::table
+        .filter(audit_events::clinic_id.eq(clinic_id))
+        .filter(audit_events::entity_kind.eq("member"))
+        .filter(audit_events::recorded_at.le(at))
+        .select(AuditEventRow::as_select())
+        .order(audit_events::seq.asc())
+        .load(conn)?;
+    let mut members: BTreeMap<String, (String, String, String, bool)> = BTreeMap::new();
+    for e in events {
+        let p = e.payload_json();
+        let text = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+        members.insert(
+            e.entity_id.clone(),
+            (
+                text("user_id"),
+                text("display_name"),
+                text("role"),
+                p.get("active").and_then(|v| v.as_bool()).unwrap_or(false),
+            ),
+        );
+    }
+    Ok(members.into_values().collect())
+}
+
+fn staff_at(
+    conn: &mut DbConn,
+    profile: &Profile,
+    clinic_id: &str,
+    at: NaiveDateTime,
+    today: NaiveDate,
+) -> AppResult<Vec<StaffFacts>> {
+    let creds: Vec<CredentialRow> = credentials::table
+        .filter(credentials::clinic_id.eq(clinic_id))
+        .filter(as_of("credentials", at))
+        .select(CredentialRow::as_select())
+        .load(conn)?;
+    let verified: HashSet<(String, i32)> = credential_verifications::table
+        .filter(credential_verifications::clinic_id.eq(clinic_id))
+        .filter(credential_verifications::verified_at.le(at))
+        .select(VerificationRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|v| (v.credential_id, v.credential_version))
+        .collect();
+    let requirements = profile.requirements();
+    let mut out = Vec::new();
+    for (user_id, name, role, active) in members_at(conn, clinic_id, at)? {
+        if !active || role == "inspector" {
+            continue;
+        }
+        let facts: Vec<CredentialFact> = creds
+            .iter()
+            .filter(|c| c.user_id == user_id)
+            .map(|c| CredentialFact {
+                id: c.id.clone(),
+                kind: CredentialKind::parse(&c.kind),
+                issued_on: c.issued_on.or(c.declined_on),
+                expires_on: c.expires_on,
+                verified: verified.contains(&(c.id.clone(), c.version)),
+            })
+            .collect();
+        out.push(StaffFacts {
+            user_id,
+            name,
+            eligibility: eligibility(&requirements, &facts, today),
+        });
+    }
+    Ok(out)
+}
+
+fn follow_ups_at(
+    conn: &mut DbConn,
+    profile: &Profile,
+    clinic_id: &str,
+    tz: Tz,
+    at: NaiveDateTime,
+) -> AppResult<Vec<FollowUpFacts>> {
+    let closed_by_then = incident_closures::table
+        .filter(incident_closures::incident_id.eq(incidents::id))
+        .filter(incident_closures::closed_at.le(at));
+    let open: Vec<IncidentRow> = incidents::table
+        .filter(incidents::clinic_id.eq(clinic_id))
+        .filter(as_of("incidents", at))
+        .filter(not(exists(closed_by_then)))
+        .select(IncidentRow::as_select())
+        .load(conn)?;
+    let ids: Vec<&str> = open.iter().map(|i| i.id.as_str()).collect();
+    let done: HashSet<(String, String)> = incident_follow_ups::table
+        .filter(incident_follow_ups::clinic_id.eq(clinic_id))
+        .filter(incident_follow_ups::incident_id.eq_any(&ids))
+        .filter(incident_follow_ups::recorded_at.le(at))
+        .select((incident_follow_ups::incident_id, incident_follow_ups::kind))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
+    let days = profile
+        .incident_report_working_days
+        .value
+        .unwrap_or(DEFAULT_REPORT_WORKING_DAYS);
+    Ok(open
+        .iter()
+        .flat_map(|i| {
+            required_follow_ups(IncidentKind::parse(&i.kind), i.occurred_at, tz, days)
+                .into_iter()
+                .map(|(kind, due)| FollowUpFacts {
+                    incident_id: i.id.clone(),
+                    kind: kind.as_str().to_owned(),
+                    due,
+                    done: done.contains(&(i.id.clone(), kind.as_str().to_owned())),
+                })
+        })
+        .collect())
+}
+
+/// Packs on the shelf at `at` (made, not yet opened in a session), from recent loads.
+fn stock_at(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    at: NaiveDateTime,
+) -> AppResult<Vec<StockPackFacts>> {
+    let opened_by_then = session_packs::table
+        .filter(session_packs::clinic_id.eq(clinic_id))
+        .filter(session_packs::pack_code.eq(packs::code))
+        .filter(session_packs::added_at.le(at));
+    let rows: Vec<(PackRow, CycleRow)> = packs::table
+        .inner_join(cycles::table.on(cycles::id.eq(packs::cycle_id)))
+        .filter(packs::clinic_id.eq(clinic_id))
+        .filter(packs::created_at.le(at))
+        .filter(as_of("cycles", at))
+        .filter(cycles::finished_at.ge(at - Duration::days(STOCK_HORIZON_DAYS)))
+        .filter(not(exists(opened_by_then)))
+        .select((PackRow::as_select(), CycleRow::as_select()))
+        .load(conn)?;
+    let cycle_ids: Vec<String> = rows
+        .iter()
+        .map(|(_, c)| c.id.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let positive: HashSet<String> = spore_tests::table
+        .inner_join(
+            spore_test_results::table.on(spore_test_results::spore_test_id.eq(spore_tests::id)),
+        )
+        .filter(spore_tests::clinic_id.eq(clinic_id))
+        .filter(spore_tests::cycle_id.eq_any(&cycle_ids))
+        .filter(as_of("spore_tests", at))
+        .filter(spore_test_results::recorded_at.le(at))
+        .filter(spore_test_results::result.eq("positive"))
+        .filter(spore_test_results::control_result.eq("growth"))
+        .select(spore_tests::cycle_id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    // A load is judged with all of its packs' indicators.
+    let mut packs_ok: HashMap<String, bool> = HashMap::new();
+    for (p, c) in &rows {
+        let ok = packs_ok.entry(c.id.clone()).or_insert(true);
+        *ok &= p.indicator_passed != Some(false);
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(p, c)| StockPackFacts {
+            code: p.code,
+            cycle_id: c.id.clone(),
+            cycle_number: c.cycle_number,
+            mechanical_passed: c.peak_temperature_c >= c.program_temperature_c
+                && c.hold_minutes >= c.program_hold_minutes,
+            indicators_passed: c.load_indicator_passed
+                && packs_ok.get(&c.id).copied().unwrap_or(true),
+            indicator_type: c.load_indicator_type,
+            spore_test_positive: positive.contains(&c.id),
+            expires_at: p
+                .shelf_life_days
+                .map(|d| c.finished_at + Duration::days(i64::from(d))),
+        })
+        .collect())
+}
+
+/// Sessions started by `at` without a lot of each kind the profile requires.
+fn sessions_missing_lots_at(
+    conn: &mut DbConn,
+    profile: &Profile,
+    clinic_id: &str,
+    at: NaiveDateTime,
+) -> AppResult<Vec<SessionLotFacts>> {
+    let mut missing: BTreeMap<String, Vec<LotKind>> = BTreeMap::new();
+    for kind in profile.lots_recorded_per_session.value.iter().flatten() {
+        let recorded = session_lots::table
+            .inner_join(
+                lots::table.on(lots::id
+                    .eq(session_lots::lot_id)
+                    .and(lots::version.eq(session_lots::lot_version))),
+            )
+            .filter(session_lots::session_id.eq(session_starts::session_id))
+            .filter(session_lots::added_at.le(at))
+            .filter(lots::kind.eq(kind.as_str()));
+        let ids: Vec<String> = session_starts::table
+            .filter(session_starts::clinic_id.eq(clinic_id))
+            .filter(session_starts::started_at.le(at))
+            .filter(not(exists(recorded)))
+            .select(session_starts::session_id)
+            .load(conn)?;
+        for id in ids {
+            missing.entry(id).or_default().push(*kind);
+        }
+    }
+    Ok(missing
+        .into_iter()
+        .map(|(session_id, kinds)| SessionLotFacts { session_id, kinds })
+        .collect())
+}
