@@ -53,6 +53,23 @@ enum Command {
         #[arg(long)]
         registration_number: Option<String>,
     },
+    /// Create a demo clinic with an owner, two technicians and an inspector, and N months of a
+    /// busy studio's records up to yesterday (a failed spore test with its look-back, a
+    /// recalled lot, an open incident). Prints how to sign in.
+    Demo {
+        /// Months of history.
+        #[arg(long, default_value_t = 3)]
+        months: u32,
+        /// Client sessions a day.
+        #[arg(long, default_value_t = 40)]
+        sessions_per_day: u32,
+        /// Sterilisation loads a day (weekly spore-test loads come on top).
+        #[arg(long, default_value_t = 5)]
+        cycles_per_day: u32,
+        /// Jurisdiction profile of the demo clinic.
+        #[arg(long, default_value = "baseline")]
+        jurisdiction: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -87,6 +104,21 @@ fn main() -> ExitCode {
             },
             &owner_email,
             owner_name,
+        ),
+        Command::Demo {
+            months,
+            sessions_per_day,
+            cycles_per_day,
+            jurisdiction,
+        } => demo(
+            &settings,
+            aseptic::demo::DemoOptions {
+                months,
+                sessions_per_day,
+                cycles_per_day,
+                jurisdiction,
+                ..Default::default()
+            },
         ),
     };
     match result {
@@ -199,5 +231,57 @@ fn create_clinic(
         row.name, row.timezone, row.jurisdiction
     );
     println!("{}", row.id);
+    Ok(())
+}
+
+fn demo(settings: &Settings, options: aseptic::demo::DemoOptions) -> Result<(), String> {
+    let profiles = aseptic::load_profiles(settings).map_err(|e| e.to_string())?;
+    let pool = aseptic::open_database(settings).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    let demo = aseptic::demo::generate(&mut conn, &profiles, &options).map_err(|e| match e {
+        AppError::Refused(errors) => errors
+            .iter()
+            .map(|e| format!("refused: {}: {}", e.field, e.reason))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        AppError::Validation(errors) => errors
+            .iter()
+            .map(|e| format!("--{} {}", e.field.replace('_', "-"), e.reason))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => other.to_string(),
+    })?;
+    let c = &demo.counts;
+    println!(
+        "created {:?} with {} days of records in {:.1} s: {} sessions, {} clients, {} cycles, {} packs, {} spore tests, {} lots, {} incidents",
+        demo.name,
+        c.days,
+        started.elapsed().as_secs_f64(),
+        c.sessions,
+        c.clients,
+        c.cycles,
+        c.packs,
+        c.spore_tests,
+        c.lots,
+        c.incidents
+    );
+    println!();
+    println!("sign in (POST /api/v1/auth/login) as:");
+    for a in &demo.accounts {
+        println!(
+            "  {:<11} {:<20} {}  password: {}",
+            format!("{:?}", a.role).to_lowercase(),
+            a.name,
+            a.email,
+            a.password
+        );
+    }
+    println!();
+    println!("failed spore test:  {}", demo.failed_spore_test_id);
+    println!("recalled lot:       {}", demo.recalled_lot_id);
+    println!("open incident:      {}", demo.open_incident_id);
+    println!("clinic:");
+    println!("{}", demo.clinic_id);
     Ok(())
 }

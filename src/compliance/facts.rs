@@ -38,8 +38,9 @@ use crate::records::as_of;
 use crate::sterilisation::model::SteriliserKind;
 use crate::sterilisation::store::{CycleRow, PackRow, StatusChangeRow, SteriliserRow};
 
-/// Unused packs from loads older than this are taken to have been reprocessed or discarded: the
-/// service has no record of that yet, and session start refuses them whatever their age.
+/// Unused packs from loads older than this, and lots expired or recalled longer ago, are taken to
+/// have been reprocessed or discarded: the service has no record of that yet, and session start
+/// refuses them whatever their age.
 pub const STOCK_HORIZON_DAYS: i64 = 90;
 
 /// The clinic-local day that holds `at`, as UTC bounds.
@@ -218,21 +219,27 @@ fn lots_at(
         .select(LotRow::as_select())
         .order(lots::id.asc())
         .load(conn)?;
-    let recalled: HashSet<String> = lot_recalls::table
+    let recalled: HashMap<String, NaiveDateTime> = lot_recalls::table
         .filter(lot_recalls::clinic_id.eq(clinic_id))
         .filter(lot_recalls::recalled_at.le(at))
-        .select(lot_recalls::lot_id)
-        .load::<String>(conn)?
+        .select((lot_recalls::lot_id, lot_recalls::recalled_at))
+        .load::<(String, NaiveDateTime)>(conn)?
         .into_iter()
         .collect();
+    let horizon = Duration::days(STOCK_HORIZON_DAYS);
     Ok(rows
         .into_iter()
+        // Like packs, a lot long expired or long recalled is taken to be off the shelf.
+        .filter(|l| match recalled.get(&l.id) {
+            Some(when) => *when >= at - horizon,
+            None => l.expiry_date >= today - horizon,
+        })
         .map(|l| LotFacts {
             label: format!(
                 "lot {} of {} {}",
                 l.lot_number, l.manufacturer, l.product_name
             ),
-            status: lot_status(l.expiry_date, recalled.contains(&l.id), today),
+            status: lot_status(l.expiry_date, recalled.contains_key(&l.id), today),
             expiry_date: l.expiry_date,
             id: l.id,
         })

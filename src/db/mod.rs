@@ -221,11 +221,37 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    begin_write(conn)?;
+    let outcome = f(conn);
+    finish(conn, outcome)
+}
+
+/// Opens a write transaction; inside an outer transaction (a batch, like the demo generator's
+/// day) it is a savepoint, as the outer one already holds the write lock.
+pub fn begin_write(conn: &mut DbConn) -> QueryResult<()> {
     match conn {
-        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
-        DbConn::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
+        DbConn::Sqlite(c) => {
+            let outer = AnsiTransactionManager::transaction_manager_status_mut(c)
+                .transaction_depth()
+                .ok()
+                .flatten()
+                .is_some();
+            if outer {
+                AnsiTransactionManager::begin_transaction(c)
+            } else {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+            }
+        }
+        DbConn::Postgres(c) => AnsiTransactionManager::begin_transaction(c),
     }
-    match f(conn) {
+}
+
+/// Commits the transaction [`begin_write`] opened when `outcome` is a success, else rolls back.
+pub fn finish<T, E>(conn: &mut DbConn, outcome: Result<T, E>) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    match outcome {
         Ok(value) => match <DbConn as Connection>::TransactionManager::commit_transaction(conn) {
             Ok(()) => Ok(value),
             Err(commit_err) => {
@@ -258,7 +284,7 @@ where
 /// Now, truncated to microseconds: PostgreSQL keeps no more, and a value must read back equal on
 /// both backends (the audit chain hashes it).
 pub fn now() -> NaiveDateTime {
-    truncate(Utc::now().naive_utc())
+    truncate(crate::clock::now().naive_utc())
 }
 
 /// A time as the database keeps it (microseconds), so what is hashed or compared is what reads back.

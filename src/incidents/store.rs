@@ -286,7 +286,7 @@ pub fn report(
     clinic_id: &str,
     input: IncidentInput,
 ) -> AppResult<IncidentView> {
-    validated(input.validate(Utc::now()))?;
+    validated(input.validate(crate::clock::now()))?;
     db::write_transaction(conn, |conn| {
         check_links(conn, clinic_id, &input, "")?;
         let r = row(db::new_id(), 1, clinic_id, &input, ctx, None)?;
@@ -316,7 +316,7 @@ pub fn amend(
     db::write_transaction(conn, |conn| {
         let current = find(conn, clinic_id, id)?;
         let f: IncidentInput = apply_changes(&fields(&current), &req.changes, &[])?;
-        validated(f.validate(Utc::now()))?;
+        validated(f.validate(crate::clock::now()))?;
         check_links(conn, clinic_id, &f, "changes.")?;
         let r = row(
             id.to_owned(),
@@ -361,7 +361,7 @@ pub fn add_follow_up(
     }
     if input
         .done_at
-        .is_some_and(|t| t > Utc::now() + chrono::Duration::minutes(1))
+        .is_some_and(|t| t > crate::clock::now() + chrono::Duration::minutes(1))
     {
         errors.push(FieldError::new("done_at", "must not be in the future"));
     }

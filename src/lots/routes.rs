@@ -1,7 +1,7 @@
 //! `/api/v1/clinics/{clinic}/lots`: received lots, barcode scanning, recalls.
 
 use actix_web::{get, post, web, HttpResponse};
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -124,7 +124,7 @@ async fn parse_barcode(
     body: ValidJson<BarcodeRequest>,
 ) -> AppResult<web::Json<Scan>> {
     let _ = access;
-    let scan = gs1::parse(&body.into_inner().text, Utc::now().date_naive())
+    let scan = gs1::parse(&body.into_inner().text, crate::clock::now().date_naive())
         .map_err(|e| AppError::invalid("text", e.to_string()))?;
     Ok(web::Json(scan))
 }

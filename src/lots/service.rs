@@ -120,7 +120,7 @@ pub fn receive_lot(
     mut input: LotInput,
 ) -> AppResult<LotView> {
     input.normalise();
-    let today = Utc::now().date_naive();
+    let today = crate::clock::now().date_naive();
     validated(input.validate(today))?;
     db::write_transaction(conn, |conn| {
         audit::store::lock_clinic(conn, clinic_id)?;
@@ -155,7 +155,7 @@ pub fn amend_lot(
     req: &AmendmentRequest,
 ) -> AppResult<LotView> {
     let reason = req.reason()?;
-    let today = Utc::now().date_naive();
+    let today = crate::clock::now().date_naive();
     db::write_transaction(conn, |conn| {
         audit::store::lock_clinic(conn, clinic_id)?;
         let current = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
@@ -232,7 +232,7 @@ pub fn recall_lot(
             recalled_at: db::now(),
         };
         store::insert_recall(conn, &recall)?;
-        let view = lot_view(&row, Some(&recall), Utc::now().date_naive());
+        let view = lot_view(&row, Some(&recall), crate::clock::now().date_naive());
         audit::append(
             conn,
             clinic_id,
@@ -252,7 +252,7 @@ pub fn recall_lot(
 pub fn get_lot(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<LotView> {
     let row = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
     let recall = store::recalls_of(conn, clinic_id, &[id.to_owned()])?;
-    let mut view = lot_view(&row, recall.first(), Utc::now().date_naive());
+    let mut view = lot_view(&row, recall.first(), crate::clock::now().date_naive());
     view.history = history(
         store::lot_history(conn, clinic_id, id)?
             .into_iter()
@@ -286,7 +286,7 @@ pub fn list_lots(
     let next = cut_page(&mut rows, filter.limit, |r| r.id.clone());
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let recalls = store::recalls_of(conn, clinic_id, &ids)?;
-    let today = Utc::now().date_naive();
+    let today = crate::clock::now().date_naive();
     Ok((
         rows.iter()
             .map(|r| lot_view(r, recalls.iter().find(|x| x.lot_id == r.id), today))

@@ -271,7 +271,7 @@ pub fn answer(
                         }
                     }
                     if a.answered_at
-                        .is_some_and(|t| t > Utc::now() + chrono::Duration::minutes(1))
+                        .is_some_and(|t| t > crate::clock::now() + chrono::Duration::minutes(1))
                     {
                         errors.push(FieldError::new(
                             format!("answers[{i}].answered_at"),
@@ -373,7 +373,7 @@ pub fn add_lot(
         let lot_id = match (&input.lot_id, &input.barcode) {
             (Some(lot_id), None) => lot_id.clone(),
             (None, Some(barcode)) => {
-                let scan = crate::lots::gs1::parse(barcode, Utc::now().date_naive())
+                let scan = crate::lots::gs1::parse(barcode, crate::clock::now().date_naive())
                     .map_err(|e| AppError::invalid("barcode", e.to_string()))?;
                 let Some(lot_number) = scan.lot else {
                     return Err(AppError::invalid("barcode", "holds no lot number (10)"));
@@ -506,7 +506,7 @@ pub fn start(
             &caller,
             clinic_id,
             &s.technician_id,
-            Utc::now(),
+            crate::clock::now(),
         )?;
         let credentials = crate::credentials::service::list(
             conn,
@@ -529,7 +529,10 @@ pub fn start(
             lots,
             eligibility: eligibility.eligibility.clone(),
             blocked_by: eligibility.blocked_by.clone(),
-            client_age: crate::clients::age_on(client.date_of_birth, Utc::now().date_naive()),
+            client_age: crate::clients::age_on(
+                client.date_of_birth,
+                crate::clock::now().date_naive(),
+            ),
             indicator_below,
             missing_lot_kinds: crate::compliance::rules::missing_lot_kinds(
                 profile

@@ -115,7 +115,7 @@ pub fn create_steriliser(
     mut input: SteriliserInput,
 ) -> AppResult<SteriliserView> {
     input.normalise();
-    validated(input.validate(Utc::now().date_naive()))?;
+    validated(input.validate(crate::clock::now().date_naive()))?;
     db::write_transaction(conn, |conn| {
         audit::store::lock_clinic(conn, clinic_id)?;
         if store::serial_taken(conn, clinic_id, &input.serial_number, None)? {
@@ -157,7 +157,7 @@ pub fn amend_steriliser(
         let mut fields: SteriliserInput =
             apply_changes(&steriliser_fields(&current), &req.changes, &[])?;
         fields.normalise();
-        validated(fields.validate(Utc::now().date_naive()))?;
+        validated(fields.validate(crate::clock::now().date_naive()))?;
         if store::serial_taken(conn, clinic_id, &fields.serial_number, Some(id))? {
             return Err(AppError::Conflict(
                 "serial_number: another steriliser of the clinic has this serial number".into(),
@@ -583,7 +583,7 @@ pub fn create_cycle(
     for pack in &mut input.packs {
         pack.contents = pack.contents.trim().to_owned();
     }
-    validated(input.validate(Utc::now()))?;
+    validated(input.validate(crate::clock::now()))?;
     db::write_transaction(conn, |conn| {
         audit::store::lock_clinic(conn, clinic_id)?;
         let f = &input.fields;
@@ -654,7 +654,7 @@ pub fn amend_cycle(
         let mut fields: CycleFields = apply_changes(&cycle_fields(&current), &req.changes, &[])?;
         fields.normalise();
         // An amendment corrects a past record, so "now" is not the time the load ran.
-        validated(fields.validate(Utc::now()))?;
+        validated(fields.validate(crate::clock::now()))?;
         existing_steriliser(
             conn,
             clinic_id,
@@ -931,13 +931,13 @@ pub fn create_spore_test(
     mut input: SporeTestInput,
 ) -> AppResult<SporeTestView> {
     input.normalise();
-    validated(input.validate(Utc::now()))?;
+    validated(input.validate(crate::clock::now()))?;
     db::write_transaction(conn, |conn| {
         audit::store::lock_clinic(conn, clinic_id)?;
         check_spore_links(conn, clinic_id, &input, "")?;
         let row = spore_row(db::new_id(), 1, clinic_id, &input, ctx, None);
         store::insert_spore_test(conn, &row)?;
-        let view = spore_view(&row, None, Utc::now().date_naive());
+        let view = spore_view(&row, None, crate::clock::now().date_naive());
         audit::append(
             conn,
             clinic_id,
@@ -972,7 +972,7 @@ pub fn record_spore_result(
                     .into(),
             ));
         }
-        validated(input.validate(to_utc(test.placed_at), Utc::now()))?;
+        validated(input.validate(to_utc(test.placed_at), crate::clock::now()))?;
         let result = SporeResultRow {
             spore_test_id: id.to_owned(),
             clinic_id: clinic_id.to_owned(),
@@ -995,7 +995,7 @@ pub fn record_spore_result(
             recorded_at: db::now(),
         };
         store::insert_spore_result(conn, &result)?;
-        let view = spore_view(&test, Some(&result), Utc::now().date_naive());
+        let view = spore_view(&test, Some(&result), crate::clock::now().date_naive());
         audit::append(
             conn,
             clinic_id,
@@ -1061,7 +1061,7 @@ pub fn amend_spore_test(
         let current = store::find_spore_test(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
         let mut fields: SporeTestInput = apply_changes(&spore_fields(&current), &req.changes, &[])?;
         fields.normalise();
-        validated(fields.validate(Utc::now()))?;
+        validated(fields.validate(crate::clock::now()))?;
         check_spore_links(conn, clinic_id, &fields, "changes.")?;
         let row = spore_row(
             id.to_owned(),
@@ -1073,7 +1073,7 @@ pub fn amend_spore_test(
         );
         store::insert_spore_test(conn, &row)?;
         let result = store::find_spore_result(conn, clinic_id, id)?;
-        let view = spore_view(&row, result.as_ref(), Utc::now().date_naive());
+        let view = spore_view(&row, result.as_ref(), crate::clock::now().date_naive());
         audit::append(
             conn,
             clinic_id,
@@ -1093,7 +1093,7 @@ pub fn amend_spore_test(
 pub fn get_spore_test(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<SporeTestView> {
     let row = store::find_spore_test(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
     let result = store::find_spore_result(conn, clinic_id, id)?;
-    let mut view = spore_view(&row, result.as_ref(), Utc::now().date_naive());
+    let mut view = spore_view(&row, result.as_ref(), crate::clock::now().date_naive());
     view.history = history(
         store::spore_test_history(conn, clinic_id, id)?
             .into_iter()
@@ -1128,7 +1128,7 @@ pub fn list_spore_tests(
         at: r.placed_at,
         id: r.id.clone(),
     });
-    let today = Utc::now().date_naive();
+    let today = crate::clock::now().date_naive();
     let with_results = store::attach_results(conn, clinic_id, rows)?;
     Ok((
         with_results
@@ -1219,7 +1219,7 @@ pub fn create_air_removal(
     mut input: AirRemovalInput,
 ) -> AppResult<AirRemovalView> {
     input.normalise();
-    validated(input.validate(Utc::now()))?;
+    validated(input.validate(crate::clock::now()))?;
     db::write_transaction(conn, |conn| {
         audit::store::lock_clinic(conn, clinic_id)?;
         check_pre_vacuum(conn, clinic_id, &input.steriliser_id, "steriliser_id")?;
@@ -1255,7 +1255,7 @@ pub fn amend_air_removal(
         let current = store::find_air_removal(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
         let mut fields: AirRemovalInput = apply_changes(&air_fields(&current), &req.changes, &[])?;
         fields.normalise();
-        validated(fields.validate(Utc::now()))?;
+        validated(fields.validate(crate::clock::now()))?;
         check_pre_vacuum(
             conn,
             clinic_id,
