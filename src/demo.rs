@@ -507,7 +507,8 @@ pub fn generate(
         .ok_or_else(|| AppError::invalid("months", "reaches too far back"))?;
     let days = (today - first).num_days();
     let mut rng = StdRng::seed_from_u64(opts.seed);
-    let tag = format!("{:04x}", rng.gen_range(0..0xffff_u32));
+    // The accounts' emails carry a fresh tag, so demos can be created side by side.
+    let tag = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
     let name = format!("Demo SMP Studio {tag}");
 
     let people = [

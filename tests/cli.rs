@@ -299,3 +299,47 @@ fn a_malformed_jurisdiction_profile_stops_start_up_naming_file_and_key() {
         "{message}"
     );
 }
+
+#[test]
+fn demo_creates_a_clinic_to_sign_in_to_and_can_run_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        aseptic(dir.path(), None)
+            .args([
+                "demo",
+                "--months",
+                "1",
+                "--sessions-per-day",
+                "2",
+                "--cycles-per-day",
+                "1",
+            ])
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", text(&first));
+    let out = String::from_utf8_lossy(&first.stdout).to_string();
+    for role in ["owner", "technician", "inspector"] {
+        assert!(out.contains(&format!("  {role} ")), "{out}");
+    }
+    assert_eq!(out.matches("password: ").count(), 4, "{out}");
+    let clinic = out.lines().last().unwrap();
+    assert_eq!(clinic.len(), 36, "the clinic id is the last line: {out}");
+    // A second demo clinic sits beside the first, with accounts of its own.
+    let second = run();
+    assert!(second.status.success(), "{}", text(&second));
+    assert_ne!(
+        String::from_utf8_lossy(&second.stdout)
+            .lines()
+            .last()
+            .unwrap(),
+        clinic
+    );
+    let bad = aseptic(dir.path(), None)
+        .args(["demo", "--months", "0"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("--months"), "{}", text(&bad));
+}
