@@ -6,7 +6,11 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::db::schema::{cycles, packs, session_lots, session_packs, session_starts, sessions};
+use std::collections::HashMap;
+
+use crate::db::schema::{
+    clients, cycles, packs, session_lots, session_packs, session_starts, sessions,
+};
 use crate::db::{to_utc, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::records::{current, not_found};
@@ -61,24 +65,36 @@ pub struct Lookback {
     pub sessions: Vec<SessionReached>,
 }
 
-/// Cycles of a steriliser started strictly inside (from, to), or in [from, to) for an explicit
-/// range; current versions only.
+/// Cycles of a steriliser (current versions) started after `from` (or at it, when
+/// `from_inclusive`) and before `to`; `None` bounds are open.
 fn cycles_of(
     conn: &mut DbConn,
     clinic_id: &str,
     steriliser_id: &str,
+    from: Option<NaiveDateTime>,
+    from_inclusive: bool,
+    to: Option<NaiveDateTime>,
 ) -> QueryResult<Vec<(String, i64, NaiveDateTime)>> {
-    cycles::table
+    let mut query = cycles::table
         .filter(cycles::clinic_id.eq(clinic_id))
         .filter(cycles::steriliser_id.eq(steriliser_id))
         .filter(current("cycles"))
         .select((cycles::id, cycles::cycle_number, cycles::started_at))
         .order(cycles::started_at.asc())
-        .load(conn)
+        .into_boxed();
+    match from {
+        Some(f) if from_inclusive => query = query.filter(cycles::started_at.ge(f)),
+        Some(f) => query = query.filter(cycles::started_at.gt(f)),
+        None => {}
+    }
+    if let Some(t) = to {
+        query = query.filter(cycles::started_at.lt(t));
+    }
+    query.load(conn)
 }
 
 pub fn compute(conn: &mut DbConn, clinic_id: &str, trigger: &Trigger) -> AppResult<Lookback> {
-    let (kind, trigger_id, mut window, cycle_ids) = match trigger {
+    let (kind, trigger_id, mut window, cycles) = match trigger {
         Trigger::SporeTest(id) => {
             let test = sterilisation::find_spore_test(conn, clinic_id, id)?
                 .ok_or_else(|| not_found("spore_test", "spore test"))?;
@@ -86,30 +102,40 @@ pub fn compute(conn: &mut DbConn, clinic_id: &str, trigger: &Trigger) -> AppResu
             let failed = result
                 .as_ref()
                 .is_some_and(|r| r.valid() && r.result() == SporeResult::Positive);
-            let all = cycles_of(conn, clinic_id, &test.steriliser_id)?;
-            let own_start = all.iter().find(|c| c.0 == test.cycle_id).map(|c| c.2);
+            let own = sterilisation::find_cycle(conn, clinic_id, &test.cycle_id)?;
             if failed {
                 // Back to the last negative test of that steriliser, up to the passing retest.
                 let tests =
                     sterilisation::read_tests_of_steriliser(conn, clinic_id, &test.steriliser_id)?;
                 let window = lookback_windows(&tests)
                     .into_iter()
-                    .find(|w| own_start.is_some_and(|s| in_window(s, w)))
+                    .find(|w| own.as_ref().is_some_and(|c| in_window(c.started_at, w)))
                     .unwrap_or((None, None));
-                let ids = all
-                    .iter()
-                    .filter(|c| in_window(c.2, &window))
-                    .map(|c| c.0.clone())
-                    .collect();
-                ("spore_test", id.clone(), Some(window), ids)
+                let cycles = cycles_of(
+                    conn,
+                    clinic_id,
+                    &test.steriliser_id,
+                    window.0,
+                    false,
+                    window.1,
+                )?;
+                ("spore_test", id.clone(), Some(window), cycles)
             } else {
-                ("spore_test", id.clone(), None, vec![test.cycle_id.clone()])
+                let cycles = own
+                    .map(|c| vec![(c.id, c.cycle_number, c.started_at)])
+                    .unwrap_or_default();
+                ("spore_test", id.clone(), None, cycles)
             }
         }
         Trigger::Cycle(id) => {
-            sterilisation::find_cycle(conn, clinic_id, id)?
+            let c = sterilisation::find_cycle(conn, clinic_id, id)?
                 .ok_or_else(|| not_found("cycle", "cycle"))?;
-            ("cycle", id.clone(), None, vec![id.clone()])
+            (
+                "cycle",
+                id.clone(),
+                None,
+                vec![(c.id, c.cycle_number, c.started_at)],
+            )
         }
         Trigger::Lot(id) => {
             crate::lots::store::find_lot(conn, clinic_id, id)?
@@ -119,25 +145,16 @@ pub fn compute(conn: &mut DbConn, clinic_id: &str, trigger: &Trigger) -> AppResu
         Trigger::Steriliser { id, from, to } => {
             sterilisation::find_steriliser(conn, clinic_id, id)?
                 .ok_or_else(|| not_found("steriliser", "steriliser"))?;
-            let ids = cycles_of(conn, clinic_id, id)?
-                .into_iter()
-                .filter(|c| from.is_none_or(|f| c.2 >= f) && to.is_none_or(|t| c.2 < t))
-                .map(|c| c.0)
-                .collect();
+            let cycles = cycles_of(conn, clinic_id, id, *from, true, *to)?;
             let window = if from.is_some() || to.is_some() {
                 Some((*from, *to))
             } else {
                 None
             };
-            ("steriliser", id.clone(), window, ids)
+            ("steriliser", id.clone(), window, cycles)
         }
     };
-    let cycle_numbers: Vec<(String, i64)> = cycles::table
-        .filter(cycles::clinic_id.eq(clinic_id))
-        .filter(cycles::id.eq_any(&cycle_ids))
-        .filter(current("cycles"))
-        .select((cycles::id, cycles::cycle_number))
-        .load(conn)?;
+    let cycle_ids: Vec<String> = cycles.iter().map(|c| c.0.clone()).collect();
     let pack_rows: Vec<(String, String, String)> = packs::table
         .filter(packs::clinic_id.eq(clinic_id))
         .filter(packs::cycle_id.eq_any(&cycle_ids))
@@ -147,10 +164,7 @@ pub fn compute(conn: &mut DbConn, clinic_id: &str, trigger: &Trigger) -> AppResu
     let reached_packs: Vec<PackReached> = pack_rows
         .into_iter()
         .map(|(code, cycle_id, contents)| PackReached {
-            cycle_number: cycle_numbers
-                .iter()
-                .find(|c| c.0 == cycle_id)
-                .map_or(0, |c| c.1),
+            cycle_number: cycles.iter().find(|c| c.0 == cycle_id).map_or(0, |c| c.1),
             code,
             cycle_id,
             contents,
@@ -171,33 +185,47 @@ pub fn compute(conn: &mut DbConn, clinic_id: &str, trigger: &Trigger) -> AppResu
                 .load::<(String, String)>(conn)?,
         );
     }
+    // Every session reached and its client, in two queries however many there are.
+    let session_ids: Vec<&str> = via.iter().map(|v| v.0.as_str()).collect();
+    let rows: Vec<(String, String, NaiveDateTime, String, Option<NaiveDateTime>)> = sessions::table
+        .left_join(session_starts::table.on(session_starts::session_id.eq(sessions::id)))
+        .filter(sessions::clinic_id.eq(clinic_id))
+        .filter(sessions::id.eq_any(&session_ids))
+        .select((
+            sessions::id,
+            sessions::client_id,
+            sessions::planned_at,
+            sessions::technician_id,
+            session_starts::started_at.nullable(),
+        ))
+        .load(conn)?;
+    let client_ids: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    let contacts: HashMap<String, (String, String)> = clients::table
+        .filter(clients::clinic_id.eq(clinic_id))
+        .filter(clients::id.eq_any(&client_ids))
+        .filter(current("clients"))
+        .select((clients::id, clients::name, clients::contact))
+        .load::<(String, String, String)>(conn)?
+        .into_iter()
+        .map(|(id, name, contact)| (id, (name, contact)))
+        .collect();
+    let by_id: HashMap<&str, &(String, String, NaiveDateTime, String, Option<NaiveDateTime>)> =
+        rows.iter().map(|r| (r.0.as_str(), r)).collect();
     let mut reached_sessions = Vec::new();
-    for (session_id, through) in via {
-        let s: (String, String, NaiveDateTime, String) = sessions::table
-            .filter(sessions::clinic_id.eq(clinic_id))
-            .filter(sessions::id.eq(&session_id))
-            .select((
-                sessions::id,
-                sessions::client_id,
-                sessions::planned_at,
-                sessions::technician_id,
-            ))
-            .first(conn)?;
-        let started: Option<NaiveDateTime> = session_starts::table
-            .find(&session_id)
-            .select(session_starts::started_at)
-            .first(conn)
-            .optional()?;
-        let client = crate::clients::store::find(conn, clinic_id, &s.1)?;
+    for (session_id, through) in &via {
+        let Some(s) = by_id.get(session_id.as_str()) else {
+            continue;
+        };
+        let client = contacts.get(&s.1);
         reached_sessions.push(SessionReached {
-            session_id: s.0,
+            session_id: s.0.clone(),
             planned_at: to_utc(s.2),
-            started_at: started.map(to_utc),
-            technician_id: s.3,
-            client_name: client.as_ref().map(|c| c.name.clone()),
-            client_contact: client.map(|c| c.contact),
-            client_id: s.1,
-            via: through,
+            started_at: s.4.map(to_utc),
+            technician_id: s.3.clone(),
+            client_name: client.map(|c| c.0.clone()),
+            client_contact: client.map(|c| c.1.clone()),
+            client_id: s.1.clone(),
+            via: through.clone(),
         });
     }
     reached_sessions.sort_by(|a, b| {
