@@ -621,7 +621,8 @@ pub fn generate(
     let spore_days = 7;
     // The failed test: a weekly test day about two thirds of the way through.
     let fail_day = ((days * 2 / 3) / spore_days).max(1) * spore_days;
-    let recall_day = (days / 3).max(1);
+    // A cartridge lot in use for a couple of weeks is recalled a third of the way through.
+    let recall_day = (days / 3 + 14).min(days - 3).max(1);
     let packs_per_load = opts.sessions_per_day.div_ceil(opts.cycles_per_day.max(1));
     let mut failed_spore_test_id = String::new();
     let mut recalled_lot_id = String::new();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{Datelike, Duration, NaiveDate, Utc};
 use common::{assert_problem, Actor, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -317,24 +317,33 @@ async fn technicians_see_only_their_own_credentials() {
 async fn eligibility_is_judged_on_the_clinics_local_day() {
     let app = TestApp::spawn().await;
     let tech = app.technician.user_id.clone();
-    // A licence that expires on 2026-06-30 (clinic in Europe/London, BST = UTC+1).
-    let lic = submit(&app, &app.owner, &json!({"user_id": tech, "kind": "licence", "number": "BA-1", "issued_on": "2025-07-01", "expires_on": "2026-06-30"})).await;
-    let training = submit(&app, &app.owner, &bbp(&tech, "2026-01-15")).await;
+    // The next 30 June to come, when London keeps BST (UTC+1): a licence that expires that day.
+    let today = Utc::now().date_naive();
+    let this_year = NaiveDate::from_ymd_opt(today.year(), 6, 30).unwrap();
+    let june = if this_year > today {
+        this_year
+    } else {
+        NaiveDate::from_ymd_opt(today.year() + 1, 6, 30).unwrap()
+    };
+    let lic = submit(&app, &app.owner, &json!({"user_id": tech, "kind": "licence", "number": "BA-1", "issued_on": "2025-07-01", "expires_on": june.to_string()})).await;
+    let training = submit(&app, &app.owner, &bbp(&tech, &today.to_string())).await;
     let hep = submit(&app, &app.owner, &hep_b(&tech)).await;
     for id in [&lic, &training, &hep] {
         verify(&app, id).await;
     }
     // 23:30 UTC on 30 June is already 1 July in London: the licence has lapsed there.
-    let e = eligibility(&app, &app.owner, &tech, Some("2026-06-30T22:30:00Z")).await;
-    assert_eq!(e["on"], "2026-06-30");
+    let e = eligibility(&app, &app.owner, &tech, Some(&format!("{june}T22:30:00Z"))).await;
+    assert_eq!(e["on"], june.to_string());
     assert_eq!(e["eligible"], true, "{e}");
-    let e = eligibility(&app, &app.owner, &tech, Some("2026-06-30T23:30:00Z")).await;
-    assert_eq!(
-        e["on"],
-        NaiveDate::from_ymd_opt(2026, 7, 1).unwrap().to_string()
-    );
+    let e = eligibility(&app, &app.owner, &tech, Some(&format!("{june}T23:30:00Z"))).await;
+    assert_eq!(e["on"], (june + Duration::days(1)).to_string());
     assert_eq!(e["eligible"], false);
     assert_eq!(e["reasons"][0]["kind"], "licence");
+    // Asked about a moment before any of it was recorded, the answer is what it was then.
+    let before = (Utc::now() - Duration::hours(1)).to_rfc3339();
+    let e = eligibility(&app, &app.owner, &tech, Some(&before)).await;
+    assert_eq!(e["eligible"], false);
+    assert_eq!(e["reasons"].as_array().unwrap().len(), 3, "{e}");
     // Inspectors are never eligible to work on clients.
     let inspector = eligibility(&app, &app.owner, &app.inspector.user_id, None).await;
     assert_eq!(inspector["eligible"], false);

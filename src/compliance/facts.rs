@@ -381,7 +381,7 @@ fn stock_at(
         .filter(packs::clinic_id.eq(clinic_id))
         .filter(packs::created_at.le(at))
         .filter(as_of("cycles", at))
-        .filter(cycles::finished_at.ge(at - Duration::days(STOCK_HORIZON_DAYS)))
+        .filter(cycles::started_at.ge(at - Duration::days(STOCK_HORIZON_DAYS)))
         .filter(not(exists(opened_by_then)))
         .select((PackRow::as_select(), CycleRow::as_select()))
         .load(conn)?;

@@ -6,8 +6,6 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use std::collections::HashMap;
-
 use crate::db::schema::{
     clients, cycles, packs, session_lots, session_packs, session_starts, sessions,
 };
@@ -170,64 +168,74 @@ pub fn compute(conn: &mut DbConn, clinic_id: &str, trigger: &Trigger) -> AppResu
             contents,
         })
         .collect();
-    let codes: Vec<String> = reached_packs.iter().map(|p| p.code.clone()).collect();
-    let mut via: Vec<(String, String)> = session_packs::table
-        .filter(session_packs::clinic_id.eq(clinic_id))
-        .filter(session_packs::pack_code.eq_any(&codes))
-        .select((session_packs::session_id, session_packs::pack_code))
-        .load(conn)?;
-    if let Trigger::Lot(lot_id) = trigger {
-        via.extend(
-            session_lots::table
-                .filter(session_lots::clinic_id.eq(clinic_id))
-                .filter(session_lots::lot_id.eq(lot_id))
-                .select((session_lots::session_id, session_lots::lot_id))
-                .load::<(String, String)>(conn)?,
-        );
-    }
-    // Every session reached and its client, in two queries however many there are.
-    let session_ids: Vec<&str> = via.iter().map(|v| v.0.as_str()).collect();
-    let rows: Vec<(String, String, NaiveDateTime, String, Option<NaiveDateTime>)> = sessions::table
+    // Every session reached, with its client's contact, in one joined query.
+    type Reached = (
+        String,
+        String,
+        NaiveDateTime,
+        String,
+        Option<NaiveDateTime>,
+        String,
+        String,
+        String,
+    );
+    let packs_reached = packs::table
+        .filter(packs::clinic_id.eq(clinic_id))
+        .filter(packs::cycle_id.eq_any(&cycle_ids))
+        .select(packs::code);
+    let mut rows: Vec<Reached> = session_packs::table
+        .inner_join(sessions::table.on(sessions::id.eq(session_packs::session_id)))
         .left_join(session_starts::table.on(session_starts::session_id.eq(sessions::id)))
-        .filter(sessions::clinic_id.eq(clinic_id))
-        .filter(sessions::id.eq_any(&session_ids))
+        .inner_join(clients::table.on(clients::id.eq(sessions::client_id)))
+        .filter(session_packs::clinic_id.eq(clinic_id))
+        .filter(session_packs::pack_code.eq_any(packs_reached))
+        .filter(current("clients"))
         .select((
             sessions::id,
             sessions::client_id,
             sessions::planned_at,
             sessions::technician_id,
             session_starts::started_at.nullable(),
+            clients::name,
+            clients::contact,
+            session_packs::pack_code,
         ))
         .load(conn)?;
-    let client_ids: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
-    let contacts: HashMap<String, (String, String)> = clients::table
-        .filter(clients::clinic_id.eq(clinic_id))
-        .filter(clients::id.eq_any(&client_ids))
-        .filter(current("clients"))
-        .select((clients::id, clients::name, clients::contact))
-        .load::<(String, String, String)>(conn)?
-        .into_iter()
-        .map(|(id, name, contact)| (id, (name, contact)))
-        .collect();
-    let by_id: HashMap<&str, &(String, String, NaiveDateTime, String, Option<NaiveDateTime>)> =
-        rows.iter().map(|r| (r.0.as_str(), r)).collect();
-    let mut reached_sessions = Vec::new();
-    for (session_id, through) in &via {
-        let Some(s) = by_id.get(session_id.as_str()) else {
-            continue;
-        };
-        let client = contacts.get(&s.1);
-        reached_sessions.push(SessionReached {
-            session_id: s.0.clone(),
-            planned_at: to_utc(s.2),
-            started_at: s.4.map(to_utc),
-            technician_id: s.3.clone(),
-            client_name: client.map(|c| c.0.clone()),
-            client_contact: client.map(|c| c.1.clone()),
-            client_id: s.1.clone(),
-            via: through.clone(),
-        });
+    if let Trigger::Lot(lot_id) = trigger {
+        rows.extend(
+            session_lots::table
+                .inner_join(sessions::table.on(sessions::id.eq(session_lots::session_id)))
+                .left_join(session_starts::table.on(session_starts::session_id.eq(sessions::id)))
+                .inner_join(clients::table.on(clients::id.eq(sessions::client_id)))
+                .filter(session_lots::clinic_id.eq(clinic_id))
+                .filter(session_lots::lot_id.eq(lot_id))
+                .filter(current("clients"))
+                .select((
+                    sessions::id,
+                    sessions::client_id,
+                    sessions::planned_at,
+                    sessions::technician_id,
+                    session_starts::started_at.nullable(),
+                    clients::name,
+                    clients::contact,
+                    session_lots::lot_id,
+                ))
+                .load::<Reached>(conn)?,
+        );
     }
+    let mut reached_sessions: Vec<SessionReached> = rows
+        .into_iter()
+        .map(|r| SessionReached {
+            session_id: r.0,
+            client_id: r.1,
+            planned_at: to_utc(r.2),
+            technician_id: r.3,
+            started_at: r.4.map(to_utc),
+            client_name: Some(r.5),
+            client_contact: Some(r.6),
+            via: r.7,
+        })
+        .collect();
     reached_sessions.sort_by(|a, b| {
         a.planned_at
             .cmp(&b.planned_at)

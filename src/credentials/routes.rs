@@ -41,7 +41,8 @@ pub struct CredentialPage {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EligibilityQuery {
-    /// The moment to judge (RFC 3339); now when absent.
+    /// The moment to judge (RFC 3339); now when absent. A past moment is judged on the
+    /// credentials as they stood then; a future one on today's, for planning.
     pub at: Option<DateTime<Utc>>,
 }
 

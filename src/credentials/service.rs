@@ -217,7 +217,7 @@ pub fn verify(
 ) -> AppResult<CredentialView> {
     db::write_transaction(conn, |conn| {
         let current = store::find(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
-        let existing = store::verifications_of(conn, clinic_id, &[id.to_owned()])?;
+        let existing = store::verifications_of(conn, clinic_id, &[id.to_owned()], None)?;
         if existing
             .iter()
             .any(|v| v.credential_version == current.version)
@@ -263,7 +263,7 @@ pub fn get(
     if role == Role::Technician && row.user_id != caller {
         return Err(AppError::NotFound);
     }
-    let verifications = store::verifications_of(conn, clinic_id, &[id.to_owned()])?;
+    let verifications = store::verifications_of(conn, clinic_id, &[id.to_owned()], None)?;
     let mut v = view(&row, &verifications);
     v.history = history(
         store::history(conn, clinic_id, id)?
@@ -300,7 +300,7 @@ pub fn list(
     let mut rows = store::list(conn, clinic_id, &filter)?;
     let next = cut_page(&mut rows, limit, |r| r.id.clone());
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let verifications = store::verifications_of(conn, clinic_id, &ids)?;
+    let verifications = store::verifications_of(conn, clinic_id, &ids, None)?;
     Ok((rows.iter().map(|r| view(r, &verifications)).collect(), next))
 }
 
@@ -326,9 +326,12 @@ pub fn member_eligibility(
     let on = at.with_timezone(&timezone).date_naive();
     // The clinic's jurisdiction profile says which credentials count.
     let requirements = profiles.requirements_for(&clinic.jurisdiction);
-    let rows = store::of_user(conn, clinic_id, user_id)?;
+    // Judged on the records as they stood at `at`: a credential recorded or verified later
+    // did not count then.
+    let moment = db::truncate(at.naive_utc());
+    let rows = store::of_user_as_of(conn, clinic_id, user_id, moment)?;
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let verifications = store::verifications_of(conn, clinic_id, &ids)?;
+    let verifications = store::verifications_of(conn, clinic_id, &ids, Some(moment))?;
     let facts: Vec<CredentialFact> = rows
         .iter()
         .map(|r| CredentialFact {

@@ -107,6 +107,21 @@ pub fn of_user(
         .load(conn)
 }
 
+/// A member's credentials as they stood at `at`: the version current then, none recorded later.
+pub fn of_user_as_of(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    user_id: &str,
+    at: NaiveDateTime,
+) -> QueryResult<Vec<CredentialRow>> {
+    credentials::table
+        .filter(credentials::clinic_id.eq(clinic_id))
+        .filter(credentials::user_id.eq(user_id))
+        .filter(crate::records::as_of("credentials", at))
+        .select(CredentialRow::as_select())
+        .load(conn)
+}
+
 pub fn insert_verification(conn: &mut DbConn, row: &VerificationRow) -> QueryResult<()> {
     diesel::insert_into(credential_verifications::table)
         .values(row)
@@ -114,15 +129,21 @@ pub fn insert_verification(conn: &mut DbConn, row: &VerificationRow) -> QueryRes
         .map(|_| ())
 }
 
-/// Verifications of the given credentials (of any version; callers match the version).
+/// Verifications of the given credentials (of any version; callers match the version), made by
+/// `by` if given.
 pub fn verifications_of(
     conn: &mut DbConn,
     clinic_id: &str,
     ids: &[String],
+    by: Option<NaiveDateTime>,
 ) -> QueryResult<Vec<VerificationRow>> {
-    credential_verifications::table
+    let mut query = credential_verifications::table
         .filter(credential_verifications::clinic_id.eq(clinic_id))
         .filter(credential_verifications::credential_id.eq_any(ids))
         .select(VerificationRow::as_select())
-        .load(conn)
+        .into_boxed();
+    if let Some(by) = by {
+        query = query.filter(credential_verifications::verified_at.le(by));
+    }
+    query.load(conn)
 }

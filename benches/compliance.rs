@@ -1,0 +1,335 @@
+//! The compliance view and look-backs on three years of a busy studio, against the raw SQL they
+//! boil down to, run on the same database in the same run.
+//!
+//! ```text
+//! cargo bench --bench compliance                      # SQLite file under target/bench/
+//! BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/aseptic_bench cargo bench --bench compliance
+//! ```
+//!
+//! The first run generates the data with the demo generator (40 sessions and 5 loads a day,
+//! weekly spore tests; `BENCH_MONTHS`, default 36) and keeps it: later runs on the same database
+//! reuse it. The raw side sends the same SELECTs as plain SQL text (`batch_execute`: the database
+//! computes and returns every row, nothing is decoded), so the ratio is what our code adds —
+//! query building, decoding, the rules, the view.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use aseptic::compliance::lookback::{compute, Trigger};
+use aseptic::compliance::profiles::Profiles;
+use aseptic::compliance::view::view;
+use aseptic::db::{self, DbConn};
+use aseptic::demo::{generate, DemoOptions};
+use chrono::NaiveDateTime;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+const ITERATIONS: usize = 25;
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn time(mut f: impl FnMut()) -> Duration {
+    for _ in 0..3 {
+        f();
+    }
+    median(
+        (0..ITERATIONS)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
+fn one(conn: &mut DbConn, sql: &str) -> Option<String> {
+    diesel::sql_query(sql)
+        .load::<Id>(conn)
+        .unwrap()
+        .into_iter()
+        .next()
+        .map(|r| r.id)
+}
+
+fn ts(t: NaiveDateTime) -> String {
+    format!("'{}'", t.format("%Y-%m-%d %H:%M:%S%.6f"))
+}
+
+fn current(table: &str, alias: &str, at: &str) -> String {
+    format!("{alias}.version = (SELECT MAX(v.version) FROM {table} v WHERE v.id = {alias}.id AND v.recorded_at <= {at})")
+}
+
+/// The statements the compliance view sends, as text.
+fn view_sql(clinic: &str, at: NaiveDateTime, tz: chrono_tz::Tz) -> Vec<String> {
+    let (_, day_start, day_end) = aseptic::compliance::facts::local_day(at, tz);
+    let horizon = aseptic::compliance::facts::STOCK_HORIZON_DAYS;
+    let c = format!("'{clinic}'");
+    let a = ts(at);
+    let (ds, de) = (ts(day_start), ts(day_end));
+    let stock_from = ts(at - chrono::Duration::days(horizon));
+    let open_incidents = format!(
+        "SELECT i.id FROM incidents i WHERE i.clinic_id = {c} AND {} AND NOT EXISTS (SELECT 1 FROM incident_closures x WHERE x.incident_id = i.id AND x.closed_at <= {a})",
+        current("incidents", "i", &a)
+    );
+    let mut sql = vec![
+        format!("SELECT * FROM clinics WHERE id = {c}"),
+        format!("SELECT * FROM sterilisers WHERE clinic_id = {c} AND recorded_at <= {a} ORDER BY id, version"),
+        format!("SELECT * FROM steriliser_status_changes WHERE clinic_id = {c} AND changed_at <= {a} ORDER BY changed_at, id"),
+        format!(
+            "SELECT st.steriliser_id, r.result, r.control_result, cy.started_at FROM spore_tests st \
+             JOIN spore_test_results r ON r.spore_test_id = st.id JOIN cycles cy ON cy.id = st.cycle_id \
+             WHERE st.clinic_id = {c} AND {} AND {} AND r.recorded_at <= {a}",
+            current("spore_tests", "st", &a),
+            current("cycles", "cy", &a)
+        ),
+        format!(
+            "SELECT DISTINCT cy.steriliser_id FROM cycles cy WHERE cy.clinic_id = {c} AND {} \
+             AND cy.started_at >= {ds} AND cy.started_at < {de} AND cy.started_at <= {a}",
+            current("cycles", "cy", &a)
+        ),
+        format!(
+            "SELECT DISTINCT t.steriliser_id FROM air_removal_tests t WHERE t.clinic_id = {c} AND {} \
+             AND t.performed_at >= {ds} AND t.performed_at < {de} AND t.passed = TRUE",
+            current("air_removal_tests", "t", &a)
+        ),
+        format!(
+            "SELECT l.* FROM lots l WHERE l.clinic_id = {c} AND {} ORDER BY l.id",
+            current("lots", "l", &a)
+        ),
+        format!("SELECT lot_id, recalled_at FROM lot_recalls WHERE clinic_id = {c} AND recalled_at <= {a}"),
+        format!("SELECT * FROM audit_events WHERE clinic_id = {c} AND entity_kind = 'member' AND recorded_at <= {a} ORDER BY seq"),
+        format!(
+            "SELECT cr.* FROM credentials cr WHERE cr.clinic_id = {c} AND {}",
+            current("credentials", "cr", &a)
+        ),
+        format!("SELECT * FROM credential_verifications WHERE clinic_id = {c} AND verified_at <= {a}"),
+        open_incidents.replace("SELECT i.id", "SELECT i.*"),
+        format!("SELECT incident_id, kind FROM incident_follow_ups WHERE clinic_id = {c} AND recorded_at <= {a} AND incident_id IN ({open_incidents})"),
+        format!(
+            "SELECT p.*, cy.* FROM packs p JOIN cycles cy ON cy.id = p.cycle_id WHERE p.clinic_id = {c} \
+             AND p.created_at <= {a} AND {} AND cy.started_at >= {stock_from} AND NOT EXISTS \
+             (SELECT 1 FROM session_packs sp WHERE sp.clinic_id = {c} AND sp.pack_code = p.code AND sp.added_at <= {a})",
+            current("cycles", "cy", &a)
+        ),
+        format!(
+            "SELECT st.cycle_id FROM spore_tests st JOIN spore_test_results r ON r.spore_test_id = st.id \
+             WHERE st.clinic_id = {c} AND st.cycle_id IN (SELECT id FROM cycles WHERE clinic_id = {c} AND started_at >= {stock_from}) \
+             AND {} AND r.recorded_at <= {a} AND r.result = 'positive' AND r.control_result = 'growth'",
+            current("spore_tests", "st", &a)
+        ),
+        format!("SELECT seq, hash FROM audit_events WHERE clinic_id = {c} AND recorded_at <= {a} ORDER BY seq DESC LIMIT 1"),
+    ];
+    for kind in ["needle_cartridge", "pigment"] {
+        sql.push(format!(
+            "SELECT ss.session_id FROM session_starts ss WHERE ss.clinic_id = {c} AND ss.started_at <= {a} \
+             AND NOT EXISTS (SELECT 1 FROM session_lots sl JOIN lots l ON l.id = sl.lot_id AND l.version = sl.lot_version \
+             WHERE sl.session_id = ss.session_id AND sl.added_at <= {a} AND l.kind = '{kind}')"
+        ));
+    }
+    sql
+}
+
+/// The statements a failed spore test's look-back boils down to: the test, its reading, the
+/// steriliser's readings (for the window), then one join from loads to clients.
+fn spore_lookback_sql(
+    clinic: &str,
+    test: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> Vec<String> {
+    let c = format!("'{clinic}'");
+    vec![
+        format!("SELECT * FROM spore_tests st WHERE st.clinic_id = {c} AND st.id = '{test}' AND st.version = (SELECT MAX(v.version) FROM spore_tests v WHERE v.id = st.id)"),
+        format!("SELECT * FROM spore_test_results WHERE clinic_id = {c} AND spore_test_id = '{test}'"),
+        format!(
+            "SELECT st.id, r.result, r.control_result, cy.started_at FROM spore_tests st \
+             JOIN spore_test_results r ON r.spore_test_id = st.id JOIN cycles cy ON cy.id = st.cycle_id \
+             WHERE st.clinic_id = {c} AND st.steriliser_id = (SELECT steriliser_id FROM spore_tests WHERE id = '{test}' LIMIT 1)"
+        ),
+        format!(
+            "SELECT cy.id, cy.cycle_number, p.code, p.contents, s.id, s.planned_at, ss.started_at, s.technician_id, cl.name, cl.contact \
+             FROM cycles cy JOIN packs p ON p.cycle_id = cy.id \
+             JOIN session_packs sp ON sp.clinic_id = {c} AND sp.pack_code = p.code \
+             JOIN sessions s ON s.id = sp.session_id LEFT JOIN session_starts ss ON ss.session_id = s.id \
+             JOIN clients cl ON cl.id = s.client_id AND cl.version = (SELECT MAX(v.version) FROM clients v WHERE v.id = cl.id) \
+             WHERE cy.clinic_id = {c} AND cy.steriliser_id = (SELECT steriliser_id FROM spore_tests WHERE id = '{test}' LIMIT 1) \
+             AND cy.started_at > {} AND cy.started_at < {} \
+             AND cy.version = (SELECT MAX(v.version) FROM cycles v WHERE v.id = cy.id) ORDER BY s.planned_at",
+            ts(from),
+            ts(to)
+        ),
+    ]
+}
+
+fn lot_lookback_sql(clinic: &str, lot: &str) -> Vec<String> {
+    let c = format!("'{clinic}'");
+    vec![
+        format!("SELECT * FROM lots l WHERE l.clinic_id = {c} AND l.id = '{lot}' AND l.version = (SELECT MAX(v.version) FROM lots v WHERE v.id = l.id)"),
+        format!(
+            "SELECT s.id, s.planned_at, ss.started_at, s.technician_id, cl.name, cl.contact \
+             FROM session_lots sl JOIN sessions s ON s.id = sl.session_id LEFT JOIN session_starts ss ON ss.session_id = s.id \
+             JOIN clients cl ON cl.id = s.client_id AND cl.version = (SELECT MAX(v.version) FROM clients v WHERE v.id = cl.id) \
+             WHERE sl.clinic_id = {c} AND sl.lot_id = '{lot}' ORDER BY s.planned_at"
+        ),
+    ]
+}
+
+fn raw(conn: &mut DbConn, statements: &[String]) {
+    for s in statements {
+        conn.batch_execute(s).unwrap();
+    }
+}
+
+fn main() {
+    let url = std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| {
+        std::fs::create_dir_all("target/bench").unwrap();
+        "sqlite://target/bench/compliance.db".to_owned()
+    });
+    let months: u32 = std::env::var("BENCH_MONTHS")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(36);
+    let pool = db::connect_and_migrate(&url, 2, Duration::from_secs(30), 5_000).unwrap();
+    let mut conn = pool.get().unwrap();
+    let backend = if url.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    let profiles = Profiles::load(None).unwrap();
+    let name = format!("Demo SMP Studio (benchmark, {months} months)");
+    let clinic = match one(
+        &mut conn,
+        &format!("SELECT id FROM clinics WHERE registration_number = 'BENCH-{months}'"),
+    ) {
+        Some(id) => {
+            println!("reusing the {months}-month clinic {id} in {url}");
+            id
+        }
+        None => {
+            println!(
+                "generating {months} months of records in {url} (once; later runs reuse them)..."
+            );
+            let t = Instant::now();
+            let demo = generate(
+                &mut conn,
+                &profiles,
+                &DemoOptions {
+                    months,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            diesel::sql_query(format!(
+                "UPDATE clinics SET registration_number = 'BENCH-{months}', name = '{name}' WHERE id = '{}'",
+                demo.clinic_id
+            ))
+            .execute(&mut conn)
+            .unwrap();
+            println!(
+                "generated in {:.0} s: {:?}",
+                t.elapsed().as_secs_f64(),
+                demo.counts
+            );
+            demo.clinic_id
+        }
+    };
+    // Fresh statistics for both planners, as a long-running database would have.
+    conn.batch_execute("ANALYZE").unwrap();
+    let count = |conn: &mut DbConn, table: &str| {
+        diesel::sql_query(format!(
+            "SELECT COUNT(*) AS n FROM {table} WHERE clinic_id = '{clinic}'"
+        ))
+        .load::<Count>(conn)
+        .unwrap()[0]
+            .n
+    };
+    println!(
+        "{backend}: {} sessions, {} cycles, {} packs, {} spore tests, {} audit events",
+        count(&mut conn, "sessions"),
+        count(&mut conn, "cycles"),
+        count(&mut conn, "packs"),
+        count(&mut conn, "spore_tests"),
+        count(&mut conn, "audit_events")
+    );
+    let failed = one(&mut conn, &format!(
+        "SELECT spore_test_id AS id FROM spore_test_results WHERE clinic_id = '{clinic}' AND result = 'positive' LIMIT 1"
+    ))
+    .unwrap();
+    let recalled = one(
+        &mut conn,
+        &format!("SELECT lot_id AS id FROM lot_recalls WHERE clinic_id = '{clinic}' LIMIT 1"),
+    )
+    .unwrap();
+
+    let at = db::now();
+    let tz = chrono_tz::Europe::London;
+    let findings = view(&mut conn, &profiles, &clinic, None).unwrap();
+    let lookback = compute(&mut conn, &clinic, &Trigger::SporeTest(failed.clone())).unwrap();
+    let lot_lookback = compute(&mut conn, &clinic, &Trigger::Lot(recalled.clone())).unwrap();
+    println!(
+        "view: {} findings; spore-test look-back: {} packs, {} sessions; lot look-back: {} sessions",
+        findings.findings.len(),
+        lookback.packs.len(),
+        lookback.sessions.len(),
+        lot_lookback.sessions.len()
+    );
+    let (from, to) = (
+        lookback.from.map(|t| t.naive_utc()).unwrap(),
+        lookback.to.map(|t| t.naive_utc()).unwrap(),
+    );
+
+    let view_sql = view_sql(&clinic, at, tz);
+    let spore_sql = spore_lookback_sql(&clinic, &failed, from, to);
+    let lot_sql = lot_lookback_sql(&clinic, &recalled);
+    let rows = [
+        (
+            "compliance view (now)",
+            time(|| {
+                view(&mut conn, &profiles, &clinic, None).unwrap();
+            }),
+            time(|| raw(&mut conn, &view_sql)),
+        ),
+        (
+            "look-back, failed spore test",
+            time(|| {
+                compute(&mut conn, &clinic, &Trigger::SporeTest(failed.clone())).unwrap();
+            }),
+            time(|| raw(&mut conn, &spore_sql)),
+        ),
+        (
+            "look-back, recalled lot",
+            time(|| {
+                compute(&mut conn, &clinic, &Trigger::Lot(recalled.clone())).unwrap();
+            }),
+            time(|| raw(&mut conn, &lot_sql)),
+        ),
+    ];
+    println!("\n{backend}, median of {ITERATIONS} runs each:");
+    println!("{:<32} {:>12} {:>12} {:>8}", "", "ours", "raw SQL", "ratio");
+    for (what, ours, raw) in rows {
+        println!(
+            "{what:<32} {:>9.2} ms {:>9.2} ms {:>7.2}x",
+            ours.as_secs_f64() * 1e3,
+            raw.as_secs_f64() * 1e3,
+            ours.as_secs_f64() / raw.as_secs_f64()
+        );
+    }
+}
