@@ -8,7 +8,7 @@
 //!
 //! The first run generates the data with the demo generator (40 sessions and 5 loads a day,
 //! weekly spore tests; `BENCH_MONTHS`, default 36) and keeps it: later runs on the same database
-//! reuse it. The raw side sends the same SELECTs as plain SQL text (`batch_execute`: the database
+//! reuse it (`BENCH_GENERATE_ONLY=1` stops after generating). The raw side sends the same SELECTs as plain SQL text (`batch_execute`: the database
 //! computes and returns every row, nothing is decoded), so the ratio is what our code adds —
 //! query building, decoding, the rules, the view.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -123,8 +123,13 @@ fn view_sql(clinic: &str, at: NaiveDateTime, tz: chrono_tz::Tz) -> Vec<String> {
         open_incidents.replace("SELECT i.id", "SELECT i.*"),
         format!("SELECT incident_id, kind FROM incident_follow_ups WHERE clinic_id = {c} AND recorded_at <= {a} AND incident_id IN ({open_incidents})"),
         format!(
-            "SELECT p.*, cy.* FROM packs p JOIN cycles cy ON cy.id = p.cycle_id WHERE p.clinic_id = {c} \
-             AND p.created_at <= {a} AND {} AND cy.started_at >= {stock_from} AND NOT EXISTS \
+            "SELECT cy.* FROM cycles cy WHERE cy.clinic_id = {c} AND cy.started_at >= {stock_from} AND {}",
+            current("cycles", "cy", &a)
+        ),
+        format!(
+            "SELECT p.* FROM packs p WHERE p.clinic_id = {c} AND p.cycle_id IN \
+             (SELECT cy.id FROM cycles cy WHERE cy.clinic_id = {c} AND cy.started_at >= {stock_from} AND {}) \
+             AND p.created_at <= {a} AND NOT EXISTS \
              (SELECT 1 FROM session_packs sp WHERE sp.clinic_id = {c} AND sp.pack_code = p.code AND sp.added_at <= {a})",
             current("cycles", "cy", &a)
         ),
@@ -138,7 +143,7 @@ fn view_sql(clinic: &str, at: NaiveDateTime, tz: chrono_tz::Tz) -> Vec<String> {
     ];
     for kind in ["needle_cartridge", "pigment"] {
         sql.push(format!(
-            "SELECT ss.session_id FROM session_starts ss WHERE ss.clinic_id = {c} AND ss.started_at <= {a} \
+            "SELECT ss.session_id FROM session_starts ss WHERE ss.clinic_id = {c} AND ss.override_reason IS NOT NULL AND ss.started_at <= {a} \
              AND NOT EXISTS (SELECT 1 FROM session_lots sl JOIN lots l ON l.id = sl.lot_id AND l.version = sl.lot_version \
              WHERE sl.session_id = ss.session_id AND sl.added_at <= {a} AND l.kind = '{kind}')"
         ));
@@ -251,6 +256,9 @@ fn main() {
             demo.clinic_id
         }
     };
+    if std::env::var("BENCH_GENERATE_ONLY").is_ok() {
+        return;
+    }
     // Fresh statistics for both planners, as a long-running database would have.
     conn.batch_execute("ANALYZE").unwrap();
     let count = |conn: &mut DbConn, table: &str| {
@@ -299,6 +307,17 @@ fn main() {
     let view_sql = view_sql(&clinic, at, tz);
     let spore_sql = spore_lookback_sql(&clinic, &failed, from, to);
     let lot_sql = lot_lookback_sql(&clinic, &recalled);
+    if std::env::var("BENCH_EACH").is_ok() {
+        // Where the raw time goes, statement by statement.
+        for statement in view_sql.iter().chain(&spore_sql).chain(&lot_sql) {
+            let t = time(|| conn.batch_execute(statement).unwrap());
+            println!(
+                "{:>9.3} ms  {}",
+                t.as_secs_f64() * 1e3,
+                &statement[..statement.len().min(150)]
+            );
+        }
+    }
     let rows = [
         (
             "compliance view (now)",

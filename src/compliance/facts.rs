@@ -376,15 +376,29 @@ fn stock_at(
         .filter(session_packs::clinic_id.eq(clinic_id))
         .filter(session_packs::pack_code.eq(packs::code))
         .filter(session_packs::added_at.le(at));
-    let rows: Vec<(PackRow, CycleRow)> = packs::table
-        .inner_join(cycles::table.on(cycles::id.eq(packs::cycle_id)))
-        .filter(packs::clinic_id.eq(clinic_id))
-        .filter(packs::created_at.le(at))
-        .filter(as_of("cycles", at))
+    // The recent loads first, then their packs: both by index however long the history.
+    let recent: Vec<CycleRow> = cycles::table
+        .filter(cycles::clinic_id.eq(clinic_id))
         .filter(cycles::started_at.ge(at - Duration::days(STOCK_HORIZON_DAYS)))
-        .filter(not(exists(opened_by_then)))
-        .select((PackRow::as_select(), CycleRow::as_select()))
+        .filter(as_of("cycles", at))
+        .select(CycleRow::as_select())
         .load(conn)?;
+    let recent_ids: Vec<&str> = recent.iter().map(|c| c.id.as_str()).collect();
+    let on_shelf: Vec<PackRow> = packs::table
+        .filter(packs::clinic_id.eq(clinic_id))
+        .filter(packs::cycle_id.eq_any(&recent_ids))
+        .filter(packs::created_at.le(at))
+        .filter(not(exists(opened_by_then)))
+        .select(PackRow::as_select())
+        .load(conn)?;
+    let by_id: HashMap<&str, &CycleRow> = recent.iter().map(|c| (c.id.as_str(), c)).collect();
+    let rows: Vec<(PackRow, CycleRow)> = on_shelf
+        .into_iter()
+        .filter_map(|p| {
+            let c = by_id.get(p.cycle_id.as_str()).map(|c| (*c).clone())?;
+            Some((p, c))
+        })
+        .collect();
     let cycle_ids: Vec<String> = rows
         .iter()
         .map(|(_, c)| c.id.clone())
@@ -448,8 +462,11 @@ fn sessions_missing_lots_at(
             .filter(session_lots::session_id.eq(session_starts::session_id))
             .filter(session_lots::added_at.le(at))
             .filter(lots::kind.eq(kind.as_str()));
+        // Start refuses a session without them unless an owner overrides, so only overridden
+        // starts can lack them (judged against the profile as it is now).
         let ids: Vec<String> = session_starts::table
             .filter(session_starts::clinic_id.eq(clinic_id))
+            .filter(session_starts::override_reason.is_not_null())
             .filter(session_starts::started_at.le(at))
             .filter(not(exists(recorded)))
             .select(session_starts::session_id)

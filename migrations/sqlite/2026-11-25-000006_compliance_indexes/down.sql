@@ -1,0 +1,2 @@
+DROP INDEX session_lots_session;
+DROP INDEX session_starts_overridden;
