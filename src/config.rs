@@ -207,9 +207,10 @@ impl Settings {
                      set ASEPTIC__EXPORTS__SIGNING_KEY_PATH",
                 );
             }
-            if !Path::new(key).is_file() {
+            // A missing file is created at first start; something else in its place is not.
+            if Path::new(key).exists() && !Path::new(key).is_file() {
                 return Err(ConfigError::Invalid(format!(
-                    "refusing to start in production: export signing key {key} is not a readable file"
+                    "refusing to start in production: export signing key {key} is not a file"
                 )));
             }
         }

@@ -14,6 +14,7 @@ pub mod credentials;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod exports;
 pub mod incidents;
 pub mod lots;
 pub mod records;
@@ -60,10 +61,15 @@ impl Application {
         api::middleware::prometheus();
         let profiles =
             Arc::new(load_profiles(&settings).map_err(|e| StartError::Other(e.to_string()))?);
+        let export_key = Arc::new(
+            exports::ExportKey::load_or_create(&settings.exports.signing_key_path)
+                .map_err(|e| StartError::Other(e.to_string()))?,
+        );
         let pool = open_database(&settings)?;
         let backend = db::Backend::parse(settings.database.url.expose())?;
         let state = web::Data::new(
-            AppState::new(pool, settings.clone(), backend, profiles).map_err(StartError::Other)?,
+            AppState::new(pool, settings.clone(), backend, profiles, export_key)
+                .map_err(StartError::Other)?,
         );
         let addr = bind.unwrap_or(&settings.server.bind).to_owned();
         let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {

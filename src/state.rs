@@ -6,6 +6,7 @@ use crate::auth::{password, ratelimit::LoginLimiter, token::TokenKeys};
 use crate::compliance::profiles::Profiles;
 use crate::config::Settings;
 use crate::db::{Backend, Pool};
+use crate::exports::ExportKey;
 
 pub struct AppState {
     pub pool: Pool,
@@ -17,6 +18,8 @@ pub struct AppState {
     pub dummy_password_hash: String,
     /// Jurisdiction profiles, loaded (and checked) at start-up.
     pub profiles: Arc<Profiles>,
+    /// Signs audit exports; loaded or created at start-up.
+    pub export_key: Arc<ExportKey>,
 }
 
 impl AppState {
@@ -25,6 +28,7 @@ impl AppState {
         settings: Arc<Settings>,
         backend: Backend,
         profiles: Arc<Profiles>,
+        export_key: Arc<ExportKey>,
     ) -> Result<Self, String> {
         let dummy_password_hash =
             password::hash("dummy password for unknown accounts").map_err(|e| e.to_string())?;
@@ -36,6 +40,7 @@ impl AppState {
             backend,
             dummy_password_hash,
             profiles,
+            export_key,
         })
     }
 }

@@ -369,6 +369,7 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_served() {
         ("/api/v1/clinics/{clinic}/incidents/{id}/amendments", "post"),
         ("/api/v1/clinics/{clinic}/lookbacks", "get"),
         ("/api/v1/clinics/{clinic}/compliance", "get"),
+        ("/.well-known/aseptic/export-key", "get"),
     ];
     for (path, method) in expected {
         assert!(
@@ -388,4 +389,50 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_served() {
     assert!(ui.text().await.unwrap().contains("swagger"));
     let redirect = app.client.get(app.url("/api/docs")).send().await.unwrap();
     assert_eq!(redirect.status(), 200, "/api/docs redirects to the UI");
+}
+
+#[actix_web::test]
+async fn the_export_key_is_published_and_stays_the_same_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("export-key.pem").display().to_string();
+    let fetch = |app: &TestApp| {
+        let url = app.url("/.well-known/aseptic/export-key");
+        let client = app.client.clone();
+        async move {
+            let res = client.get(url).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    let first = {
+        let path = path.clone();
+        let app = TestApp::spawn_with(move |s| s.exports.signing_key_path = path).await;
+        fetch(&app).await
+    };
+    assert_eq!(first["algorithm"], "Ed25519");
+    assert!(first["public_key_pem"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN PUBLIC KEY-----"));
+    assert_eq!(first["fingerprint_sha256"].as_str().unwrap().len(), 64);
+    // The private key stays in its file, never in the database or the answer.
+    let pem = std::fs::read_to_string(&path).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(!first.to_string().contains("PRIVATE"));
+    let app = TestApp::spawn_with(move |s| s.exports.signing_key_path = path).await;
+    assert_eq!(fetch(&app).await, first, "the same key after a restart");
+    let res = app
+        .client
+        .get(app.url("/.well-known/aseptic/export-key?format=pem"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["content-type"].to_str().unwrap(),
+        "application/x-pem-file"
+    );
+    assert_eq!(
+        res.text().await.unwrap(),
+        first["public_key_pem"].as_str().unwrap()
+    );
 }

@@ -180,6 +180,7 @@ pub fn build_app(
         .service(ops::healthz)
         .service(ops::readyz)
         .service(ops::metrics)
+        .configure(crate::exports::routes::well_known)
         .service(
             scope::scope("/api/v1")
                 .configure(crate::auth::routes::routes)

@@ -1,0 +1,7 @@
+//! Audit exports: what an inspector can keep, read and verify without trusting the clinic or us.
+//! This part: the installation's signing key and where its public half is published.
+
+pub mod key;
+pub mod routes;
+
+pub use key::ExportKey;
