@@ -775,6 +775,16 @@ pub fn generate(
     db::begin_write(&mut *g.conn)?;
     let result = g.catch_up(now);
     db::finish(&mut *g.conn, result)?;
+    // The inspector may look for the next 90 days.
+    crate::inspectors::store::grant(
+        &mut *g.conn,
+        &owner,
+        &clinic_id,
+        input(
+            json!({"email": accounts[3].email, "purpose": "demo inspection",
+            "valid_until": crate::db::to_utc(now + Duration::days(90)).to_rfc3339()}),
+        )?,
+    )?;
     Ok(DemoClinic {
         clinic_id,
         name,

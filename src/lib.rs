@@ -16,6 +16,7 @@ pub mod demo;
 pub mod error;
 pub mod exports;
 pub mod incidents;
+pub mod inspectors;
 pub mod lots;
 pub mod records;
 pub mod sessions;

@@ -30,7 +30,9 @@ async fn a_new_clinic_chain_starts_at_one_and_verifies() {
     let app = TestApp::spawn().await;
     let events = app.audit_events().await;
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
-    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    // The clinic, its owner, its checklist, a technician, an inspector and their grant.
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(events[5]["action"], "inspector.granted");
     assert_eq!(events[0]["action"], "clinic.created");
     assert_eq!(events[0]["actor_kind"], "operator");
     assert_eq!(events[0]["prev_hash"], "0".repeat(64));
@@ -39,9 +41,9 @@ async fn a_new_clinic_chain_starts_at_one_and_verifies() {
     }
     let v = verify(&app).await;
     assert_eq!(v["valid"], true);
-    assert_eq!(v["events_checked"], 5);
-    assert_eq!(v["head_seq"], 5);
-    assert_eq!(v["head_hash"], events[4]["hash"]);
+    assert_eq!(v["events_checked"], 6);
+    assert_eq!(v["head_seq"], 6);
+    assert_eq!(v["head_hash"], events[5]["hash"]);
     // The inspector may read and verify too; the other clinic's chain is separate.
     assert_eq!(
         app.get(&app.clinic_path("/audit/verify"), &app.inspector)
@@ -263,7 +265,7 @@ async fn concurrent_writes_never_fork_the_chain() {
         "no 500s"
     );
     let events = app.audit_events().await;
-    assert_eq!(events.len(), 5 + created);
+    assert_eq!(events.len(), 6 + created);
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
     let v = verify(&app).await;

@@ -370,6 +370,10 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_served() {
         ("/api/v1/clinics/{clinic}/lookbacks", "get"),
         ("/api/v1/clinics/{clinic}/compliance", "get"),
         ("/.well-known/aseptic/export-key", "get"),
+        ("/api/v1/clinics/{clinic}/inspectors", "get"),
+        ("/api/v1/clinics/{clinic}/inspectors", "post"),
+        ("/api/v1/clinics/{clinic}/inspectors/{id}/revoke", "post"),
+        ("/api/v1/auth/invitations/accept", "post"),
     ];
     for (path, method) in expected {
         assert!(

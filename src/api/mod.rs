@@ -184,6 +184,7 @@ pub fn build_app(
         .service(
             scope::scope("/api/v1")
                 .configure(crate::auth::routes::routes)
+                .configure(crate::inspectors::routes::account_routes)
                 .service(
                     scope::scope("/clinics/{clinic}")
                         .configure(crate::clinics::routes::routes)
@@ -195,7 +196,8 @@ pub fn build_app(
                         .configure(crate::clients::routes::routes)
                         .configure(crate::sessions::routes::routes)
                         .configure(crate::incidents::routes::routes)
-                        .configure(crate::compliance::routes::routes),
+                        .configure(crate::compliance::routes::routes)
+                        .configure(crate::inspectors::routes::routes),
                 ),
         )
         .split_for_parts();

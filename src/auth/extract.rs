@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
+use actix_web::http::{header, Method};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use super::store::{self, UserRow};
@@ -169,6 +169,8 @@ impl FromRequest for ClinicAccess {
             Ok::<_, AppError>((state, claims, clinic_id))
         })();
         let request_id = request_id(req);
+        let method = req.method().clone();
+        let (path, query) = (req.path().to_owned(), req.query_string().to_owned());
         Box::pin(async move {
             let (state, claims, clinic_id) = parsed?;
             let (user_id, clinic) = (claims.sub.clone(), clinic_id.clone());
@@ -179,11 +181,40 @@ impl FromRequest for ClinicAccess {
             .ok_or(AppError::Unauthorized(INVALID_TOKEN))?;
             check_user(&user, claims.ver)?;
             let membership = membership.filter(|m| m.active).ok_or(AppError::NotFound)?;
-            Ok(ClinicAccess {
+            let access = ClinicAccess {
                 role: membership.role(),
                 caller: AuthUser { user, request_id },
                 clinic_id,
-            })
+            };
+            if access.role == Role::Inspector {
+                // Inspectors read, never write; only while a grant runs; and every read is
+                // itself on the clinic's record.
+                if !matches!(method, Method::GET | Method::HEAD) {
+                    return Err(AppError::Forbidden("inspectors have read-only access"));
+                }
+                let (ctx, clinic, user) = (
+                    access.audit_context(),
+                    access.clinic_id.clone(),
+                    access.user_id().to_owned(),
+                );
+                db::run(&state.pool, move |conn| {
+                    let grant = crate::inspectors::store::active_grant(conn, &clinic, &user)?
+                        .ok_or(AppError::Forbidden(
+                            "your inspection access to this clinic is not active (ended, revoked or not yet begun)",
+                        ))?;
+                    crate::inspectors::store::record_read(
+                        conn,
+                        &ctx,
+                        &clinic,
+                        &grant,
+                        method.as_str(),
+                        &path,
+                        &query,
+                    )
+                })
+                .await?;
+            }
+            Ok(access)
         })
     }
 }

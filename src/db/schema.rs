@@ -421,6 +421,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    inspector_grants (id) {
+        id -> Text,
+        clinic_id -> Text,
+        user_id -> Text,
+        valid_from -> Timestamp,
+        valid_until -> Timestamp,
+        purpose -> Nullable<Text>,
+        granted_by -> Nullable<Text>,
+        granted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    inspector_grant_revocations (grant_id) {
+        grant_id -> Text,
+        clinic_id -> Text,
+        reason -> Text,
+        revoked_by -> Nullable<Text>,
+        revoked_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    invitations (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(memberships -> clinics (clinic_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
@@ -456,4 +489,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     incidents,
     incident_follow_ups,
     incident_closures,
+    inspector_grants,
+    inspector_grant_revocations,
+    invitations,
 );

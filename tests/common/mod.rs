@@ -116,6 +116,7 @@ impl TestApp {
             "inspector@council.example",
             Role::Inspector,
         );
+        grant_inspector(&pool, &clinic_id, "inspector@council.example");
 
         let client = reqwest::Client::new();
         let mut app = Self {
@@ -240,6 +241,24 @@ fn placeholder() -> Actor {
         token: String::new(),
         refresh_token: String::new(),
     }
+}
+
+/// A 30-day inspection grant, as an owner would give it.
+pub fn grant_inspector(pool: &Pool, clinic_id: &str, email: &str) {
+    let mut conn = pool.get().unwrap();
+    aseptic::inspectors::store::grant(
+        &mut conn,
+        &aseptic::audit::AuditContext::operator(),
+        clinic_id,
+        aseptic::inspectors::store::GrantInput {
+            email: email.to_owned(),
+            display_name: None,
+            valid_from: None,
+            valid_until: chrono::Utc::now() + chrono::Duration::days(30),
+            purpose: Some("routine inspection".into()),
+        },
+    )
+    .unwrap();
 }
 
 pub fn create_clinic(pool: &Pool, name: &str, owner_email: &str, jurisdiction: &str) -> String {

@@ -1,0 +1,3 @@
+DROP TABLE invitations;
+DROP TABLE inspector_grant_revocations;
+DROP TABLE inspector_grants;
