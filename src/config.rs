@@ -91,6 +91,8 @@ pub struct AuthSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ExportSettings {
     pub signing_key_path: String,
+    /// Where built export zips are kept.
+    pub dir: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -374,6 +374,10 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_served() {
         ("/api/v1/clinics/{clinic}/inspectors", "post"),
         ("/api/v1/clinics/{clinic}/inspectors/{id}/revoke", "post"),
         ("/api/v1/auth/invitations/accept", "post"),
+        ("/api/v1/clinics/{clinic}/exports", "get"),
+        ("/api/v1/clinics/{clinic}/exports", "post"),
+        ("/api/v1/clinics/{clinic}/exports/{id}", "get"),
+        ("/api/v1/clinics/{clinic}/exports/{id}/download", "get"),
     ];
     for (path, method) in expected {
         assert!(

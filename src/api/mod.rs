@@ -197,7 +197,8 @@ pub fn build_app(
                         .configure(crate::sessions::routes::routes)
                         .configure(crate::incidents::routes::routes)
                         .configure(crate::compliance::routes::routes)
-                        .configure(crate::inspectors::routes::routes),
+                        .configure(crate::inspectors::routes::routes)
+                        .configure(crate::exports::routes::routes),
                 ),
         )
         .split_for_parts();

@@ -107,6 +107,17 @@ impl Verifier {
         }
     }
 
+    /// Checks a segment of a chain that starts at `first_seq`, after the event whose hash is
+    /// `prev_hash`.
+    pub fn starting_at(first_seq: i64, prev_hash: &str) -> Self {
+        Self {
+            expected_seq: first_seq,
+            prev_hash: prev_hash.to_owned(),
+            checked: 0,
+            first_break: None,
+        }
+    }
+
     pub fn head(&self) -> (i64, &str) {
         (self.expected_seq - 1, &self.prev_hash)
     }

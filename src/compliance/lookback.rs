@@ -285,7 +285,8 @@ pub fn record(
 }
 
 /// Spreadsheet cells that start with = + - @ would run as formulas; prefix them.
-fn cell(value: &str) -> String {
+/// One CSV cell: quoted where needed, and never read as a formula by a spreadsheet.
+pub fn cell(value: &str) -> String {
     let safe = if value.starts_with(['=', '+', '-', '@']) {
         format!("'{value}")
     } else {

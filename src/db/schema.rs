@@ -454,6 +454,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    exports (id) {
+        id -> Text,
+        clinic_id -> Text,
+        period_from -> Timestamp,
+        period_to -> Timestamp,
+        requested_by -> Nullable<Text>,
+        requested_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    export_results (export_id) {
+        export_id -> Text,
+        clinic_id -> Text,
+        succeeded -> Bool,
+        sha256 -> Nullable<Text>,
+        bytes -> Nullable<BigInt>,
+        chain_head -> Nullable<Text>,
+        error -> Nullable<Text>,
+        finished_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> clinics (clinic_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
@@ -492,4 +516,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     inspector_grants,
     inspector_grant_revocations,
     invitations,
+    exports,
+    export_results,
 );

@@ -1,7 +1,9 @@
 //! Audit exports: what an inspector can keep, read and verify without trusting the clinic or us.
 //! This part: the installation's signing key and where its public half is published.
 
+pub mod bundle;
 pub mod key;
 pub mod routes;
+pub mod store;
 
 pub use key::ExportKey;

@@ -1,11 +1,17 @@
 //! `GET /.well-known/aseptic/export-key`: the public key that signs this installation's exports.
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::http::header;
+use actix_web::{get, post, web, HttpResponse};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::store::{self, ExportInput, ExportView};
+use crate::api::ValidJson;
+use crate::auth::ClinicAccess;
+use crate::db;
+use crate::error::{AppError, AppResult, Problem};
 use crate::state::AppState;
 
 pub fn well_known(cfg: &mut ServiceConfig) {
@@ -51,4 +57,154 @@ async fn export_key(state: web::Data<AppState>, query: web::Query<KeyQuery>) -> 
             .encode(key.verifying_key().as_bytes()),
         fingerprint_sha256: key.fingerprint(),
     })
+}
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_exports)
+        .service(request_export)
+        .service(get_export)
+        .service(download_export);
+}
+
+/// The clinic's exports, newest first (owners and inspectors).
+#[utoipa::path(tag = "exports", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id")),
+    responses((status = 200, body = Vec<ExportView>), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/exports")]
+async fn list_exports(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+) -> AppResult<web::Json<Vec<ExportView>>> {
+    access.require_owner_or_inspector()?;
+    let clinic = access.clinic_id.clone();
+    Ok(web::Json(
+        db::run(&state.pool, move |conn| store::list(conn, &clinic)).await?,
+    ))
+}
+
+/// Start an export of a period (owner only). It is built in the background: poll
+/// `GET .../exports/{id}` until `ready`, then download it.
+#[utoipa::path(tag = "exports", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id")),
+    request_body = ExportInput,
+    responses((status = 202, body = ExportView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "The period ends before it starts, lies in the future, or is longer than the retention")))]
+#[post("/exports")]
+async fn request_export(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    body: ValidJson<ExportInput>,
+) -> AppResult<HttpResponse> {
+    access.require_owner()?;
+    let (ctx, clinic, profiles) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        state.profiles.clone(),
+    );
+    let input = body.into_inner();
+    let requested = {
+        let clinic = clinic.clone();
+        db::run(&state.pool, move |conn| {
+            store::request(conn, &profiles, &ctx, &clinic, &input)
+        })
+        .await?
+    };
+    let (id, pool, key, dir, profiles) = (
+        requested.id.clone(),
+        state.pool.clone(),
+        state.export_key.clone(),
+        state.settings.exports.dir.clone(),
+        state.profiles.clone(),
+    );
+    // Built off the request: the answer comes at once, whatever the period's size.
+    actix_web::rt::spawn(async move {
+        let built = db::run(&pool, move |conn| {
+            store::build(conn, &profiles, &key, &dir, &clinic, &id)
+        })
+        .await;
+        if let Err(e) = built {
+            tracing::error!(error = %e, "export build could not be recorded");
+        }
+    });
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::LOCATION, format!("exports/{}", requested.id)))
+        .json(requested))
+}
+
+/// An export's state: building, ready (with its SHA-256) or failed.
+#[utoipa::path(tag = "exports", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Export id")),
+    responses((status = 200, body = ExportView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/exports/{id}")]
+async fn get_export(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+) -> AppResult<web::Json<ExportView>> {
+    access.require_owner_or_inspector()?;
+    let (clinic, id) = (access.clinic_id.clone(), path.into_inner().1);
+    Ok(web::Json(
+        db::run(&state.pool, move |conn| store::get(conn, &clinic, &id)).await?,
+    ))
+}
+
+/// The export's zip: CSVs, the chain segment, and the signed manifest. Streamed from disk.
+#[utoipa::path(tag = "exports", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Export id")),
+    responses((status = 200, content_type = "application/zip", body = Vec<u8>),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "Not built (yet)")))]
+#[get("/exports/{id}/download")]
+async fn download_export(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    access.require_owner_or_inspector()?;
+    let (clinic, id) = (access.clinic_id.clone(), path.into_inner().1);
+    let view = {
+        let (clinic, id) = (clinic.clone(), id.clone());
+        db::run(&state.pool, move |conn| store::get(conn, &clinic, &id)).await?
+    };
+    if view.state != store::ExportState::Ready {
+        return Err(AppError::Conflict(format!(
+            "the export is {}: download it once it is ready",
+            if view.state == store::ExportState::Building {
+                "still being built"
+            } else {
+                "failed"
+            }
+        )));
+    }
+    let file = std::fs::File::open(store::file_path(&state.settings.exports.dir, &clinic, &id))
+        .map_err(|_| AppError::Conflict("the export's file is gone: request it again".into()))?;
+    let size = u64::try_from(view.bytes.unwrap_or(0)).unwrap_or(0);
+    // Read in chunks on the blocking pool: memory stays flat whatever the file's size.
+    let stream = futures_util::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let chunk = web::block(move || {
+            use std::io::Read;
+            let mut buf = vec![0u8; 64 * 1024];
+            let n = file.read(&mut buf)?;
+            buf.truncate(n);
+            Ok::<_, std::io::Error>((buf, file))
+        })
+        .await;
+        match chunk {
+            Ok(Ok((buf, _))) if buf.is_empty() => None,
+            Ok(Ok((buf, file))) => {
+                Some((Ok::<_, std::io::Error>(web::Bytes::from(buf)), Some(file)))
+            }
+            Ok(Err(e)) => Some((Err(e), None)),
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/zip")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"aseptic-export-{id}.zip\""),
+        ))
+        .body(actix_web::body::SizedStream::new(size, stream)))
 }

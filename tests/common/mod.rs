@@ -100,6 +100,7 @@ impl TestApp {
         let (database_url, postgres) = fresh_database(dir.path());
         let mut settings = test_settings(&database_url);
         settings.exports.signing_key_path = dir.path().join("export-key.pem").display().to_string();
+        settings.exports.dir = dir.path().join("exports").display().to_string();
         adjust(&mut settings);
         let app = aseptic::Application::build(settings.clone(), Some("127.0.0.1:0")).unwrap();
         let base = format!("http://{}", app.addr());

@@ -1,0 +1,2 @@
+DROP TABLE export_results;
+DROP TABLE exports;

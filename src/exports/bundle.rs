@@ -1,0 +1,922 @@
+//! The export bundle: one zip with a CSV per record kind, the period's segment of the audit chain
+//! as JSON lines, and `manifest.json` naming every file's SHA-256, the clinic, the period and the
+//! chain, signed with the installation's Ed25519 key. `docs/export-format.md` is the reference.
+//!
+//! Rows are read in pages and written straight into the zip, so memory stays flat however long
+//! the period.
+
+use std::io::{Read, Seek, Write};
+
+use base64::Engine;
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::ExportKey;
+use crate::audit::canonical::to_canonical_string;
+use crate::audit::chain::{format_time, EventFields, Verifier, GENESIS_HASH};
+use crate::audit::store::AuditEventRow;
+use crate::compliance::lookback::cell;
+use crate::compliance::profiles::Profiles;
+use crate::db::schema::{
+    air_removal_tests, audit_events, credential_verifications, credentials, cycles,
+    incident_closures, incidents, lot_recalls, lots, packs, session_completions, session_starts,
+    sessions, spore_test_results, spore_tests, sterilisers,
+};
+use crate::db::DbConn;
+use crate::error::{AppError, AppResult};
+use crate::records::current;
+
+pub const FORMAT: &str = "aseptic-export/1";
+const PAGE: i64 = 1000;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileEntry {
+    pub name: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChainSegment {
+    /// The first and last event of the period; none when the period holds no event.
+    pub first_seq: Option<i64>,
+    pub last_seq: Option<i64>,
+    /// The hash of the event just before the segment (all zeros at the chain's start).
+    pub prev_hash: String,
+    /// The hash of the segment's last event (equal to `prev_hash` for an empty segment).
+    pub head_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: String,
+    pub clinic: Value,
+    pub period: Value,
+    pub created_at: String,
+    pub files: Vec<FileEntry>,
+    pub chain: ChainSegment,
+    pub key_fingerprint: String,
+    /// Ed25519 over the canonical (RFC 8785) bytes of this manifest without `signature`, base64.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub signature: String,
+}
+
+impl Manifest {
+    /// The bytes the signature covers.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut unsigned = self.clone();
+        unsigned.signature = String::new();
+        let value = serde_json::to_value(&unsigned).unwrap_or(Value::Null);
+        to_canonical_string(&value).into_bytes()
+    }
+}
+
+/// Counts and hashes what passes through.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn io(e: impl std::fmt::Display) -> AppError {
+    AppError::internal(format!("export: {e}"))
+}
+
+fn t(v: NaiveDateTime) -> String {
+    format_time(v)
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+/// Writes one CSV file into the zip: a header, then pages of rows until a short page.
+fn csv_file<W: Write + Seek>(
+    zip: &mut zip::ZipWriter<W>,
+    files: &mut Vec<FileEntry>,
+    name: &str,
+    header: &[&str],
+    mut page: impl FnMut(Option<&str>) -> AppResult<Vec<(String, Vec<String>)>>,
+) -> AppResult<()> {
+    zip.start_file(name, options()).map_err(io)?;
+    let mut w = Hashing {
+        inner: &mut *zip,
+        hasher: Sha256::new(),
+        bytes: 0,
+    };
+    writeln!(w, "{}", header.join(",")).map_err(io)?;
+    let mut after: Option<String> = None;
+    loop {
+        let rows = page(after.as_deref())?;
+        for (_, cells) in &rows {
+            let line: Vec<String> = cells.iter().map(|c| cell(c)).collect();
+            writeln!(w, "{}", line.join(",")).map_err(io)?;
+        }
+        if (rows.len() as i64) < PAGE {
+            break;
+        }
+        after = rows.last().map(|r| r.0.clone());
+    }
+    files.push(FileEntry {
+        name: name.to_owned(),
+        sha256: hex::encode(w.hasher.finalize()),
+        bytes: w.bytes,
+    });
+    Ok(())
+}
+
+fn options() -> zip::write::SimpleFileOptions {
+    // A fixed timestamp: the same records give the same bytes.
+    zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(zip::DateTime::default())
+}
+
+/// Builds the export of `clinic_id` for [from, to) into `out`.
+#[allow(clippy::too_many_arguments)]
+pub fn build<W: Write + Seek>(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    key: &ExportKey,
+    clinic_id: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+    created_at: NaiveDateTime,
+    out: W,
+) -> AppResult<Manifest> {
+    let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+    let mut zip = zip::ZipWriter::new(out);
+    let mut files = Vec::new();
+    let c = clinic_id.to_owned();
+
+    csv_file(
+        &mut zip,
+        &mut files,
+        "cycles.csv",
+        &[
+            "id",
+            "version",
+            "steriliser_id",
+            "steriliser_serial",
+            "cycle_number",
+            "program",
+            "program_temperature_c",
+            "program_hold_minutes",
+            "started_at",
+            "finished_at",
+            "peak_temperature_c",
+            "peak_pressure_kpa",
+            "hold_minutes",
+            "operator_id",
+            "load_indicator_type",
+            "load_indicator_passed",
+            "recorded_at",
+            "amendment_reason",
+        ],
+        |after| {
+            let mut q = cycles::table
+                .inner_join(sterilisers::table.on(sterilisers::id.eq(cycles::steriliser_id)))
+                .filter(cycles::clinic_id.eq(&c))
+                .filter(current("cycles"))
+                .filter(current("sterilisers"))
+                .filter(cycles::started_at.ge(from))
+                .filter(cycles::started_at.lt(to))
+                .select((
+                    crate::sterilisation::store::CycleRow::as_select(),
+                    sterilisers::serial_number,
+                ))
+                .order(cycles::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(cycles::id.gt(a.to_owned()));
+            }
+            Ok(
+                q.load::<(crate::sterilisation::store::CycleRow, String)>(conn)?
+                    .into_iter()
+                    .map(|(r, serial)| {
+                        (
+                            r.id.clone(),
+                            vec![
+                                r.id,
+                                r.version.to_string(),
+                                r.steriliser_id,
+                                serial,
+                                r.cycle_number.to_string(),
+                                r.program_name,
+                                r.program_temperature_c.to_string(),
+                                r.program_hold_minutes.to_string(),
+                                t(r.started_at),
+                                t(r.finished_at),
+                                r.peak_temperature_c.to_string(),
+                                r.peak_pressure_kpa.to_string(),
+                                r.hold_minutes.to_string(),
+                                r.operator_id,
+                                r.load_indicator_type.to_string(),
+                                r.load_indicator_passed.to_string(),
+                                t(r.recorded_at),
+                                opt(r.amendment_reason),
+                            ],
+                        )
+                    })
+                    .collect(),
+            )
+        },
+    )?;
+
+    csv_file(
+        &mut zip,
+        &mut files,
+        "packs.csv",
+        &[
+            "code",
+            "cycle_id",
+            "contents",
+            "indicator_type",
+            "indicator_passed",
+            "shelf_life_days",
+            "created_at",
+        ],
+        |after| {
+            let in_period = cycles::table
+                .filter(cycles::clinic_id.eq(&c))
+                .filter(cycles::started_at.ge(from))
+                .filter(cycles::started_at.lt(to))
+                .select(cycles::id);
+            let mut q = packs::table
+                .filter(packs::clinic_id.eq(&c))
+                .filter(packs::cycle_id.eq_any(in_period))
+                .select(crate::sterilisation::store::PackRow::as_select())
+                .order(packs::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(packs::id.gt(a.to_owned()));
+            }
+            Ok(q.load::<crate::sterilisation::store::PackRow>(conn)?
+                .into_iter()
+                .map(|p| {
+                    (
+                        p.id.clone(),
+                        vec![
+                            p.code,
+                            p.cycle_id,
+                            p.contents,
+                            opt(p.indicator_type),
+                            opt(p.indicator_passed),
+                            opt(p.shelf_life_days),
+                            t(p.created_at),
+                        ],
+                    )
+                })
+                .collect())
+        },
+    )?;
+
+    csv_file(
+        &mut zip,
+        &mut files,
+        "spore_tests.csv",
+        &[
+            "id",
+            "version",
+            "steriliser_id",
+            "cycle_id",
+            "bi_product",
+            "bi_lot",
+            "placed_at",
+            "incubation",
+            "lab_name",
+            "result",
+            "control_result",
+            "read_at",
+            "lab_reference",
+            "recorded_at",
+        ],
+        |after| {
+            let mut q = spore_tests::table
+                .left_join(
+                    spore_test_results::table
+                        .on(spore_test_results::spore_test_id.eq(spore_tests::id)),
+                )
+                .filter(spore_tests::clinic_id.eq(&c))
+                .filter(current("spore_tests"))
+                .filter(spore_tests::placed_at.ge(from))
+                .filter(spore_tests::placed_at.lt(to))
+                .select((
+                    crate::sterilisation::store::SporeTestRow::as_select(),
+                    Option::<crate::sterilisation::store::SporeResultRow>::as_select(),
+                ))
+                .order(spore_tests::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(spore_tests::id.gt(a.to_owned()));
+            }
+            Ok(q.load::<(
+                crate::sterilisation::store::SporeTestRow,
+                Option<crate::sterilisation::store::SporeResultRow>,
+            )>(conn)?
+                .into_iter()
+                .map(|(s, r)| {
+                    (
+                        s.id.clone(),
+                        vec![
+                            s.id,
+                            s.version.to_string(),
+                            s.steriliser_id,
+                            s.cycle_id,
+                            s.bi_product,
+                            s.bi_lot,
+                            t(s.placed_at),
+                            s.incubation,
+                            opt(s.lab_name),
+                            opt(r.as_ref().map(|r| r.result.clone())),
+                            opt(r.as_ref().map(|r| r.control_result.clone())),
+                            opt(r.as_ref().map(|r| t(r.read_at))),
+                            opt(r.as_ref().and_then(|r| r.lab_reference.clone())),
+                            t(s.recorded_at),
+                        ],
+                    )
+                })
+                .collect())
+        },
+    )?;
+
+    csv_file(
+        &mut zip,
+        &mut files,
+        "air_removal_tests.csv",
+        &[
+            "id",
+            "version",
+            "steriliser_id",
+            "performed_at",
+            "test_type",
+            "passed",
+            "notes",
+            "recorded_at",
+        ],
+        |after| {
+            let mut q = air_removal_tests::table
+                .filter(air_removal_tests::clinic_id.eq(&c))
+                .filter(current("air_removal_tests"))
+                .filter(air_removal_tests::performed_at.ge(from))
+                .filter(air_removal_tests::performed_at.lt(to))
+                .select(crate::sterilisation::store::AirRemovalRow::as_select())
+                .order(air_removal_tests::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(air_removal_tests::id.gt(a.to_owned()));
+            }
+            Ok(q.load::<crate::sterilisation::store::AirRemovalRow>(conn)?
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.id.clone(),
+                        vec![
+                            r.id,
+                            r.version.to_string(),
+                            r.steriliser_id,
+                            t(r.performed_at),
+                            r.test_type,
+                            r.passed.to_string(),
+                            opt(r.notes),
+                            t(r.recorded_at),
+                        ],
+                    )
+                })
+                .collect())
+        },
+    )?;
+
+    csv_file(
+        &mut zip,
+        &mut files,
+        "lots.csv",
+        &[
+            "id",
+            "version",
+            "kind",
+            "manufacturer",
+            "product_name",
+            "gtin",
+            "lot_number",
+            "expiry_date",
+            "sterilisation_method",
+            "received_on",
+            "recalled_at",
+            "recall_reason",
+            "recall_reference",
+        ],
+        |after| {
+            let mut q = lots::table
+                .left_join(lot_recalls::table.on(lot_recalls::lot_id.eq(lots::id)))
+                .filter(lots::clinic_id.eq(&c))
+                .filter(current("lots"))
+                .filter(lots::recorded_at.lt(to))
+                .select((
+                    crate::lots::store::LotRow::as_select(),
+                    Option::<crate::lots::store::RecallRow>::as_select(),
+                ))
+                .order(lots::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(lots::id.gt(a.to_owned()));
+            }
+            Ok(q.load::<(
+                crate::lots::store::LotRow,
+                Option<crate::lots::store::RecallRow>,
+            )>(conn)?
+                .into_iter()
+                .map(|(l, r)| {
+                    (
+                        l.id.clone(),
+                        vec![
+                            l.id,
+                            l.version.to_string(),
+                            l.kind,
+                            l.manufacturer,
+                            l.product_name,
+                            opt(l.gtin),
+                            l.lot_number,
+                            l.expiry_date.to_string(),
+                            l.sterilisation_method,
+                            l.received_on.to_string(),
+                            opt(r.as_ref().map(|r| t(r.recalled_at))),
+                            opt(r.as_ref().map(|r| r.reason.clone())),
+                            opt(r.as_ref().map(|r| r.reference.clone())),
+                        ],
+                    )
+                })
+                .collect())
+        },
+    )?;
+
+    // Status only: no numbers, no medical detail (hepatitis B status stays in the clinic).
+    csv_file(
+        &mut zip,
+        &mut files,
+        "credentials.csv",
+        &[
+            "id",
+            "version",
+            "user_id",
+            "kind",
+            "issued_on",
+            "expires_on",
+            "verified",
+            "recorded_at",
+        ],
+        |after| {
+            let mut q = credentials::table
+                .filter(credentials::clinic_id.eq(&c))
+                .filter(current("credentials"))
+                .filter(credentials::recorded_at.lt(to))
+                .select(crate::credentials::store::CredentialRow::as_select())
+                .order(credentials::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(credentials::id.gt(a.to_owned()));
+            }
+            let rows = q.load::<crate::credentials::store::CredentialRow>(conn)?;
+            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            let verified: Vec<(String, i32)> = credential_verifications::table
+                .filter(credential_verifications::credential_id.eq_any(&ids))
+                .select((
+                    credential_verifications::credential_id,
+                    credential_verifications::credential_version,
+                ))
+                .load(conn)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    let v = verified
+                        .iter()
+                        .any(|(id, ver)| *id == r.id && *ver == r.version);
+                    (
+                        r.id.clone(),
+                        vec![
+                            r.id,
+                            r.version.to_string(),
+                            r.user_id,
+                            r.kind,
+                            opt(r.issued_on.or(r.declined_on)),
+                            opt(r.expires_on),
+                            v.to_string(),
+                            t(r.recorded_at),
+                        ],
+                    )
+                })
+                .collect())
+        },
+    )?;
+
+    // Clients appear by their pseudonymous id only.
+    csv_file(
+        &mut zip,
+        &mut files,
+        "sessions.csv",
+        &[
+            "id",
+            "client_id",
+            "technician_id",
+            "station",
+            "procedure",
+            "planned_at",
+            "started_at",
+            "override_reason",
+            "completed_at",
+        ],
+        |after| {
+            let mut q = sessions::table
+                .left_join(session_starts::table.on(session_starts::session_id.eq(sessions::id)))
+                .left_join(
+                    session_completions::table.on(session_completions::session_id.eq(sessions::id)),
+                )
+                .filter(sessions::clinic_id.eq(&c))
+                .filter(sessions::planned_at.ge(from))
+                .filter(sessions::planned_at.lt(to))
+                .select((
+                    sessions::id,
+                    sessions::client_id,
+                    sessions::technician_id,
+                    sessions::station,
+                    sessions::procedure_name,
+                    sessions::planned_at,
+                    session_starts::started_at.nullable(),
+                    session_completions::completed_at.nullable(),
+                ))
+                .order(sessions::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(sessions::id.gt(a.to_owned()));
+            }
+            type Row = (
+                String,
+                String,
+                String,
+                String,
+                String,
+                NaiveDateTime,
+                Option<NaiveDateTime>,
+                Option<NaiveDateTime>,
+            );
+            let rows = q.load::<Row>(conn)?;
+            let ids: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+            let overrides: std::collections::HashMap<String, String> = session_starts::table
+                .filter(session_starts::session_id.eq_any(&ids))
+                .filter(session_starts::override_reason.is_not_null())
+                .select((session_starts::session_id, session_starts::override_reason))
+                .load::<(String, Option<String>)>(conn)?
+                .into_iter()
+                .filter_map(|(id, r)| r.map(|r| (id, r)))
+                .collect();
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    let reason = overrides.get(&r.0).cloned().unwrap_or_default();
+                    (
+                        r.0.clone(),
+                        vec![
+                            r.0,
+                            r.1,
+                            r.2,
+                            r.3,
+                            r.4,
+                            t(r.5),
+                            opt(r.6.map(t)),
+                            reason,
+                            opt(r.7.map(t)),
+                        ],
+                    )
+                })
+                .collect())
+        },
+    )?;
+
+    csv_file(
+        &mut zip,
+        &mut files,
+        "incidents.csv",
+        &[
+            "id",
+            "version",
+            "kind",
+            "occurred_at",
+            "location",
+            "session_id",
+            "description",
+            "immediate_actions",
+            "closed_at",
+        ],
+        |after| {
+            let mut q = incidents::table
+                .left_join(
+                    incident_closures::table.on(incident_closures::incident_id.eq(incidents::id)),
+                )
+                .filter(incidents::clinic_id.eq(&c))
+                .filter(current("incidents"))
+                .filter(incidents::occurred_at.ge(from))
+                .filter(incidents::occurred_at.lt(to))
+                .select((
+                    crate::incidents::store::IncidentRow::as_select(),
+                    incident_closures::closed_at.nullable(),
+                ))
+                .order(incidents::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(incidents::id.gt(a.to_owned()));
+            }
+            Ok(
+                q.load::<(crate::incidents::store::IncidentRow, Option<NaiveDateTime>)>(conn)?
+                    .into_iter()
+                    .map(|(i, closed)| {
+                        (
+                            i.id.clone(),
+                            vec![
+                                i.id,
+                                i.version.to_string(),
+                                i.kind,
+                                t(i.occurred_at),
+                                i.location,
+                                opt(i.session_id),
+                                i.description,
+                                i.immediate_actions,
+                                opt(closed.map(t)),
+                            ],
+                        )
+                    })
+                    .collect(),
+            )
+        },
+    )?;
+
+    // Findings as the clinic stood at the end of the period (or now, for a running period).
+    let judged_at = to.min(created_at);
+    let view = crate::compliance::view::view(conn, profiles, clinic_id, Some(judged_at.and_utc()))?;
+    let mut findings = Some(view.findings);
+    csv_file(
+        &mut zip,
+        &mut files,
+        "findings.csv",
+        &[
+            "judged_at",
+            "rule",
+            "severity",
+            "subject",
+            "message",
+            "reference",
+            "due",
+        ],
+        |_| {
+            Ok(findings
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|f| {
+                    (
+                        String::new(),
+                        vec![
+                            t(judged_at),
+                            f.rule,
+                            serde_json::to_value(f.severity)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_owned))
+                                .unwrap_or_default(),
+                            f.subject,
+                            f.message,
+                            f.reference,
+                            opt(f.due.map(|d| t(d.naive_utc()))),
+                        ],
+                    )
+                })
+                .collect())
+        },
+    )?;
+
+    // The chain segment: every event recorded in the period, in order.
+    zip.start_file("audit.jsonl", options()).map_err(io)?;
+    let mut w = Hashing {
+        inner: &mut zip,
+        hasher: Sha256::new(),
+        bytes: 0,
+    };
+    let first_seq: Option<i64> = audit_events::table
+        .filter(audit_events::clinic_id.eq(clinic_id))
+        .filter(audit_events::recorded_at.ge(from))
+        .filter(audit_events::recorded_at.lt(to))
+        .select(diesel::dsl::min(audit_events::seq))
+        .first(conn)?;
+    let prev_hash = match first_seq {
+        Some(seq) if seq > 1 => audit_events::table
+            .filter(audit_events::clinic_id.eq(clinic_id))
+            .filter(audit_events::seq.eq(seq - 1))
+            .select(audit_events::hash)
+            .first::<String>(conn)?,
+        _ => GENESIS_HASH.to_owned(),
+    };
+    let (mut last_seq, mut head_hash) = (None, prev_hash.clone());
+    if let Some(first) = first_seq {
+        let mut after = first - 1;
+        loop {
+            let rows: Vec<AuditEventRow> = audit_events::table
+                .filter(audit_events::clinic_id.eq(clinic_id))
+                .filter(audit_events::seq.gt(after))
+                .filter(audit_events::recorded_at.lt(to))
+                .select(AuditEventRow::as_select())
+                .order(audit_events::seq.asc())
+                .limit(PAGE)
+                .load(conn)?;
+            for r in &rows {
+                let line = json!({
+                    "clinic_id": r.clinic_id, "seq": r.seq, "recorded_at": t(r.recorded_at),
+                    "actor_kind": r.actor_kind, "actor_id": r.actor_id, "action": r.action,
+                    "entity_kind": r.entity_kind, "entity_id": r.entity_id,
+                    "payload": r.payload_json(), "reason": r.reason, "request_id": r.request_id,
+                    "prev_hash": r.prev_hash, "hash": r.hash,
+                });
+                writeln!(w, "{}", to_canonical_string(&line)).map_err(io)?;
+                last_seq = Some(r.seq);
+                head_hash = r.hash.clone();
+                after = r.seq;
+            }
+            if (rows.len() as i64) < PAGE {
+                break;
+            }
+        }
+    }
+    files.push(FileEntry {
+        name: "audit.jsonl".into(),
+        sha256: hex::encode(w.hasher.finalize()),
+        bytes: w.bytes,
+    });
+
+    let mut manifest = Manifest {
+        format: FORMAT.into(),
+        clinic: json!({
+            "id": clinic.id, "name": clinic.name, "registration_number": clinic.registration_number,
+            "timezone": clinic.timezone, "jurisdiction": clinic.jurisdiction,
+        }),
+        period: json!({"from": t(from), "to": t(to)}),
+        created_at: t(created_at),
+        files,
+        chain: ChainSegment {
+            first_seq,
+            last_seq,
+            prev_hash,
+            head_hash,
+        },
+        key_fingerprint: key.fingerprint(),
+        signature: String::new(),
+    };
+    manifest.signature =
+        base64::engine::general_purpose::STANDARD.encode(key.sign(&manifest.signed_bytes()));
+    zip.start_file("manifest.json", options()).map_err(io)?;
+    let pretty = serde_json::to_vec_pretty(&manifest).map_err(io)?;
+    zip.write_all(&pretty).map_err(io)?;
+    zip.finish().map_err(io)?;
+    Ok(manifest)
+}
+
+/// What `verify` found wrong, the first thing first.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+/// Checks an export: the manifest's signature against `key`, every file's hash and size, no
+/// file unlisted, and every link of the chain segment from the manifest's `prev_hash` to its
+/// `head_hash`. Reads each file as a stream.
+pub fn verify<R: Read + Seek>(
+    zip: R,
+    key: &ed25519_dalek::VerifyingKey,
+) -> Result<Manifest, Invalid> {
+    let bad = |s: String| Invalid(s);
+    let mut archive =
+        zip::ZipArchive::new(zip).map_err(|e| bad(format!("not a readable zip: {e}")))?;
+    let manifest: Manifest = {
+        let mut f = archive
+            .by_name("manifest.json")
+            .map_err(|_| bad("manifest.json is missing".into()))?;
+        let mut text = String::new();
+        f.read_to_string(&mut text)
+            .map_err(|e| bad(format!("manifest.json cannot be read: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| bad(format!("manifest.json is malformed: {e}")))?
+    };
+    if manifest.format != FORMAT {
+        return Err(bad(format!("unknown format {:?}", manifest.format)));
+    }
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(&manifest.signature)
+        .ok()
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .ok_or_else(|| bad("the manifest's signature is not 64 bytes of base64".into()))?;
+    key.verify_strict(
+        &manifest.signed_bytes(),
+        &ed25519_dalek::Signature::from_bytes(&signature),
+    )
+    .map_err(|_| {
+        bad("the manifest's signature does not verify with this key: the manifest was changed or signed by another key".into())
+    })?;
+    let names: Vec<String> = archive.file_names().map(str::to_owned).collect();
+    for name in &names {
+        if name != "manifest.json" && !manifest.files.iter().any(|f| &f.name == name) {
+            return Err(bad(format!("{name} is in the zip but not in the manifest")));
+        }
+    }
+    for entry in &manifest.files {
+        let mut f = archive.by_name(&entry.name).map_err(|_| {
+            bad(format!(
+                "{} is listed in the manifest but missing",
+                entry.name
+            ))
+        })?;
+        let mut hasher = Sha256::new();
+        let bytes = std::io::copy(&mut f, &mut hasher)
+            .map_err(|e| bad(format!("{} cannot be read: {e}", entry.name)))?;
+        let sha = hex::encode(hasher.finalize());
+        if sha != entry.sha256 || bytes != entry.bytes {
+            return Err(bad(format!(
+                "{}: its SHA-256 is {sha} ({bytes} bytes) but the manifest says {} ({} bytes): the file was changed",
+                entry.name, entry.sha256, entry.bytes
+            )));
+        }
+    }
+    // Every link of the chain.
+    let f = archive
+        .by_name("audit.jsonl")
+        .map_err(|_| bad("audit.jsonl is missing".into()))?;
+    let chain = &manifest.chain;
+    let mut verifier = Verifier::starting_at(chain.first_seq.unwrap_or(1), &chain.prev_hash);
+    for (n, line) in std::io::BufRead::lines(std::io::BufReader::new(f)).enumerate() {
+        let line = line.map_err(|e| bad(format!("audit.jsonl cannot be read: {e}")))?;
+        let e: Value = serde_json::from_str(&line)
+            .map_err(|_| bad(format!("audit.jsonl line {}: not JSON", n + 1)))?;
+        let s = |k: &str| e.get(k).and_then(Value::as_str);
+        let recorded_at = s("recorded_at")
+            .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
+            .map(|v| v.with_timezone(&Utc).naive_utc())
+            .ok_or_else(|| bad(format!("audit.jsonl line {}: no recorded_at", n + 1)))?;
+        let payload = e.get("payload").cloned().unwrap_or(Value::Null);
+        let fields = EventFields {
+            clinic_id: s("clinic_id").unwrap_or_default(),
+            seq: e.get("seq").and_then(Value::as_i64).unwrap_or(-1),
+            recorded_at,
+            actor_kind: s("actor_kind").unwrap_or_default(),
+            actor_id: s("actor_id"),
+            action: s("action").unwrap_or_default(),
+            entity_kind: s("entity_kind").unwrap_or_default(),
+            entity_id: s("entity_id").unwrap_or_default(),
+            payload: &payload,
+            reason: s("reason"),
+            request_id: s("request_id"),
+        };
+        if !verifier.push(
+            &fields,
+            s("prev_hash").unwrap_or_default(),
+            s("hash").unwrap_or_default(),
+        ) {
+            let b = verifier
+                .first_break
+                .clone()
+                .unwrap_or(crate::audit::chain::ChainBreak {
+                    seq: fields.seq,
+                    reason: "broken".into(),
+                });
+            return Err(bad(format!(
+                "audit.jsonl line {} (event {}): {}",
+                n + 1,
+                b.seq,
+                b.reason
+            )));
+        }
+    }
+    let (seq, hash) = verifier.head();
+    let expected_last = chain.last_seq.unwrap_or(chain.first_seq.unwrap_or(1) - 1);
+    if seq != expected_last || hash != chain.head_hash {
+        return Err(bad(format!(
+            "audit.jsonl ends at event {seq} but the manifest's chain ends at event {expected_last}: events are missing from the end"
+        )));
+    }
+    Ok(manifest)
+}
