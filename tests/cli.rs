@@ -343,3 +343,77 @@ fn demo_creates_a_clinic_to_sign_in_to_and_can_run_twice() {
     assert!(!bad.status.success());
     assert!(text(&bad).contains("--months"), "{}", text(&bad));
 }
+
+#[test]
+fn export_from_the_command_line_then_verify_it_with_the_installation_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = aseptic(dir.path(), None)
+        .args([
+            "demo",
+            "--months",
+            "1",
+            "--sessions-per-day",
+            "2",
+            "--cycles-per-day",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(demo.status.success(), "{}", text(&demo));
+    let clinic = String::from_utf8_lossy(&demo.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let to = chrono::Utc::now().date_naive();
+    let from = to - chrono::Duration::days(20);
+    let out = aseptic(dir.path(), None)
+        .args([
+            "export",
+            "--clinic",
+            &clinic,
+            "--from",
+            &from.to_string(),
+            "--to",
+            &to.to_string(),
+            "--out",
+            "month.zip",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        dir.path().join("data/export-key.pem").is_file(),
+        "the key was created on first use"
+    );
+    let verified = aseptic(dir.path(), None)
+        .args(["verify-export", "month.zip"])
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "{}", text(&verified));
+    assert!(
+        text(&verified).starts_with("valid: 10 files"),
+        "{}",
+        text(&verified)
+    );
+    let backwards = aseptic(dir.path(), None)
+        .args([
+            "export",
+            "--clinic",
+            &clinic,
+            "--from",
+            &to.to_string(),
+            "--to",
+            &from.to_string(),
+            "--out",
+            "x.zip",
+        ])
+        .output()
+        .unwrap();
+    assert!(!backwards.status.success());
+    assert!(
+        text(&backwards).contains("--to must be after from"),
+        "{}",
+        text(&backwards)
+    );
+}
