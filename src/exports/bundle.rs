@@ -844,7 +844,8 @@ pub fn verify<R: Read + Seek>(
             return Err(bad(format!("{name} is in the zip but not in the manifest")));
         }
     }
-    for entry in &manifest.files {
+    // audit.jsonl is hashed in the same pass that checks its links, below.
+    for entry in manifest.files.iter().filter(|f| f.name != "audit.jsonl") {
         let mut f = archive.by_name(&entry.name).map_err(|_| {
             bad(format!(
                 "{} is listed in the manifest but missing",
@@ -862,54 +863,51 @@ pub fn verify<R: Read + Seek>(
             )));
         }
     }
-    // Every link of the chain.
+    // Every link of the chain, hashing the file on the way; a changed file is reported as such
+    // before whatever link it breaks.
+    let entry = manifest
+        .files
+        .iter()
+        .find(|f| f.name == "audit.jsonl")
+        .ok_or_else(|| bad("the manifest lists no audit.jsonl".into()))?;
     let f = archive
         .by_name("audit.jsonl")
-        .map_err(|_| bad("audit.jsonl is missing".into()))?;
+        .map_err(|_| bad("audit.jsonl is listed in the manifest but missing".into()))?;
+    let mut reader = std::io::BufReader::new(HashingReader {
+        inner: f,
+        hasher: Sha256::new(),
+        bytes: 0,
+    });
     let chain = &manifest.chain;
     let mut verifier = Verifier::starting_at(chain.first_seq.unwrap_or(1), &chain.prev_hash);
-    for (n, line) in std::io::BufRead::lines(std::io::BufReader::new(f)).enumerate() {
-        let line = line.map_err(|e| bad(format!("audit.jsonl cannot be read: {e}")))?;
-        let e: Value = serde_json::from_str(&line)
-            .map_err(|_| bad(format!("audit.jsonl line {}: not JSON", n + 1)))?;
-        let s = |k: &str| e.get(k).and_then(Value::as_str);
-        let recorded_at = s("recorded_at")
-            .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
-            .map(|v| v.with_timezone(&Utc).naive_utc())
-            .ok_or_else(|| bad(format!("audit.jsonl line {}: no recorded_at", n + 1)))?;
-        let payload = e.get("payload").cloned().unwrap_or(Value::Null);
-        let fields = EventFields {
-            clinic_id: s("clinic_id").unwrap_or_default(),
-            seq: e.get("seq").and_then(Value::as_i64).unwrap_or(-1),
-            recorded_at,
-            actor_kind: s("actor_kind").unwrap_or_default(),
-            actor_id: s("actor_id"),
-            action: s("action").unwrap_or_default(),
-            entity_kind: s("entity_kind").unwrap_or_default(),
-            entity_id: s("entity_id").unwrap_or_default(),
-            payload: &payload,
-            reason: s("reason"),
-            request_id: s("request_id"),
-        };
-        if !verifier.push(
-            &fields,
-            s("prev_hash").unwrap_or_default(),
-            s("hash").unwrap_or_default(),
-        ) {
-            let b = verifier
-                .first_break
-                .clone()
-                .unwrap_or(crate::audit::chain::ChainBreak {
-                    seq: fields.seq,
-                    reason: "broken".into(),
-                });
-            return Err(bad(format!(
-                "audit.jsonl line {} (event {}): {}",
-                n + 1,
-                b.seq,
-                b.reason
-            )));
+    let mut first_problem: Option<String> = None;
+    let mut line = String::new();
+    let mut n = 0usize;
+    loop {
+        line.clear();
+        let read = std::io::BufRead::read_line(&mut reader, &mut line)
+            .map_err(|e| bad(format!("audit.jsonl cannot be read: {e}")))?;
+        if read == 0 {
+            break;
         }
+        if first_problem.is_some() {
+            continue;
+        }
+        if let Err(problem) = check_line(&mut verifier, n, line.trim_end_matches('\n')) {
+            first_problem = Some(problem);
+        }
+        n += 1;
+    }
+    let hashing = reader.into_inner();
+    let sha = hex::encode(hashing.hasher.finalize());
+    if sha != entry.sha256 || hashing.bytes != entry.bytes {
+        return Err(bad(format!(
+            "audit.jsonl: its SHA-256 is {sha} ({} bytes) but the manifest says {} ({} bytes): the file was changed",
+            hashing.bytes, entry.sha256, entry.bytes
+        )));
+    }
+    if let Some(problem) = first_problem {
+        return Err(bad(problem));
     }
     let (seq, hash) = verifier.head();
     let expected_last = chain.last_seq.unwrap_or(chain.first_seq.unwrap_or(1) - 1);
@@ -919,4 +917,64 @@ pub fn verify<R: Read + Seek>(
         )));
     }
     Ok(manifest)
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// Checks line `n` (from 0) of audit.jsonl as the next link of the chain.
+fn check_line(verifier: &mut Verifier, n: usize, line: &str) -> Result<(), String> {
+    let e: Value =
+        serde_json::from_str(line).map_err(|_| format!("audit.jsonl line {}: not JSON", n + 1))?;
+    let s = |k: &str| e.get(k).and_then(Value::as_str);
+    let recorded_at = s("recorded_at")
+        .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
+        .map(|v| v.with_timezone(&Utc).naive_utc())
+        .ok_or_else(|| format!("audit.jsonl line {}: no recorded_at", n + 1))?;
+    let payload = e.get("payload").cloned().unwrap_or(Value::Null);
+    let fields = EventFields {
+        clinic_id: s("clinic_id").unwrap_or_default(),
+        seq: e.get("seq").and_then(Value::as_i64).unwrap_or(-1),
+        recorded_at,
+        actor_kind: s("actor_kind").unwrap_or_default(),
+        actor_id: s("actor_id"),
+        action: s("action").unwrap_or_default(),
+        entity_kind: s("entity_kind").unwrap_or_default(),
+        entity_id: s("entity_id").unwrap_or_default(),
+        payload: &payload,
+        reason: s("reason"),
+        request_id: s("request_id"),
+    };
+    if verifier.push(
+        &fields,
+        s("prev_hash").unwrap_or_default(),
+        s("hash").unwrap_or_default(),
+    ) {
+        return Ok(());
+    }
+    let b = verifier
+        .first_break
+        .clone()
+        .unwrap_or(crate::audit::chain::ChainBreak {
+            seq: fields.seq,
+            reason: "broken".into(),
+        });
+    Err(format!(
+        "audit.jsonl line {} (event {}): {}",
+        n + 1,
+        b.seq,
+        b.reason
+    ))
 }

@@ -53,9 +53,13 @@ impl ExportKey {
             return Ok(Self { signing, path });
         }
         let signing = SigningKey::generate(&mut rand::rngs::OsRng);
-        let pem = signing
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| fail(e.to_string()))?;
+        // PKCS#8 v1 (the private key alone), which every OpenSSL reads.
+        let pem = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: signing.to_bytes(),
+            public_key: None,
+        }
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| fail(e.to_string()))?;
         write_private(&path, pem.as_bytes()).map_err(|e| fail(e.to_string()))?;
         tracing::info!(path = %path.display(), "created the export signing key");
         Ok(Self { signing, path })
