@@ -72,6 +72,22 @@ impl Application {
             AppState::new(pool, settings.clone(), backend, profiles, export_key)
                 .map_err(StartError::Other)?,
         );
+        {
+            // Exports acknowledged before a stop are built now, off the start-up path.
+            let state = state.clone();
+            std::thread::spawn(move || {
+                match exports::store::resume(
+                    &state.pool,
+                    &state.profiles,
+                    &state.export_key,
+                    &state.settings.exports.dir,
+                ) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(exports = n, "finished exports interrupted by a stop"),
+                    Err(e) => tracing::error!(error = %e, "could not finish interrupted exports"),
+                }
+            });
+        }
         let addr = bind.unwrap_or(&settings.server.bind).to_owned();
         let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {
             addr: addr.clone(),

@@ -383,3 +383,49 @@ async fn verify_export_on_the_command_line() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("INVALID") && err.contains("lots.csv"), "{err}");
 }
+
+#[actix_web::test]
+async fn an_export_interrupted_by_a_stop_is_built_after() {
+    let app = TestApp::spawn().await;
+    // A request acknowledged, then the service stopped before building it.
+    let id = {
+        let mut conn = app.raw_connection();
+        let profiles = aseptic::compliance::profiles::Profiles::load(None).unwrap();
+        aseptic::exports::store::request(
+            &mut conn,
+            &profiles,
+            &aseptic::audit::AuditContext::operator(),
+            &app.clinic_id,
+            &aseptic::exports::store::ExportInput {
+                from: Utc::now() - Duration::days(1),
+                to: Utc::now(),
+            },
+        )
+        .unwrap()
+        .id
+    };
+    let state: Value = ok(app
+        .get(&app.clinic_path(&format!("/exports/{id}")), &app.owner)
+        .await)
+    .await;
+    assert_eq!(state["state"], "building");
+    // What a restart does.
+    let (pool, settings) = (app.pool.clone(), app.settings.clone());
+    let resumed = actix_web::rt::task::spawn_blocking(move || {
+        aseptic::exports::store::resume(
+            &pool,
+            &aseptic::compliance::profiles::Profiles::load(None).unwrap(),
+            &ExportKey::load_or_create(&settings.exports.signing_key_path).unwrap(),
+            &settings.exports.dir,
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(resumed, 1);
+    let state: Value = ok(app
+        .get(&app.clinic_path(&format!("/exports/{id}")), &app.owner)
+        .await)
+    .await;
+    assert_eq!(state["state"], "ready", "{state}");
+}

@@ -280,3 +280,28 @@ pub fn list(conn: &mut DbConn, clinic_id: &str) -> AppResult<Vec<ExportView>> {
         .load(conn)?;
     Ok(rows.into_iter().map(|(e, r)| view(e, r)).collect())
 }
+
+/// Exports requested but never finished (the service stopped while building them).
+pub fn unfinished(conn: &mut DbConn) -> AppResult<Vec<(String, String)>> {
+    let done = export_results::table.filter(export_results::export_id.eq(exports::id));
+    Ok(exports::table
+        .filter(diesel::dsl::not(diesel::dsl::exists(done)))
+        .select((exports::clinic_id, exports::id))
+        .order(exports::requested_at.asc())
+        .load(conn)?)
+}
+
+/// Builds every unfinished export: an acknowledged request survives a restart.
+pub fn resume(
+    pool: &crate::db::Pool,
+    profiles: &Profiles,
+    key: &ExportKey,
+    dir: &str,
+) -> AppResult<usize> {
+    let mut conn = pool.get().map_err(AppError::internal)?;
+    let pending = unfinished(&mut conn)?;
+    for (clinic, id) in &pending {
+        build(&mut conn, profiles, key, dir, clinic, id)?;
+    }
+    Ok(pending.len())
+}
