@@ -174,10 +174,16 @@ async fn an_export_holds_the_records_and_verifies() {
         "incidents.csv",
         "findings.csv",
         "audit.jsonl",
+        "report.pdf",
         "manifest.json",
     ] {
         assert!(names.contains(&name.to_owned()), "{name} in {names:?}");
     }
+    // The report: a PDF that names the chain head and the signing key.
+    let files = entries(&zip);
+    let pdf = &files.iter().find(|f| f.0 == "report.pdf").unwrap().1;
+    assert!(pdf.starts_with(b"%PDF-"));
+    assert!(pdf.len() > 10_000, "fonts are embedded: {} bytes", pdf.len());
     assert_eq!(
         manifest.chain.head_hash,
         state["chain_head"].as_str().unwrap()

@@ -772,6 +772,30 @@ pub fn build<W: Write + Seek>(
         bytes: w.bytes,
     });
 
+    // The report, typeset from the same records; it names the chain head and the key.
+    let pdf = super::report::build(
+        conn,
+        profiles,
+        &super::report::ReportInput {
+            clinic_id,
+            from,
+            to,
+            judged_at,
+            created_at,
+            first_seq,
+            last_seq,
+            head_hash: &head_hash,
+            key_fingerprint: &key.fingerprint(),
+        },
+    )?;
+    zip.start_file("report.pdf", options()).map_err(io)?;
+    zip.write_all(&pdf).map_err(io)?;
+    files.push(FileEntry {
+        name: "report.pdf".into(),
+        sha256: hex::encode(Sha256::digest(&pdf)),
+        bytes: pdf.len() as u64,
+    });
+
     let mut manifest = Manifest {
         format: FORMAT.into(),
         clinic: json!({

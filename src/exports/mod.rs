@@ -3,6 +3,8 @@
 
 pub mod bundle;
 pub mod key;
+pub mod pdf;
+pub mod report;
 pub mod routes;
 pub mod store;
 
