@@ -183,7 +183,11 @@ async fn an_export_holds_the_records_and_verifies() {
     let files = entries(&zip);
     let pdf = &files.iter().find(|f| f.0 == "report.pdf").unwrap().1;
     assert!(pdf.starts_with(b"%PDF-"));
-    assert!(pdf.len() > 10_000, "fonts are embedded: {} bytes", pdf.len());
+    assert!(
+        pdf.len() > 10_000,
+        "fonts are embedded: {} bytes",
+        pdf.len()
+    );
     assert_eq!(
         manifest.chain.head_hash,
         state["chain_head"].as_str().unwrap()

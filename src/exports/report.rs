@@ -203,41 +203,89 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
         .select(crate::sterilisation::store::CycleRow::as_select())
         .order((cycles::started_at.asc(), cycles::id.asc()))
         .load(conn)?;
-    m.push_str(&format!("{} loads in the period.\n\n", loads.len()));
+    // Day by day (the load-by-load log is cycles.csv), then every failed load in full: an
+    // inspector reads it, and the document stays small whatever the period.
+    let mut days: std::collections::BTreeMap<(String, String), (usize, i64, i64, usize)> =
+        std::collections::BTreeMap::new();
+    let mut failed_loads = Vec::new();
+    for l in &loads {
+        let physics = l.peak_temperature_c >= l.program_temperature_c
+            && l.hold_minutes >= l.program_hold_minutes;
+        let passed = physics && l.load_indicator_passed;
+        let day = l
+            .started_at
+            .and_utc()
+            .with_timezone(&tz)
+            .date_naive()
+            .to_string();
+        let ser = serial.get(&l.steriliser_id).cloned().unwrap_or_default();
+        let e = days.entry((day, ser)).or_insert((0, i64::MAX, i64::MIN, 0));
+        e.0 += 1;
+        e.1 = e.1.min(l.cycle_number);
+        e.2 = e.2.max(l.cycle_number);
+        if !passed {
+            e.3 += 1;
+            failed_loads.push(vec![
+                s(&local(l.started_at, tz)),
+                s(serial.get(&l.steriliser_id).map_or("", String::as_str)),
+                s(&l.cycle_number.to_string()),
+                s(&l.program_name),
+                s(&format!(
+                    "{:.1} °C / {:.1} min",
+                    l.peak_temperature_c, l.hold_minutes
+                )),
+                s(&format!(
+                    "type {} {}",
+                    l.load_indicator_type,
+                    if l.load_indicator_passed {
+                        "passed"
+                    } else {
+                        "FAILED"
+                    }
+                )),
+                red(if physics {
+                    "indicator failed"
+                } else {
+                    "physics below program"
+                }),
+            ]);
+        }
+    }
+    m.push_str(&format!(
+        "{} loads in the period, {} failed; every load is in cycles.csv.\n\n",
+        loads.len(),
+        failed_loads.len()
+    ));
+    if !failed_loads.is_empty() {
+        m.push_str("== Failed loads\n");
+        m.push_str(&table(
+            &[
+                "Started",
+                "Steriliser",
+                "No.",
+                "Program",
+                "Reached",
+                "Indicator",
+                "Why",
+            ],
+            failed_loads,
+        ));
+    }
+    m.push_str("== Loads by day\n");
     m.push_str(&table(
-        &[
-            "Started",
-            "Steriliser",
-            "No.",
-            "Program",
-            "Peak °C",
-            "Hold min",
-            "Indicator",
-            "Outcome",
-        ],
-        loads
-            .iter()
-            .map(|l| {
-                let physics = l.peak_temperature_c >= l.program_temperature_c
-                    && l.hold_minutes >= l.program_hold_minutes;
-                let passed = physics && l.load_indicator_passed;
+        &["Day", "Steriliser", "Loads", "Cycle numbers", "Failed"],
+        days.into_iter()
+            .map(|((day, ser), (n, lo, hi, failed))| {
                 vec![
-                    s(&local(l.started_at, tz)),
-                    s(serial.get(&l.steriliser_id).map_or("", String::as_str)),
-                    s(&l.cycle_number.to_string()),
-                    s(&l.program_name),
-                    s(&format!("{:.1}", l.peak_temperature_c)),
-                    s(&format!("{:.1}", l.hold_minutes)),
-                    s(&format!(
-                        "type {} {}",
-                        l.load_indicator_type,
-                        if l.load_indicator_passed {
-                            "passed"
-                        } else {
-                            "FAILED"
-                        }
-                    )),
-                    if passed { s("pass") } else { red("FAIL") },
+                    s(&day),
+                    s(&ser),
+                    s(&n.to_string()),
+                    s(&format!("{lo}–{hi}")),
+                    if failed > 0 {
+                        red(&failed.to_string())
+                    } else {
+                        s("0")
+                    },
                 ]
             })
             .collect(),
@@ -307,15 +355,55 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
         air.len(),
         failed_air
     ));
+    // Failures in full, the rest counted by month (every test is in air_removal_tests.csv).
+    let mut months: std::collections::BTreeMap<(String, String), (usize, usize)> =
+        std::collections::BTreeMap::new();
+    for a in &air {
+        let month = a
+            .performed_at
+            .and_utc()
+            .with_timezone(&tz)
+            .format("%Y-%m")
+            .to_string();
+        let e = months
+            .entry((
+                month,
+                serial.get(&a.steriliser_id).cloned().unwrap_or_default(),
+            ))
+            .or_insert((0, 0));
+        e.0 += 1;
+        e.1 += usize::from(!a.passed);
+    }
+    if failed_air > 0 {
+        m.push_str(&table(
+            &["Performed", "Steriliser", "Test", "Result"],
+            air.iter()
+                .filter(|a| !a.passed)
+                .map(|a| {
+                    vec![
+                        s(&local(a.performed_at, tz)),
+                        s(serial.get(&a.steriliser_id).map_or("", String::as_str)),
+                        s(&a.test_type.replace('_', "-")),
+                        red("FAIL"),
+                    ]
+                })
+                .collect(),
+        ));
+    }
     m.push_str(&table(
-        &["Performed", "Steriliser", "Test", "Result"],
-        air.iter()
-            .map(|a| {
+        &["Month", "Steriliser", "Tests", "Failed"],
+        months
+            .into_iter()
+            .map(|((month, ser), (n, failed))| {
                 vec![
-                    s(&local(a.performed_at, tz)),
-                    s(serial.get(&a.steriliser_id).map_or("", String::as_str)),
-                    s(&a.test_type.replace('_', "-")),
-                    if a.passed { s("pass") } else { red("FAIL") },
+                    s(&month),
+                    s(&ser),
+                    s(&n.to_string()),
+                    if failed > 0 {
+                        red(&failed.to_string())
+                    } else {
+                        s("0")
+                    },
                 ]
             })
             .collect(),
