@@ -46,6 +46,16 @@ pub fn view(
     clinic_id: &str,
     at: Option<DateTime<Utc>>,
 ) -> AppResult<ComplianceView> {
+    Ok(view_with_facts(conn, profiles, clinic_id, at)?.0)
+}
+
+/// The view and the facts it judged, for callers that show both (the export's report).
+pub fn view_with_facts(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    clinic_id: &str,
+    at: Option<DateTime<Utc>>,
+) -> AppResult<(ComplianceView, rules::Facts)> {
     let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
     let now = db::now();
     let moment = match at {
@@ -93,12 +103,15 @@ pub fn view(
             Severity::Info => summary.info += 1,
         }
     }
-    Ok(ComplianceView {
-        at: to_utc(moment),
-        as_of: at.is_some(),
-        jurisdiction: profile.id.clone(),
-        chain,
-        summary,
-        findings,
-    })
+    Ok((
+        ComplianceView {
+            at: to_utc(moment),
+            as_of: at.is_some(),
+            jurisdiction: profile.id.clone(),
+            chain,
+            summary,
+            findings,
+        },
+        facts,
+    ))
 }

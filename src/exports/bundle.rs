@@ -674,8 +674,13 @@ pub fn build<W: Write + Seek>(
 
     // Findings as the clinic stood at the end of the period (or now, for a running period).
     let judged_at = to.min(created_at);
-    let view = crate::compliance::view::view(conn, profiles, clinic_id, Some(judged_at.and_utc()))?;
-    let mut findings = Some(view.findings);
+    let (view, facts) = crate::compliance::view::view_with_facts(
+        conn,
+        profiles,
+        clinic_id,
+        Some(judged_at.and_utc()),
+    )?;
+    let mut findings = Some(view.findings.clone());
     csv_file(
         &mut zip,
         &mut files,
@@ -786,6 +791,8 @@ pub fn build<W: Write + Seek>(
             last_seq,
             head_hash: &head_hash,
             key_fingerprint: &key.fingerprint(),
+            view: &view,
+            facts: &facts,
         },
     )?;
     zip.start_file("report.pdf", options()).map_err(io)?;

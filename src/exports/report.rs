@@ -31,6 +31,9 @@ pub struct ReportInput<'a> {
     pub last_seq: Option<i64>,
     pub head_hash: &'a str,
     pub key_fingerprint: &'a str,
+    /// The compliance view at `judged_at` and the facts it judged (computed once per export).
+    pub view: &'a crate::compliance::view::ComplianceView,
+    pub facts: &'a crate::compliance::rules::Facts,
 }
 
 fn local(t: NaiveDateTime, tz: Tz) -> String {
@@ -73,8 +76,7 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
         .or_else(|| profiles.get("baseline"))
         .ok_or_else(|| AppError::internal("no baseline profile"))?;
     let c = r.clinic_id;
-    let view = crate::compliance::view::view(conn, profiles, c, Some(r.judged_at.and_utc()))?;
-    let facts = crate::compliance::facts::gather(conn, profile, c, tz, r.judged_at)?;
+    let (view, facts) = (r.view, r.facts);
 
     let mut m = String::new();
     m.push_str("#set document(title: \"Audit report\")\n");
