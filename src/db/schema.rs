@@ -1,5 +1,5 @@
 // One schema for both backends; the migrations in migrations/sqlite and migrations/postgres
-// must produce these columns (tests/migrations.rs checks that they do).
+// must produce these columns (tests/suite/migrations.rs checks that they do).
 
 diesel::table! {
     clinics (id) {

@@ -1,7 +1,7 @@
 //! `aseptic demo`: a living clinic whose records, look-backs and past views are all real.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use aseptic::compliance::profiles::Profiles;
 use aseptic::demo::{generate, DemoOptions};

@@ -1,7 +1,7 @@
 //! Credentials, their verification, and eligibility to work on a client, through HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use chrono::{Datelike, Duration, NaiveDate, Utc};
 use common::{assert_problem, Actor, TestApp};

@@ -1,7 +1,7 @@
 //! Both migration sets: the same migrations, producing the same columns.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

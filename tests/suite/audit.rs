@@ -1,7 +1,7 @@
 //! The audit chain: every write lands in it, it verifies, it catches tampering, and it never forks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{assert_problem, is_postgres, TestApp};
 use diesel::connection::SimpleConnection;

@@ -2,7 +2,7 @@
 //! the record.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, Utc};
 use common::{assert_problem, TestApp};

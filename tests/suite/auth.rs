@@ -1,7 +1,7 @@
 //! Logging in, tokens and their refusal, refresh rotation, logout, throttling.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use common::{assert_problem, TestApp, PASSWORD};

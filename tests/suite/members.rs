@@ -1,7 +1,7 @@
 //! Clinics and members: roles, deactivation, the last-owner guard, and tenancy.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{assert_problem, TestApp, PASSWORD};
 use reqwest::Method;

@@ -1,7 +1,7 @@
 //! Incidents, their derived follow-ups, overdue visibility and closure, through HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, Utc};
 use common::{assert_problem, TestApp};

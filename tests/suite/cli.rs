@@ -1,7 +1,7 @@
 //! The real `aseptic` binary: migrate, create-clinic, serve, and refusing bad configuration.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

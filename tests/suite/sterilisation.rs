@@ -1,7 +1,7 @@
 //! Sterilisers, cycles, packs, spore tests and air-removal tests, through HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::{assert_problem, Actor, TestApp};

@@ -1,7 +1,7 @@
 //! Lots, barcode scanning and recalls, through HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, Utc};
 use common::{assert_problem, TestApp};

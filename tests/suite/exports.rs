@@ -2,7 +2,7 @@
 //! kind of tampering is caught.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::{Cursor, Read, Write};
 

@@ -1,7 +1,7 @@
 //! Look-back: what a failed spore test, a load, a recalled lot or a steriliser's span reaches.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::{assert_problem, TestApp};

@@ -1,7 +1,7 @@
 //! The compliance view: findings from the clinic's records and its jurisdiction profile.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, Utc};
 use common::TestApp;

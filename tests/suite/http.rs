@@ -2,7 +2,7 @@
 //! operations endpoints and the OpenAPI document.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{assert_problem, Actor, TestApp};
 use reqwest::{Method, Response};

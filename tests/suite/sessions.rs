@@ -1,7 +1,7 @@
 //! Client sessions: checklist, packs, lots, the start rule with every refusal, override, trace.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, Utc};
 use common::{assert_problem, TestApp};

@@ -1,0 +1,23 @@
+//! The black-box suite in one test binary: the real application on a free port over a fresh
+//! database, spoken to over HTTP (and the real `aseptic` binary for the CLI). One binary, not one
+//! per file, so CI links the service and its PDF engine once instead of once per file.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+mod audit;
+mod auth;
+mod cli;
+mod compliance;
+mod credentials;
+mod demo;
+mod exports;
+mod http;
+mod incidents;
+mod inspectors;
+mod lookbacks;
+mod lots;
+mod members;
+mod migrations;
+mod sessions;
+mod sterilisation;
