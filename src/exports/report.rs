@@ -50,6 +50,24 @@ fn red(text: &str) -> String {
     )
 }
 
+/// Counts per (local month, steriliser serial), in order.
+type Months<T> = std::collections::BTreeMap<(String, String), T>;
+
+/// Rows per query page: the report never holds a whole period of loads or tests.
+const PAGE: i64 = 1000;
+
+fn month(t: NaiveDateTime, tz: Tz) -> String {
+    t.and_utc().with_timezone(&tz).format("%Y-%m").to_string()
+}
+
+fn count_cell(n: usize) -> String {
+    if n > 0 {
+        red(&n.to_string())
+    } else {
+        s("0")
+    }
+}
+
 fn table(columns: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut out = format!(
         "#table(columns: {}, table.header({}),\n",
@@ -195,67 +213,81 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
             .collect(),
     ));
 
-    // Cycle log.
+    // Cycle log. Rows are read a page at a time and only monthly counts and the failures are
+    // kept, so the document (and typst's memory while laying it out) grows with the number of
+    // months and of failures, not with the number of loads; every load is in cycles.csv.
     m.push_str("= Cycle log\n");
-    let loads: Vec<crate::sterilisation::store::CycleRow> = cycles::table
-        .filter(cycles::clinic_id.eq(c))
-        .filter(current("cycles"))
-        .filter(cycles::started_at.ge(r.from))
-        .filter(cycles::started_at.lt(r.to))
-        .select(crate::sterilisation::store::CycleRow::as_select())
-        .order((cycles::started_at.asc(), cycles::id.asc()))
-        .load(conn)?;
-    // Day by day (the load-by-load log is cycles.csv), then every failed load in full: an
-    // inspector reads it, and the document stays small whatever the period.
-    let mut days: std::collections::BTreeMap<(String, String), (usize, i64, i64, usize)> =
-        std::collections::BTreeMap::new();
-    let mut failed_loads = Vec::new();
-    for l in &loads {
-        let physics = l.peak_temperature_c >= l.program_temperature_c
-            && l.hold_minutes >= l.program_hold_minutes;
-        let passed = physics && l.load_indicator_passed;
-        let day = l
-            .started_at
-            .and_utc()
-            .with_timezone(&tz)
-            .date_naive()
-            .to_string();
-        let ser = serial.get(&l.steriliser_id).cloned().unwrap_or_default();
-        let e = days.entry((day, ser)).or_insert((0, i64::MAX, i64::MIN, 0));
-        e.0 += 1;
-        e.1 = e.1.min(l.cycle_number);
-        e.2 = e.2.max(l.cycle_number);
-        if !passed {
-            e.3 += 1;
-            failed_loads.push(vec![
-                s(&local(l.started_at, tz)),
-                s(serial.get(&l.steriliser_id).map_or("", String::as_str)),
-                s(&l.cycle_number.to_string()),
-                s(&l.program_name),
-                s(&format!(
-                    "{:.1} °C / {:.1} min",
-                    l.peak_temperature_c, l.hold_minutes
-                )),
-                s(&format!(
-                    "type {} {}",
-                    l.load_indicator_type,
-                    if l.load_indicator_passed {
-                        "passed"
-                    } else {
-                        "FAILED"
-                    }
-                )),
-                red(if physics {
-                    "indicator failed"
-                } else {
-                    "physics below program"
-                }),
-            ]);
+    let mut months: Months<(usize, i64, i64, usize)> = Months::new();
+    let mut failed_loads: Vec<(NaiveDateTime, Vec<String>)> = Vec::new();
+    let mut total = 0usize;
+    let mut after: Option<String> = None;
+    loop {
+        let mut q = cycles::table
+            .filter(cycles::clinic_id.eq(c))
+            .filter(current("cycles"))
+            .filter(cycles::started_at.ge(r.from))
+            .filter(cycles::started_at.lt(r.to))
+            .select(crate::sterilisation::store::CycleRow::as_select())
+            .order(cycles::id.asc())
+            .limit(PAGE)
+            .into_boxed();
+        if let Some(a) = &after {
+            q = q.filter(cycles::id.gt(a.clone()));
         }
+        let page: Vec<crate::sterilisation::store::CycleRow> = q.load(conn)?;
+        for l in &page {
+            total += 1;
+            let physics = l.peak_temperature_c >= l.program_temperature_c
+                && l.hold_minutes >= l.program_hold_minutes;
+            let passed = physics && l.load_indicator_passed;
+            let ser = serial.get(&l.steriliser_id).cloned().unwrap_or_default();
+            let e =
+                months
+                    .entry((month(l.started_at, tz), ser))
+                    .or_insert((0, i64::MAX, i64::MIN, 0));
+            e.0 += 1;
+            e.1 = e.1.min(l.cycle_number);
+            e.2 = e.2.max(l.cycle_number);
+            if !passed {
+                e.3 += 1;
+                failed_loads.push((
+                    l.started_at,
+                    vec![
+                        s(&local(l.started_at, tz)),
+                        s(serial.get(&l.steriliser_id).map_or("", String::as_str)),
+                        s(&l.cycle_number.to_string()),
+                        s(&l.program_name),
+                        s(&format!(
+                            "{:.1} °C / {:.1} min",
+                            l.peak_temperature_c, l.hold_minutes
+                        )),
+                        s(&format!(
+                            "type {} {}",
+                            l.load_indicator_type,
+                            if l.load_indicator_passed {
+                                "passed"
+                            } else {
+                                "FAILED"
+                            }
+                        )),
+                        red(if physics {
+                            "indicator failed"
+                        } else {
+                            "physics below program"
+                        }),
+                    ],
+                ));
+            }
+        }
+        if (page.len() as i64) < PAGE {
+            break;
+        }
+        after = page.last().map(|l| l.id.clone());
     }
+    failed_loads.sort_by_key(|x| x.0);
     m.push_str(&format!(
         "{} loads in the period, {} failed; every load is in cycles.csv.\n\n",
-        loads.len(),
+        total,
         failed_loads.len()
     ));
     if !failed_loads.is_empty() {
@@ -270,126 +302,205 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
                 "Indicator",
                 "Why",
             ],
-            failed_loads,
+            failed_loads.into_iter().map(|(_, row)| row).collect(),
         ));
     }
-    m.push_str("== Loads by day\n");
+    m.push_str("== Loads by month\n");
     m.push_str(&table(
-        &["Day", "Steriliser", "Loads", "Cycle numbers", "Failed"],
-        days.into_iter()
-            .map(|((day, ser), (n, lo, hi, failed))| {
+        &["Month", "Steriliser", "Loads", "Cycle numbers", "Failed"],
+        months
+            .into_iter()
+            .map(|((month, ser), (n, lo, hi, failed))| {
                 vec![
-                    s(&day),
+                    s(&month),
                     s(&ser),
                     s(&n.to_string()),
                     s(&format!("{lo}–{hi}")),
-                    if failed > 0 {
-                        red(&failed.to_string())
-                    } else {
-                        s("0")
-                    },
+                    count_cell(failed),
                 ]
             })
             .collect(),
     ));
 
-    // Spore and air-removal tests.
+    // Spore tests: every positive, invalid or unread test in full with its look-back, the
+    // negatives counted by month (every test is in spore_tests.csv).
     m.push_str("= Spore tests\n");
-    let tests: Vec<(
-        crate::sterilisation::store::SporeTestRow,
-        Option<crate::sterilisation::store::SporeResultRow>,
-    )> = spore_tests::table
-        .left_join(
-            spore_test_results::table.on(spore_test_results::spore_test_id.eq(spore_tests::id)),
-        )
-        .filter(spore_tests::clinic_id.eq(c))
-        .filter(current("spore_tests"))
-        .filter(spore_tests::placed_at.ge(r.from))
-        .filter(spore_tests::placed_at.lt(r.to))
-        .select((
-            crate::sterilisation::store::SporeTestRow::as_select(),
-            Option::<crate::sterilisation::store::SporeResultRow>::as_select(),
-        ))
-        .order(spore_tests::placed_at.asc())
-        .load(conn)?;
-    let mut rows = Vec::new();
-    for (t, res) in &tests {
-        let (result, failed) = match res {
-            None => ("not read".to_owned(), false),
-            Some(x) if !x.valid() => ("invalid (control did not grow)".to_owned(), false),
-            Some(x) => (x.result.clone(), x.result == "positive"),
-        };
-        let lookback = if failed {
-            let l = compute(conn, c, &Trigger::SporeTest(t.id.clone()))?;
-            format!(
-                "look-back: {} loads, {} packs, {} sessions",
-                l.cycle_ids.len(),
-                l.packs.len(),
-                l.sessions.len()
+    // placed, negative, positive, invalid, not read
+    let mut months: Months<[usize; 5]> = Months::new();
+    let mut exceptions: Vec<(NaiveDateTime, String, String, String, bool)> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut q = spore_tests::table
+            .left_join(
+                spore_test_results::table.on(spore_test_results::spore_test_id.eq(spore_tests::id)),
             )
-        } else {
-            String::new()
-        };
-        rows.push(vec![
-            s(&local(t.placed_at, tz)),
-            s(serial.get(&t.steriliser_id).map_or("", String::as_str)),
-            s(&t.bi_product),
-            if failed { red(&result) } else { s(&result) },
-            if failed { red(&lookback) } else { s("") },
-        ]);
-    }
-    m.push_str(&table(
-        &["Placed", "Steriliser", "Indicator", "Result", "Look-back"],
-        rows,
-    ));
-    m.push_str("= Air-removal tests\n");
-    let air: Vec<crate::sterilisation::store::AirRemovalRow> = air_removal_tests::table
-        .filter(air_removal_tests::clinic_id.eq(c))
-        .filter(current("air_removal_tests"))
-        .filter(air_removal_tests::performed_at.ge(r.from))
-        .filter(air_removal_tests::performed_at.lt(r.to))
-        .select(crate::sterilisation::store::AirRemovalRow::as_select())
-        .order(air_removal_tests::performed_at.asc())
-        .load(conn)?;
-    let failed_air = air.iter().filter(|a| !a.passed).count();
-    m.push_str(&format!(
-        "{} tests in the period, {} failed.\n\n",
-        air.len(),
-        failed_air
-    ));
-    // Failures in full, the rest counted by month (every test is in air_removal_tests.csv).
-    let mut months: std::collections::BTreeMap<(String, String), (usize, usize)> =
-        std::collections::BTreeMap::new();
-    for a in &air {
-        let month = a
-            .performed_at
-            .and_utc()
-            .with_timezone(&tz)
-            .format("%Y-%m")
-            .to_string();
-        let e = months
-            .entry((
-                month,
-                serial.get(&a.steriliser_id).cloned().unwrap_or_default(),
+            .filter(spore_tests::clinic_id.eq(c))
+            .filter(current("spore_tests"))
+            .filter(spore_tests::placed_at.ge(r.from))
+            .filter(spore_tests::placed_at.lt(r.to))
+            .select((
+                crate::sterilisation::store::SporeTestRow::as_select(),
+                Option::<crate::sterilisation::store::SporeResultRow>::as_select(),
             ))
-            .or_insert((0, 0));
-        e.0 += 1;
-        e.1 += usize::from(!a.passed);
+            .order(spore_tests::id.asc())
+            .limit(PAGE)
+            .into_boxed();
+        if let Some(a) = &after {
+            q = q.filter(spore_tests::id.gt(a.clone()));
+        }
+        let page: Vec<(
+            crate::sterilisation::store::SporeTestRow,
+            Option<crate::sterilisation::store::SporeResultRow>,
+        )> = q.load(conn)?;
+        for (t, res) in &page {
+            let ser = serial.get(&t.steriliser_id).cloned().unwrap_or_default();
+            let e = months
+                .entry((month(t.placed_at, tz), ser))
+                .or_insert([0; 5]);
+            e[0] += 1;
+            let (slot, result, failed) = match res {
+                None => (4, "not read", false),
+                Some(x) if !x.valid() => (3, "invalid (control did not grow)", false),
+                Some(x) if x.result == "positive" => (2, "positive", true),
+                Some(_) => (1, "negative", false),
+            };
+            e[slot] += 1;
+            if slot != 1 {
+                exceptions.push((
+                    t.placed_at,
+                    t.id.clone(),
+                    t.steriliser_id.clone(),
+                    format!("{} · {}", t.bi_product, result),
+                    failed,
+                ));
+            }
+        }
+        if (page.len() as i64) < PAGE {
+            break;
+        }
+        after = page.last().map(|(t, _)| t.id.clone());
     }
-    if failed_air > 0 {
+    exceptions.sort_by_key(|x| x.0);
+    let totals = months.values().fold([0usize; 5], |mut acc, v| {
+        for (a, x) in acc.iter_mut().zip(v) {
+            *a += x;
+        }
+        acc
+    });
+    m.push_str(&format!(
+        "{} tests placed in the period: {} negative, {} positive, {} invalid, {} not read.\n\n",
+        totals[0], totals[1], totals[2], totals[3], totals[4]
+    ));
+    if !exceptions.is_empty() {
+        m.push_str("== Positive, invalid and unread tests\n");
+        let mut rows = Vec::new();
+        for (placed, id, steriliser, what, failed) in exceptions {
+            let lookback = if failed {
+                let l = compute(conn, c, &Trigger::SporeTest(id))?;
+                red(&format!(
+                    "look-back: {} loads, {} packs, {} sessions",
+                    l.cycle_ids.len(),
+                    l.packs.len(),
+                    l.sessions.len()
+                ))
+            } else {
+                s("")
+            };
+            rows.push(vec![
+                s(&local(placed, tz)),
+                s(serial.get(&steriliser).map_or("", String::as_str)),
+                if failed { red(&what) } else { s(&what) },
+                lookback,
+            ]);
+        }
         m.push_str(&table(
-            &["Performed", "Steriliser", "Test", "Result"],
-            air.iter()
-                .filter(|a| !a.passed)
-                .map(|a| {
+            &["Placed", "Steriliser", "Indicator and result", "Look-back"],
+            rows,
+        ));
+    }
+    m.push_str("== Spore tests by month\n");
+    m.push_str(&table(
+        &[
+            "Month",
+            "Steriliser",
+            "Placed",
+            "Negative",
+            "Positive",
+            "Invalid",
+            "Not read",
+        ],
+        months
+            .into_iter()
+            .map(|((month, ser), n)| {
+                vec![
+                    s(&month),
+                    s(&ser),
+                    s(&n[0].to_string()),
+                    s(&n[1].to_string()),
+                    count_cell(n[2]),
+                    count_cell(n[3]),
+                    s(&n[4].to_string()),
+                ]
+            })
+            .collect(),
+    ));
+
+    // Air-removal tests: failures in full, the rest counted by month (every test is in
+    // air_removal_tests.csv).
+    m.push_str("= Air-removal tests\n");
+    let mut months: Months<(usize, usize)> = Months::new();
+    let mut failed_air: Vec<(NaiveDateTime, Vec<String>)> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut q = air_removal_tests::table
+            .filter(air_removal_tests::clinic_id.eq(c))
+            .filter(current("air_removal_tests"))
+            .filter(air_removal_tests::performed_at.ge(r.from))
+            .filter(air_removal_tests::performed_at.lt(r.to))
+            .select(crate::sterilisation::store::AirRemovalRow::as_select())
+            .order(air_removal_tests::id.asc())
+            .limit(PAGE)
+            .into_boxed();
+        if let Some(a) = &after {
+            q = q.filter(air_removal_tests::id.gt(a.clone()));
+        }
+        let page: Vec<crate::sterilisation::store::AirRemovalRow> = q.load(conn)?;
+        for a in &page {
+            let e = months
+                .entry((
+                    month(a.performed_at, tz),
+                    serial.get(&a.steriliser_id).cloned().unwrap_or_default(),
+                ))
+                .or_insert((0, 0));
+            e.0 += 1;
+            if !a.passed {
+                e.1 += 1;
+                failed_air.push((
+                    a.performed_at,
                     vec![
                         s(&local(a.performed_at, tz)),
                         s(serial.get(&a.steriliser_id).map_or("", String::as_str)),
                         s(&a.test_type.replace('_', "-")),
                         red("FAIL"),
-                    ]
-                })
-                .collect(),
+                    ],
+                ));
+            }
+        }
+        if (page.len() as i64) < PAGE {
+            break;
+        }
+        after = page.last().map(|a| a.id.clone());
+    }
+    failed_air.sort_by_key(|x| x.0);
+    m.push_str(&format!(
+        "{} tests in the period, {} failed.\n\n",
+        months.values().map(|v| v.0).sum::<usize>(),
+        failed_air.len()
+    ));
+    if !failed_air.is_empty() {
+        m.push_str(&table(
+            &["Performed", "Steriliser", "Test", "Result"],
+            failed_air.into_iter().map(|(_, row)| row).collect(),
         ));
     }
     m.push_str(&table(
@@ -397,61 +508,120 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
         months
             .into_iter()
             .map(|((month, ser), (n, failed))| {
-                vec![
-                    s(&month),
-                    s(&ser),
-                    s(&n.to_string()),
-                    if failed > 0 {
-                        red(&failed.to_string())
-                    } else {
-                        s("0")
-                    },
-                ]
+                vec![s(&month), s(&ser), s(&n.to_string()), count_cell(failed)]
             })
             .collect(),
     ));
 
-    // Lots and recalls.
+    // Lots: recalls in full, the rest counted by kind (every lot is in lots.csv), then what
+    // was on the shelf at the period's end.
     m.push_str("= Lots and recalls\n");
-    let lot_rows: Vec<(
-        crate::lots::store::LotRow,
-        Option<crate::lots::store::RecallRow>,
-    )> = lots::table
-        .left_join(lot_recalls::table.on(lot_recalls::lot_id.eq(lots::id)))
-        .filter(lots::clinic_id.eq(c))
-        .filter(current("lots"))
-        .filter(lots::recorded_at.lt(r.to))
-        .filter(lots::expiry_date.ge(r.from.date()))
-        .select((
-            crate::lots::store::LotRow::as_select(),
-            Option::<crate::lots::store::RecallRow>::as_select(),
-        ))
-        .order(lots::received_on.asc())
-        .load(conn)?;
-    m.push_str(&table(
-        &["Kind", "Product", "Lot", "Received", "Expires", "Recall"],
-        lot_rows
-            .iter()
-            .map(|(l, rc)| {
-                vec![
-                    s(&l.kind.replace('_', " ")),
-                    s(&format!("{} {}", l.manufacturer, l.product_name)),
-                    s(&l.lot_number),
-                    s(&l.received_on.to_string()),
-                    s(&l.expiry_date.to_string()),
-                    match rc {
-                        Some(rc) => red(&format!(
+    // lots, expired within the period, recalled
+    let mut kinds: std::collections::BTreeMap<String, [usize; 3]> =
+        std::collections::BTreeMap::new();
+    let mut recalled: Vec<(NaiveDateTime, Vec<String>)> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut q = lots::table
+            .left_join(lot_recalls::table.on(lot_recalls::lot_id.eq(lots::id)))
+            .filter(lots::clinic_id.eq(c))
+            .filter(current("lots"))
+            .filter(lots::recorded_at.lt(r.to))
+            .filter(lots::expiry_date.ge(r.from.date()))
+            .select((
+                crate::lots::store::LotRow::as_select(),
+                Option::<crate::lots::store::RecallRow>::as_select(),
+            ))
+            .order(lots::id.asc())
+            .limit(PAGE)
+            .into_boxed();
+        if let Some(a) = &after {
+            q = q.filter(lots::id.gt(a.clone()));
+        }
+        let page: Vec<(
+            crate::lots::store::LotRow,
+            Option<crate::lots::store::RecallRow>,
+        )> = q.load(conn)?;
+        for (l, rc) in &page {
+            let kind = l.kind.replace('_', " ");
+            let e = kinds.entry(kind.clone()).or_insert([0; 3]);
+            e[0] += 1;
+            e[1] += usize::from(l.expiry_date < r.to.date());
+            if let Some(rc) = rc.as_ref().filter(|rc| rc.recalled_at < r.to) {
+                e[2] += 1;
+                recalled.push((
+                    rc.recalled_at,
+                    vec![
+                        s(&kind),
+                        s(&format!("{} {}", l.manufacturer, l.product_name)),
+                        s(&l.lot_number),
+                        s(&l.received_on.to_string()),
+                        red(&format!(
                             "recalled {}: {} ({})",
                             local(rc.recalled_at, tz),
                             rc.reason,
                             rc.reference
                         )),
-                        None => s(""),
-                    },
+                    ],
+                ));
+            }
+        }
+        if (page.len() as i64) < PAGE {
+            break;
+        }
+        after = page.last().map(|(l, _)| l.id.clone());
+    }
+    recalled.sort_by_key(|x| x.0);
+    m.push_str(&table(
+        &[
+            "Kind",
+            "Lots held in the period",
+            "Expired in it",
+            "Recalled",
+        ],
+        kinds
+            .into_iter()
+            .map(|(kind, n)| {
+                vec![
+                    s(&kind),
+                    s(&n[0].to_string()),
+                    s(&n[1].to_string()),
+                    count_cell(n[2]),
                 ]
             })
             .collect(),
     ));
+    if !recalled.is_empty() {
+        m.push_str("== Recalls\n");
+        m.push_str(&table(
+            &["Kind", "Product", "Lot", "Received", "Recall"],
+            recalled.into_iter().map(|(_, row)| row).collect(),
+        ));
+    }
+    if !facts.lots.is_empty() {
+        m.push_str(
+            "== Lots at the period's end (in stock, or expired or recalled in the last 90 days)\n",
+        );
+        m.push_str(&table(
+            &["Lot", "Expires", "Status"],
+            facts
+                .lots
+                .iter()
+                .map(|l| {
+                    let status = format!("{:?}", l.status).to_lowercase();
+                    vec![
+                        s(&l.label),
+                        s(&l.expiry_date.to_string()),
+                        if status == "usable" {
+                            s(&status)
+                        } else {
+                            red(&status)
+                        },
+                    ]
+                })
+                .collect(),
+        ));
+    }
 
     // Staff.
     m.push_str("= Staff and credentials at the period's end\n");
