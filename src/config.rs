@@ -53,6 +53,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub exports: ExportSettings,
+    pub mail: MailSettings,
     pub log: LogSettings,
 }
 
@@ -93,6 +94,24 @@ pub struct ExportSettings {
     pub signing_key_path: String,
     /// Where built export zips are kept.
     pub dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MailSettings {
+    /// `file://dir`, `smtp://host:port[?tls=required|opportunistic]` or `smtps://host:port`.
+    pub url: Secret,
+    pub from: String,
+    pub public_url: String,
+    pub timeout_secs: u64,
+    pub give_up_after_hours: u64,
+    pub retry_base_ms: u64,
+    pub poll_interval_ms: u64,
+    pub worker: bool,
+    /// From ASEPTIC_SMTP_USERNAME / ASEPTIC_SMTP_PASSWORD, never from a file.
+    #[serde(skip)]
+    pub username: Option<Secret>,
+    #[serde(skip)]
+    pub password: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -148,6 +167,14 @@ impl Settings {
                 settings.database.url = Secret::new(url.trim());
             }
         }
+        let var = |name: &str| {
+            env_vars
+                .iter()
+                .find(|(k, v)| k == name && !v.is_empty())
+                .map(|(_, v)| Secret::new(v.clone()))
+        };
+        settings.mail.username = var("ASEPTIC_SMTP_USERNAME");
+        settings.mail.password = var("ASEPTIC_SMTP_PASSWORD");
         settings.validate()?;
         Ok(settings)
     }
@@ -191,6 +218,20 @@ impl Settings {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
             }
+        }
+        if self.mail.timeout_secs == 0 || self.mail.timeout_secs > 10 {
+            return invalid("mail.timeout_secs must be between 1 and 10");
+        }
+        if self.mail.give_up_after_hours == 0 {
+            return invalid("mail.give_up_after_hours must be at least 1");
+        }
+        if let Err(e) = crate::mail::transport::parse_url(self.mail.url.expose()) {
+            return Err(ConfigError::Invalid(format!("mail.url: {e}")));
+        }
+        if crate::mail::model::parse_mailbox(&self.mail.from).is_err() {
+            return invalid(
+                "mail.from must be an address, e.g. \"Aseptic <aseptic@clinic.example>\"",
+            );
         }
         if !matches!(self.log.format.as_str(), "json" | "pretty") {
             return invalid("log.format must be \"json\" or \"pretty\"");

@@ -155,6 +155,7 @@ impl Gen<'_> {
         while self.pending.first().is_some_and(|(at, _)| *at <= t) {
             let (at, later) = self.pending.remove(0);
             let (conn, clinic, owner) = (&mut *self.conn, self.clinic.clone(), self.owner.clone());
+            let profiles = self.profiles;
             match later {
                 Later::Complete { tech, session } => {
                     let ctx = self.techs[tech].1.clone();
@@ -178,6 +179,7 @@ impl Gen<'_> {
                     crate::clock::backdated(at + Duration::minutes(5), || {
                         sterilisation::service::record_spore_result(
                             conn,
+                            profiles,
                             &owner,
                             &clinic,
                             &test,
@@ -706,6 +708,7 @@ pub fn generate(
                     let (conn, owner, clinic) = (&mut *g.conn, g.owner.clone(), g.clinic.clone());
                     lots::service::recall_lot(
                         conn,
+                        g.profiles,
                         &owner,
                         &clinic,
                         &lot,

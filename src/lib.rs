@@ -18,6 +18,7 @@ pub mod exports;
 pub mod incidents;
 pub mod inspectors;
 pub mod lots;
+pub mod mail;
 pub mod records;
 pub mod sessions;
 pub mod state;
@@ -51,6 +52,8 @@ pub enum StartError {
 pub struct Application {
     server: Server,
     addr: SocketAddr,
+    /// The mail worker, stopped when the server stops.
+    mail_worker: Option<mail::WorkerHandle>,
 }
 
 impl Application {
@@ -88,6 +91,18 @@ impl Application {
                 }
             });
         }
+        let mail_worker = if settings.mail.worker {
+            let mailer = mail::Mailer::new(
+                state.pool.clone(),
+                settings.clone(),
+                state.profiles.clone(),
+                state.export_key.clone(),
+            )
+            .map_err(|e| StartError::Other(format!("mail: {e}")))?;
+            Some(mail::worker::spawn(Arc::new(mailer)))
+        } else {
+            None
+        };
         let addr = bind.unwrap_or(&settings.server.bind).to_owned();
         let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {
             addr: addr.clone(),
@@ -110,6 +125,7 @@ impl Application {
         Ok(Self {
             server,
             addr: local,
+            mail_worker,
         })
     }
 
@@ -124,7 +140,12 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish.
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let outcome = self.server.await;
+        if let Some(worker) = self.mail_worker {
+            // Off the async runtime: the worker may be in the middle of an SMTP exchange.
+            let _ = web::block(move || worker.stop()).await;
+        }
+        outcome
     }
 }
 

@@ -41,6 +41,9 @@ use crate::state::AppState;
         (name = "sessions", description = "Checklist templates, clients and client sessions"),
         (name = "incidents", description = "Incidents, their follow-ups and closure"),
         (name = "compliance", description = "Look-back over packs and sessions"),
+        (name = "inspectors", description = "Time-limited, read-only inspector grants"),
+        (name = "exports", description = "Signed audit exports and the key that signs them"),
+        (name = "mail", description = "The outbox, summary schedules and sending summaries to inspectors"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -198,7 +201,8 @@ pub fn build_app(
                         .configure(crate::incidents::routes::routes)
                         .configure(crate::compliance::routes::routes)
                         .configure(crate::inspectors::routes::routes)
-                        .configure(crate::exports::routes::routes),
+                        .configure(crate::exports::routes::routes)
+                        .configure(crate::mail::routes::routes),
                 ),
         )
         .split_for_parts();

@@ -16,8 +16,8 @@ use diesel::prelude::*;
 
 use super::profiles::Profile;
 use super::rules::{
-    Facts, FollowUpFacts, LotFacts, SessionLotFacts, StaffFacts, SteriliserFacts, StockPackFacts,
-    TestEvent,
+    CredentialExpiryFacts, Facts, FollowUpFacts, LotFacts, MailFacts, SessionLotFacts, StaffFacts,
+    SteriliserFacts, StockPackFacts, TestEvent,
 };
 use crate::audit::store::AuditEventRow;
 use crate::credentials::model::{eligibility, CredentialFact, CredentialKind};
@@ -66,13 +66,17 @@ pub fn gather(
     at: NaiveDateTime,
 ) -> AppResult<Facts> {
     let (today, day_start, day_end) = local_day(at, tz);
+    let (staff, credential_expiries) = staff_at(conn, profile, clinic_id, at, today)?;
+    let mail = mail_at(conn, profile, clinic_id, at)?;
     Ok(Facts {
+        mail,
         now: at,
         today,
         tz,
         sterilisers: sterilisers_at(conn, clinic_id, at, day_start, day_end)?,
         lots: lots_at(conn, clinic_id, at, today)?,
-        staff: staff_at(conn, profile, clinic_id, at, today)?,
+        staff,
+        credential_expiries,
         follow_ups: follow_ups_at(conn, profile, clinic_id, tz, at)?,
         stock: stock_at(conn, clinic_id, at)?,
         sessions_missing_lots: sessions_missing_lots_at(conn, profile, clinic_id, at)?,
@@ -282,7 +286,7 @@ fn staff_at(
     clinic_id: &str,
     at: NaiveDateTime,
     today: NaiveDate,
-) -> AppResult<Vec<StaffFacts>> {
+) -> AppResult<(Vec<StaffFacts>, Vec<CredentialExpiryFacts>)> {
     let creds: Vec<CredentialRow> = credentials::table
         .filter(credentials::clinic_id.eq(clinic_id))
         .filter(as_of("credentials", at))
@@ -298,9 +302,20 @@ fn staff_at(
         .collect();
     let requirements = profile.requirements();
     let mut out = Vec::new();
+    let mut expiries = Vec::new();
     for (user_id, name, role, active) in members_at(conn, clinic_id, at)? {
         if !active || role == "inspector" {
             continue;
+        }
+        for c in creds.iter().filter(|c| c.user_id == user_id) {
+            if let Some(expires_on) = c.expires_on.filter(|e| *e >= today) {
+                expiries.push(CredentialExpiryFacts {
+                    credential_id: c.id.clone(),
+                    member: name.clone(),
+                    kind: CredentialKind::parse(&c.kind),
+                    expires_on,
+                });
+            }
         }
         let facts: Vec<CredentialFact> = creds
             .iter()
@@ -319,7 +334,37 @@ fn staff_at(
             eligibility: eligibility(&requirements, &facts, today),
         });
     }
-    Ok(out)
+    Ok((out, expiries))
+}
+
+/// Messages given up on, and events the profile says to report with no address to report to.
+fn mail_at(
+    conn: &mut DbConn,
+    profile: &Profile,
+    clinic_id: &str,
+    at: NaiveDateTime,
+) -> AppResult<MailFacts> {
+    let failed = crate::mail::outbox::failed_by(conn, clinic_id, at)?;
+    let required = profile
+        .notify_authority_of
+        .value
+        .clone()
+        .unwrap_or_default();
+    let authority_missing = if required.is_empty() {
+        Vec::new()
+    } else {
+        // Settings are kept in place: the address as it is now.
+        let address = crate::mail::settings::find(conn, clinic_id)?.and_then(|s| s.authority_email);
+        if address.is_some() {
+            Vec::new()
+        } else {
+            required
+        }
+    };
+    Ok(MailFacts {
+        failed,
+        authority_missing,
+    })
 }
 
 fn follow_ups_at(

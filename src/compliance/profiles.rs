@@ -26,6 +26,10 @@ const SHIPPED: &[(&str, &str)] = &[
         include_str!("../../config/jurisdictions/us-tx.toml"),
     ),
     (
+        "us-mt.toml",
+        include_str!("../../config/jurisdictions/us-mt.toml"),
+    ),
+    (
         "us-or.toml",
         include_str!("../../config/jurisdictions/us-or.toml"),
     ),
@@ -97,6 +101,15 @@ pub struct Profile {
     pub incident_report_working_days: Sourced<u32>,
     /// Lot kinds that must be recorded for each session.
     pub lots_recorded_per_session: Sourced<Vec<LotKind>>,
+    /// Events mailed to the clinic's authority address as soon as they are recorded.
+    pub notify_authority_of: Sourced<Vec<AuthorityEvent>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorityEvent {
+    PositiveSporeTest,
+    LotRecall,
 }
 
 impl Profile {
@@ -288,6 +301,7 @@ impl Profiles {
                 "lots_recorded_per_session.source",
                 &p.lots_recorded_per_session.source,
             ),
+            ("notify_authority_of.source", &p.notify_authority_of.source),
         ];
         for (key, source) in sources {
             if source.trim().is_empty() {
@@ -356,7 +370,20 @@ mod tests {
         let p = Profiles::load(None).unwrap();
         assert_eq!(
             p.ids(),
-            ["baseline", "ca-on", "gb-eng", "gb-wls", "us-ca", "us-fl", "us-or", "us-tx"]
+            [
+                "baseline", "ca-on", "gb-eng", "gb-wls", "us-ca", "us-fl", "us-mt", "us-or",
+                "us-tx"
+            ]
+        );
+        // Only Montana asks for a failed spore test to be mailed to the authority at once.
+        let mt = p.get("us-mt").unwrap();
+        assert_eq!(
+            mt.notify_authority_of.value,
+            Some(vec![AuthorityEvent::PositiveSporeTest])
+        );
+        assert_eq!(
+            p.get("us-ca").unwrap().notify_authority_of.value,
+            Some(vec![])
         );
         let ca = p.get("us-ca").unwrap();
         assert_eq!(ca.sterilisation.spore_test_interval_days.value, Some(30));

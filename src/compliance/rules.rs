@@ -97,6 +97,22 @@ pub struct FollowUpFacts {
 
 /// Everything the rules look at, as of one moment.
 #[derive(Debug, Clone)]
+pub struct CredentialExpiryFacts {
+    pub credential_id: String,
+    pub member: String,
+    pub kind: crate::credentials::model::CredentialKind,
+    pub expires_on: NaiveDate,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MailFacts {
+    /// (kind, recipient, subject) of messages given up on in the last 30 days.
+    pub failed: Vec<(String, String, String)>,
+    /// Events the profile says to report at once, with no authority address to send them to.
+    pub authority_missing: Vec<crate::compliance::profiles::AuthorityEvent>,
+}
+
+#[derive(Debug, Clone)]
 pub struct Facts {
     pub now: NaiveDateTime,
     /// The clinic-local date of `now`.
@@ -109,6 +125,9 @@ pub struct Facts {
     pub follow_ups: Vec<FollowUpFacts>,
     pub stock: Vec<StockPackFacts>,
     pub sessions_missing_lots: Vec<SessionLotFacts>,
+    /// Credentials of active staff that have not expired, with their expiry (for reminders).
+    pub credential_expiries: Vec<CredentialExpiryFacts>,
+    pub mail: MailFacts,
 }
 
 fn utc(t: NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
@@ -443,6 +462,42 @@ pub fn incidents(f: &Facts) -> Vec<Finding> {
         .collect()
 }
 
+/// Mail that could not be delivered, and an authority address the profile needs but the clinic
+/// has not given.
+pub fn mail(p: &Profile, f: &Facts) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (kind, recipient, subject) in &f.mail.failed {
+        out.push(finding(
+            "mail_delivery",
+            Severity::Warning,
+            format!("mail:{recipient}"),
+            format!("{kind} mail to {recipient} could not be delivered: {subject}"),
+            "Audit summaries and event reports reach their recipients (issue 8)",
+            None,
+        ));
+    }
+    if !f.mail.authority_missing.is_empty() {
+        let events: Vec<String> = f
+            .mail
+            .authority_missing
+            .iter()
+            .map(|e| format!("{e:?}"))
+            .collect();
+        out.push(finding(
+            "authority_address",
+            Severity::Warning,
+            "mail_settings".into(),
+            format!(
+                "the jurisdiction requires reporting {} to the authority at once, but no authority address is set",
+                events.join(", ")
+            ),
+            &p.notify_authority_of.source,
+            None,
+        ));
+    }
+    out
+}
+
 /// Every rule, most severe first.
 pub fn evaluate(p: &Profile, f: &Facts) -> Vec<Finding> {
     let mut all = Vec::new();
@@ -454,6 +509,7 @@ pub fn evaluate(p: &Profile, f: &Facts) -> Vec<Finding> {
     all.extend(lots(f));
     all.extend(staff(f));
     all.extend(incidents(f));
+    all.extend(mail(p, f));
     all.sort_by(|a, b| {
         a.severity
             .cmp(&b.severity)
@@ -500,6 +556,8 @@ mod tests {
             follow_ups: vec![],
             stock: vec![],
             sessions_missing_lots: vec![],
+            credential_expiries: vec![],
+            mail: MailFacts::default(),
         }
     }
 

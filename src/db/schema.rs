@@ -478,6 +478,48 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    mail_outbox (id) {
+        id -> Text,
+        clinic_id -> Text,
+        kind -> Text,
+        recipient -> Text,
+        subject -> Text,
+        body_text -> Text,
+        body_html -> Nullable<Text>,
+        export_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    mail_keys (clinic_id, kind, period) {
+        clinic_id -> Text,
+        kind -> Text,
+        period -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    mail_settings (clinic_id) {
+        clinic_id -> Text,
+        frequency -> Nullable<Text>,
+        day -> Nullable<Integer>,
+        local_time -> Nullable<Text>,
+        recipients -> Text,
+        authority_email -> Nullable<Text>,
+        updated_by -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> clinics (clinic_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
@@ -518,4 +560,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     invitations,
     exports,
     export_results,
+    mail_outbox,
+    mail_keys,
+    mail_settings,
 );

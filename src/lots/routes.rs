@@ -207,8 +207,9 @@ async fn recall_lot(
         access.clinic_id.clone(),
         body.into_inner(),
     );
+    let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        service::recall_lot(conn, &ctx, &clinic, &id, &req)
+        service::recall_lot(conn, &profiles, &ctx, &clinic, &id, &req)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))

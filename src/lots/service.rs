@@ -196,6 +196,7 @@ pub fn amend_lot(
 /// Recalls a lot: from now on it cannot be used in a session. A lot is recalled once.
 pub fn recall_lot(
     conn: &mut DbConn,
+    profiles: &crate::compliance::profiles::Profiles,
     ctx: &AuditContext,
     clinic_id: &str,
     id: &str,
@@ -239,11 +240,30 @@ pub fn recall_lot(
             ctx,
             event("lot.recalled", "lot", id, payload(&view), Some(reason)),
         )?;
-        crate::compliance::lookback::record(
+        let lookback = crate::compliance::lookback::record(
             conn,
             ctx,
             clinic_id,
             &crate::compliance::lookback::Trigger::Lot(id.to_owned()),
+        )?;
+        crate::mail::events::report(
+            conn,
+            profiles,
+            ctx,
+            clinic_id,
+            crate::compliance::profiles::AuthorityEvent::LotRecall,
+            ("lot", id),
+            &format!(
+                "{} {} lot {} (received {}, expires {}) was recalled: {} (reference {}).",
+                row.manufacturer,
+                row.product_name,
+                row.lot_number,
+                row.received_on,
+                row.expiry_date,
+                recall.reason,
+                recall.reference
+            ),
+            &lookback,
         )?;
         Ok(view)
     })

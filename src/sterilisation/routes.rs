@@ -511,8 +511,9 @@ async fn record_spore_result(
         access.clinic_id.clone(),
         body.into_inner(),
     );
+    let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        service::record_spore_result(conn, &ctx, &clinic, &id, input)
+        service::record_spore_result(conn, &profiles, &ctx, &clinic, &id, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))

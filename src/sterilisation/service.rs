@@ -958,6 +958,7 @@ pub fn create_spore_test(
 /// packs of its look-back window turn quarantined because their state is derived from it.
 pub fn record_spore_result(
     conn: &mut DbConn,
+    profiles: &crate::compliance::profiles::Profiles,
     ctx: &AuditContext,
     clinic_id: &str,
     id: &str,
@@ -1037,11 +1038,26 @@ pub fn record_spore_result(
                     Some(reason),
                 ),
             )?;
-            crate::compliance::lookback::record(
+            let lookback = crate::compliance::lookback::record(
                 conn,
                 ctx,
                 clinic_id,
                 &crate::compliance::lookback::Trigger::SporeTest(id.to_owned()),
+            )?;
+            crate::mail::events::report(
+                conn,
+                profiles,
+                ctx,
+                clinic_id,
+                crate::compliance::profiles::AuthorityEvent::PositiveSporeTest,
+                ("spore_test", id),
+                &format!(
+                    "The spore test placed {} in steriliser {} read positive at {} (control grew); the steriliser is out of service until a retest passes.",
+                    audit::chain::format_time(test.placed_at),
+                    test.steriliser_id,
+                    audit::chain::format_time(result.read_at)
+                ),
+                &lookback,
             )?;
         }
         Ok(view)

@@ -378,6 +378,10 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_served() {
         ("/api/v1/clinics/{clinic}/exports", "post"),
         ("/api/v1/clinics/{clinic}/exports/{id}", "get"),
         ("/api/v1/clinics/{clinic}/exports/{id}/download", "get"),
+        ("/api/v1/clinics/{clinic}/exports/{id}/send", "post"),
+        ("/api/v1/clinics/{clinic}/mail", "get"),
+        ("/api/v1/clinics/{clinic}/mail/settings", "get"),
+        ("/api/v1/clinics/{clinic}/mail/settings", "put"),
     ];
     for (path, method) in expected {
         assert!(

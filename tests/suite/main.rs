@@ -17,6 +17,7 @@ mod incidents;
 mod inspectors;
 mod lookbacks;
 mod lots;
+mod mail;
 mod members;
 mod migrations;
 mod sessions;

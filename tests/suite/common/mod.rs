@@ -42,7 +42,7 @@ pub struct TestApp {
     pub inspector: Actor,
     pub other_owner: Actor,
     handle: actix_web::dev::ServerHandle,
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     postgres: Option<(String, String)>,
 }
 
@@ -101,6 +101,7 @@ impl TestApp {
         let mut settings = test_settings(&database_url);
         settings.exports.signing_key_path = dir.path().join("export-key.pem").display().to_string();
         settings.exports.dir = dir.path().join("exports").display().to_string();
+        settings.mail.url = Secret::new(format!("file://{}", dir.path().join("outbox").display()));
         adjust(&mut settings);
         let app = aseptic::Application::build(settings.clone(), Some("127.0.0.1:0")).unwrap();
         let base = format!("http://{}", app.addr());
@@ -133,7 +134,7 @@ impl TestApp {
             inspector: placeholder(),
             other_owner: placeholder(),
             handle,
-            _dir: dir,
+            dir,
             postgres,
         };
         app.owner = app.login_as("owner@ink.example").await;

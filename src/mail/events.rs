@@ -1,0 +1,109 @@
+//! Event mail: a failed spore test or a recall, reported to the authority at once where the
+//! clinic's jurisdiction profile asks for it. Queued in the transaction that records the event.
+
+use serde_json::json;
+
+use super::outbox::{self, NewMail};
+use super::settings;
+use crate::audit::{self, AuditContext, NewEvent};
+use crate::compliance::lookback::Lookback;
+use crate::compliance::profiles::{AuthorityEvent, Profiles};
+use crate::db::DbConn;
+use crate::error::AppResult;
+
+/// Queues the report of `event` to the clinic's authority address, if the profile requires the
+/// report and the clinic has given the address (the compliance view flags a missing address).
+/// Returns the message id when one was queued.
+pub fn notify_authority(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    clinic_id: &str,
+    event: AuthorityEvent,
+    what: &str,
+    lookback: &Lookback,
+) -> AppResult<Option<String>> {
+    let Some(clinic) = crate::clinics::store::find(conn, clinic_id)? else {
+        return Ok(None);
+    };
+    let Some(profile) = profiles.get(&clinic.jurisdiction) else {
+        return Ok(None);
+    };
+    let required = profile
+        .notify_authority_of
+        .value
+        .as_ref()
+        .is_some_and(|v| v.contains(&event));
+    if !required {
+        return Ok(None);
+    }
+    let Some(address) = settings::find(conn, clinic_id)?.and_then(|s| s.authority_email) else {
+        return Ok(None);
+    };
+    let title = match event {
+        AuthorityEvent::PositiveSporeTest => "Positive spore test",
+        AuthorityEvent::LotRecall => "Recalled lot",
+    };
+    let body = format!(
+        "{title} at {name}{registration}{address}.\n\n{what}\n\n\
+         Look-back: {loads} loads, {packs} packs and {sessions} client sessions are reached; the clinic \
+         holds the list of clients to contact.\n\n\
+         Reported under: {source}\n",
+        name = clinic.name,
+        registration = clinic
+            .registration_number
+            .as_deref()
+            .map(|r| format!(" (registration {r})"))
+            .unwrap_or_default(),
+        address = clinic
+            .address
+            .as_deref()
+            .map(|a| format!(", {a}"))
+            .unwrap_or_default(),
+        loads = lookback.cycle_ids.len(),
+        packs = lookback.packs.len(),
+        sessions = lookback.sessions.len(),
+        source = profile.notify_authority_of.source,
+    );
+    let row = outbox::enqueue(
+        conn,
+        NewMail {
+            clinic_id: clinic_id.to_owned(),
+            kind: "authority",
+            recipient: address,
+            subject: format!("{title}: {}", clinic.name),
+            body_text: body,
+            body_html: None,
+            export_id: None,
+        },
+    )?;
+    Ok(Some(row.id))
+}
+
+/// [`notify_authority`], and the fact that the report was queued in the audit chain.
+#[allow(clippy::too_many_arguments)]
+pub fn report(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    event: AuthorityEvent,
+    (entity_kind, entity_id): (&'static str, &str),
+    what: &str,
+    lookback: &Lookback,
+) -> AppResult<()> {
+    if let Some(message) = notify_authority(conn, profiles, clinic_id, event, what, lookback)? {
+        audit::append(
+            conn,
+            clinic_id,
+            ctx,
+            NewEvent {
+                action: "authority.report_queued",
+                entity_kind,
+                entity_id: entity_id.to_owned(),
+                payload: json!({"event": event, "message": message}),
+                reason: None,
+            },
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! `/clinics/{clinic}/mail`: the clinic's messages and their delivery, its mail settings, and
+//! sending an export's summary to an inspector now.
+
+use actix_web::{get, post, put, web, HttpResponse};
+use diesel::prelude::*;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::outbox::{self, MailFilter, MailView, NewMail};
+use super::settings::{self, MailSettingsInput, MailSettingsView};
+use super::summary::{self, SummaryInput};
+use crate::api::ValidJson;
+use crate::audit::{self, NewEvent};
+use crate::auth::ClinicAccess;
+use crate::db::{self, DbConn};
+use crate::error::{AppError, AppResult, FieldError, Problem};
+use crate::exports::store::{self as exports, ExportState};
+use crate::state::AppState;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_mail)
+        .service(get_settings)
+        .service(put_settings)
+        .service(send_export);
+}
+
+/// The clinic's messages, newest first, with their delivery state (owner only).
+#[utoipa::path(tag = "mail", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), MailFilter),
+    responses((status = 200, body = Vec<MailView>),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[get("/mail")]
+async fn list_mail(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    query: web::Query<MailFilter>,
+) -> AppResult<web::Json<Vec<MailView>>> {
+    access.require_owner()?;
+    let filter = query.into_inner();
+    let mut errors = Vec::new();
+    if let Some(s) = &filter.state {
+        if !matches!(s.as_str(), "pending" | "sent" | "failed") {
+            errors.push(FieldError::new("state", "must be pending, sent or failed"));
+        }
+    }
+    if filter.limit.is_some_and(|l| !(1..=200).contains(&l)) {
+        errors.push(FieldError::new("limit", "must be between 1 and 200"));
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let (clinic, domain) = (
+        access.clinic_id.clone(),
+        super::worker::domain(&state.settings),
+    );
+    Ok(web::Json(
+        db::run(&state.pool, move |conn| {
+            outbox::list(conn, &clinic, &filter, &domain)
+        })
+        .await?,
+    ))
+}
+
+/// The clinic's mail settings: summary schedule, added recipients, authority address.
+#[utoipa::path(tag = "mail", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id")),
+    responses((status = 200, body = MailSettingsView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[get("/mail/settings")]
+async fn get_settings(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+) -> AppResult<web::Json<MailSettingsView>> {
+    access.require_owner()?;
+    let clinic = access.clinic_id.clone();
+    Ok(web::Json(
+        db::run(&state.pool, move |conn| settings::get(conn, &clinic)).await?,
+    ))
+}
+
+/// Replaces the clinic's mail settings (owner only). The summary goes out on schedule to the
+/// clinic's inspectors and the added recipients, in the clinic's time zone.
+#[utoipa::path(tag = "mail", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id")),
+    request_body = MailSettingsInput,
+    responses((status = 200, body = MailSettingsView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "An invalid address, or an impossible day or time")))]
+#[put("/mail/settings")]
+async fn put_settings(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    body: ValidJson<MailSettingsInput>,
+) -> AppResult<web::Json<MailSettingsView>> {
+    access.require_owner()?;
+    let (ctx, clinic, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner(),
+    );
+    Ok(web::Json(
+        db::run(&state.pool, move |conn| {
+            settings::put(conn, &ctx, &clinic, &input)
+        })
+        .await?,
+    ))
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendInput {
+    /// An inspector of this clinic (running grant), or an address the owner added to the mail
+    /// settings' recipients.
+    pub to: String,
+}
+
+/// Sends the export's audit summary, with its report.pdf, to an inspector now (owner only).
+#[utoipa::path(tag = "mail", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Export id")),
+    request_body = SendInput,
+    responses((status = 202, body = MailView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "The export failed"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "Not an address, or not an inspector of this clinic nor an added recipient")))]
+#[post("/exports/{id}/send")]
+async fn send_export(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+    body: ValidJson<SendInput>,
+) -> AppResult<HttpResponse> {
+    access.require_owner()?;
+    let (ctx, clinic, id, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        path.into_inner().1,
+        body.into_inner(),
+    );
+    let (profiles, public_url, domain) = (
+        state.profiles.clone(),
+        state.settings.mail.public_url.clone(),
+        super::worker::domain(&state.settings),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        send_now(conn, &profiles, &ctx, &clinic, &id, &input.to, &public_url)
+            .map(|row| outbox::view(row, &domain))
+    })
+    .await?;
+    Ok(HttpResponse::Accepted().json(view))
+}
+
+/// Queues the summary of export `id` for `to`, who must be a running inspector of the clinic or
+/// an address the owner added.
+pub fn send_now(
+    conn: &mut DbConn,
+    profiles: &crate::compliance::profiles::Profiles,
+    ctx: &audit::AuditContext,
+    clinic_id: &str,
+    export_id: &str,
+    to: &str,
+    public_url: &str,
+) -> AppResult<outbox::OutboxRow> {
+    let to = super::model::check_address(to).map_err(|r| AppError::invalid("to", r))?;
+    let export = exports::get(conn, clinic_id, export_id)?;
+    if export.state == ExportState::Failed {
+        return Err(AppError::Conflict(
+            "the export failed: request it again, then send it".into(),
+        ));
+    }
+    let allowed = super::worker::inspector_emails(conn, clinic_id)?.contains(&to)
+        || settings::find(conn, clinic_id)?.is_some_and(|s| s.recipients().contains(&to));
+    if !allowed {
+        return Err(AppError::invalid(
+            "to",
+            "is neither an inspector of this clinic with a running grant nor an address the owner added to the mail settings' recipients",
+        ));
+    }
+    let from = crate::db::schema::exports::table
+        .find(export_id)
+        .select((
+            crate::db::schema::exports::period_from,
+            crate::db::schema::exports::period_to,
+        ))
+        .first::<(chrono::NaiveDateTime, chrono::NaiveDateTime)>(conn)?;
+    db::write_transaction(conn, |conn| {
+        let composed = summary::compose(
+            conn,
+            profiles,
+            &SummaryInput {
+                clinic_id,
+                from: from.0,
+                to: from.1,
+                export_id,
+                public_url,
+            },
+        )?;
+        let row = outbox::enqueue(
+            conn,
+            NewMail {
+                clinic_id: clinic_id.to_owned(),
+                kind: "summary",
+                recipient: to.clone(),
+                subject: composed.subject,
+                body_text: composed.text,
+                body_html: Some(composed.html),
+                export_id: Some(export_id.to_owned()),
+            },
+        )?;
+        audit::append(
+            conn,
+            clinic_id,
+            ctx,
+            NewEvent {
+                action: "export.sent",
+                entity_kind: "export",
+                entity_id: export_id.to_owned(),
+                payload: json!({"to": to, "message": row.id}),
+                reason: None,
+            },
+        )?;
+        Ok(row)
+    })
+}

@@ -1,0 +1,291 @@
+//! The audit summary an inspector receives: readiness at the period's end, what failed in the
+//! period and how far each failure's look-back reaches, what is about to expire and what is
+//! overdue, with a link to the period's signed export (whose report.pdf is attached).
+
+use chrono::NaiveDateTime;
+use chrono_tz::Tz;
+use diesel::dsl::not;
+use diesel::prelude::*;
+
+use crate::compliance::lookback::{compute, Trigger};
+use crate::compliance::profiles::Profiles;
+use crate::compliance::rules::{Finding, Severity};
+use crate::db::schema::{
+    air_removal_tests, cycles, incident_closures, incidents, sessions, spore_test_results,
+    spore_tests,
+};
+use crate::db::{to_utc, DbConn};
+use crate::error::{AppError, AppResult};
+use crate::records::current;
+
+pub struct Composed {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+fn local(t: NaiveDateTime, tz: Tz) -> String {
+    t.and_utc()
+        .with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A section of the summary: a heading and lines, written once for both bodies.
+struct Section {
+    heading: String,
+    lines: Vec<String>,
+}
+
+pub struct SummaryInput<'a> {
+    pub clinic_id: &'a str,
+    pub from: NaiveDateTime,
+    pub to: NaiveDateTime,
+    pub export_id: &'a str,
+    pub public_url: &'a str,
+}
+
+pub fn compose(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    input: &SummaryInput<'_>,
+) -> AppResult<Composed> {
+    let c = input.clinic_id;
+    let clinic = crate::clinics::store::find(conn, c)?.ok_or(AppError::NotFound)?;
+    let tz: Tz = clinic.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let profile_name = profiles
+        .get(&clinic.jurisdiction)
+        .map_or(clinic.jurisdiction.clone(), |p| p.name.clone());
+    // Judged at the period's end; a period that ends later than now is judged now, and one
+    // that ends before the clinic was registered, at its registration.
+    let at = to_utc(input.to)
+        .min(crate::clock::now())
+        .max(to_utc(clinic.created_at));
+    let view = crate::compliance::view::view(conn, profiles, c, Some(at))?;
+    let (from, to) = (input.from, input.to);
+
+    let loads: i64 = cycles::table
+        .filter(cycles::clinic_id.eq(c))
+        .filter(current("cycles"))
+        .filter(cycles::started_at.ge(from))
+        .filter(cycles::started_at.lt(to))
+        .count()
+        .get_result(conn)?;
+    let failed_loads: i64 = cycles::table
+        .filter(cycles::clinic_id.eq(c))
+        .filter(current("cycles"))
+        .filter(cycles::started_at.ge(from))
+        .filter(cycles::started_at.lt(to))
+        .filter(
+            cycles::peak_temperature_c
+                .lt(cycles::program_temperature_c)
+                .or(cycles::hold_minutes.lt(cycles::program_hold_minutes))
+                .or(not(cycles::load_indicator_passed)),
+        )
+        .count()
+        .get_result(conn)?;
+    let air: Vec<bool> = air_removal_tests::table
+        .filter(air_removal_tests::clinic_id.eq(c))
+        .filter(current("air_removal_tests"))
+        .filter(air_removal_tests::performed_at.ge(from))
+        .filter(air_removal_tests::performed_at.lt(to))
+        .select(air_removal_tests::passed)
+        .load(conn)?;
+    let read: Vec<(String, NaiveDateTime, String, String)> = spore_tests::table
+        .inner_join(
+            spore_test_results::table.on(spore_test_results::spore_test_id.eq(spore_tests::id)),
+        )
+        .filter(spore_tests::clinic_id.eq(c))
+        .filter(current("spore_tests"))
+        .filter(spore_test_results::read_at.ge(from))
+        .filter(spore_test_results::read_at.lt(to))
+        .select((
+            spore_tests::id,
+            spore_tests::placed_at,
+            spore_test_results::result,
+            spore_test_results::control_result,
+        ))
+        .order(spore_tests::placed_at.asc())
+        .load(conn)?;
+    let session_count: i64 = sessions::table
+        .filter(sessions::clinic_id.eq(c))
+        .filter(sessions::planned_at.ge(from))
+        .filter(sessions::planned_at.lt(to))
+        .count()
+        .get_result(conn)?;
+    let incident_rows: Vec<(String, String, Option<NaiveDateTime>)> = incidents::table
+        .left_join(incident_closures::table.on(incident_closures::incident_id.eq(incidents::id)))
+        .filter(incidents::clinic_id.eq(c))
+        .filter(current("incidents"))
+        .filter(incidents::occurred_at.ge(from))
+        .filter(incidents::occurred_at.lt(to))
+        .select((
+            incidents::id,
+            incidents::kind,
+            incident_closures::closed_at.nullable(),
+        ))
+        .load(conn)?;
+
+    let mut sections = Vec::new();
+    let count = |sev: Severity| view.findings.iter().filter(|f| f.severity == sev).count();
+    sections.push(Section {
+        heading: format!("Readiness at {}", local(at.naive_utc(), tz)),
+        lines: vec![format!(
+            "{} blockers, {} warnings, {} notes",
+            count(Severity::Blocker),
+            count(Severity::Warning),
+            count(Severity::Info)
+        )],
+    });
+
+    let mut period = vec![
+        format!("{loads} loads, {failed_loads} failed"),
+        format!(
+            "{} air-removal tests, {} failed",
+            air.len(),
+            air.iter().filter(|p| !**p).count()
+        ),
+    ];
+    let positives: Vec<&(String, NaiveDateTime, String, String)> = read
+        .iter()
+        .filter(|(_, _, result, control)| result == "positive" && control == "growth")
+        .collect();
+    period.push(format!(
+        "{} spore tests read, {} positive",
+        read.len(),
+        positives.len()
+    ));
+    for (id, placed, _, _) in positives {
+        let l = compute(conn, c, &Trigger::SporeTest(id.clone()))?;
+        period.push(format!(
+            "POSITIVE spore test placed {}: look-back reaches {} loads, {} packs and {} sessions",
+            local(*placed, tz),
+            l.cycle_ids.len(),
+            l.packs.len(),
+            l.sessions.len()
+        ));
+    }
+    period.push(format!("{session_count} client sessions"));
+    let open = incident_rows.iter().filter(|(_, _, c)| c.is_none()).count();
+    period.push(format!(
+        "{} incidents, {} still open",
+        incident_rows.len(),
+        open
+    ));
+    sections.push(Section {
+        heading: format!(
+            "The period, {} to {} ({})",
+            local(from, tz),
+            local(to, tz),
+            clinic.timezone
+        ),
+        lines: period,
+    });
+
+    let line = |f: &Finding| match f.due {
+        Some(due) => format!("{} (due {})", f.message, local(due.naive_utc(), tz)),
+        None => f.message.clone(),
+    };
+    let overdue: Vec<String> = view
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Blocker)
+        .map(line)
+        .collect();
+    sections.push(Section {
+        heading: "Overdue or blocking".into(),
+        lines: if overdue.is_empty() {
+            vec!["nothing".into()]
+        } else {
+            overdue
+        },
+    });
+    let expiring: Vec<String> = view
+        .findings
+        .iter()
+        .filter(|f| {
+            f.rule == "lot_expiring"
+                || (f.rule == "technician_eligibility" && f.severity == Severity::Warning)
+        })
+        .map(line)
+        .collect();
+    sections.push(Section {
+        heading: "Expiring within 30 days (credentials and lots)".into(),
+        lines: if expiring.is_empty() {
+            vec!["nothing".into()]
+        } else {
+            expiring
+        },
+    });
+    let other: Vec<String> = view
+        .findings
+        .iter()
+        .filter(|f| {
+            f.severity != Severity::Blocker
+                && f.rule != "lot_expiring"
+                && f.rule != "technician_eligibility"
+        })
+        .map(line)
+        .collect();
+    if !other.is_empty() {
+        sections.push(Section {
+            heading: "Other warnings and notes".into(),
+            lines: other,
+        });
+    }
+
+    let link = format!(
+        "{}/api/v1/clinics/{c}/exports/{}/download",
+        input.public_url.trim_end_matches('/'),
+        input.export_id
+    );
+    let subject = format!(
+        "Audit summary: {} — {} to {}",
+        clinic.name,
+        local(from, tz),
+        local(to, tz)
+    );
+    let title = format!(
+        "Audit summary for {}{}",
+        clinic.name,
+        clinic
+            .registration_number
+            .as_deref()
+            .map(|r| format!(" (registration {r})"))
+            .unwrap_or_default()
+    );
+    let mut text = format!("{title}\nJurisdiction profile: {profile_name}\n");
+    let mut html = format!(
+        "<!DOCTYPE html><html><body style=\"font-family: sans-serif\"><h1>{}</h1><p>Jurisdiction profile: {}</p>",
+        escape(&title),
+        escape(&profile_name)
+    );
+    for s in &sections {
+        text.push_str(&format!("\n{}\n", s.heading));
+        html.push_str(&format!("<h2>{}</h2><ul>", escape(&s.heading)));
+        for l in &s.lines {
+            text.push_str(&format!("- {l}\n"));
+            html.push_str(&format!("<li>{}</li>", escape(l)));
+        }
+        html.push_str("</ul>");
+    }
+    let closing = "The period's report.pdf is attached. The signed export (CSV files, the audit chain and a manifest signed with this installation's key) can be downloaded with your inspector account and checked with `aseptic verify-export FILE.zip`, or with sha256sum, openssl and Python as docs/export-format.md shows.";
+    text.push_str(&format!("\nSigned export: {link}\n\n{closing}\n"));
+    html.push_str(&format!(
+        "<p>Signed export: <a href=\"{0}\">{0}</a></p><p>{1}</p></body></html>",
+        escape(&link),
+        escape(closing)
+    ));
+    Ok(Composed {
+        subject,
+        text,
+        html,
+    })
+}

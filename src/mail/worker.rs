@@ -1,0 +1,500 @@
+//! The background worker: delivers due messages with back-off, queues scheduled audit summaries
+//! and expiry reminders. Several workers (several instances) may run against one database: claims
+//! and keys keep them from sending anything twice.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant, SystemTime};
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::Message;
+use serde_json::json;
+
+use super::model::{backoff, reminder_threshold};
+use super::outbox::{self, NewMail, OutboxRow};
+use super::settings;
+use super::summary::{self, SummaryInput};
+use super::transport::Transport;
+use crate::audit::{self, AuditContext, NewEvent};
+use crate::compliance::profiles::Profiles;
+use crate::config::Settings;
+use crate::db::schema::{clinics, memberships, users};
+use crate::db::{self, DbConn, Pool};
+use crate::error::{AppError, AppResult};
+use crate::exports::store::{self as exports, ExportInput, ExportState};
+use crate::exports::ExportKey;
+
+/// Everything the worker needs, shared with the handlers that send at once.
+pub struct Mailer {
+    pub pool: Pool,
+    pub settings: Arc<Settings>,
+    pub profiles: Arc<Profiles>,
+    pub export_key: Arc<ExportKey>,
+    pub transport: Transport,
+    pub from: Mailbox,
+}
+
+/// The domain of the From address: the right-hand side of every Message-ID.
+pub fn domain(settings: &Settings) -> String {
+    super::model::parse_mailbox(&settings.mail.from)
+        .map(|m| m.email.domain().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn system() -> AuditContext {
+    AuditContext {
+        actor: audit::Actor::System,
+        request_id: None,
+    }
+}
+
+/// How long a claimed message is reserved for its worker: longer than any delivery can take
+/// (time-outs are at most 10 s per command), short enough that a crashed worker's messages are
+/// picked up again soon after.
+const LEASE_MINUTES: i64 = 5;
+
+impl Mailer {
+    pub fn new(
+        pool: Pool,
+        settings: Arc<Settings>,
+        profiles: Arc<Profiles>,
+        export_key: Arc<ExportKey>,
+    ) -> Result<Self, String> {
+        let transport = Transport::from_settings(&settings.mail)?;
+        let from = super::model::parse_mailbox(&settings.mail.from)?;
+        Ok(Self {
+            pool,
+            settings,
+            profiles,
+            export_key,
+            transport,
+            from,
+        })
+    }
+
+    fn conn(&self) -> AppResult<crate::db::PooledConn> {
+        self.pool.get().map_err(AppError::internal)
+    }
+
+    /// Delivers what is due, a batch at a time; returns how many messages it dealt with.
+    pub fn deliver_due(&self) -> AppResult<usize> {
+        let mut conn = self.conn()?;
+        let rows = outbox::claim_due(&mut conn, Duration::minutes(LEASE_MINUTES), 20)?;
+        for row in &rows {
+            self.deliver(&mut conn, row)?;
+        }
+        Ok(rows.len())
+    }
+
+    fn deliver(&self, conn: &mut DbConn, row: &OutboxRow) -> AppResult<()> {
+        let attachment = match &row.export_id {
+            None => None,
+            Some(export_id) => {
+                let export = exports::get(conn, &row.clinic_id, export_id)?;
+                match export.state {
+                    ExportState::Building => {
+                        // Not an attempt: the message waits for its report.
+                        outbox::defer(conn, &row.id, db::now() + Duration::seconds(2))?;
+                        return Ok(());
+                    }
+                    ExportState::Failed => {
+                        metrics::counter!("aseptic_mail_failed_total").increment(1);
+                        return outbox::mark_failed(
+                            conn,
+                            row,
+                            "the export whose report this message carries could not be built",
+                        );
+                    }
+                    ExportState::Ready => Some(self.report_pdf(&row.clinic_id, export_id)?),
+                }
+            }
+        };
+        let message = match self.message(row, attachment) {
+            Ok(m) => m,
+            Err(e) => {
+                metrics::counter!("aseptic_mail_failed_total").increment(1);
+                return outbox::mark_failed(conn, row, &e);
+            }
+        };
+        match self.transport.send(&row.id, &message) {
+            Ok(()) => {
+                outbox::mark_sent(conn, &row.id)?;
+                metrics::counter!("aseptic_mail_sent_total").increment(1);
+                tracing::info!(mail = row.id, kind = row.kind, "mail delivered");
+            }
+            Err(e) => {
+                let attempt = u32::try_from(row.attempts).unwrap_or(0) + 1;
+                let base = Duration::milliseconds(
+                    i64::try_from(self.settings.mail.retry_base_ms).unwrap_or(30_000),
+                );
+                let next = db::now() + backoff(attempt, rand::random::<f64>(), base);
+                let give_up = row.created_at
+                    + Duration::hours(
+                        i64::try_from(self.settings.mail.give_up_after_hours).unwrap_or(96),
+                    );
+                if e.permanent || next > give_up {
+                    metrics::counter!("aseptic_mail_failed_total").increment(1);
+                    tracing::error!(mail = row.id, error = e.message, "mail given up");
+                    outbox::mark_failed(conn, row, &e.message)?;
+                } else {
+                    metrics::counter!("aseptic_mail_retried_total").increment(1);
+                    tracing::warn!(
+                        mail = row.id,
+                        attempt,
+                        error = e.message,
+                        "mail delivery failed; will retry"
+                    );
+                    outbox::mark_retry(conn, &row.id, &e.message, next)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn report_pdf(&self, clinic_id: &str, export_id: &str) -> AppResult<Vec<u8>> {
+        let path = exports::file_path(&self.settings.exports.dir, clinic_id, export_id);
+        let file = std::fs::File::open(&path).map_err(AppError::internal)?;
+        let mut zip =
+            zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(AppError::internal)?;
+        let mut entry = zip.by_name("report.pdf").map_err(AppError::internal)?;
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).map_err(AppError::internal)?;
+        Ok(bytes)
+    }
+
+    /// The message as it goes out on every attempt: the same Message-ID and Date each time, so a
+    /// retry after a crash is recognisable as the same message.
+    pub fn message(&self, row: &OutboxRow, attachment: Option<Vec<u8>>) -> Result<Message, String> {
+        let to: Mailbox = row
+            .recipient
+            .parse()
+            .map_err(|e| format!("recipient {}: {e}", row.recipient))?;
+        let builder = Message::builder()
+            .message_id(Some(outbox::message_id(&row.id, self.from.email.domain())))
+            .date(SystemTime::from(row.created_at.and_utc()))
+            .from(self.from.clone())
+            .to(to)
+            .subject(row.subject.clone());
+        let body = match &row.body_html {
+            Some(html) => MultiPart::alternative_plain_html(row.body_text.clone(), html.clone()),
+            None => MultiPart::mixed().singlepart(SinglePart::plain(row.body_text.clone())),
+        };
+        let body = match attachment {
+            None => body,
+            Some(pdf) => MultiPart::mixed().multipart(body).singlepart(
+                Attachment::new("report.pdf".into()).body(
+                    pdf,
+                    ContentType::parse("application/pdf").map_err(|e| e.to_string())?,
+                ),
+            ),
+        };
+        builder.multipart(body).map_err(|e| e.to_string())
+    }
+
+    /// Queues the audit summary of every clinic whose scheduled moment has come and whose
+    /// summary for that period is not queued yet. Returns the number of summaries queued here.
+    pub fn run_schedules(&self, now: DateTime<Utc>) -> AppResult<usize> {
+        let mut conn = self.conn()?;
+        let mut queued = 0;
+        for s in settings::scheduled(&mut conn)? {
+            let Some(schedule) = s.schedule() else {
+                continue;
+            };
+            let Some(clinic) = crate::clinics::store::find(&mut conn, &s.clinic_id)? else {
+                continue;
+            };
+            let tz: chrono_tz::Tz = clinic.timezone.parse().unwrap_or(chrono_tz::UTC);
+            let due = schedule.latest_due(now, tz);
+            // Only moments after the schedule was set: setting one does not send a summary of a
+            // period that ended before it.
+            if due.at <= db::to_utc(s.updated_at) {
+                continue;
+            }
+            match self.queue_summary(&mut conn, &s.clinic_id, &due.key, due.from, due.at)? {
+                Some(export_id) => {
+                    queued += 1;
+                    exports::build(
+                        &mut conn,
+                        &self.profiles,
+                        &self.export_key,
+                        &self.settings.exports.dir,
+                        &s.clinic_id,
+                        &export_id,
+                    )?;
+                }
+                None => continue,
+            }
+        }
+        Ok(queued)
+    }
+
+    /// In one transaction: takes the period's key (or gives up when another worker has it),
+    /// requests the period's export and queues one message per recipient. Returns the export.
+    fn queue_summary(
+        &self,
+        conn: &mut DbConn,
+        clinic_id: &str,
+        period: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> AppResult<Option<String>> {
+        db::write_transaction(conn, |conn| {
+            if !outbox::take_key(conn, clinic_id, "summary", period)? {
+                return Ok(None);
+            }
+            let export = exports::request(
+                conn,
+                &self.profiles,
+                &system(),
+                clinic_id,
+                &ExportInput { from, to },
+            )?;
+            let mut recipients = inspector_emails(conn, clinic_id)?;
+            if let Some(s) = settings::find(conn, clinic_id)? {
+                for r in s.recipients() {
+                    if !recipients.contains(&r) {
+                        recipients.push(r);
+                    }
+                }
+            }
+            let composed = summary::compose(
+                conn,
+                &self.profiles,
+                &SummaryInput {
+                    clinic_id,
+                    from: from.naive_utc(),
+                    to: to.naive_utc(),
+                    export_id: &export.id,
+                    public_url: &self.settings.mail.public_url,
+                },
+            )?;
+            let mut ids = Vec::new();
+            for r in &recipients {
+                let row = outbox::enqueue(
+                    conn,
+                    NewMail {
+                        clinic_id: clinic_id.to_owned(),
+                        kind: "summary",
+                        recipient: r.clone(),
+                        subject: composed.subject.clone(),
+                        body_text: composed.text.clone(),
+                        body_html: Some(composed.html.clone()),
+                        export_id: Some(export.id.clone()),
+                    },
+                )?;
+                ids.push(row.id);
+            }
+            audit::append(
+                conn,
+                clinic_id,
+                &system(),
+                NewEvent {
+                    action: "mail.summary_queued",
+                    entity_kind: "export",
+                    entity_id: export.id.clone(),
+                    payload: json!({"period": period, "recipients": recipients, "messages": ids}),
+                    reason: None,
+                },
+            )?;
+            Ok(Some(export.id))
+        })
+    }
+
+    /// Reminds each clinic's owners 30, 7 and 1 days before a credential or a lot expires, and
+    /// when a spore test falls due. Each reminder is keyed, so it goes out once.
+    pub fn run_reminders(&self, now: DateTime<Utc>) -> AppResult<usize> {
+        let mut conn = self.conn()?;
+        let list: Vec<(String, String, String, String)> = clinics::table
+            .select((
+                clinics::id,
+                clinics::name,
+                clinics::timezone,
+                clinics::jurisdiction,
+            ))
+            .load(&mut conn)?;
+        let mut queued = 0;
+        for (clinic_id, name, timezone, jurisdiction) in list {
+            let owners = owner_emails(&mut conn, &clinic_id)?;
+            if owners.is_empty() {
+                continue;
+            }
+            let Some(profile) = self
+                .profiles
+                .get(&jurisdiction)
+                .or_else(|| self.profiles.get("baseline"))
+            else {
+                continue;
+            };
+            let tz: chrono_tz::Tz = timezone.parse().unwrap_or(chrono_tz::UTC);
+            let facts = crate::compliance::facts::gather(
+                &mut conn,
+                profile,
+                &clinic_id,
+                tz,
+                now.naive_utc(),
+            )?;
+            let mut due: Vec<(String, String)> = Vec::new();
+            for l in &facts.lots {
+                if l.status != crate::lots::model::LotStatus::Usable {
+                    continue;
+                }
+                let left = (l.expiry_date - facts.today).num_days();
+                if let Some(t) = reminder_threshold(left) {
+                    due.push((
+                        format!("lot:{}:{t}", l.id),
+                        format!("{} expires on {} (in {left} days)", l.label, l.expiry_date),
+                    ));
+                }
+            }
+            for c in &facts.credential_expiries {
+                let left = (c.expires_on - facts.today).num_days();
+                if let Some(t) = reminder_threshold(left) {
+                    due.push((
+                        format!("credential:{}:{t}", c.credential_id),
+                        format!(
+                            "{}'s {} expires on {} (in {left} days)",
+                            c.member,
+                            c.kind.label(),
+                            c.expires_on
+                        ),
+                    ));
+                }
+            }
+            for f in crate::compliance::rules::spore_tests(profile, &facts) {
+                if f.rule != "spore_test_interval" {
+                    continue;
+                }
+                let day = f
+                    .due
+                    .map(|d| d.with_timezone(&tz).date_naive().to_string())
+                    .unwrap_or_else(|| "none".into());
+                due.push((format!("spore:{}:{day}", f.subject), f.message.clone()));
+            }
+            for (key, what) in due {
+                let sent = db::write_transaction(&mut conn, |conn| {
+                    if !outbox::take_key(conn, &clinic_id, "reminder", &key)? {
+                        return Ok::<_, AppError>(false);
+                    }
+                    for owner in &owners {
+                        outbox::enqueue(
+                            conn,
+                            NewMail {
+                                clinic_id: clinic_id.clone(),
+                                kind: "reminder",
+                                recipient: owner.clone(),
+                                subject: format!("Reminder for {name}: {what}"),
+                                body_text: format!(
+                                    "{what}.\n\nThis reminder is sent once; the clinic's compliance view lists everything that needs attention.\n"
+                                ),
+                                body_html: None,
+                                export_id: None,
+                            },
+                        )?;
+                    }
+                    Ok(true)
+                })?;
+                queued += usize::from(sent);
+            }
+        }
+        Ok(queued)
+    }
+}
+
+/// Emails of the clinic's inspectors whose grant is running now.
+pub fn inspector_emails(conn: &mut DbConn, clinic_id: &str) -> QueryResult<Vec<String>> {
+    use crate::db::schema::{inspector_grant_revocations, inspector_grants};
+    let now = db::now();
+    let revoked = inspector_grant_revocations::table
+        .filter(inspector_grant_revocations::grant_id.eq(inspector_grants::id));
+    let mut emails: Vec<String> = inspector_grants::table
+        .inner_join(users::table.on(users::id.eq(inspector_grants::user_id)))
+        .filter(inspector_grants::clinic_id.eq(clinic_id))
+        .filter(inspector_grants::valid_from.le(now))
+        .filter(inspector_grants::valid_until.gt(now))
+        .filter(diesel::dsl::not(diesel::dsl::exists(revoked)))
+        .filter(users::active.eq(true))
+        .select(users::email)
+        .load(conn)?;
+    emails.sort();
+    emails.dedup();
+    Ok(emails)
+}
+
+fn owner_emails(conn: &mut DbConn, clinic_id: &str) -> QueryResult<Vec<String>> {
+    memberships::table
+        .inner_join(users::table.on(users::id.eq(memberships::user_id)))
+        .filter(memberships::clinic_id.eq(clinic_id))
+        .filter(memberships::role.eq("owner"))
+        .filter(memberships::active.eq(true))
+        .filter(users::active.eq(true))
+        .select(users::email)
+        .order(users::email.asc())
+        .load(conn)
+}
+
+/// A running worker thread; stopped when the service stops.
+pub struct WorkerHandle {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Starts the worker: deliveries whenever something is due, schedules and reminders every
+/// ten polls (at most once a minute).
+pub fn spawn(mailer: Arc<Mailer>) -> WorkerHandle {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("aseptic-mail".into())
+        .spawn(move || {
+            let poll = StdDuration::from_millis(mailer.settings.mail.poll_interval_ms.max(10));
+            let scan_every = (poll * 10).min(StdDuration::from_secs(60));
+            let mut last_scan: Option<Instant> = None;
+            while !flag.load(Ordering::SeqCst) {
+                if last_scan.is_none_or(|t| t.elapsed() >= scan_every) {
+                    last_scan = Some(Instant::now());
+                    let now = crate::clock::now();
+                    if let Err(e) = mailer.run_schedules(now) {
+                        tracing::error!(error = %e, "audit summaries could not be queued");
+                    }
+                    if let Err(e) = mailer.run_reminders(now) {
+                        tracing::error!(error = %e, "reminders could not be queued");
+                    }
+                }
+                let handled = match mailer.deliver_due() {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::error!(error = %e, "mail delivery round failed");
+                        0
+                    }
+                };
+                if handled == 0 {
+                    // Sleep in short steps so a stop is noticed quickly.
+                    let until = Instant::now() + poll;
+                    while Instant::now() < until && !flag.load(Ordering::SeqCst) {
+                        std::thread::sleep(StdDuration::from_millis(20).min(poll));
+                    }
+                }
+            }
+        })
+        .ok();
+    WorkerHandle { stop, thread }
+}
