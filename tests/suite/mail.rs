@@ -784,3 +784,67 @@ async fn bad_mail_input_is_refused_and_changes_nothing() {
     )
     .await;
 }
+
+#[actix_web::test]
+async fn racing_workers_never_send_a_message_twice() {
+    let smtp = Smtp::start();
+    let app = with_smtp(smtp.port).await;
+    {
+        let mut conn = app.raw_connection();
+        for i in 0..40 {
+            aseptic::mail::outbox::enqueue(
+                &mut conn,
+                aseptic::mail::outbox::NewMail {
+                    clinic_id: app.clinic_id.clone(),
+                    kind: "reminder",
+                    recipient: format!("owner{i}@ink.example"),
+                    subject: format!("message {i}"),
+                    body_text: "text".into(),
+                    body_html: None,
+                    export_id: None,
+                },
+            )
+            .unwrap();
+        }
+    }
+    let profiles = Arc::new(aseptic::load_profiles(&app.settings).unwrap());
+    let key = Arc::new(
+        aseptic::exports::ExportKey::load_or_create(&app.settings.exports.signing_key_path)
+            .unwrap(),
+    );
+    let settings = Arc::new(app.settings.clone());
+    // Four more workers besides the service's own, each claiming batches until nothing is due.
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let mailer = aseptic::mail::Mailer::new(
+                app.pool.clone(),
+                settings.clone(),
+                profiles.clone(),
+                key.clone(),
+            )
+            .unwrap();
+            std::thread::spawn(move || {
+                let mut handled = 0;
+                for _ in 0..50 {
+                    handled += mailer.deliver_due().unwrap();
+                }
+                handled
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let all = settled(&app).await;
+    assert_eq!(all.len(), 40);
+    assert!(
+        all.iter()
+            .all(|m| m["state"] == "sent" && m["attempts"] == 1),
+        "{all:?}"
+    );
+    let mut to: Vec<String> = smtp.messages().iter().flat_map(|r| r.to.clone()).collect();
+    assert_eq!(to.len(), 40, "40 deliveries, none twice");
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 40);
+}
