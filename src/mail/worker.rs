@@ -96,10 +96,18 @@ impl Mailer {
             Some(export_id) => {
                 let export = exports::get(conn, &row.clinic_id, export_id)?;
                 match export.state {
-                    ExportState::Building => {
+                    ExportState::Building if db::now() < self.give_up(row) => {
                         // Not an attempt: the message waits for its report.
                         outbox::defer(conn, &row.id, db::now() + Duration::seconds(2))?;
                         return Ok(());
+                    }
+                    ExportState::Building => {
+                        metrics::counter!("aseptic_mail_failed_total").increment(1);
+                        return outbox::mark_failed(
+                            conn,
+                            row,
+                            "the export whose report this message carries was never built",
+                        );
                     }
                     ExportState::Failed => {
                         metrics::counter!("aseptic_mail_failed_total").increment(1);
@@ -132,11 +140,7 @@ impl Mailer {
                     i64::try_from(self.settings.mail.retry_base_ms).unwrap_or(30_000),
                 );
                 let next = db::now() + backoff(attempt, rand::random::<f64>(), base);
-                let give_up = row.created_at
-                    + Duration::hours(
-                        i64::try_from(self.settings.mail.give_up_after_hours).unwrap_or(96),
-                    );
-                if e.permanent || next > give_up {
+                if e.permanent || next > self.give_up(row) {
                     metrics::counter!("aseptic_mail_failed_total").increment(1);
                     tracing::error!(mail = row.id, error = e.message, "mail given up");
                     outbox::mark_failed(conn, row, &e.message)?;
@@ -153,6 +157,12 @@ impl Mailer {
             }
         }
         Ok(())
+    }
+
+    /// When retrying this message stops.
+    fn give_up(&self, row: &OutboxRow) -> chrono::NaiveDateTime {
+        row.created_at
+            + Duration::hours(i64::try_from(self.settings.mail.give_up_after_hours).unwrap_or(96))
     }
 
     fn report_pdf(&self, clinic_id: &str, export_id: &str) -> AppResult<Vec<u8>> {

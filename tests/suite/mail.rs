@@ -848,3 +848,70 @@ async fn racing_workers_never_send_a_message_twice() {
     to.dedup();
     assert_eq!(to.len(), 40);
 }
+
+#[actix_web::test]
+async fn a_message_still_undelivered_after_the_retry_period_is_marked_failed() {
+    let reserved = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = reserved.local_addr().unwrap().port();
+    drop(reserved);
+    let app = TestApp::spawn_with(|s| {
+        s.mail.url = Secret::new(format!("smtp://127.0.0.1:{port}"));
+        s.mail.give_up_after_hours = 96;
+    })
+    .await;
+    let (young, old) = {
+        let mut conn = app.raw_connection();
+        let mut queue = |subject: &str| {
+            aseptic::mail::outbox::enqueue(
+                &mut conn,
+                aseptic::mail::outbox::NewMail {
+                    clinic_id: app.clinic_id.clone(),
+                    kind: "reminder",
+                    recipient: "owner@ink.example".into(),
+                    subject: subject.into(),
+                    body_text: "text".into(),
+                    body_html: None,
+                    export_id: None,
+                },
+            )
+            .unwrap()
+            .id
+        };
+        (queue("queued just now"), queue("queued four days ago"))
+    };
+    // Age one message past the four days (the clock cannot be wound on in a black-box test).
+    let older = if common::is_postgres() {
+        "created_at - INTERVAL '4 days'"
+    } else {
+        "datetime(created_at, '-4 days')"
+    };
+    app.raw_connection()
+        .batch_execute(&format!(
+            "UPDATE mail_outbox SET created_at = {older} WHERE id = '{old}'"
+        ))
+        .unwrap();
+    let mut states = (Value::Null, Value::Null);
+    for _ in 0..200 {
+        let all = mail(&app).await;
+        let find = |id: &str| all.iter().find(|m| m["id"] == id).unwrap().clone();
+        states = (find(&young), find(&old));
+        if states.1["state"] == "failed" && states.0["attempts"].as_i64().unwrap() >= 1 {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    assert_eq!(states.1["state"], "failed", "{:?}", states.1);
+    assert!(!states.1["last_error"].is_null());
+    assert_eq!(
+        states.0["state"], "pending",
+        "the young one is still retried: {:?}",
+        states.0
+    );
+    let view = ok(app.get(&app.clinic_path("/compliance"), &app.owner).await).await;
+    assert!(view["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["rule"] == "mail_delivery"
+            && f["message"].as_str().unwrap().contains("four days ago")));
+}
