@@ -83,14 +83,37 @@ impl Mailer {
     /// Delivers what is due, a batch at a time; returns how many messages it dealt with.
     pub fn deliver_due(&self) -> AppResult<usize> {
         let mut conn = self.conn()?;
-        let rows = outbox::claim_due(&mut conn, Duration::minutes(LEASE_MINUTES), 20)?;
-        for row in &rows {
-            self.deliver(&mut conn, row)?;
+        let claimed = outbox::claim_due(&mut conn, Duration::minutes(LEASE_MINUTES), 20)?;
+        let mut rows = claimed.iter();
+        while let Some(row) = rows.next() {
+            if let Some(next) = self.deliver(&mut conn, row)? {
+                // The server is unreachable or refusing for now: the rest of the batch waits
+                // with this message instead of each spending a time-out on it (a black-holed
+                // server would otherwise hold the worker 10 s per message). Messages past their
+                // retry period are given up on here too.
+                for rest in rows.by_ref() {
+                    if db::now() >= self.give_up(rest) {
+                        metrics::counter!("aseptic_mail_failed_total").increment(1);
+                        outbox::mark_failed(
+                            &mut conn,
+                            rest,
+                            "the mail server was unreachable for the whole retry period",
+                        )?;
+                    } else {
+                        outbox::defer(&mut conn, &rest.id, next)?;
+                    }
+                }
+            }
         }
-        Ok(rows.len())
+        Ok(claimed.len())
     }
 
-    fn deliver(&self, conn: &mut DbConn, row: &OutboxRow) -> AppResult<()> {
+    /// Tries one message. Returns when to try again if the failure was the server's for now.
+    fn deliver(
+        &self,
+        conn: &mut DbConn,
+        row: &OutboxRow,
+    ) -> AppResult<Option<chrono::NaiveDateTime>> {
         let attachment = match &row.export_id {
             None => None,
             Some(export_id) => {
@@ -99,23 +122,25 @@ impl Mailer {
                     ExportState::Building if db::now() < self.give_up(row) => {
                         // Not an attempt: the message waits for its report.
                         outbox::defer(conn, &row.id, db::now() + Duration::seconds(2))?;
-                        return Ok(());
+                        return Ok(None);
                     }
                     ExportState::Building => {
                         metrics::counter!("aseptic_mail_failed_total").increment(1);
-                        return outbox::mark_failed(
+                        outbox::mark_failed(
                             conn,
                             row,
                             "the export whose report this message carries was never built",
-                        );
+                        )?;
+                        return Ok(None);
                     }
                     ExportState::Failed => {
                         metrics::counter!("aseptic_mail_failed_total").increment(1);
-                        return outbox::mark_failed(
+                        outbox::mark_failed(
                             conn,
                             row,
                             "the export whose report this message carries could not be built",
-                        );
+                        )?;
+                        return Ok(None);
                     }
                     ExportState::Ready => Some(self.report_pdf(&row.clinic_id, export_id)?),
                 }
@@ -125,7 +150,8 @@ impl Mailer {
             Ok(m) => m,
             Err(e) => {
                 metrics::counter!("aseptic_mail_failed_total").increment(1);
-                return outbox::mark_failed(conn, row, &e);
+                outbox::mark_failed(conn, row, &e)?;
+                return Ok(None);
             }
         };
         match self.transport.send(&row.id, &message) {
@@ -153,10 +179,11 @@ impl Mailer {
                         "mail delivery failed; will retry"
                     );
                     outbox::mark_retry(conn, &row.id, &e.message, next)?;
+                    return Ok(Some(next));
                 }
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// When retrying this message stops.

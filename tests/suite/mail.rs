@@ -297,19 +297,25 @@ async fn with_the_server_down_requests_answer_and_every_message_arrives_once_it_
             .await;
         assert_eq!(res.status(), 202, "accepted while SMTP is down");
     }
-    // Retried, not lost.
+    // Tried, failed, kept for later: after one refused connection the rest of the batch waits
+    // with it rather than each being tried against a server that is down.
     let mut retried = false;
     for _ in 0..200 {
         let all = mail(&app).await;
-        if all.iter().all(|m| m["attempts"].as_i64().unwrap() >= 1) {
+        if all.iter().any(|m| m["attempts"].as_i64().unwrap() >= 1) {
             assert!(all.iter().all(|m| m["state"] == "pending"), "{all:?}");
-            assert!(all.iter().all(|m| !m["last_error"].is_null()), "{all:?}");
+            assert!(
+                all.iter()
+                    .filter(|m| m["attempts"].as_i64().unwrap() >= 1)
+                    .all(|m| !m["last_error"].is_null()),
+                "{all:?}"
+            );
             retried = true;
             break;
         }
         tokio::time::sleep(StdDuration::from_millis(50)).await;
     }
-    assert!(retried, "every message was tried while the server was down");
+    assert!(retried, "delivery was tried while the server was down");
     // Requests answer as usual meanwhile.
     assert_eq!(
         app.get(&app.clinic_path("/compliance"), &app.owner)
