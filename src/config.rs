@@ -243,6 +243,12 @@ impl Settings {
                      set ASEPTIC__AUTH__JWT_SECRET",
                 );
             }
+            if crate::mail::transport::tls_unstated(self.mail.url.expose()) {
+                return invalid(
+                    "refusing to start in production with mail.url smtp:// that does not say \
+                     ?tls=required (or opportunistic, or none for a relay on a private network)",
+                );
+            }
             let key = self.exports.signing_key_path.trim();
             if key.is_empty() {
                 return invalid(
@@ -314,6 +320,59 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("export signing key"), "{err}");
+    }
+
+    #[test]
+    fn mail_settings_are_checked_at_start() {
+        let load = |env: &str, pairs: &[(&str, &str)]| {
+            let mut all = vec![
+                (
+                    "ASEPTIC__AUTH__JWT_SECRET",
+                    "a-production-secret-of-more-than-32-bytes",
+                ),
+                ("ASEPTIC__EXPORTS__SIGNING_KEY_PATH", "/run/secrets/key.pem"),
+            ];
+            all.extend_from_slice(pairs);
+            Settings::load_from(Path::new("/nonexistent"), env, &vars(&all))
+        };
+        let err = load(
+            "production",
+            &[("ASEPTIC__MAIL__URL", "smtp://relay.example:587")],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("?tls=required"), "{err}");
+        assert!(load(
+            "production",
+            &[(
+                "ASEPTIC__MAIL__URL",
+                "smtp://relay.example:587?tls=required"
+            )]
+        )
+        .is_ok());
+        assert!(load(
+            "development",
+            &[("ASEPTIC__MAIL__URL", "smtp://127.0.0.1:1025")]
+        )
+        .is_ok());
+        let err = load("development", &[("ASEPTIC__MAIL__TIMEOUT_SECS", "60")]).unwrap_err();
+        assert!(err.to_string().contains("mail.timeout_secs"), "{err}");
+        let err = load("development", &[("ASEPTIC__MAIL__URL", "mailto:x")]).unwrap_err();
+        assert!(err.to_string().contains("mail.url"), "{err}");
+        let err = load("development", &[("ASEPTIC__MAIL__FROM", "not an address")]).unwrap_err();
+        assert!(err.to_string().contains("mail.from"), "{err}");
+        let s = load(
+            "development",
+            &[
+                ("ASEPTIC_SMTP_USERNAME", "aseptic"),
+                ("ASEPTIC_SMTP_PASSWORD", "hunter2-but-long"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.mail.username.as_ref().unwrap().expose(), "aseptic");
+        assert!(
+            !format!("{s:?}").contains("hunter2"),
+            "the SMTP password is never printed"
+        );
     }
 
     #[test]

@@ -34,6 +34,12 @@ pub enum Target {
     },
 }
 
+/// True when an `smtp://` URL leaves TLS unsaid (`?tls=` absent): production refuses that, so
+/// mail never crosses a network in the clear by accident.
+pub fn tls_unstated(url: &str) -> bool {
+    url.starts_with("smtp://") && !url.contains("tls=")
+}
+
 /// Parses `file://dir`, `smtp://[user:pass@]host[:port][?tls=none|opportunistic|required]` or
 /// `smtps://[user:pass@]host[:port]`.
 pub fn parse_url(url: &str) -> Result<Target, String> {
