@@ -672,8 +672,9 @@ pub fn build<W: Write + Seek>(
         },
     )?;
 
-    // Findings as the clinic stood at the end of the period (or now, for a running period).
-    let judged_at = to.min(created_at);
+    // Findings as the clinic stood at the end of the period (or now, for a running period); a
+    // period that ends before the clinic was registered is judged as it was registered.
+    let judged_at = to.min(created_at).max(clinic.created_at);
     let (view, facts) = crate::compliance::view::view_with_facts(
         conn,
         profiles,

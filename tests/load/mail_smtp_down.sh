@@ -84,7 +84,7 @@ timings() { # $1: label; prints p50 and p95 in ms of REQUESTS sends
 import sys
 rows = [l.split() for l in sys.stdin]
 bad = [r for r in rows if r[0] != '202']
-assert not bad, bad[:3]
+assert not bad, (bad[:3], open('$WORK/server.log').read()[-3000:])
 t = sorted(float(r[1]) * 1000 for r in rows)
 p = lambda q: t[min(len(t) - 1, int(q * len(t)))]
 print(f'$1 {p(0.5):.2f} {p(0.95):.2f}')"

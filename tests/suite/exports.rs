@@ -308,6 +308,34 @@ async fn every_kind_of_tampering_is_caught() {
 }
 
 #[actix_web::test]
+async fn a_period_that_ends_before_the_clinic_was_registered_still_exports() {
+    // Records may be entered for days before the clinic was registered here (paper logs typed
+    // in): their export is judged as the clinic stood at registration.
+    let app = TestApp::spawn().await;
+    let requested = ok(app
+        .post(
+            &app.clinic_path("/exports"),
+            &app.owner,
+            &json!({"from": (Utc::now() - Duration::days(2)).to_rfc3339(), "to": (Utc::now() - Duration::days(1)).to_rfc3339()}),
+        )
+        .await)
+    .await;
+    let id = requested["id"].as_str().unwrap();
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        state = ok(app
+            .get(&app.clinic_path(&format!("/exports/{id}")), &app.owner)
+            .await)
+        .await;
+        if state["state"] != "building" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(state["state"], "ready", "{state}");
+}
+
+#[actix_web::test]
 async fn bad_export_requests_are_refused() {
     let app = TestApp::spawn().await;
     let path = app.clinic_path("/exports");
