@@ -787,6 +787,7 @@ pub fn generate(
             json!({"email": accounts[3].email, "purpose": "demo inspection",
             "valid_until": crate::db::to_utc(now + Duration::days(90)).to_rfc3339()}),
         )?,
+        "http://127.0.0.1:8080",
     )?;
     Ok(DemoClinic {
         clinic_id,

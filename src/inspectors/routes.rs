@@ -37,7 +37,7 @@ async fn list(
 }
 
 /// Grant an inspector read-only access to this clinic for a period (owner only). A new account
-/// is created with an invitation, whose token is in this answer only.
+/// is created with an invitation, mailed to them and also in this answer.
 #[utoipa::path(tag = "inspectors", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id")),
     request_body = GrantInput,
@@ -53,8 +53,9 @@ async fn grant(
     access.require_owner()?;
     let (ctx, clinic) = (access.audit_context(), access.clinic_id.clone());
     let input = body.into_inner();
+    let public_url = state.settings.mail.public_url.clone();
     let view = db::run(&state.pool, move |conn| {
-        store::grant(conn, &ctx, &clinic, input)
+        store::grant(conn, &ctx, &clinic, input, &public_url)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))

@@ -155,11 +155,14 @@ pub fn hash_token(token: &str) -> String {
 }
 
 /// Grants an inspector read-only access to the clinic for a period.
+/// A new account's invitation is mailed to the inspector (`public_url` is where they accept it)
+/// in the same transaction, and is in this answer too, for the owner to pass on.
 pub fn grant(
     conn: &mut DbConn,
     ctx: &AuditContext,
     clinic_id: &str,
     input: GrantInput,
+    public_url: &str,
 ) -> AppResult<GrantView> {
     let email = normalise_email(&input.email);
     let mut errors = Vec::new();
@@ -253,10 +256,47 @@ pub fn grant(
             .values(&row)
             .execute(conn)?;
         audit::append(conn, clinic_id, ctx, event("inspector.granted", &row, None))?;
+        if let Some(inv) = &invitation {
+            let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+            crate::mail::outbox::enqueue(
+                conn,
+                crate::mail::outbox::NewMail {
+                    clinic_id: clinic_id.to_owned(),
+                    kind: crate::mail::outbox::INVITATION,
+                    recipient: user.email.clone(),
+                    subject: format!("Inspector access to {}", clinic.name),
+                    body_text: invitation_text(&clinic.name, &row, inv, public_url),
+                    body_html: None,
+                    export_id: None,
+                },
+            )?;
+        }
         let mut v = view(row, None, user.email, user.display_name);
         v.invitation = invitation;
         Ok(v)
     })
+}
+
+fn invitation_text(clinic: &str, g: &GrantRow, inv: &Invitation, public_url: &str) -> String {
+    let fmt = |t: NaiveDateTime| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    format!(
+        "You have been given read-only access to the infection-control records of {clinic}, \
+         from {} to {}{}.\n\n\
+         To choose your password, send this one-time token before {}:\n\n  \
+         POST {}/api/v1/auth/invitations/accept\n  \
+         {{\"token\": \"{}\", \"password\": \"a passphrase of your own\"}}\n\n\
+         Then sign in at POST /api/v1/auth/login with this address. The token works once. If you did \
+         not expect this message, ignore it: nothing happens without the token.\n",
+        fmt(g.valid_from),
+        fmt(g.valid_until),
+        g.purpose
+            .as_deref()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default(),
+        inv.expires_at.format("%Y-%m-%d %H:%M UTC"),
+        public_url.trim_end_matches('/'),
+        inv.token,
+    )
 }
 
 fn find(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<GrantRow> {

@@ -32,11 +32,29 @@ pub struct OutboxRow {
     pub finished_at: Option<NaiveDateTime>,
 }
 
+/// The kind of message that carries a one-time invitation token: its body is blanked once the
+/// message is delivered or given up on, so the outbox does not keep a usable secret (the
+/// invitations table keeps only the token's hash).
+pub const INVITATION: &str = "invitation";
+
+const BLANKED: &str = "(an invitation with a one-time token; the text is not kept after delivery)";
+
+fn blank_invitation(conn: &mut DbConn, id: &str) -> QueryResult<()> {
+    diesel::update(
+        mail_outbox::table
+            .filter(mail_outbox::id.eq(id))
+            .filter(mail_outbox::kind.eq(INVITATION)),
+    )
+    .set(mail_outbox::body_text.eq(BLANKED))
+    .execute(conn)?;
+    Ok(())
+}
+
 /// A message to queue.
 #[derive(Debug, Clone)]
 pub struct NewMail {
     pub clinic_id: String,
-    /// `summary`, `authority`, `reminder`.
+    /// `summary`, `authority`, `reminder`, `invitation`.
     pub kind: &'static str,
     pub recipient: String,
     pub subject: String,
@@ -146,7 +164,7 @@ pub fn mark_sent(conn: &mut DbConn, id: &str) -> QueryResult<()> {
         mail_outbox::last_error.eq(None::<String>),
     ))
     .execute(conn)?;
-    Ok(())
+    blank_invitation(conn, id)
 }
 
 /// Puts a message back for later without counting an attempt (its attachment is not built yet).
@@ -198,6 +216,7 @@ pub fn mark_failed(conn: &mut DbConn, row: &OutboxRow, error: &str) -> AppResult
             mail_outbox::last_error.eq(error),
         ))
         .execute(conn)?;
+        blank_invitation(conn, &row.id)?;
         if n == 1 {
             audit::append(
                 conn,
@@ -234,7 +253,7 @@ pub struct MailView {
     pub id: String,
     /// The Message-ID header, the same on every attempt.
     pub message_id: String,
-    /// `summary`, `authority` or `reminder`.
+    /// `summary`, `authority`, `reminder` or `invitation`.
     pub kind: String,
     pub recipient: String,
     pub subject: String,

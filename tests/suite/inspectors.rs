@@ -29,6 +29,45 @@ async fn a_new_inspector_is_invited_reads_on_the_record_and_never_writes() {
     assert_eq!(g["status"], "active");
     assert_eq!(g["email"], "eho@council.example");
     let token = g["invitation"]["token"].as_str().unwrap().to_owned();
+    // The invitation is mailed to the inspector (the default transport writes .eml files), and
+    // once it is delivered the outbox no longer holds a usable token.
+    let mut mailed = Value::Null;
+    for _ in 0..100 {
+        let all: Value = app
+            .get(&app.clinic_path("/mail"), &app.owner)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if let Some(m) = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["kind"] == "invitation" && m["state"] == "sent")
+        {
+            mailed = m.clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(mailed["recipient"], "eho@council.example", "{mailed}");
+    let id = mailed["id"].as_str().unwrap();
+    let eml = std::fs::read(app.dir.path().join("outbox").join(format!("{id}.eml"))).unwrap();
+    let msg = mail_parser::MessageParser::default().parse(&eml).unwrap();
+    let text = msg.body_text(0).unwrap();
+    assert!(text.contains(&token), "{text}");
+    assert!(text.contains("/api/v1/auth/invitations/accept"), "{text}");
+    assert!(msg.subject().unwrap().contains("Ink & Needle"));
+    {
+        use aseptic::db::schema::mail_outbox;
+        use diesel::prelude::*;
+        let kept: String = mail_outbox::table
+            .find(id)
+            .select(mail_outbox::body_text)
+            .first(&mut *app.raw_connection())
+            .unwrap();
+        assert!(!kept.contains(&token), "{kept}");
+    }
     // No password works before the invitation is accepted.
     assert_eq!(
         app.login("eho@council.example", "").await.status(),
