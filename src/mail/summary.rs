@@ -276,7 +276,7 @@ pub fn compose(
         }
         html.push_str("</ul>");
     }
-    let closing = "The period's report.pdf is attached. The signed export (CSV files, the audit chain and a manifest signed with this installation's key) can be downloaded with your inspector account and checked with `aseptic verify-export FILE.zip`, or with sha256sum, openssl and Python as docs/export-format.md shows.";
+    let closing = "The period's report.pdf and the export's signed manifest.json are attached. The signed export (CSV files, the audit chain and a manifest signed with this installation's key) can be downloaded with your inspector account and checked with `aseptic verify-export FILE.zip`, or with sha256sum, openssl and Python as docs/export-format.md shows.";
     text.push_str(&format!("\nSigned export: {link}\n\n{closing}\n"));
     html.push_str(&format!(
         "<p>Signed export: <a href=\"{0}\">{0}</a></p><p>{1}</p></body></html>",

@@ -28,6 +28,13 @@ use crate::error::{AppError, AppResult};
 use crate::exports::store::{self as exports, ExportInput, ExportState};
 use crate::exports::ExportKey;
 
+/// The parts of a built export a summary carries.
+pub struct ExportParts {
+    pub report: Vec<u8>,
+    pub manifest: Vec<u8>,
+    pub checkpoint: String,
+}
+
 /// Everything the worker needs, shared with the handlers that send at once.
 pub struct Mailer {
     pub pool: Pool,
@@ -142,7 +149,7 @@ impl Mailer {
                         )?;
                         return Ok(None);
                     }
-                    ExportState::Ready => Some(self.report_pdf(&row.clinic_id, export_id)?),
+                    ExportState::Ready => Some(self.export_parts(&row.clinic_id, export_id)?),
                 }
             }
         };
@@ -192,20 +199,46 @@ impl Mailer {
             + Duration::hours(i64::try_from(self.settings.mail.give_up_after_hours).unwrap_or(96))
     }
 
-    fn report_pdf(&self, clinic_id: &str, export_id: &str) -> AppResult<Vec<u8>> {
+    /// What a summary carries from its export: report.pdf, the signed manifest.json, and the
+    /// checkpoint the manifest signs, in words. The export never changes once built, so every
+    /// attempt sends the same bytes.
+    fn export_parts(&self, clinic_id: &str, export_id: &str) -> AppResult<ExportParts> {
         let path = exports::file_path(&self.settings.exports.dir, clinic_id, export_id);
         let file = std::fs::File::open(&path).map_err(AppError::internal)?;
         let mut zip =
             zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(AppError::internal)?;
-        let mut entry = zip.by_name("report.pdf").map_err(AppError::internal)?;
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(AppError::internal)?;
-        Ok(bytes)
+        let mut read = |name: &str| -> AppResult<Vec<u8>> {
+            let mut entry = zip.by_name(name).map_err(AppError::internal)?;
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).map_err(AppError::internal)?;
+            Ok(bytes)
+        };
+        let report = read("report.pdf")?;
+        let manifest = read("manifest.json")?;
+        let m: serde_json::Value = serde_json::from_slice(&manifest).map_err(AppError::internal)?;
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => "none".to_owned(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let checkpoint = format!(
+            "Checkpoint, signed in the attached manifest.json: audit events {} to {} of the clinic's chain, chain head {}, export key fingerprint {}, signature {}.",
+            text(&m["chain"]["first_seq"]),
+            text(&m["chain"]["last_seq"]),
+            text(&m["chain"]["head_hash"]),
+            text(&m["key_fingerprint"]),
+            text(&m["signature"]),
+        );
+        Ok(ExportParts {
+            report,
+            manifest,
+            checkpoint,
+        })
     }
 
     /// The message as it goes out on every attempt: the same Message-ID and Date each time, so a
     /// retry after a crash is recognisable as the same message.
-    pub fn message(&self, row: &OutboxRow, attachment: Option<Vec<u8>>) -> Result<Message, String> {
+    pub fn message(&self, row: &OutboxRow, export: Option<ExportParts>) -> Result<Message, String> {
         let to: Mailbox = row
             .recipient
             .parse()
@@ -216,18 +249,36 @@ impl Mailer {
             .from(self.from.clone())
             .to(to)
             .subject(row.subject.clone());
-        let body = match &row.body_html {
-            Some(html) => MultiPart::alternative_plain_html(row.body_text.clone(), html.clone()),
-            None => MultiPart::mixed().singlepart(SinglePart::plain(row.body_text.clone())),
+        let mut text = row.body_text.clone();
+        let mut html = row.body_html.clone();
+        if let Some(parts) = &export {
+            text.push_str(&format!("\n{}\n", parts.checkpoint));
+            html = html.map(|h| {
+                h.replace(
+                    "</body>",
+                    &format!(
+                        "<p><small>{}</small></p></body>",
+                        super::summary::escape(&parts.checkpoint)
+                    ),
+                )
+            });
+        }
+        let body = match html {
+            Some(html) => MultiPart::alternative_plain_html(text, html),
+            None => MultiPart::mixed().singlepart(SinglePart::plain(text)),
         };
-        let body = match attachment {
+        let body = match export {
             None => body,
-            Some(pdf) => MultiPart::mixed().multipart(body).singlepart(
-                Attachment::new("report.pdf".into()).body(
-                    pdf,
+            Some(parts) => MultiPart::mixed()
+                .multipart(body)
+                .singlepart(Attachment::new("report.pdf".into()).body(
+                    parts.report,
                     ContentType::parse("application/pdf").map_err(|e| e.to_string())?,
-                ),
-            ),
+                ))
+                .singlepart(Attachment::new("manifest.json".into()).body(
+                    parts.manifest,
+                    ContentType::parse("application/json").map_err(|e| e.to_string())?,
+                )),
         };
         builder.multipart(body).map_err(|e| e.to_string())
     }

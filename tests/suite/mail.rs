@@ -230,6 +230,19 @@ async fn a_summary_sent_now_arrives_with_its_headers_bodies_and_report() {
     let mut report = Vec::new();
     std::io::Read::read_to_end(&mut archive.by_name("report.pdf").unwrap(), &mut report).unwrap();
     assert_eq!(pdf.contents(), report.as_slice());
+    // So is the signed manifest, and the body names the checkpoint it signs.
+    let manifest = msg
+        .attachments()
+        .find(|a| a.attachment_name() == Some("manifest.json"))
+        .expect("manifest.json attached");
+    let mut signed = Vec::new();
+    std::io::Read::read_to_end(&mut archive.by_name("manifest.json").unwrap(), &mut signed)
+        .unwrap();
+    assert_eq!(manifest.contents(), signed.as_slice());
+    let m: Value = serde_json::from_slice(&signed).unwrap();
+    let head = m["chain"]["head_hash"].as_str().unwrap();
+    assert!(text.contains(&format!("chain head {head}")), "{text}");
+    assert!(text.contains(m["signature"].as_str().unwrap()), "{text}");
     // The sending is a fact of the clinic's chain.
     let events = app.audit_events().await;
     assert!(events
