@@ -45,7 +45,7 @@ pub fn notify_authority(
     };
     let body = format!(
         "{title} at {name}{registration}{address}.\n\n{what}\n\n\
-         Look-back: {loads} loads, {packs} packs and {sessions} client sessions are reached; the clinic \
+         Look-back: {loads}, {packs} and {sessions} are reached; the clinic \
          holds the list of clients to contact.\n\n\
          Reported under: {source}\n",
         name = clinic.name,
@@ -59,9 +59,9 @@ pub fn notify_authority(
             .as_deref()
             .map(|a| format!(", {a}"))
             .unwrap_or_default(),
-        loads = lookback.cycle_ids.len(),
-        packs = lookback.packs.len(),
-        sessions = lookback.sessions.len(),
+        loads = super::summary::count_of(lookback.cycle_ids.len(), "load"),
+        packs = super::summary::count_of(lookback.packs.len(), "pack"),
+        sessions = super::summary::count_of(lookback.sessions.len(), "client session"),
         source = profile.notify_authority_of.source,
     );
     let row = outbox::enqueue(

@@ -31,6 +31,16 @@ fn local(t: NaiveDateTime, tz: Tz) -> String {
         .to_string()
 }
 
+/// "1 load", "2 loads".
+pub fn count_of(n: impl TryInto<i64> + Copy, noun: &str) -> String {
+    let n: i64 = n.try_into().unwrap_or(i64::MAX);
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -138,18 +148,18 @@ pub fn compose(
     sections.push(Section {
         heading: format!("Readiness at {}", local(at.naive_utc(), tz)),
         lines: vec![format!(
-            "{} blockers, {} warnings, {} notes",
-            count(Severity::Blocker),
-            count(Severity::Warning),
-            count(Severity::Info)
+            "{}, {}, {}",
+            count_of(count(Severity::Blocker), "blocker"),
+            count_of(count(Severity::Warning), "warning"),
+            count_of(count(Severity::Info), "note")
         )],
     });
 
     let mut period = vec![
-        format!("{loads} loads, {failed_loads} failed"),
+        format!("{}, {failed_loads} failed", count_of(loads, "load")),
         format!(
-            "{} air-removal tests, {} failed",
-            air.len(),
+            "{}, {} failed",
+            count_of(air.len(), "air-removal test"),
             air.iter().filter(|p| !**p).count()
         ),
     ];
@@ -158,25 +168,25 @@ pub fn compose(
         .filter(|(_, _, result, control)| result == "positive" && control == "growth")
         .collect();
     period.push(format!(
-        "{} spore tests read, {} positive",
-        read.len(),
+        "{} read, {} positive",
+        count_of(read.len(), "spore test"),
         positives.len()
     ));
     for (id, placed, _, _) in positives {
         let l = compute(conn, c, &Trigger::SporeTest(id.clone()))?;
         period.push(format!(
-            "POSITIVE spore test placed {}: look-back reaches {} loads, {} packs and {} sessions",
+            "POSITIVE spore test placed {}: look-back reaches {}, {} and {}",
             local(*placed, tz),
-            l.cycle_ids.len(),
-            l.packs.len(),
-            l.sessions.len()
+            count_of(l.cycle_ids.len(), "load"),
+            count_of(l.packs.len(), "pack"),
+            count_of(l.sessions.len(), "session")
         ));
     }
-    period.push(format!("{session_count} client sessions"));
+    period.push(count_of(session_count, "client session"));
     let open = incident_rows.iter().filter(|(_, _, c)| c.is_none()).count();
     period.push(format!(
-        "{} incidents, {} still open",
-        incident_rows.len(),
+        "{}, {} still open",
+        count_of(incident_rows.len(), "incident"),
         open
     ));
     sections.push(Section {

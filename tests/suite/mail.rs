@@ -558,7 +558,10 @@ async fn a_positive_spore_test_is_reported_to_the_authority_where_the_profile_as
     let msg = MessageParser::default().parse(&raw.raw).unwrap();
     assert!(msg.subject().unwrap().starts_with("Positive spore test"));
     let text = msg.body_text(0).unwrap();
-    assert!(text.contains("Look-back: 1 loads, 1 packs"), "{text}");
+    assert!(
+        text.contains("Look-back: 1 load, 1 pack and 0 client sessions"),
+        "{text}"
+    );
     assert!(text.contains("ARM 37.112.131"), "{text}");
     assert!(app
         .audit_events()
