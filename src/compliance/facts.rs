@@ -122,6 +122,28 @@ fn sterilisers_at(
             cycles::started_at,
         ))
         .load(conn)?;
+    // Spore tests placed in the last fortnight and not read by `at`, with their load's start.
+    let placed: Vec<(String, String, NaiveDateTime)> = spore_tests::table
+        .inner_join(cycles::table.on(cycles::id.eq(spore_tests::cycle_id)))
+        .filter(spore_tests::clinic_id.eq(clinic_id))
+        .filter(as_of("spore_tests", at))
+        .filter(as_of("cycles", at))
+        .filter(spore_tests::placed_at.le(at))
+        .filter(spore_tests::placed_at.ge(at - Duration::days(14)))
+        .select((
+            spore_tests::id,
+            spore_tests::steriliser_id,
+            cycles::started_at,
+        ))
+        .load(conn)?;
+    let read_by_then: HashSet<String> = spore_test_results::table
+        .filter(spore_test_results::clinic_id.eq(clinic_id))
+        .filter(spore_test_results::recorded_at.le(at))
+        .filter(spore_test_results::spore_test_id.eq_any(placed.iter().map(|p| p.0.clone())))
+        .select(spore_test_results::spore_test_id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
     let loaded_today: HashSet<String> = cycles::table
         .filter(cycles::clinic_id.eq(clinic_id))
         .filter(as_of("cycles", at))
@@ -174,6 +196,11 @@ fn sterilisers_at(
             in_service: status.is_none_or(|s| s.in_service),
             quarantined: crate::sterilisation::service::is_quarantined(status),
             last_negative_spore_test: last_negative,
+            incubating_spore_test: placed
+                .iter()
+                .filter(|(test, s, _)| s == id && !read_by_then.contains(test))
+                .map(|(_, _, started)| *started)
+                .max(),
             loads_today: loaded_today.contains(id),
             air_removal_passed_today: air_today.contains(id),
             last_event: last_test_event(&versions, &own),

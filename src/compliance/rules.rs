@@ -40,6 +40,9 @@ pub struct SteriliserFacts {
     pub quarantined: bool,
     /// Start of the load that carried the latest valid negative spore test.
     pub last_negative_spore_test: Option<NaiveDateTime>,
+    /// Start of the load that carried the latest spore test placed after that and not read yet
+    /// (incubating): a test run in time meets the interval while it incubates.
+    pub incubating_spore_test: Option<NaiveDateTime>,
     pub loads_today: bool,
     pub air_removal_passed_today: bool,
     /// The latest relocation or repair, which needs a passing spore test after it.
@@ -183,14 +186,38 @@ pub fn spore_tests(p: &Profile, f: &Facts) -> Vec<Finding> {
                 let due_day = last.and_utc().with_timezone(&f.tz).date_naive()
                     + Duration::days(i64::from(days));
                 let due = end_of_day(due_day, f.tz);
+                let local = |t: NaiveDateTime| t.and_utc().with_timezone(&f.tz).date_naive();
+                let incubating = s.incubating_spore_test.filter(|t| *t > last);
+                // A test placed by the due day meets the interval while it incubates; one left
+                // unread for a week has been forgotten.
+                if let Some(placed) = incubating.filter(|t| local(*t) <= due_day) {
+                    if f.now - placed > Duration::days(7) {
+                        out.push(finding(
+                            "spore_test_unread",
+                            Severity::Warning,
+                            subject,
+                            format!(
+                                "{}'s spore test placed {} has no result recorded after 7 days",
+                                s.label,
+                                local(placed)
+                            ),
+                            source,
+                            None,
+                        ));
+                    }
+                    continue;
+                }
                 if f.now > due {
                     out.push(finding(
                         "spore_test_interval",
                         Severity::Blocker,
                         subject,
                         format!(
-                            "{}'s spore test is overdue (every {days} days; due {due_day})",
-                            s.label
+                            "{}'s spore test is overdue (every {days} days; due {due_day}){}",
+                            s.label,
+                            incubating
+                                .map(|t| format!("; the test placed {} is incubating", local(t)))
+                                .unwrap_or_default()
                         ),
                         source,
                         Some(due),
@@ -539,6 +566,7 @@ mod tests {
             in_service: true,
             quarantined: false,
             last_negative_spore_test: last,
+            incubating_spore_test: None,
             loads_today: false,
             air_removal_passed_today: true,
             last_event: None,
@@ -580,6 +608,24 @@ mod tests {
             spore_tests(baseline, &facts(at(9, 0), steriliser(Some(last))))[0].severity,
             Severity::Blocker
         );
+        // A test placed on the due day meets the interval while it incubates overnight; one
+        // placed the day after does not, and one never read is flagged after a week.
+        let incubating = |placed| SteriliserFacts {
+            incubating_spore_test: Some(placed),
+            ..steriliser(Some(last))
+        };
+        assert!(spore_tests(baseline, &facts(at(9, 7), incubating(at(8, 21)))).is_empty());
+        assert!(spore_tests(baseline, &facts(at(8, 22), incubating(at(8, 21)))).is_empty());
+        let late = spore_tests(baseline, &facts(at(9, 12), incubating(at(9, 10))));
+        assert_eq!(late[0].severity, Severity::Blocker);
+        assert!(
+            late[0].message.contains("incubating"),
+            "{}",
+            late[0].message
+        );
+        let forgotten = spore_tests(baseline, &facts(at(16, 22), incubating(at(8, 21))));
+        assert_eq!(forgotten[0].rule, "spore_test_unread");
+        assert_eq!(forgotten[0].severity, Severity::Warning);
         // California allows 30 days.
         let ca = profiles.get("us-ca").unwrap();
         assert!(spore_tests(ca, &facts(at(20, 9), steriliser(Some(last)))).is_empty());

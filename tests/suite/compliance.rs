@@ -346,3 +346,70 @@ async fn packs_on_the_shelf_from_a_failed_load_or_past_their_shelf_life_are_flag
     );
     assert!(rules_for(&v, &format!("pack:{}", code(&fresh))).is_empty());
 }
+
+#[actix_web::test]
+async fn a_spore_test_placed_in_time_meets_the_interval_while_it_incubates() {
+    let app = TestApp::spawn().await;
+    let o = &app.owner;
+    // A gravity steriliser (no air-removal test), London time; baseline: weekly spore tests.
+    let s = ok(app
+        .post(
+            &app.clinic_path("/sterilisers"),
+            o,
+            &json!({"make": "W&H", "model": "Lisa", "serial_number": "S-INC", "kind": "gravity"}),
+        )
+        .await)
+    .await;
+    let load = |number: i64, started: chrono::DateTime<Utc>| {
+        json!({"steriliser_id": s["id"], "cycle_number": number,
+            "program": {"name": "121", "temperature_c": 121.0, "hold_minutes": 30.0},
+            "started_at": started.to_rfc3339(), "finished_at": (started + Duration::minutes(50)).to_rfc3339(),
+            "peak_temperature_c": 122.0, "peak_pressure_kpa": 213.0, "hold_minutes": 31.0,
+            "load_indicator": {"type": 5, "passed": true}, "packs": [{"contents": "tips"}]})
+    };
+    let place = |cycle: &Value| {
+        json!({"steriliser_id": s["id"], "cycle_id": cycle["id"], "bi_product": "Attest", "bi_lot": "B",
+            "placed_at": cycle["started_at"], "incubation": {"kind": "in_house", "hours": 24}})
+    };
+    // Read negative: a load seven days ago, so the next test is due today.
+    let week_ago = Utc::now() - Duration::days(7);
+    let first = ok(app
+        .post(&app.clinic_path("/cycles"), o, &load(1, week_ago))
+        .await)
+    .await;
+    let t = ok(app
+        .post(&app.clinic_path("/spore-tests"), o, &place(&first))
+        .await)
+    .await;
+    ok(app
+        .post(
+            &app.clinic_path(&format!("/spore-tests/{}/result", t["id"].as_str().unwrap())),
+            o,
+            &json!({"result": "negative", "control_result": "growth", "read_at": (week_ago + Duration::hours(24)).to_rfc3339()}),
+        )
+        .await)
+    .await;
+    let subject = format!("steriliser:{}", s["id"].as_str().unwrap());
+    let due = rules_for(&view(&app).await, &subject);
+    assert!(
+        due.contains(&("spore_test_interval".into(), "warning".into())),
+        "due today: {due:?}"
+    );
+    // Today's test is placed and incubating: the interval is met, nothing to warn about.
+    let now = Utc::now() - Duration::minutes(55);
+    let second = ok(app
+        .post(&app.clinic_path("/cycles"), o, &load(2, now))
+        .await)
+    .await;
+    ok(app
+        .post(&app.clinic_path("/spore-tests"), o, &place(&second))
+        .await)
+    .await;
+    let incubating = rules_for(&view(&app).await, &subject);
+    assert!(
+        !incubating
+            .iter()
+            .any(|(rule, _)| rule.starts_with("spore_test")),
+        "{incubating:?}"
+    );
+}
