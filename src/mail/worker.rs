@@ -93,7 +93,18 @@ impl Mailer {
         let claimed = outbox::claim_due(&mut conn, Duration::minutes(LEASE_MINUTES), 20)?;
         let mut rows = claimed.iter();
         while let Some(row) = rows.next() {
-            if let Some(next) = self.deliver(&mut conn, row)? {
+            let outcome = match self.deliver(&mut conn, row) {
+                Ok(outcome) => outcome,
+                // Something of ours failed (the export's file is gone, the database hiccuped):
+                // this message is retried like any other, and the rest of the batch goes on
+                // rather than waiting out the lease behind it.
+                Err(e) => {
+                    tracing::error!(mail = row.id, error = %e, "mail could not be prepared");
+                    self.failed_attempt(&mut conn, row, &e.to_string(), false)?;
+                    None
+                }
+            };
+            if let Some(next) = outcome {
                 // The server is unreachable or refusing for now: the rest of the batch waits
                 // with this message instead of each spending a time-out on it (a black-holed
                 // server would otherwise hold the worker 10 s per message). Messages past their
@@ -167,30 +178,41 @@ impl Mailer {
                 metrics::counter!("aseptic_mail_sent_total").increment(1);
                 tracing::info!(mail = row.id, kind = row.kind, "mail delivered");
             }
-            Err(e) => {
-                let attempt = u32::try_from(row.attempts).unwrap_or(0) + 1;
-                let base = Duration::milliseconds(
-                    i64::try_from(self.settings.mail.retry_base_ms).unwrap_or(30_000),
-                );
-                let next = db::now() + backoff(attempt, rand::random::<f64>(), base);
-                if e.permanent || next > self.give_up(row) {
-                    metrics::counter!("aseptic_mail_failed_total").increment(1);
-                    tracing::error!(mail = row.id, error = e.message, "mail given up");
-                    outbox::mark_failed(conn, row, &e.message)?;
-                } else {
-                    metrics::counter!("aseptic_mail_retried_total").increment(1);
-                    tracing::warn!(
-                        mail = row.id,
-                        attempt,
-                        error = e.message,
-                        "mail delivery failed; will retry"
-                    );
-                    outbox::mark_retry(conn, &row.id, &e.message, next)?;
-                    return Ok(Some(next));
-                }
-            }
+            Err(e) => return self.failed_attempt(conn, row, &e.message, e.permanent),
         }
         Ok(None)
+    }
+
+    /// Records a failed attempt: given up on when it is permanent or the retry period is over,
+    /// otherwise retried after the back-off (returned).
+    fn failed_attempt(
+        &self,
+        conn: &mut DbConn,
+        row: &OutboxRow,
+        error: &str,
+        permanent: bool,
+    ) -> AppResult<Option<chrono::NaiveDateTime>> {
+        let attempt = u32::try_from(row.attempts).unwrap_or(0) + 1;
+        let base = Duration::milliseconds(
+            i64::try_from(self.settings.mail.retry_base_ms).unwrap_or(30_000),
+        );
+        let next = db::now() + backoff(attempt, rand::random::<f64>(), base);
+        if permanent || next > self.give_up(row) {
+            metrics::counter!("aseptic_mail_failed_total").increment(1);
+            tracing::error!(mail = row.id, error, "mail given up");
+            outbox::mark_failed(conn, row, error)?;
+            Ok(None)
+        } else {
+            metrics::counter!("aseptic_mail_retried_total").increment(1);
+            tracing::warn!(
+                mail = row.id,
+                attempt,
+                error,
+                "mail delivery failed; will retry"
+            );
+            outbox::mark_retry(conn, &row.id, error, next)?;
+            Ok(Some(next))
+        }
     }
 
     /// When retrying this message stops.

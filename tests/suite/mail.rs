@@ -937,3 +937,52 @@ async fn a_message_still_undelivered_after_the_retry_period_is_marked_failed() {
         .any(|f| f["rule"] == "mail_delivery"
             && f["message"].as_str().unwrap().contains("four days ago")));
 }
+
+#[actix_web::test]
+async fn a_message_that_cannot_be_prepared_is_retried_and_holds_up_no_other() {
+    let app = TestApp::spawn().await;
+    let export = ready_export(&app).await;
+    // The export's file is lost (a disk replaced, say): its summary cannot carry the report.
+    std::fs::remove_file(aseptic::exports::store::file_path(
+        &app.settings.exports.dir,
+        &app.clinic_id,
+        &export,
+    ))
+    .unwrap();
+    let (poisoned, plain) = {
+        let mut conn = app.raw_connection();
+        let mut queue = |subject: &str, export_id: Option<String>| {
+            aseptic::mail::outbox::enqueue(
+                &mut conn,
+                aseptic::mail::outbox::NewMail {
+                    clinic_id: app.clinic_id.clone(),
+                    kind: "summary",
+                    recipient: "inspector@council.example".into(),
+                    subject: subject.into(),
+                    body_text: "text".into(),
+                    body_html: None,
+                    export_id,
+                },
+            )
+            .unwrap()
+            .id
+        };
+        (
+            queue("with a lost report", Some(export.clone())),
+            queue("plain", None),
+        )
+    };
+    let mut seen = (Value::Null, Value::Null);
+    for _ in 0..200 {
+        let all = mail(&app).await;
+        let find = |id: &str| all.iter().find(|m| m["id"] == id).unwrap().clone();
+        seen = (find(&poisoned), find(&plain));
+        if seen.1["state"] == "sent" && seen.0["attempts"].as_i64().unwrap() >= 1 {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    assert_eq!(seen.1["state"], "sent", "{:?}", seen.1);
+    assert_eq!(seen.0["state"], "pending", "{:?}", seen.0);
+    assert!(!seen.0["last_error"].is_null(), "{:?}", seen.0);
+}
