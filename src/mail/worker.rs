@@ -567,8 +567,8 @@ impl Drop for WorkerHandle {
     }
 }
 
-/// Starts the worker: deliveries whenever something is due, schedules and reminders every
-/// ten polls (at most once a minute).
+/// Starts the worker: deliveries whenever something is due, schedules every ten polls (at most
+/// a minute apart), reminders every hundred polls (at most ten minutes apart).
 pub fn spawn(mailer: Arc<Mailer>) -> WorkerHandle {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -577,15 +577,21 @@ pub fn spawn(mailer: Arc<Mailer>) -> WorkerHandle {
         .spawn(move || {
             let poll = StdDuration::from_millis(mailer.settings.mail.poll_interval_ms.max(10));
             let scan_every = (poll * 10).min(StdDuration::from_secs(60));
-            let mut last_scan: Option<Instant> = None;
+            // Reminders judge every clinic's records: a few minutes late is fine, and an
+            // installation with many clinics should not do that every minute.
+            let remind_every = (poll * 100).min(StdDuration::from_secs(600));
+            let (mut last_scan, mut last_reminders): (Option<Instant>, Option<Instant>) =
+                (None, None);
             while !flag.load(Ordering::SeqCst) {
                 if last_scan.is_none_or(|t| t.elapsed() >= scan_every) {
                     last_scan = Some(Instant::now());
-                    let now = crate::clock::now();
-                    if let Err(e) = mailer.run_schedules(now) {
+                    if let Err(e) = mailer.run_schedules(crate::clock::now()) {
                         tracing::error!(error = %e, "audit summaries could not be queued");
                     }
-                    if let Err(e) = mailer.run_reminders(now) {
+                }
+                if last_reminders.is_none_or(|t| t.elapsed() >= remind_every) {
+                    last_reminders = Some(Instant::now());
+                    if let Err(e) = mailer.run_reminders(crate::clock::now()) {
                         tracing::error!(error = %e, "reminders could not be queued");
                     }
                 }
