@@ -304,6 +304,7 @@ impl Gen<'_> {
             let (conn, owner, clinic) = (&mut *g.conn, g.owner.clone(), g.clinic.clone());
             sterilisation::service::create_cycle(
                 conn,
+                g.profiles,
                 &owner,
                 &clinic,
                 CycleInput::from_json(body)?,
@@ -387,7 +388,7 @@ impl Gen<'_> {
         let (cartridge, pigment) = (self.cartridge_lot.clone(), self.pigment_lot.clone());
         let pack = pack.to_owned();
         let id = self.on(t + Duration::minutes(1), |g| {
-            let clinic = g.clinic.clone();
+            let (clinic, profiles) = (g.clinic.clone(), g.profiles);
             let conn = &mut *g.conn;
             db::write_transaction(conn, |conn| {
                 let trace = sessions::store::create(
@@ -417,7 +418,7 @@ impl Gen<'_> {
                     })
                     .unwrap_or_default();
                 sessions::store::answer(conn, &ctx, &clinic, &id, input(json!({"answers": answers}))?)?;
-                sessions::store::add_pack(conn, &ctx, &clinic, &id, input(json!({"code": pack}))?)?;
+                sessions::store::add_pack(conn, profiles, &ctx, &clinic, &id, input(json!({"code": pack}))?)?;
                 for lot in [&cartridge, &pigment] {
                     sessions::store::add_lot(conn, &ctx, &clinic, &id, input(json!({"lot_id": lot}))?)?;
                 }

@@ -148,8 +148,9 @@ async fn add_pack(
         access.clinic_id.clone(),
         body.into_inner(),
     );
+    let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        store::add_pack(conn, &ctx, &clinic, &id, input)
+        store::add_pack(conn, &profiles, &ctx, &clinic, &id, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))

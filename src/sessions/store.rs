@@ -314,6 +314,7 @@ pub fn answer(
 
 pub fn add_pack(
     conn: &mut DbConn,
+    profiles: &crate::compliance::profiles::Profiles,
     ctx: &AuditContext,
     clinic_id: &str,
     id: &str,
@@ -322,12 +323,10 @@ pub fn add_pack(
     db::write_transaction(conn, |conn| {
         let s = find(conn, clinic_id, id)?;
         not_started(conn, id)?;
-        let pack =
-            crate::sterilisation::service::get_pack(conn, clinic_id, &input.code).map_err(|e| {
-                match e {
-                    AppError::NotFound => not_found("code", "pack"),
-                    other => other,
-                }
+        let pack = crate::sterilisation::service::get_pack(conn, profiles, clinic_id, &input.code)
+            .map_err(|e| match e {
+                AppError::NotFound => not_found("code", "pack"),
+                other => other,
             })?;
         if !used_pack_codes(conn, clinic_id, std::slice::from_ref(&pack.code))?.is_empty() {
             return Err(AppError::Conflict(format!(
@@ -464,8 +463,12 @@ pub fn start(
         let mut indicator_below = Vec::new();
         for u in &uses {
             // This very session opened the pack: judge it as it stands apart from that.
-            let pack =
-                crate::sterilisation::service::pack_before_use(conn, clinic_id, &u.pack_code)?;
+            let pack = crate::sterilisation::service::pack_before_use(
+                conn,
+                profiles,
+                clinic_id,
+                &u.pack_code,
+            )?;
             // Only the status is needed, not the steriliser's whole view and history.
             let status =
                 crate::sterilisation::store::current_status(conn, clinic_id, &pack.steriliser_id)?;

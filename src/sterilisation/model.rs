@@ -610,6 +610,9 @@ pub struct PackFacts {
     pub biological: Biological,
     pub lookback: Vec<Window>,
     pub expires_at: Option<NaiveDateTime>,
+    /// Its load ran after the steriliser's spore test fell overdue, and no later test of that
+    /// steriliser has read negative yet (DOMAIN.md rule 1).
+    pub run_while_overdue: bool,
 }
 
 /// The pack's state and why. Used beats everything (it is history); then quarantine (a failed
@@ -628,6 +631,12 @@ pub fn pack_state(f: &PackFacts, now: NaiveDateTime) -> (PackState, String) {
         return (
             PackState::Quarantined,
             "a positive spore test reaches back to its load: reprocess it".into(),
+        );
+    }
+    if f.run_while_overdue {
+        return (
+            PackState::Pending,
+            "its load ran while the steriliser's spore test was overdue: hold it until a spore test of that steriliser reads negative".into(),
         );
     }
     if let Some(expiry) = f.expires_at {
@@ -649,6 +658,29 @@ pub fn pack_state(f: &PackFacts, now: NaiveDateTime) -> (PackState, String) {
         ),
         _ => (PackState::Released, "all indicators passed".into()),
     }
+}
+
+/// DOMAIN.md rule 1: a load started after its steriliser's spore test fell due (the end of the
+/// clinic-local day `interval_days` after the last negative test's load) is not releasable until
+/// a spore test in a load started at or after it reads negative. A steriliser with no negative
+/// test yet is left to rule 2 (a test after installation), not judged here.
+pub fn run_while_overdue(
+    load_started: NaiveDateTime,
+    negatives: &[NaiveDateTime],
+    interval_days: Option<u32>,
+    tz: chrono_tz::Tz,
+) -> bool {
+    let Some(days) = interval_days else {
+        return false;
+    };
+    let Some(last) = negatives.iter().filter(|t| **t < load_started).max() else {
+        return false;
+    };
+    let due_day = last.and_utc().with_timezone(&tz).date_naive() + Duration::days(i64::from(days));
+    if load_started <= crate::incidents::model::end_of_day(due_day, tz) {
+        return false;
+    }
+    !negatives.iter().any(|t| *t >= load_started)
 }
 
 /// Crockford base 32 without the letters people misread (I, L, O, U).
@@ -1021,6 +1053,37 @@ mod tests {
     }
 
     #[test]
+    fn loads_run_while_the_spore_test_is_overdue_wait_for_the_next_negative() {
+        let tz = chrono_tz::Europe::London;
+        let day = |d: u32, h: u32| {
+            chrono::NaiveDate::from_ymd_opt(2026, 3, d)
+                .unwrap()
+                .and_hms_opt(h, 0, 0)
+                .unwrap()
+        };
+        // Negative test in a load on 1 March; weekly: due by the end of 8 March (London time).
+        let negatives = [day(1, 21)];
+        assert!(!run_while_overdue(day(8, 23), &negatives, Some(7), tz));
+        assert!(run_while_overdue(day(9, 8), &negatives, Some(7), tz));
+        // The next negative test, run in a load after it, releases it.
+        assert!(!run_while_overdue(
+            day(9, 8),
+            &[day(1, 21), day(9, 21)],
+            Some(7),
+            tz
+        ));
+        // Across the clock change (29 March): due by the end of 29 March, London time.
+        let negatives = [day(22, 21)];
+        assert!(!run_while_overdue(day(29, 22), &negatives, Some(7), tz));
+        // 23:00 UTC on the 29th is already 00:00 on the 30th in London: overdue.
+        assert!(run_while_overdue(day(29, 23), &negatives, Some(7), tz));
+        assert!(run_while_overdue(day(30, 7), &negatives, Some(7), tz));
+        // No periodic test in the profile, or no negative test yet: not judged here.
+        assert!(!run_while_overdue(day(30, 7), &negatives, None, tz));
+        assert!(!run_while_overdue(day(30, 7), &[], Some(7), tz));
+    }
+
+    #[test]
     fn pack_states() {
         let now = t(12, 0).naive_utc();
         let base = PackFacts {
@@ -1030,8 +1093,20 @@ mod tests {
             biological: Biological::None,
             lookback: vec![],
             expires_at: Some(t(13, 0).naive_utc()),
+            run_while_overdue: false,
         };
         assert_eq!(pack_state(&base, now).0, PackState::Released);
+        assert_eq!(
+            pack_state(
+                &PackFacts {
+                    run_while_overdue: true,
+                    ..base.clone()
+                },
+                now
+            )
+            .0,
+            PackState::Pending
+        );
         assert_eq!(
             pack_state(
                 &PackFacts {

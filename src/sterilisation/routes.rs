@@ -282,8 +282,9 @@ async fn list_cycles(
 ) -> AppResult<web::Json<CyclePage>> {
     let filter = log_filter(&page, query.into_inner())?;
     let clinic = access.clinic_id.clone();
+    let profiles = state.profiles.clone();
     let (items, next_cursor) = db::run(&state.pool, move |conn| {
-        service::list_cycles(conn, &clinic, &filter)
+        service::list_cycles(conn, &profiles, &clinic, &filter)
     })
     .await?;
     Ok(web::Json(CyclePage { items, next_cursor }))
@@ -310,8 +311,9 @@ async fn create_cycle(
     access.require_staff()?;
     let input = CycleInput::from_json(body.into_inner())?;
     let (ctx, clinic) = (access.audit_context(), access.clinic_id.clone());
+    let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        service::create_cycle(conn, &ctx, &clinic, input)
+        service::create_cycle(conn, &profiles, &ctx, &clinic, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -329,9 +331,10 @@ async fn get_cycle(
 ) -> AppResult<web::Json<CycleView>> {
     let (_, id) = path.into_inner();
     let clinic = access.clinic_id.clone();
+    let profiles = state.profiles.clone();
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            service::get_cycle(conn, &clinic, &id)
+            service::get_cycle(conn, &profiles, &clinic, &id)
         })
         .await?,
     ))
@@ -362,8 +365,9 @@ async fn amend_cycle(
         access.clinic_id.clone(),
         body.into_inner(),
     );
+    let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        service::amend_cycle(conn, &ctx, &clinic, &id, &req)
+        service::amend_cycle(conn, &profiles, &ctx, &clinic, &id, &req)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -381,9 +385,10 @@ async fn get_pack(
 ) -> AppResult<web::Json<PackView>> {
     let (_, code) = path.into_inner();
     let clinic = access.clinic_id.clone();
+    let profiles = state.profiles.clone();
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            service::get_pack(conn, &clinic, &code)
+            service::get_pack(conn, &profiles, &clinic, &code)
         })
         .await?,
     ))
@@ -402,8 +407,9 @@ async fn pack_label(
 ) -> AppResult<HttpResponse> {
     let (_, code) = path.into_inner();
     let clinic = access.clinic_id.clone();
+    let profiles = state.profiles.clone();
     let svg = db::run(&state.pool, move |conn| {
-        let pack = service::get_pack(conn, &clinic, &code)?;
+        let pack = service::get_pack(conn, &profiles, &clinic, &code)?;
         let timezone = crate::clinics::store::find(conn, &clinic)?
             .and_then(|c| c.timezone.parse::<chrono_tz::Tz>().ok())
             .unwrap_or(chrono_tz::UTC);

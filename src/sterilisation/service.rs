@@ -12,6 +12,7 @@ use super::model::*;
 use super::store::{self, *};
 use crate::audit::{self, AuditContext};
 use crate::auth::{store as accounts, Role};
+use crate::compliance::profiles::Profiles;
 use crate::db::{self, to_utc, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::records::*;
@@ -433,20 +434,29 @@ fn staff_names(conn: &mut DbConn, clinic_id: &str) -> AppResult<HashMap<String, 
 /// Builds full views of cycles with their packs, tests and derived states, in a few queries.
 fn cycle_views(
     conn: &mut DbConn,
+    profiles: &Profiles,
     clinic_id: &str,
     rows: Vec<CycleRow>,
 ) -> AppResult<Vec<CycleView>> {
-    cycle_views_counting_use(conn, clinic_id, rows, true)
+    cycle_views_counting_use(conn, profiles, clinic_id, rows, true)
 }
 
 /// `count_use: false` judges packs as if nobody had opened them yet (a session about to start
 /// judges the very packs it has opened).
 fn cycle_views_counting_use(
     conn: &mut DbConn,
+    profiles: &Profiles,
     clinic_id: &str,
     rows: Vec<CycleRow>,
     count_use: bool,
 ) -> AppResult<Vec<CycleView>> {
+    // The spore-test interval of the clinic's jurisdiction, in its time zone (rule 1).
+    let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+    let tz: chrono_tz::Tz = clinic.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let interval = profiles
+        .get(&clinic.jurisdiction)
+        .or_else(|| profiles.get("baseline"))
+        .and_then(|p| p.sterilisation.spore_test_interval_days.value);
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let packs = store::packs_of_cycles(conn, clinic_id, &ids)?;
     let tests = store::spore_tests_of_cycles(conn, clinic_id, &ids)?;
@@ -458,10 +468,18 @@ fn cycle_views_counting_use(
         Vec::new()
     };
     let mut windows: HashMap<String, Vec<Window>> = HashMap::new();
+    let mut negatives: HashMap<String, Vec<chrono::NaiveDateTime>> = HashMap::new();
     for row in &rows {
         if !windows.contains_key(&row.steriliser_id) {
             let read = store::read_tests_of_steriliser(conn, clinic_id, &row.steriliser_id)?;
             windows.insert(row.steriliser_id.clone(), lookback_windows(&read));
+            negatives.insert(
+                row.steriliser_id.clone(),
+                read.iter()
+                    .filter(|t| t.valid && t.result == SporeResult::Negative)
+                    .map(|t| t.cycle_started_at)
+                    .collect(),
+            );
         }
     }
     let now = db::now();
@@ -499,6 +517,14 @@ fn cycle_views_counting_use(
             .collect();
         let initials = initials(names.get(&row.operator_id).map_or("", String::as_str));
         let lookback = windows.get(&row.steriliser_id).cloned().unwrap_or_default();
+        let overdue = run_while_overdue(
+            row.started_at,
+            negatives
+                .get(&row.steriliser_id)
+                .map_or(&[][..], Vec::as_slice),
+            interval,
+            tz,
+        );
         let pack_views = own_packs
             .iter()
             .map(|p| {
@@ -513,6 +539,7 @@ fn cycle_views_counting_use(
                         biological,
                         lookback: lookback.clone(),
                         expires_at,
+                        run_while_overdue: overdue,
                     },
                     now,
                 );
@@ -556,8 +583,13 @@ fn cycle_views_counting_use(
     Ok(views)
 }
 
-fn one_cycle_view(conn: &mut DbConn, clinic_id: &str, row: CycleRow) -> AppResult<CycleView> {
-    cycle_views(conn, clinic_id, vec![row])?
+fn one_cycle_view(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    clinic_id: &str,
+    row: CycleRow,
+) -> AppResult<CycleView> {
+    cycle_views(conn, profiles, clinic_id, vec![row])?
         .pop()
         .ok_or(AppError::NotFound)
 }
@@ -575,6 +607,7 @@ fn unique_pack_code(conn: &mut DbConn, clinic_id: &str, taken: &[String]) -> App
 
 pub fn create_cycle(
     conn: &mut DbConn,
+    profiles: &Profiles,
     ctx: &AuditContext,
     clinic_id: &str,
     mut input: CycleInput,
@@ -629,7 +662,7 @@ pub fn create_cycle(
             });
         }
         store::insert_packs(conn, &packs)?;
-        let view = one_cycle_view(conn, clinic_id, row)?;
+        let view = one_cycle_view(conn, profiles, clinic_id, row)?;
         audit::append(
             conn,
             clinic_id,
@@ -642,6 +675,7 @@ pub fn create_cycle(
 
 pub fn amend_cycle(
     conn: &mut DbConn,
+    profiles: &Profiles,
     ctx: &AuditContext,
     clinic_id: &str,
     id: &str,
@@ -693,7 +727,7 @@ pub fn amend_cycle(
             Some(reason.clone()),
         );
         store::insert_cycle(conn, &row)?;
-        let view = one_cycle_view(conn, clinic_id, row)?;
+        let view = one_cycle_view(conn, profiles, clinic_id, row)?;
         audit::append(
             conn,
             clinic_id,
@@ -704,9 +738,14 @@ pub fn amend_cycle(
     })
 }
 
-pub fn get_cycle(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<CycleView> {
+pub fn get_cycle(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    clinic_id: &str,
+    id: &str,
+) -> AppResult<CycleView> {
     let row = store::find_cycle(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
-    let mut view = one_cycle_view(conn, clinic_id, row)?;
+    let mut view = one_cycle_view(conn, profiles, clinic_id, row)?;
     view.history = history(
         store::cycle_history(conn, clinic_id, id)?
             .into_iter()
@@ -726,6 +765,7 @@ pub fn get_cycle(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<Cycl
 
 pub fn list_cycles(
     conn: &mut DbConn,
+    profiles: &Profiles,
     clinic_id: &str,
     filter: &LogFilter,
 ) -> AppResult<(Vec<CycleView>, Option<String>)> {
@@ -741,24 +781,34 @@ pub fn list_cycles(
         at: r.started_at,
         id: r.id.clone(),
     });
-    Ok((cycle_views(conn, clinic_id, rows)?, next))
+    Ok((cycle_views(conn, profiles, clinic_id, rows)?, next))
 }
 
 /// A pack as it would be if it had not been opened: what a session checks before it starts.
-pub fn pack_before_use(conn: &mut DbConn, clinic_id: &str, code: &str) -> AppResult<PackView> {
+pub fn pack_before_use(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    clinic_id: &str,
+    code: &str,
+) -> AppResult<PackView> {
     let pack = store::find_pack(conn, clinic_id, code)?.ok_or(AppError::NotFound)?;
     let cycle = store::find_cycle(conn, clinic_id, &pack.cycle_id)?.ok_or(AppError::NotFound)?;
-    cycle_views_counting_use(conn, clinic_id, vec![cycle], false)?
+    cycle_views_counting_use(conn, profiles, clinic_id, vec![cycle], false)?
         .pop()
         .and_then(|c| c.packs.into_iter().find(|p| p.code == code))
         .ok_or(AppError::NotFound)
 }
 
-pub fn get_pack(conn: &mut DbConn, clinic_id: &str, typed_code: &str) -> AppResult<PackView> {
+pub fn get_pack(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    clinic_id: &str,
+    typed_code: &str,
+) -> AppResult<PackView> {
     let code = normalise_pack_code(typed_code).ok_or(AppError::NotFound)?;
     let pack = store::find_pack(conn, clinic_id, &code)?.ok_or(AppError::NotFound)?;
     let cycle = store::find_cycle(conn, clinic_id, &pack.cycle_id)?.ok_or(AppError::NotFound)?;
-    one_cycle_view(conn, clinic_id, cycle)?
+    one_cycle_view(conn, profiles, clinic_id, cycle)?
         .packs
         .into_iter()
         .find(|p| p.code == code)

@@ -413,3 +413,80 @@ async fn a_spore_test_placed_in_time_meets_the_interval_while_it_incubates() {
         "{incubating:?}"
     );
 }
+
+#[actix_web::test]
+async fn packs_from_a_load_run_while_the_spore_test_was_overdue_wait_for_the_next_negative() {
+    let app = TestApp::spawn().await;
+    let o = &app.owner;
+    let s = ok(app
+        .post(
+            &app.clinic_path("/sterilisers"),
+            o,
+            &json!({"make": "W&H", "model": "Lisa", "serial_number": "S-OVD", "kind": "gravity"}),
+        )
+        .await)
+    .await;
+    let load = |number: i64, started: chrono::DateTime<Utc>, packs: usize| {
+        json!({"steriliser_id": s["id"], "cycle_number": number,
+            "program": {"name": "121", "temperature_c": 121.0, "hold_minutes": 30.0},
+            "started_at": started.to_rfc3339(), "finished_at": (started + Duration::minutes(50)).to_rfc3339(),
+            "peak_temperature_c": 122.0, "peak_pressure_kpa": 213.0, "hold_minutes": 31.0,
+            "load_indicator": {"type": 5, "passed": true},
+            "packs": (0..packs).map(|i| json!({"contents": format!("kit {i}")})).collect::<Vec<_>>()})
+    };
+    let spore = |cycle: &Value, read: chrono::DateTime<Utc>| {
+        let (cycle, read) = (cycle.clone(), read);
+        let app = &app;
+        async move {
+            let t = ok(app
+                .post(&app.clinic_path("/spore-tests"), &app.owner, &json!({"steriliser_id": cycle["steriliser_id"], "cycle_id": cycle["id"], "bi_product": "Attest", "bi_lot": "B", "placed_at": cycle["started_at"], "incubation": {"kind": "in_house", "hours": 1}}))
+                .await)
+            .await;
+            ok(app
+                .post(
+                    &app.clinic_path(&format!("/spore-tests/{}/result", t["id"].as_str().unwrap())),
+                    &app.owner,
+                    &json!({"result": "negative", "control_result": "growth", "read_at": read.to_rfc3339()}),
+                )
+                .await)
+            .await;
+        }
+    };
+    // The last negative test rode in a load ten days ago: weekly testing is overdue.
+    let ten_days_ago = Utc::now() - Duration::days(10);
+    let tested = ok(app
+        .post(&app.clinic_path("/cycles"), o, &load(1, ten_days_ago, 0))
+        .await)
+    .await;
+    spore(&tested, ten_days_ago + Duration::hours(2)).await;
+    let today = Utc::now() - Duration::hours(3);
+    let c = ok(app
+        .post(&app.clinic_path("/cycles"), o, &load(2, today, 1))
+        .await)
+    .await;
+    let code = c["packs"][0]["code"].as_str().unwrap().to_owned();
+    let pack = ok(app
+        .get(&app.clinic_path(&format!("/packs/{code}")), o)
+        .await)
+    .await;
+    assert_eq!(pack["state"], "pending", "{pack}");
+    assert!(
+        pack["state_reason"].as_str().unwrap().contains("overdue"),
+        "{pack}"
+    );
+    // A spore test in a later load reads negative: the pack is released.
+    let retest = ok(app
+        .post(
+            &app.clinic_path("/cycles"),
+            o,
+            &load(3, today + Duration::minutes(60), 0),
+        )
+        .await)
+    .await;
+    spore(&retest, Utc::now()).await;
+    let pack = ok(app
+        .get(&app.clinic_path(&format!("/packs/{code}")), o)
+        .await)
+    .await;
+    assert_eq!(pack["state"], "released", "{pack}");
+}
