@@ -78,7 +78,7 @@ pub fn gather(
         staff,
         credential_expiries,
         follow_ups: follow_ups_at(conn, profile, clinic_id, tz, at)?,
-        stock: stock_at(conn, clinic_id, at)?,
+        stock: stock_at(conn, profile, clinic_id, tz, at)?,
         sessions_missing_lots: sessions_missing_lots_at(conn, profile, clinic_id, at)?,
     })
 }
@@ -441,7 +441,9 @@ fn follow_ups_at(
 /// Packs on the shelf at `at` (made, not yet opened in a session), from recent loads.
 fn stock_at(
     conn: &mut DbConn,
+    profile: &Profile,
     clinic_id: &str,
+    tz: Tz,
     at: NaiveDateTime,
 ) -> AppResult<Vec<StockPackFacts>> {
     let opened_by_then = session_packs::table
@@ -491,6 +493,30 @@ fn stock_at(
         .load::<String>(conn)?
         .into_iter()
         .collect();
+    // Valid negative spore tests read by then, by steriliser and their load's start (rule 1).
+    let mut negatives: HashMap<String, Vec<NaiveDateTime>> = HashMap::new();
+    let interval = profile.sterilisation.spore_test_interval_days.value;
+    if interval.is_some() && !rows.is_empty() {
+        let steriliser_ids: HashSet<&str> =
+            rows.iter().map(|(_, c)| c.steriliser_id.as_str()).collect();
+        let read: Vec<(String, NaiveDateTime)> = spore_tests::table
+            .inner_join(
+                spore_test_results::table.on(spore_test_results::spore_test_id.eq(spore_tests::id)),
+            )
+            .inner_join(cycles::table.on(cycles::id.eq(spore_tests::cycle_id)))
+            .filter(spore_tests::clinic_id.eq(clinic_id))
+            .filter(spore_tests::steriliser_id.eq_any(steriliser_ids))
+            .filter(as_of("spore_tests", at))
+            .filter(as_of("cycles", at))
+            .filter(spore_test_results::recorded_at.le(at))
+            .filter(spore_test_results::result.eq("negative"))
+            .filter(spore_test_results::control_result.eq("growth"))
+            .select((spore_tests::steriliser_id, cycles::started_at))
+            .load(conn)?;
+        for (steriliser, started) in read {
+            negatives.entry(steriliser).or_default().push(started);
+        }
+    }
     // A load is judged with all of its packs' indicators.
     let mut packs_ok: HashMap<String, bool> = HashMap::new();
     for (p, c) in &rows {
@@ -509,6 +535,14 @@ fn stock_at(
                 && packs_ok.get(&c.id).copied().unwrap_or(true),
             indicator_type: c.load_indicator_type,
             spore_test_positive: positive.contains(&c.id),
+            run_while_overdue: crate::sterilisation::model::run_while_overdue(
+                c.started_at,
+                negatives
+                    .get(&c.steriliser_id)
+                    .map_or(&[][..], Vec::as_slice),
+                interval,
+                tz,
+            ),
             expires_at: p
                 .shelf_life_days
                 .map(|d| c.finished_at + Duration::days(i64::from(d))),

@@ -66,6 +66,8 @@ pub struct StockPackFacts {
     /// ISO 11140-1 type of the load's chemical indicator.
     pub indicator_type: i32,
     pub spore_test_positive: bool,
+    /// Its load ran after the steriliser's spore test fell overdue; no later test has passed.
+    pub run_while_overdue: bool,
     pub expires_at: Option<NaiveDateTime>,
 }
 
@@ -304,6 +306,18 @@ pub fn stock(p: &Profile, f: &Facts) -> Vec<Finding> {
                     reasons.join("; ")
                 ),
                 release_source,
+                None,
+            ));
+        } else if pack.run_while_overdue {
+            out.push(finding(
+                "load_release",
+                Severity::Warning,
+                subject,
+                format!(
+                    "pack {} from load {} ran while the steriliser's spore test was overdue: hold it until a spore test in a later load reads negative",
+                    pack.code, pack.cycle_number
+                ),
+                &p.sterilisation.spore_test_interval_days.source,
                 None,
             ));
         } else if let Some(expired) = pack.expires_at.filter(|e| *e < f.now) {
@@ -793,6 +807,7 @@ mod tests {
             indicators_passed: true,
             indicator_type: 4,
             spore_test_positive: false,
+            run_while_overdue: false,
             expires_at,
         }
     }
@@ -832,6 +847,15 @@ mod tests {
             judge(&f, baseline),
             [("load_release".to_owned(), Severity::Blocker)],
             "a rejected load outweighs its shelf life"
+        );
+        // A load run while the spore test was overdue is held, not rejected.
+        f.stock = vec![StockPackFacts {
+            run_while_overdue: true,
+            ..pack(None)
+        }];
+        assert_eq!(
+            judge(&f, baseline),
+            [("load_release".to_owned(), Severity::Warning)]
         );
     }
 

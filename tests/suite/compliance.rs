@@ -474,6 +474,17 @@ async fn packs_from_a_load_run_while_the_spore_test_was_overdue_wait_for_the_nex
         pack["state_reason"].as_str().unwrap().contains("overdue"),
         "{pack}"
     );
+    let held = view(&app).await;
+    assert!(
+        held["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "load_release"
+                && f["subject"] == format!("pack:{code}").as_str()
+                && f["severity"] == "warning"),
+        "{held}"
+    );
     // A spore test in a later load reads negative: the pack is released.
     let retest = ok(app
         .post(
@@ -489,4 +500,9 @@ async fn packs_from_a_load_run_while_the_spore_test_was_overdue_wait_for_the_nex
         .await)
     .await;
     assert_eq!(pack["state"], "released", "{pack}");
+    assert!(!view(&app).await["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["subject"] == format!("pack:{code}").as_str()));
 }
