@@ -84,6 +84,8 @@ fn view_sql(clinic: &str, at: NaiveDateTime, tz: chrono_tz::Tz) -> Vec<String> {
     let a = ts(at);
     let (ds, de) = (ts(day_start), ts(day_end));
     let stock_from = ts(at - chrono::Duration::days(horizon));
+    let fortnight = ts(at - chrono::Duration::days(14));
+    let month_ago = ts(at - chrono::Duration::days(30));
     let open_incidents = format!(
         "SELECT i.id FROM incidents i WHERE i.clinic_id = {c} AND {} AND NOT EXISTS (SELECT 1 FROM incident_closures x WHERE x.incident_id = i.id AND x.closed_at <= {a})",
         current("incidents", "i", &a)
@@ -140,6 +142,25 @@ fn view_sql(clinic: &str, at: NaiveDateTime, tz: chrono_tz::Tz) -> Vec<String> {
             current("spore_tests", "st", &a)
         ),
         format!("SELECT seq, hash FROM audit_events WHERE clinic_id = {c} AND recorded_at <= {a} ORDER BY seq DESC LIMIT 1"),
+        // Spore tests placed in the last fortnight and whether they were read (incubating tests).
+        format!(
+            "SELECT st.id, st.steriliser_id, cy.started_at FROM spore_tests st JOIN cycles cy ON cy.id = st.cycle_id              WHERE st.clinic_id = {c} AND {} AND {} AND st.placed_at <= {a} AND st.placed_at >= {fortnight}",
+            current("spore_tests", "st", &a),
+            current("cycles", "cy", &a)
+        ),
+        format!(
+            "SELECT spore_test_id FROM spore_test_results WHERE clinic_id = {c} AND recorded_at <= {a} AND spore_test_id IN              (SELECT st.id FROM spore_tests st WHERE st.clinic_id = {c} AND st.placed_at <= {a} AND st.placed_at >= {fortnight})"
+        ),
+        // Negative tests of the sterilisers with packs on the shelf (loads run while overdue).
+        format!(
+            "SELECT st.steriliser_id, cy.started_at FROM spore_tests st JOIN spore_test_results r ON r.spore_test_id = st.id              JOIN cycles cy ON cy.id = st.cycle_id WHERE st.clinic_id = {c} AND st.steriliser_id IN              (SELECT DISTINCT steriliser_id FROM cycles WHERE clinic_id = {c} AND started_at >= {stock_from})              AND {} AND {} AND r.recorded_at <= {a} AND r.result = 'negative' AND r.control_result = 'growth'",
+            current("spore_tests", "st", &a),
+            current("cycles", "cy", &a)
+        ),
+        // Mail given up on in the last 30 days.
+        format!(
+            "SELECT kind, recipient, subject FROM mail_outbox WHERE clinic_id = {c} AND state = 'failed'              AND finished_at <= {a} AND created_at > {month_ago} ORDER BY id"
+        ),
     ];
     for kind in ["needle_cartridge", "pigment"] {
         sql.push(format!(
