@@ -520,6 +520,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    mail_resends (failed_id) {
+        failed_id -> Text,
+        clinic_id -> Text,
+        resent_id -> Text,
+        resent_by -> Nullable<Text>,
+        resent_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> clinics (clinic_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
@@ -563,4 +573,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     mail_outbox,
     mail_keys,
     mail_settings,
+    mail_resends,
 );

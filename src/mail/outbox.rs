@@ -8,7 +8,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::audit::{self, AuditContext, NewEvent};
-use crate::db::schema::{mail_keys, mail_outbox};
+use crate::db::schema::{mail_keys, mail_outbox, mail_resends};
 use crate::db::{self, to_utc, DbConn};
 use crate::error::{AppError, AppResult};
 
@@ -328,6 +328,86 @@ pub fn list(
     Ok(q.load(conn)?.into_iter().map(|r| view(r, domain)).collect())
 }
 
+/// Queues a message given up on again, as a new message (its own Message-ID and retry period),
+/// and records which failure it answers, in one transaction with its audit event.
+pub fn resend(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    id: &str,
+) -> AppResult<OutboxRow> {
+    db::write_transaction(conn, |conn| {
+        let failed: OutboxRow = mail_outbox::table
+            .filter(mail_outbox::clinic_id.eq(clinic_id))
+            .filter(mail_outbox::id.eq(id))
+            .select(OutboxRow::as_select())
+            .first(conn)
+            .optional()?
+            .ok_or(AppError::NotFound)?;
+        if failed.state != "failed" {
+            return Err(AppError::Conflict(format!(
+                "only a message given up on can be resent; this one is {}",
+                failed.state
+            )));
+        }
+        if failed.kind == INVITATION {
+            return Err(AppError::Conflict(
+                "an invitation's one-time token is not kept: revoke the grant and grant again"
+                    .into(),
+            ));
+        }
+        let already: Option<String> = mail_resends::table
+            .find(id)
+            .select(mail_resends::resent_id)
+            .first(conn)
+            .optional()?;
+        if let Some(again) = already {
+            return Err(AppError::Conflict(format!(
+                "this message was already resent as {again}"
+            )));
+        }
+        let kind: &'static str = match failed.kind.as_str() {
+            "summary" => "summary",
+            "authority" => "authority",
+            _ => "reminder",
+        };
+        let row = enqueue(
+            conn,
+            NewMail {
+                clinic_id: clinic_id.to_owned(),
+                kind,
+                recipient: failed.recipient.clone(),
+                subject: failed.subject.clone(),
+                body_text: failed.body_text.clone(),
+                body_html: failed.body_html.clone(),
+                export_id: failed.export_id.clone(),
+            },
+        )?;
+        diesel::insert_into(mail_resends::table)
+            .values((
+                mail_resends::failed_id.eq(id),
+                mail_resends::clinic_id.eq(clinic_id),
+                mail_resends::resent_id.eq(&row.id),
+                mail_resends::resent_by.eq(ctx.actor.id()),
+                mail_resends::resent_at.eq(db::now()),
+            ))
+            .execute(conn)?;
+        audit::append(
+            conn,
+            clinic_id,
+            ctx,
+            NewEvent {
+                action: "mail.resent",
+                entity_kind: "mail",
+                entity_id: id.to_owned(),
+                payload: json!({"resent_as": row.id, "recipient": row.recipient, "subject": row.subject}),
+                reason: None,
+            },
+        )?;
+        Ok(row)
+    })
+}
+
 /// Messages of the clinic given up on by `at`: a compliance finding until they are dealt with.
 pub fn failed_by(
     conn: &mut DbConn,
@@ -339,6 +419,11 @@ pub fn failed_by(
         .filter(mail_outbox::state.eq("failed"))
         .filter(mail_outbox::finished_at.le(at))
         .filter(mail_outbox::created_at.gt(at - Duration::days(30)))
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            mail_resends::table
+                .filter(mail_resends::failed_id.eq(mail_outbox::id))
+                .filter(mail_resends::resent_at.le(at)),
+        )))
         .select((
             mail_outbox::kind,
             mail_outbox::recipient,

@@ -23,7 +23,36 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_mail)
         .service(get_settings)
         .service(put_settings)
-        .service(send_export);
+        .service(send_export)
+        .service(resend);
+}
+
+/// Queue a message that was given up on again, as a new message (owner only). The failure stops
+/// being a finding of the compliance view.
+#[utoipa::path(tag = "mail", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Message id")),
+    responses((status = 202, body = MailView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "Not failed, already resent, or an invitation")))]
+#[post("/mail/{id}/resend")]
+async fn resend(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    access.require_owner()?;
+    let (ctx, clinic, id, domain) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        path.into_inner().1,
+        super::worker::domain(&state.settings),
+    );
+    let view = db::run(&state.pool, move |conn| {
+        outbox::resend(conn, &ctx, &clinic, &id).map(|row| outbox::view(row, &domain))
+    })
+    .await?;
+    Ok(HttpResponse::Accepted().json(view))
 }
 
 /// The clinic's messages, newest first, with their delivery state (owner only).

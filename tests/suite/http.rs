@@ -382,6 +382,7 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_served() {
         ("/api/v1/clinics/{clinic}/mail", "get"),
         ("/api/v1/clinics/{clinic}/mail/settings", "get"),
         ("/api/v1/clinics/{clinic}/mail/settings", "put"),
+        ("/api/v1/clinics/{clinic}/mail/{id}/resend", "post"),
     ];
     for (path, method) in expected {
         assert!(

@@ -405,6 +405,83 @@ async fn a_refused_recipient_fails_at_once_and_shows_on_the_compliance_view() {
         .await
         .iter()
         .any(|e| e["action"] == "mail.failed"));
+
+    // The owner resends it (say, after the council fixed its mailbox): a new message, and the
+    // old failure is no longer a finding. This one is refused again and is the only finding.
+    let first = failed[0]["id"].as_str().unwrap().to_owned();
+    let resend = |id: &str, actor: &common::Actor| {
+        app.request(
+            Method::POST,
+            &app.clinic_path(&format!("/mail/{id}/resend")),
+            actor,
+        )
+        .send()
+    };
+    assert_problem(resend(&first, &app.technician).await.unwrap(), 403, None).await;
+    let res = resend(&first, &app.owner).await.unwrap();
+    assert_eq!(res.status(), 202);
+    let again: Value = res.json().await.unwrap();
+    assert_ne!(again["id"], first.as_str());
+    assert_ne!(again["message_id"], all[0]["message_id"]);
+    assert_problem(resend(&first, &app.owner).await.unwrap(), 409, None).await;
+    let all = settled(&app).await;
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().all(|m| m["state"] == "failed"), "{all:?}");
+    let view = ok(app.get(&app.clinic_path("/compliance"), &app.owner).await).await;
+    let findings: Vec<&Value> = view["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "mail_delivery")
+        .collect();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(app
+        .audit_events()
+        .await
+        .iter()
+        .any(|e| e["action"] == "mail.resent" && e["entity_id"] == first.as_str()));
+    common::assert_foreign_looks_missing(
+        &app,
+        &[(Method::POST, format!("/mail/{first}/resend"), Value::Null)],
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn only_a_message_given_up_on_can_be_resent() {
+    let app = TestApp::spawn().await;
+    let export = ready_export(&app).await;
+    ok(app
+        .post(
+            &app.clinic_path(&format!("/exports/{export}/send")),
+            &app.owner,
+            &json!({"to": "inspector@council.example"}),
+        )
+        .await)
+    .await;
+    let sent = settled(&app).await;
+    let id = sent[0]["id"].as_str().unwrap();
+    let res = app
+        .request(
+            Method::POST,
+            &app.clinic_path(&format!("/mail/{id}/resend")),
+            &app.owner,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 409, None).await;
+    let res = app
+        .request(
+            Method::POST,
+            &app.clinic_path("/mail/01a00000-0000-7000-8000-000000000000/resend"),
+            &app.owner,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, None).await;
+    assert_eq!(mail(&app).await.len(), 1, "nothing queued");
 }
 
 #[actix_web::test]
