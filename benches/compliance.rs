@@ -151,12 +151,6 @@ fn view_sql(clinic: &str, at: NaiveDateTime, tz: chrono_tz::Tz) -> Vec<String> {
         format!(
             "SELECT spore_test_id FROM spore_test_results WHERE clinic_id = {c} AND recorded_at <= {a} AND spore_test_id IN              (SELECT st.id FROM spore_tests st WHERE st.clinic_id = {c} AND st.placed_at <= {a} AND st.placed_at >= {fortnight})"
         ),
-        // Negative tests of the sterilisers with packs on the shelf (loads run while overdue).
-        format!(
-            "SELECT st.steriliser_id, cy.started_at FROM spore_tests st JOIN spore_test_results r ON r.spore_test_id = st.id              JOIN cycles cy ON cy.id = st.cycle_id WHERE st.clinic_id = {c} AND st.steriliser_id IN              (SELECT DISTINCT steriliser_id FROM cycles WHERE clinic_id = {c} AND started_at >= {stock_from})              AND {} AND {} AND r.recorded_at <= {a} AND r.result = 'negative' AND r.control_result = 'growth'",
-            current("spore_tests", "st", &a),
-            current("cycles", "cy", &a)
-        ),
         // Mail given up on in the last 30 days.
         format!(
             "SELECT kind, recipient, subject FROM mail_outbox WHERE clinic_id = {c} AND state = 'failed'              AND finished_at <= {a} AND created_at > {month_ago} ORDER BY id"

@@ -38,6 +38,9 @@ use crate::records::as_of;
 use crate::sterilisation::model::SteriliserKind;
 use crate::sterilisation::store::{CycleRow, PackRow, StatusChangeRow, SteriliserRow};
 
+/// Load starts of each steriliser's valid negative spore tests read by the moment judged.
+type Negatives = HashMap<String, Vec<NaiveDateTime>>;
+
 /// Unused packs from loads older than this, and lots expired or recalled longer ago, are taken to
 /// have been reprocessed or discarded: the service has no record of that yet, and session start
 /// refuses them whatever their age.
@@ -66,6 +69,7 @@ pub fn gather(
     at: NaiveDateTime,
 ) -> AppResult<Facts> {
     let (today, day_start, day_end) = local_day(at, tz);
+    let (sterilisers, negatives) = sterilisers_at(conn, clinic_id, at, day_start, day_end)?;
     let (staff, credential_expiries) = staff_at(conn, profile, clinic_id, at, today)?;
     let mail = mail_at(conn, profile, clinic_id, at)?;
     Ok(Facts {
@@ -73,12 +77,12 @@ pub fn gather(
         now: at,
         today,
         tz,
-        sterilisers: sterilisers_at(conn, clinic_id, at, day_start, day_end)?,
+        sterilisers,
         lots: lots_at(conn, clinic_id, at, today)?,
         staff,
         credential_expiries,
         follow_ups: follow_ups_at(conn, profile, clinic_id, tz, at)?,
-        stock: stock_at(conn, profile, clinic_id, tz, at)?,
+        stock: stock_at(conn, profile, clinic_id, tz, at, &negatives)?,
         sessions_missing_lots: sessions_missing_lots_at(conn, profile, clinic_id, at)?,
     })
 }
@@ -89,7 +93,7 @@ fn sterilisers_at(
     at: NaiveDateTime,
     day_start: NaiveDateTime,
     day_end: NaiveDateTime,
-) -> AppResult<Vec<SteriliserFacts>> {
+) -> AppResult<(Vec<SteriliserFacts>, Negatives)> {
     let versions: Vec<SteriliserRow> = sterilisers::table
         .filter(sterilisers::clinic_id.eq(clinic_id))
         .filter(sterilisers::recorded_at.le(at))
@@ -167,6 +171,12 @@ fn sterilisers_at(
         .into_iter()
         .collect();
 
+    let mut negatives: Negatives = HashMap::new();
+    for (s, result, control, started) in &reads {
+        if result == "negative" && control == "growth" {
+            negatives.entry(s.clone()).or_default().push(*started);
+        }
+    }
     let mut by_id: BTreeMap<&str, Vec<&SteriliserRow>> = BTreeMap::new();
     for v in &versions {
         by_id.entry(v.id.as_str()).or_default().push(v);
@@ -179,13 +189,7 @@ fn sterilisers_at(
         let own: Vec<&StatusChangeRow> =
             statuses.iter().filter(|s| s.steriliser_id == id).collect();
         let status = own.last().copied();
-        let last_negative = reads
-            .iter()
-            .filter(|(s, result, control, _)| {
-                s == id && result == "negative" && control == "growth"
-            })
-            .map(|(_, _, _, started)| *started)
-            .max();
+        let last_negative = negatives.get(id).and_then(|n| n.iter().max().copied());
         out.push(SteriliserFacts {
             id: id.to_owned(),
             label: format!(
@@ -206,7 +210,7 @@ fn sterilisers_at(
             last_event: last_test_event(&versions, &own),
         });
     }
-    Ok(out)
+    Ok((out, negatives))
 }
 
 /// The latest relocation or return from repair, each of which needs a passing spore test before
@@ -445,6 +449,7 @@ fn stock_at(
     clinic_id: &str,
     tz: Tz,
     at: NaiveDateTime,
+    negatives: &Negatives,
 ) -> AppResult<Vec<StockPackFacts>> {
     let opened_by_then = session_packs::table
         .filter(session_packs::clinic_id.eq(clinic_id))
@@ -493,30 +498,7 @@ fn stock_at(
         .load::<String>(conn)?
         .into_iter()
         .collect();
-    // Valid negative spore tests read by then, by steriliser and their load's start (rule 1).
-    let mut negatives: HashMap<String, Vec<NaiveDateTime>> = HashMap::new();
     let interval = profile.sterilisation.spore_test_interval_days.value;
-    if interval.is_some() && !rows.is_empty() {
-        let steriliser_ids: HashSet<&str> =
-            rows.iter().map(|(_, c)| c.steriliser_id.as_str()).collect();
-        let read: Vec<(String, NaiveDateTime)> = spore_tests::table
-            .inner_join(
-                spore_test_results::table.on(spore_test_results::spore_test_id.eq(spore_tests::id)),
-            )
-            .inner_join(cycles::table.on(cycles::id.eq(spore_tests::cycle_id)))
-            .filter(spore_tests::clinic_id.eq(clinic_id))
-            .filter(spore_tests::steriliser_id.eq_any(steriliser_ids))
-            .filter(as_of("spore_tests", at))
-            .filter(as_of("cycles", at))
-            .filter(spore_test_results::recorded_at.le(at))
-            .filter(spore_test_results::result.eq("negative"))
-            .filter(spore_test_results::control_result.eq("growth"))
-            .select((spore_tests::steriliser_id, cycles::started_at))
-            .load(conn)?;
-        for (steriliser, started) in read {
-            negatives.entry(steriliser).or_default().push(started);
-        }
-    }
     // A load is judged with all of its packs' indicators.
     let mut packs_ok: HashMap<String, bool> = HashMap::new();
     for (p, c) in &rows {

@@ -30,7 +30,8 @@ use crate::error::{AppError, AppResult};
 use crate::records::current;
 
 pub const FORMAT: &str = "aseptic-export/1";
-const PAGE: i64 = 1000;
+/// Rows per query page: no part of an export holds a whole period of records.
+pub(super) const PAGE: i64 = 1000;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FileEntry {
@@ -105,13 +106,33 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
 
+/// Reads rows a page at a time: `page(after)` returns up to [`PAGE`] rows following the row whose
+/// key is `after` (the first page when `None`); a short page is the last. `each` sees every row.
+pub(super) fn for_each_page<T>(
+    mut page: impl FnMut(Option<&str>) -> AppResult<Vec<T>>,
+    key: impl Fn(&T) -> String,
+    mut each: impl FnMut(&T) -> AppResult<()>,
+) -> AppResult<()> {
+    let mut after: Option<String> = None;
+    loop {
+        let rows = page(after.as_deref())?;
+        for r in &rows {
+            each(r)?;
+        }
+        if (rows.len() as i64) < PAGE {
+            return Ok(());
+        }
+        after = rows.last().map(&key);
+    }
+}
+
 /// Writes one CSV file into the zip: a header, then pages of rows until a short page.
 fn csv_file<W: Write + Seek>(
     zip: &mut zip::ZipWriter<W>,
     files: &mut Vec<FileEntry>,
     name: &str,
     header: &[&str],
-    mut page: impl FnMut(Option<&str>) -> AppResult<Vec<(String, Vec<String>)>>,
+    page: impl FnMut(Option<&str>) -> AppResult<Vec<(String, Vec<String>)>>,
 ) -> AppResult<()> {
     zip.start_file(name, options()).map_err(io)?;
     let mut w = Hashing {
@@ -120,18 +141,14 @@ fn csv_file<W: Write + Seek>(
         bytes: 0,
     };
     writeln!(w, "{}", header.join(",")).map_err(io)?;
-    let mut after: Option<String> = None;
-    loop {
-        let rows = page(after.as_deref())?;
-        for (_, cells) in &rows {
+    for_each_page(
+        page,
+        |r| r.0.clone(),
+        |(_, cells)| {
             let line: Vec<String> = cells.iter().map(|c| cell(c)).collect();
-            writeln!(w, "{}", line.join(",")).map_err(io)?;
-        }
-        if (rows.len() as i64) < PAGE {
-            break;
-        }
-        after = rows.last().map(|r| r.0.clone());
-    }
+            writeln!(w, "{}", line.join(",")).map_err(io)
+        },
+    )?;
     files.push(FileEntry {
         name: name.to_owned(),
         sha256: hex::encode(w.hasher.finalize()),

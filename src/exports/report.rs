@@ -8,6 +8,7 @@ use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 use diesel::prelude::*;
 
+use super::bundle::{for_each_page, PAGE};
 use super::pdf::{render, str_lit as s};
 use crate::compliance::lookback::{compute, Trigger};
 use crate::compliance::profiles::Profiles;
@@ -36,7 +37,8 @@ pub struct ReportInput<'a> {
     pub facts: &'a crate::compliance::rules::Facts,
 }
 
-fn local(t: NaiveDateTime, tz: Tz) -> String {
+/// A moment as the clinic reads it: `YYYY-MM-DD HH:MM` in its time zone.
+pub fn local(t: NaiveDateTime, tz: Tz) -> String {
     t.and_utc()
         .with_timezone(&tz)
         .format("%Y-%m-%d %H:%M")
@@ -52,9 +54,6 @@ fn red(text: &str) -> String {
 
 /// Counts per (local month, steriliser serial), in order.
 type Months<T> = std::collections::BTreeMap<(String, String), T>;
-
-/// Rows per query page: the report never holds a whole period of loads or tests.
-const PAGE: i64 = 1000;
 
 fn month(t: NaiveDateTime, tz: Tz) -> String {
     t.and_utc().with_timezone(&tz).format("%Y-%m").to_string()
@@ -220,22 +219,24 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
     let mut months: Months<(usize, i64, i64, usize)> = Months::new();
     let mut failed_loads: Vec<(NaiveDateTime, Vec<String>)> = Vec::new();
     let mut total = 0usize;
-    let mut after: Option<String> = None;
-    loop {
-        let mut q = cycles::table
-            .filter(cycles::clinic_id.eq(c))
-            .filter(current("cycles"))
-            .filter(cycles::started_at.ge(r.from))
-            .filter(cycles::started_at.lt(r.to))
-            .select(crate::sterilisation::store::CycleRow::as_select())
-            .order(cycles::id.asc())
-            .limit(PAGE)
-            .into_boxed();
-        if let Some(a) = &after {
-            q = q.filter(cycles::id.gt(a.clone()));
-        }
-        let page: Vec<crate::sterilisation::store::CycleRow> = q.load(conn)?;
-        for l in &page {
+    for_each_page(
+        |after| {
+            let mut q = cycles::table
+                .filter(cycles::clinic_id.eq(c))
+                .filter(current("cycles"))
+                .filter(cycles::started_at.ge(r.from))
+                .filter(cycles::started_at.lt(r.to))
+                .select(crate::sterilisation::store::CycleRow::as_select())
+                .order(cycles::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(cycles::id.gt(a.to_owned()));
+            }
+            Ok(q.load::<crate::sterilisation::store::CycleRow>(conn)?)
+        },
+        |l| l.id.clone(),
+        |l| {
             total += 1;
             let physics = l.peak_temperature_c >= l.program_temperature_c
                 && l.hold_minutes >= l.program_hold_minutes;
@@ -278,12 +279,9 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
                     ],
                 ));
             }
-        }
-        if (page.len() as i64) < PAGE {
-            break;
-        }
-        after = page.last().map(|l| l.id.clone());
-    }
+            Ok(())
+        },
+    )?;
     failed_loads.sort_by_key(|x| x.0);
     m.push_str(&format!(
         "{} loads in the period, {} failed; every load is in cycles.csv.\n\n",
@@ -328,31 +326,34 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
     // placed, negative, positive, invalid, not read
     let mut months: Months<[usize; 5]> = Months::new();
     let mut exceptions: Vec<(NaiveDateTime, String, String, String, bool)> = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut q = spore_tests::table
-            .left_join(
-                spore_test_results::table.on(spore_test_results::spore_test_id.eq(spore_tests::id)),
-            )
-            .filter(spore_tests::clinic_id.eq(c))
-            .filter(current("spore_tests"))
-            .filter(spore_tests::placed_at.ge(r.from))
-            .filter(spore_tests::placed_at.lt(r.to))
-            .select((
-                crate::sterilisation::store::SporeTestRow::as_select(),
-                Option::<crate::sterilisation::store::SporeResultRow>::as_select(),
-            ))
-            .order(spore_tests::id.asc())
-            .limit(PAGE)
-            .into_boxed();
-        if let Some(a) = &after {
-            q = q.filter(spore_tests::id.gt(a.clone()));
-        }
-        let page: Vec<(
-            crate::sterilisation::store::SporeTestRow,
-            Option<crate::sterilisation::store::SporeResultRow>,
-        )> = q.load(conn)?;
-        for (t, res) in &page {
+    for_each_page(
+        |after| {
+            let mut q = spore_tests::table
+                .left_join(
+                    spore_test_results::table
+                        .on(spore_test_results::spore_test_id.eq(spore_tests::id)),
+                )
+                .filter(spore_tests::clinic_id.eq(c))
+                .filter(current("spore_tests"))
+                .filter(spore_tests::placed_at.ge(r.from))
+                .filter(spore_tests::placed_at.lt(r.to))
+                .select((
+                    crate::sterilisation::store::SporeTestRow::as_select(),
+                    Option::<crate::sterilisation::store::SporeResultRow>::as_select(),
+                ))
+                .order(spore_tests::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(spore_tests::id.gt(a.to_owned()));
+            }
+            Ok(q.load::<(
+                crate::sterilisation::store::SporeTestRow,
+                Option<crate::sterilisation::store::SporeResultRow>,
+            )>(conn)?)
+        },
+        |(t, _)| t.id.clone(),
+        |(t, res)| {
             let ser = serial.get(&t.steriliser_id).cloned().unwrap_or_default();
             let e = months
                 .entry((month(t.placed_at, tz), ser))
@@ -374,12 +375,9 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
                     failed,
                 ));
             }
-        }
-        if (page.len() as i64) < PAGE {
-            break;
-        }
-        after = page.last().map(|(t, _)| t.id.clone());
-    }
+            Ok(())
+        },
+    )?;
     exceptions.sort_by_key(|x| x.0);
     let totals = months.values().fold([0usize; 5], |mut acc, v| {
         for (a, x) in acc.iter_mut().zip(v) {
@@ -450,22 +448,24 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
     m.push_str("= Air-removal tests\n");
     let mut months: Months<(usize, usize)> = Months::new();
     let mut failed_air: Vec<(NaiveDateTime, Vec<String>)> = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut q = air_removal_tests::table
-            .filter(air_removal_tests::clinic_id.eq(c))
-            .filter(current("air_removal_tests"))
-            .filter(air_removal_tests::performed_at.ge(r.from))
-            .filter(air_removal_tests::performed_at.lt(r.to))
-            .select(crate::sterilisation::store::AirRemovalRow::as_select())
-            .order(air_removal_tests::id.asc())
-            .limit(PAGE)
-            .into_boxed();
-        if let Some(a) = &after {
-            q = q.filter(air_removal_tests::id.gt(a.clone()));
-        }
-        let page: Vec<crate::sterilisation::store::AirRemovalRow> = q.load(conn)?;
-        for a in &page {
+    for_each_page(
+        |after| {
+            let mut q = air_removal_tests::table
+                .filter(air_removal_tests::clinic_id.eq(c))
+                .filter(current("air_removal_tests"))
+                .filter(air_removal_tests::performed_at.ge(r.from))
+                .filter(air_removal_tests::performed_at.lt(r.to))
+                .select(crate::sterilisation::store::AirRemovalRow::as_select())
+                .order(air_removal_tests::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(air_removal_tests::id.gt(a.to_owned()));
+            }
+            Ok(q.load::<crate::sterilisation::store::AirRemovalRow>(conn)?)
+        },
+        |a| a.id.clone(),
+        |a| {
             let e = months
                 .entry((
                     month(a.performed_at, tz),
@@ -485,12 +485,9 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
                     ],
                 ));
             }
-        }
-        if (page.len() as i64) < PAGE {
-            break;
-        }
-        after = page.last().map(|a| a.id.clone());
-    }
+            Ok(())
+        },
+    )?;
     failed_air.sort_by_key(|x| x.0);
     m.push_str(&format!(
         "{} tests in the period, {} failed.\n\n",
@@ -520,29 +517,31 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
     let mut kinds: std::collections::BTreeMap<String, [usize; 3]> =
         std::collections::BTreeMap::new();
     let mut recalled: Vec<(NaiveDateTime, Vec<String>)> = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut q = lots::table
-            .left_join(lot_recalls::table.on(lot_recalls::lot_id.eq(lots::id)))
-            .filter(lots::clinic_id.eq(c))
-            .filter(current("lots"))
-            .filter(lots::recorded_at.lt(r.to))
-            .filter(lots::expiry_date.ge(r.from.date()))
-            .select((
-                crate::lots::store::LotRow::as_select(),
-                Option::<crate::lots::store::RecallRow>::as_select(),
-            ))
-            .order(lots::id.asc())
-            .limit(PAGE)
-            .into_boxed();
-        if let Some(a) = &after {
-            q = q.filter(lots::id.gt(a.clone()));
-        }
-        let page: Vec<(
-            crate::lots::store::LotRow,
-            Option<crate::lots::store::RecallRow>,
-        )> = q.load(conn)?;
-        for (l, rc) in &page {
+    for_each_page(
+        |after| {
+            let mut q = lots::table
+                .left_join(lot_recalls::table.on(lot_recalls::lot_id.eq(lots::id)))
+                .filter(lots::clinic_id.eq(c))
+                .filter(current("lots"))
+                .filter(lots::recorded_at.lt(r.to))
+                .filter(lots::expiry_date.ge(r.from.date()))
+                .select((
+                    crate::lots::store::LotRow::as_select(),
+                    Option::<crate::lots::store::RecallRow>::as_select(),
+                ))
+                .order(lots::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(lots::id.gt(a.to_owned()));
+            }
+            Ok(q.load::<(
+                crate::lots::store::LotRow,
+                Option<crate::lots::store::RecallRow>,
+            )>(conn)?)
+        },
+        |(l, _)| l.id.clone(),
+        |(l, rc)| {
             let kind = l.kind.replace('_', " ");
             let e = kinds.entry(kind.clone()).or_insert([0; 3]);
             e[0] += 1;
@@ -565,12 +564,9 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
                     ],
                 ));
             }
-        }
-        if (page.len() as i64) < PAGE {
-            break;
-        }
-        after = page.last().map(|(l, _)| l.id.clone());
-    }
+            Ok(())
+        },
+    )?;
     recalled.sort_by_key(|x| x.0);
     m.push_str(&table(
         &[

@@ -373,6 +373,18 @@ pub fn list(conn: &mut DbConn, clinic_id: &str) -> AppResult<Vec<GrantView>> {
         .collect())
 }
 
+/// The addresses of the clinic's inspectors whose grant is running now (summary recipients).
+pub fn active_inspector_emails(conn: &mut DbConn, clinic_id: &str) -> AppResult<Vec<String>> {
+    let mut emails: Vec<String> = list(conn, clinic_id)?
+        .into_iter()
+        .filter(|g| g.status == GrantStatus::Active)
+        .map(|g| g.email)
+        .collect();
+    emails.sort();
+    emails.dedup();
+    Ok(emails)
+}
+
 /// The grant that lets this inspector in now, if any.
 pub fn active_grant(
     conn: &mut DbConn,

@@ -1,10 +1,7 @@
 //! Pure mail rules: the summary schedule and its periods in the clinic's time zone, retry
 //! back-off, reminder thresholds and address checks. No I/O here.
 
-use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
-    Weekday,
-};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -224,24 +221,6 @@ pub fn check_address(raw: &str) -> Result<String, &'static str> {
 pub fn parse_mailbox(raw: &str) -> Result<lettre::message::Mailbox, String> {
     raw.parse::<lettre::message::Mailbox>()
         .map_err(|e| e.to_string())
-}
-
-/// The local day of `at` in `tz`.
-pub fn local_date(at: NaiveDateTime, tz: Tz) -> NaiveDate {
-    at.and_utc().with_timezone(&tz).date_naive()
-}
-
-pub fn weekday_name(day: u32) -> &'static str {
-    match Weekday::try_from(u8::try_from(day.saturating_sub(1)).unwrap_or(0)) {
-        Ok(Weekday::Mon) => "Monday",
-        Ok(Weekday::Tue) => "Tuesday",
-        Ok(Weekday::Wed) => "Wednesday",
-        Ok(Weekday::Thu) => "Thursday",
-        Ok(Weekday::Fri) => "Friday",
-        Ok(Weekday::Sat) => "Saturday",
-        Ok(Weekday::Sun) => "Sunday",
-        Err(_) => "?",
-    }
 }
 
 #[cfg(test)]

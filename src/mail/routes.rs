@@ -202,7 +202,7 @@ pub fn send_now(
             "the export failed: request it again, then send it".into(),
         ));
     }
-    let allowed = super::worker::inspector_emails(conn, clinic_id)?.contains(&to)
+    let allowed = crate::inspectors::store::active_inspector_emails(conn, clinic_id)?.contains(&to)
         || settings::find(conn, clinic_id)?.is_some_and(|s| s.recipients().contains(&to));
     if !allowed {
         return Err(AppError::invalid(

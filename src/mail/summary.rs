@@ -16,19 +16,13 @@ use crate::db::schema::{
 };
 use crate::db::{to_utc, DbConn};
 use crate::error::{AppError, AppResult};
+use crate::exports::report::local;
 use crate::records::current;
 
 pub struct Composed {
     pub subject: String,
     pub text: String,
     pub html: String,
-}
-
-fn local(t: NaiveDateTime, tz: Tz) -> String {
-    t.and_utc()
-        .with_timezone(&tz)
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
 }
 
 /// "1 load", "2 loads".

@@ -22,7 +22,7 @@ use super::transport::Transport;
 use crate::audit::{self, AuditContext, NewEvent};
 use crate::compliance::profiles::Profiles;
 use crate::config::Settings;
-use crate::db::schema::{clinics, memberships, users};
+use crate::db::schema::clinics;
 use crate::db::{self, DbConn, Pool};
 use crate::error::{AppError, AppResult};
 use crate::exports::store::{self as exports, ExportInput, ExportState};
@@ -363,7 +363,8 @@ impl Mailer {
                 clinic_id,
                 &ExportInput { from, to },
             )?;
-            let mut recipients = inspector_emails(conn, clinic_id)?;
+            let mut recipients =
+                crate::inspectors::store::active_inspector_emails(conn, clinic_id)?;
             if let Some(s) = settings::find(conn, clinic_id)? {
                 for r in s.recipients() {
                     if !recipients.contains(&r) {
@@ -514,36 +515,15 @@ impl Mailer {
     }
 }
 
-/// Emails of the clinic's inspectors whose grant is running now.
-pub fn inspector_emails(conn: &mut DbConn, clinic_id: &str) -> QueryResult<Vec<String>> {
-    use crate::db::schema::{inspector_grant_revocations, inspector_grants};
-    let now = db::now();
-    let revoked = inspector_grant_revocations::table
-        .filter(inspector_grant_revocations::grant_id.eq(inspector_grants::id));
-    let mut emails: Vec<String> = inspector_grants::table
-        .inner_join(users::table.on(users::id.eq(inspector_grants::user_id)))
-        .filter(inspector_grants::clinic_id.eq(clinic_id))
-        .filter(inspector_grants::valid_from.le(now))
-        .filter(inspector_grants::valid_until.gt(now))
-        .filter(diesel::dsl::not(diesel::dsl::exists(revoked)))
-        .filter(users::active.eq(true))
-        .select(users::email)
-        .load(conn)?;
-    emails.sort();
-    emails.dedup();
-    Ok(emails)
-}
-
+/// Addresses of the clinic's active owners, for reminders.
 fn owner_emails(conn: &mut DbConn, clinic_id: &str) -> QueryResult<Vec<String>> {
-    memberships::table
-        .inner_join(users::table.on(users::id.eq(memberships::user_id)))
-        .filter(memberships::clinic_id.eq(clinic_id))
-        .filter(memberships::role.eq("owner"))
-        .filter(memberships::active.eq(true))
-        .filter(users::active.eq(true))
-        .select(users::email)
-        .order(users::email.asc())
-        .load(conn)
+    let mut emails: Vec<String> = crate::auth::store::members_of(conn, clinic_id)?
+        .into_iter()
+        .filter(|(m, u)| m.active && u.active && m.role() == crate::auth::Role::Owner)
+        .map(|(_, u)| u.email)
+        .collect();
+    emails.sort();
+    Ok(emails)
 }
 
 /// A running worker thread; stopped when the service stops.

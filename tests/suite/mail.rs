@@ -135,6 +135,44 @@ async fn ready_export(app: &TestApp) -> String {
     panic!("export {id} not built");
 }
 
+/// A mail worker of its own over the app's database, as another instance of the service runs.
+fn mailer(app: &TestApp) -> aseptic::mail::Mailer {
+    aseptic::mail::Mailer::new(
+        app.pool.clone(),
+        Arc::new(app.settings.clone()),
+        Arc::new(aseptic::load_profiles(&app.settings).unwrap()),
+        Arc::new(
+            aseptic::exports::ExportKey::load_or_create(&app.settings.exports.signing_key_path)
+                .unwrap(),
+        ),
+    )
+    .unwrap()
+}
+
+/// Queues a plain message straight into the outbox; returns its id.
+fn queue(
+    app: &TestApp,
+    kind: &'static str,
+    recipient: &str,
+    subject: &str,
+    export_id: Option<String>,
+) -> String {
+    aseptic::mail::outbox::enqueue(
+        &mut app.raw_connection(),
+        aseptic::mail::outbox::NewMail {
+            clinic_id: app.clinic_id.clone(),
+            kind,
+            recipient: recipient.into(),
+            subject: subject.into(),
+            body_text: "text".into(),
+            body_html: None,
+            export_id,
+        },
+    )
+    .unwrap()
+    .id
+}
+
 async fn mail(app: &TestApp) -> Vec<Value> {
     ok(app.get(&app.clinic_path("/mail"), &app.owner).await)
         .await
@@ -506,30 +544,15 @@ async fn a_scheduled_summary_goes_out_once_per_period_when_workers_race() {
 
     // Four days on, that moment has passed. Four workers (as four instances would) race for it.
     let at = Utc::now() + Duration::days(4);
-    let profiles = Arc::new(aseptic::load_profiles(&app.settings).unwrap());
-    let key = Arc::new(
-        aseptic::exports::ExportKey::load_or_create(&app.settings.exports.signing_key_path)
-            .unwrap(),
-    );
-    let settings = Arc::new(app.settings.clone());
     let workers: Vec<_> = (0..4)
         .map(|_| {
-            let mailer = aseptic::mail::Mailer::new(
-                app.pool.clone(),
-                settings.clone(),
-                profiles.clone(),
-                key.clone(),
-            )
-            .unwrap();
+            let mailer = mailer(&app);
             std::thread::spawn(move || mailer.run_schedules(at).unwrap())
         })
         .collect();
     let queued: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
     assert_eq!(queued, 1, "one summary for the period, whoever raced");
-    let again = aseptic::mail::Mailer::new(app.pool.clone(), settings.clone(), profiles, key)
-        .unwrap()
-        .run_schedules(at + Duration::hours(1))
-        .unwrap();
+    let again = mailer(&app).run_schedules(at + Duration::hours(1)).unwrap();
     assert_eq!(again, 0, "the same period is not sent twice");
 
     let all = settled(&app).await;
@@ -677,16 +700,7 @@ async fn owners_are_reminded_once_before_a_lot_or_credential_expires() {
     let o = &app.owner;
     ok(app.post(&app.clinic_path("/lots"), o, &json!({"kind": "pigment", "manufacturer": "M", "product_name": "Black", "lot_number": "LOT-5D", "expiry_date": (Utc::now() + Duration::days(5)).date_naive().to_string(), "sterilisation_method": "gamma", "received_on": (Utc::now() - Duration::days(5)).date_naive().to_string(), "quantity_received": 1})).await).await;
     ok(app.post(&app.clinic_path("/credentials"), o, &json!({"user_id": app.technician.user_id, "kind": "bloodborne_pathogen_training", "issuer": "Red Cross", "issued_on": (Utc::now() - Duration::days(340)).date_naive().to_string(), "expires_on": (Utc::now() + Duration::days(20)).date_naive().to_string()})).await).await;
-    let mailer = aseptic::mail::Mailer::new(
-        app.pool.clone(),
-        Arc::new(app.settings.clone()),
-        Arc::new(aseptic::load_profiles(&app.settings).unwrap()),
-        Arc::new(
-            aseptic::exports::ExportKey::load_or_create(&app.settings.exports.signing_key_path)
-                .unwrap(),
-        ),
-    )
-    .unwrap();
+    let mailer = mailer(&app);
     // The worker scans by itself; a second scan right after queues nothing new.
     mailer.run_reminders(Utc::now()).unwrap();
     assert_eq!(mailer.run_reminders(Utc::now()).unwrap(), 0);
@@ -888,40 +902,19 @@ async fn bad_mail_input_is_refused_and_changes_nothing() {
 async fn racing_workers_never_send_a_message_twice() {
     let smtp = Smtp::start();
     let app = with_smtp(smtp.port).await;
-    {
-        let mut conn = app.raw_connection();
-        for i in 0..40 {
-            aseptic::mail::outbox::enqueue(
-                &mut conn,
-                aseptic::mail::outbox::NewMail {
-                    clinic_id: app.clinic_id.clone(),
-                    kind: "reminder",
-                    recipient: format!("owner{i}@ink.example"),
-                    subject: format!("message {i}"),
-                    body_text: "text".into(),
-                    body_html: None,
-                    export_id: None,
-                },
-            )
-            .unwrap();
-        }
+    for i in 0..40 {
+        queue(
+            &app,
+            "reminder",
+            &format!("owner{i}@ink.example"),
+            &format!("message {i}"),
+            None,
+        );
     }
-    let profiles = Arc::new(aseptic::load_profiles(&app.settings).unwrap());
-    let key = Arc::new(
-        aseptic::exports::ExportKey::load_or_create(&app.settings.exports.signing_key_path)
-            .unwrap(),
-    );
-    let settings = Arc::new(app.settings.clone());
     // Four more workers besides the service's own, each claiming batches until nothing is due.
     let workers: Vec<_> = (0..4)
         .map(|_| {
-            let mailer = aseptic::mail::Mailer::new(
-                app.pool.clone(),
-                settings.clone(),
-                profiles.clone(),
-                key.clone(),
-            )
-            .unwrap();
+            let mailer = mailer(&app);
             std::thread::spawn(move || {
                 let mut handled = 0;
                 for _ in 0..50 {
@@ -958,26 +951,20 @@ async fn a_message_still_undelivered_after_the_retry_period_is_marked_failed() {
         s.mail.give_up_after_hours = 96;
     })
     .await;
-    let (young, old) = {
-        let mut conn = app.raw_connection();
-        let mut queue = |subject: &str| {
-            aseptic::mail::outbox::enqueue(
-                &mut conn,
-                aseptic::mail::outbox::NewMail {
-                    clinic_id: app.clinic_id.clone(),
-                    kind: "reminder",
-                    recipient: "owner@ink.example".into(),
-                    subject: subject.into(),
-                    body_text: "text".into(),
-                    body_html: None,
-                    export_id: None,
-                },
-            )
-            .unwrap()
-            .id
-        };
-        (queue("queued just now"), queue("queued four days ago"))
-    };
+    let young = queue(
+        &app,
+        "reminder",
+        "owner@ink.example",
+        "queued just now",
+        None,
+    );
+    let old = queue(
+        &app,
+        "reminder",
+        "owner@ink.example",
+        "queued four days ago",
+        None,
+    );
     // Age one message past the four days (the clock cannot be wound on in a black-box test).
     let older = if common::is_postgres() {
         "created_at - INTERVAL '4 days'"
@@ -1026,29 +1013,15 @@ async fn a_message_that_cannot_be_prepared_is_retried_and_holds_up_no_other() {
         &export,
     ))
     .unwrap();
-    let (poisoned, plain) = {
-        let mut conn = app.raw_connection();
-        let mut queue = |subject: &str, export_id: Option<String>| {
-            aseptic::mail::outbox::enqueue(
-                &mut conn,
-                aseptic::mail::outbox::NewMail {
-                    clinic_id: app.clinic_id.clone(),
-                    kind: "summary",
-                    recipient: "inspector@council.example".into(),
-                    subject: subject.into(),
-                    body_text: "text".into(),
-                    body_html: None,
-                    export_id,
-                },
-            )
-            .unwrap()
-            .id
-        };
-        (
-            queue("with a lost report", Some(export.clone())),
-            queue("plain", None),
-        )
-    };
+    let to = "inspector@council.example";
+    let poisoned = queue(
+        &app,
+        "summary",
+        to,
+        "with a lost report",
+        Some(export.clone()),
+    );
+    let plain = queue(&app, "summary", to, "plain", None);
     let mut seen = (Value::Null, Value::Null);
     for _ in 0..200 {
         let all = mail(&app).await;
