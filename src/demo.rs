@@ -551,6 +551,7 @@ pub fn generate(
                 jurisdiction: opts.jurisdiction.clone(),
                 address: Some("12 Demo Street, London".into()),
                 registration_number: Some(format!("SKP-{tag}")),
+                owner_works_on_clients: true,
             },
             &accounts[0].email,
             OwnerAccount::New {
@@ -570,6 +571,7 @@ pub fn generate(
                     display_name: Some(account.name.clone()),
                     role: account.role,
                     password_hash: Some(hashes[i].clone()),
+                    works_on_clients: true,
                 },
             )?;
             account.user_id = u.id;

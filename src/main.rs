@@ -52,6 +52,9 @@ enum Command {
         /// The clinic's licence or registration number.
         #[arg(long)]
         registration_number: Option<String>,
+        /// The owner works on clients too, so practitioner credentials are required of them.
+        #[arg(long)]
+        owner_works_on_clients: bool,
     },
     /// Build an audit export of a clinic for a period, as an owner's request would, and copy
     /// the zip to --out.
@@ -116,6 +119,7 @@ fn main() -> ExitCode {
             owner_name,
             address,
             registration_number,
+            owner_works_on_clients,
         } => create_clinic(
             &settings,
             NewClinic {
@@ -124,6 +128,7 @@ fn main() -> ExitCode {
                 jurisdiction,
                 address,
                 registration_number,
+                owner_works_on_clients,
             },
             &owner_email,
             owner_name,

@@ -17,10 +17,16 @@ pub struct JsonLimit(pub usize);
 
 /// A JSON body deserialised into `T`. A wrong type or a missing or unknown field is a 422 naming
 /// the field; unreadable JSON is a 400; another content type is a 415; too large a body is a 413.
-pub struct ValidJson<T>(pub T);
+///
+/// The extractor itself never fails: the body's verdict waits in here until the handler asks
+/// for it with [`ValidJson::into_inner`], after it has authorised the caller. Extractors resolve
+/// concurrently, so a failing body extractor would otherwise answer 422 to a caller who should
+/// have heard 401 or 403 and learnt nothing about the route.
+pub struct ValidJson<T>(Result<T, AppError>);
 
 impl<T> ValidJson<T> {
-    pub fn into_inner(self) -> T {
+    /// The parsed body, or why it was refused. Call it after authorisation.
+    pub fn into_inner(self) -> Result<T, AppError> {
         self.0
     }
 }
@@ -58,7 +64,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         let mut payload = payload.take();
-        Box::pin(async move {
+        Box::pin(async move { Ok(ValidJson(read(json, declared, limit, &mut payload).await)) })
+    }
+}
+
+async fn read<T: DeserializeOwned>(
+    json: bool,
+    declared: Option<usize>,
+    limit: usize,
+    payload: &mut Payload,
+) -> Result<T, AppError> {
+    {
+        {
             if !json {
                 return Err(AppError::UnsupportedMediaType);
             }
@@ -74,8 +91,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            parse(&body).map(ValidJson)
-        })
+            parse(&body)
+        }
     }
 }
 

@@ -21,8 +21,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditEventView {
     pub seq: i64,
-    #[schema(value_type = String, format = DateTime)]
-    pub recorded_at: DateTime<Utc>,
+    /// UTC with exactly six fractional digits and `Z`: the very characters the hash covers.
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T09:30:00.123000Z")]
+    pub recorded_at: String,
     /// `user`, `operator` (command line) or `system`.
     pub actor_kind: String,
     pub actor_id: Option<String>,
@@ -44,7 +45,7 @@ impl From<AuditEventRow> for AuditEventView {
         Self {
             payload: r.payload_json(),
             seq: r.seq,
-            recorded_at: db::to_utc(r.recorded_at),
+            recorded_at: super::chain::format_time(r.recorded_at),
             actor_kind: r.actor_kind,
             actor_id: r.actor_id,
             action: r.action,

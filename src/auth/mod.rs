@@ -42,6 +42,16 @@ impl Role {
             _ => None,
         }
     }
+
+    /// Whether a member of this role works on clients, given what an owner said of themself:
+    /// technicians always do, inspectors never, owners as they choose.
+    pub fn works_on_clients(self, owner_says: bool) -> bool {
+        match self {
+            Self::Technician => true,
+            Self::Inspector => false,
+            Self::Owner => owner_says,
+        }
+    }
 }
 
 /// Lower-cased and trimmed, so `Owner@Clinic.example ` and `owner@clinic.example` are one account.

@@ -72,6 +72,9 @@ pub fn hash(password: &str) -> Result<String, argon2::password_hash::Error> {
         .to_string())
 }
 
+/// The stored "hash" of an account invited but not yet accepted: no password matches it.
+pub const NO_PASSWORD_YET: &str = "!invited";
+
 /// The result of checking a password against a stored hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -79,6 +82,19 @@ pub enum Verdict {
     /// Correct, but hashed below today's policy: store a new hash.
     CorrectButWeakHash,
     Wrong,
+}
+
+/// Checks `password` against `stored`, or against `dummy` when there is no usable hash (no
+/// account, or an invited account that has no password yet), so every failed login costs one
+/// full hash and its timing tells nothing about which accounts exist.
+pub fn verify_or_dummy(password: &str, stored: Option<&str>, dummy: &str) -> Verdict {
+    match stored.filter(|s| PasswordHash::new(s).is_ok()) {
+        Some(stored) => verify(password, stored),
+        None => {
+            let _ = verify(password, dummy);
+            Verdict::Wrong
+        }
+    }
 }
 
 pub fn verify(password: &str, stored: &str) -> Verdict {

@@ -1,5 +1,10 @@
 //! Login throttling per client address and per account.
 //!
+//! The account's limit counts attempts per account *and* address: an attacker who knows an email
+//! can exhaust it only for their own address, never lock the account's owner out (a per-account
+//! lock-out alone would hand anyone a denial of service). Guessing from many addresses is still
+//! bounded by each address's own limit.
+//!
 //! Counters live in this process: behind several instances each enforces its own limit, which
 //! still bounds guessing to (instances × limit).
 
@@ -57,9 +62,23 @@ impl LoginLimiter {
             .check_key(&address.to_owned())
             .map_err(wait)?;
         self.by_account
-            .check_key(&account.to_owned())
+            .check_key(&format!("{account}\n{address}"))
             .map_err(wait)?;
         Ok(())
+    }
+
+    /// Counts one anonymous attempt from `address` that names no account (accepting an
+    /// invitation): the address limit alone.
+    pub fn attempt_from(&self, address: &str) -> Result<(), u64> {
+        let clock = DefaultClock::default();
+        self.by_address
+            .check_key(&address.to_owned())
+            .map_err(|n| {
+                n.wait_time_from(clock.now())
+                    .as_secs_f64()
+                    .ceil()
+                    .max(1.0) as u64
+            })
     }
 }
 
@@ -84,9 +103,10 @@ mod tests {
         });
         assert!(limiter.attempt("10.0.0.1", "a@x").is_ok());
         assert!(limiter.attempt("10.0.0.1", "a@x").is_ok());
-        let wait = limiter.attempt("10.0.0.2", "a@x").unwrap_err();
+        let wait = limiter.attempt("10.0.0.1", "a@x").unwrap_err();
         assert!((1..=60).contains(&wait), "{wait}");
-        assert!(limiter.attempt("10.0.0.1", "b@x").is_ok());
+        // The account's owner, from another address, is not locked out by the guesser.
+        assert!(limiter.attempt("10.0.0.2", "a@x").is_ok());
         assert!(
             limiter.attempt("10.0.0.1", "c@x").is_err(),
             "address burst of 3 is spent"

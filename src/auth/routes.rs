@@ -48,7 +48,7 @@ pub struct RefreshRequest {
 const BAD_CREDENTIALS: &str = "the email or password is wrong";
 const BAD_REFRESH: &str = "the refresh token is invalid, expired or already used; log in again";
 
-fn client_address(req: &HttpRequest, state: &AppState) -> String {
+pub fn client_address(req: &HttpRequest, state: &AppState) -> String {
     let info = req.connection_info();
     let address = if state.settings.server.trust_forwarded_for {
         info.realip_remote_addr()
@@ -105,7 +105,7 @@ async fn login(
     state: web::Data<AppState>,
     body: ValidJson<LoginRequest>,
 ) -> AppResult<web::Json<TokenResponse>> {
-    let LoginRequest { email, password } = body.into_inner();
+    let LoginRequest { email, password } = body.into_inner()?;
     let email = normalise_email(&email);
     let mut missing = Vec::new();
     if email.is_empty() {
@@ -130,11 +130,10 @@ async fn login(
         let user = store::find_user_by_email(conn, &email)?;
         // An unknown account is checked against a dummy hash, so it costs what a wrong password
         // costs and the answer does not reveal which emails have accounts.
-        let verdict = password::verify(
+        let verdict = password::verify_or_dummy(
             &password,
-            user.as_ref().map_or(st.dummy_password_hash.as_str(), |u| {
-                u.password_hash.as_str()
-            }),
+            user.as_ref().map(|u| u.password_hash.as_str()),
+            &st.dummy_password_hash,
         );
         let user = match (user, verdict) {
             (Some(u), Verdict::Correct | Verdict::CorrectButWeakHash) if u.active => {
@@ -168,7 +167,7 @@ async fn refresh(
     state: web::Data<AppState>,
     body: ValidJson<RefreshRequest>,
 ) -> AppResult<web::Json<TokenResponse>> {
-    let token_hash = token::hash_refresh_token(body.into_inner().refresh_token.trim());
+    let token_hash = token::hash_refresh_token(body.into_inner()?.refresh_token.trim());
     let st = state.clone();
     let outcome = db::run(&state.pool, move |conn| {
         db::write_transaction(conn, |conn| {
@@ -211,7 +210,7 @@ async fn logout(
     state: web::Data<AppState>,
     body: ValidJson<RefreshRequest>,
 ) -> AppResult<HttpResponse> {
-    let token_hash = token::hash_refresh_token(body.into_inner().refresh_token.trim());
+    let token_hash = token::hash_refresh_token(body.into_inner()?.refresh_token.trim());
     db::run(&state.pool, move |conn| {
         if let Some(row) = store::find_refresh_token(conn, &token_hash)? {
             store::revoke_refresh_family(conn, &row.family_id)?;
@@ -289,7 +288,7 @@ async fn change_password(
     let ChangePasswordRequest {
         current_password,
         new_password,
-    } = body.into_inner();
+    } = body.into_inner()?;
     password::check_policy(&new_password, &caller.user.email).map_err(|mut e| {
         e.field = "new_password".to_owned();
         AppError::Validation(vec![e])

@@ -30,6 +30,8 @@ pub struct MembershipRow {
     pub active: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Practitioner rules (credentials, eligibility) apply to this member.
+    pub works_on_clients: bool,
 }
 
 impl MembershipRow {
@@ -168,11 +170,13 @@ pub fn find_member(
         .optional()
 }
 
+/// `works_on_clients` counts for owners only: technicians always work on clients, inspectors never.
 pub fn insert_membership(
     conn: &mut DbConn,
     clinic_id: &str,
     user_id: &str,
     role: Role,
+    works_on_clients: bool,
 ) -> QueryResult<MembershipRow> {
     let now = db::now();
     let row = MembershipRow {
@@ -183,6 +187,7 @@ pub fn insert_membership(
         active: true,
         created_at: now,
         updated_at: now,
+        works_on_clients: role.works_on_clients(works_on_clients),
     };
     diesel::insert_into(memberships::table)
         .values(&row)
@@ -195,11 +200,13 @@ pub fn update_membership(
     membership_id: &str,
     role: Role,
     active: bool,
+    works_on_clients: bool,
 ) -> QueryResult<MembershipRow> {
     diesel::update(memberships::table.find(membership_id))
         .set((
             memberships::role.eq(role.as_str()),
             memberships::active.eq(active),
+            memberships::works_on_clients.eq(role.works_on_clients(works_on_clients)),
             memberships::updated_at.eq(db::now()),
         ))
         .execute(conn)?;

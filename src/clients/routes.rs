@@ -61,7 +61,7 @@ async fn create_client(
     let (ctx, clinic, input) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
         store::create(conn, &ctx, &clinic, input)
@@ -104,7 +104,7 @@ async fn amend_client(
     let (ctx, clinic, req) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
         store::amend(conn, &ctx, &clinic, &id, &req)

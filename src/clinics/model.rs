@@ -14,6 +14,8 @@ pub struct NewClinic {
     pub jurisdiction: String,
     pub address: Option<String>,
     pub registration_number: Option<String>,
+    /// Whether the first owner works on clients (and so needs practitioner credentials).
+    pub owner_works_on_clients: bool,
 }
 
 impl NewClinic {
@@ -80,6 +82,7 @@ mod tests {
             jurisdiction: "gb-eng".into(),
             address: None,
             registration_number: None,
+            owner_works_on_clients: false,
         }
     }
 

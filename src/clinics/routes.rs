@@ -5,11 +5,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::invitations::{self, InvitationView, NewInvitation};
 use super::model::ClinicView;
-use super::store::{self, MemberChange, NewMember};
+use super::store::{self, MemberChange};
 use crate::api::ValidJson;
 use crate::auth::store::{self as accounts, MembershipRow, UserRow};
-use crate::auth::{check_email, normalise_email, password, ClinicAccess, Role};
+use crate::auth::{check_email, normalise_email, ClinicAccess, Role};
 use crate::db;
 use crate::error::{AppError, AppResult, FieldError, Problem};
 use crate::state::AppState;
@@ -22,6 +23,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(change_role)
         .service(deactivate_member)
         .service(reactivate_member)
+        .service(set_works_on_clients)
         .service(update_settings);
 }
 
@@ -56,7 +58,7 @@ async fn update_settings(
     body: ValidJson<SettingsRequest>,
 ) -> AppResult<web::Json<ClinicView>> {
     access.require_owner()?;
-    let days = body.into_inner().pack_shelf_life_days.ok_or_else(|| {
+    let days = body.into_inner()?.pack_shelf_life_days.ok_or_else(|| {
         AppError::invalid(
             "pack_shelf_life_days",
             "is required (a number of days, or null for an event-related policy)",
@@ -98,6 +100,8 @@ pub struct MemberView {
     pub role: Role,
     /// A deactivated member keeps their history but can no longer reach the clinic.
     pub active: bool,
+    /// Practitioner rules (credentials, eligibility) apply to them.
+    pub works_on_clients: bool,
     #[schema(value_type = String, format = DateTime)]
     pub member_since: chrono::DateTime<chrono::Utc>,
 }
@@ -110,6 +114,7 @@ impl MemberView {
             email: u.email,
             display_name: u.display_name,
             active: m.active,
+            works_on_clients: m.works_on_clients,
             member_since: db::to_utc(m.created_at),
         }
     }
@@ -167,22 +172,27 @@ async fn get_member(
 pub struct AddMemberRequest {
     #[schema(example = "tech@clinic.example")]
     pub email: String,
-    /// Required when the email has no account yet.
+    /// The name to show if the email has no account yet (an existing account keeps its own).
     pub display_name: Option<String>,
+    /// `owner` or `technician`; inspectors get a grant at `/inspectors` instead.
     pub role: Role,
-    /// Initial password (at least 12 characters) when the email has no account yet; an existing
-    /// account keeps its own password.
+    /// For an owner: whether they work on clients (technicians always do). Default false.
+    #[serde(default)]
+    pub works_on_clients: bool,
+    /// Not accepted: members choose their own password from the invitation.
+    #[schema(ignore)]
     pub password: Option<String>,
 }
 
-/// Add a member (owner only). An email without an account gets a new one with the given
-/// password; an existing account joins the clinic.
+/// Invite someone to the clinic's staff (owner only). The answer is the same whether or not the
+/// email has an account: the person is mailed a one-time token and joins when they accept it
+/// (a new account chooses its password then; an existing one confirms with its own).
 #[utoipa::path(tag = "clinics", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
     request_body = AddMemberRequest,
     responses(
-        (status = 201, body = MemberView),
+        (status = 202, body = InvitationView, description = "Invited; they join on accepting"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "Already a member"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
@@ -194,7 +204,7 @@ async fn add_member(
     body: ValidJson<AddMemberRequest>,
 ) -> AppResult<HttpResponse> {
     access.require_owner()?;
-    let req = body.into_inner();
+    let req = body.into_inner()?;
     let email = normalise_email(&req.email);
     let mut errors = Vec::new();
     if let Err(reason) = check_email(&email) {
@@ -209,37 +219,71 @@ async fn add_member(
         )),
         _ => {}
     }
-    if let Some(p) = &req.password {
-        if let Err(e) = password::check_policy(p, &email) {
-            errors.push(e);
-        }
+    if req.password.is_some() {
+        errors.push(FieldError::new(
+            "password",
+            "is chosen by the member from their invitation, not by the owner",
+        ));
     }
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
     let ctx = access.audit_context();
     let clinic_id = access.clinic_id.clone();
-    let (m, u) = db::run(&state.pool, move |conn| {
-        let password_hash = req
-            .password
-            .as_deref()
-            .map(password::hash)
-            .transpose()
-            .map_err(AppError::internal)?;
-        store::add_member(
+    let public_url = state.settings.mail.public_url.clone();
+    let view = db::run(&state.pool, move |conn| {
+        invitations::invite(
             conn,
             &ctx,
             &clinic_id,
-            NewMember {
+            NewInvitation {
                 email,
                 display_name,
                 role: req.role,
-                password_hash,
+                works_on_clients: req.works_on_clients,
             },
+            &public_url,
         )
     })
     .await?;
-    Ok(HttpResponse::Created().json(MemberView::new(m, u)))
+    Ok(HttpResponse::Accepted().json(view))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PracticeRequest {
+    /// Whether this owner works on clients (so practitioner credentials are required of them).
+    pub works_on_clients: bool,
+    /// Why; kept in the audit trail.
+    pub reason: String,
+}
+
+/// Say whether an owner works on clients (owner only). Technicians always do.
+#[utoipa::path(tag = "clinics", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("user" = String, Path, description = "User id")),
+    request_body = PracticeRequest,
+    responses(
+        (status = 200, body = MemberView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/members/{user}/works-on-clients")]
+async fn set_works_on_clients(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+    body: ValidJson<PracticeRequest>,
+) -> AppResult<web::Json<MemberView>> {
+    access.require_owner()?;
+    let req = body.into_inner()?;
+    let reason = reason(ReasonRequest { reason: req.reason })?;
+    let change = MemberChange::WorksOnClients {
+        works: req.works_on_clients,
+        reason,
+    };
+    apply_change(state, access, path.into_inner().1, change).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -302,12 +346,13 @@ async fn change_role(
     path: web::Path<(String, String)>,
     body: ValidJson<ChangeRoleRequest>,
 ) -> AppResult<web::Json<MemberView>> {
+    access.require_owner()?;
     let (_, user_id) = path.into_inner();
     apply_change(
         state,
         access,
         user_id,
-        MemberChange::Role(body.into_inner().role),
+        MemberChange::Role(body.into_inner()?.role),
     )
     .await
 }
@@ -330,8 +375,9 @@ async fn deactivate_member(
     path: web::Path<(String, String)>,
     body: ValidJson<ReasonRequest>,
 ) -> AppResult<web::Json<MemberView>> {
+    access.require_owner()?;
     let (_, user_id) = path.into_inner();
-    let reason = reason(body.into_inner())?;
+    let reason = reason(body.into_inner()?)?;
     apply_change(state, access, user_id, MemberChange::Deactivate { reason }).await
 }
 
@@ -352,7 +398,8 @@ async fn reactivate_member(
     path: web::Path<(String, String)>,
     body: ValidJson<ReasonRequest>,
 ) -> AppResult<web::Json<MemberView>> {
+    access.require_owner()?;
     let (_, user_id) = path.into_inner();
-    let reason = reason(body.into_inner())?;
+    let reason = reason(body.into_inner()?)?;
     apply_change(state, access, user_id, MemberChange::Reactivate { reason }).await
 }

@@ -160,7 +160,13 @@ pub fn create_clinic(
                 return Err(AppError::invalid("owner_email", "has no account"));
             }
         };
-        let membership = accounts::insert_membership(conn, &row.id, &user.id, Role::Owner)?;
+        let membership = accounts::insert_membership(
+            conn,
+            &row.id,
+            &user.id,
+            Role::Owner,
+            new.owner_works_on_clients,
+        )?;
         audit::append(
             conn,
             &row.id,
@@ -203,6 +209,7 @@ pub fn member_event(
             "display_name": user.display_name,
             "role": m.role,
             "active": m.active,
+            "works_on_clients": m.works_on_clients,
         }),
         reason,
     }
@@ -215,6 +222,8 @@ pub struct NewMember {
     pub role: Role,
     /// Hash of the initial password, for a new account only.
     pub password_hash: Option<String>,
+    /// For an owner: whether they work on clients (technicians always do).
+    pub works_on_clients: bool,
 }
 
 pub fn add_member(
@@ -256,7 +265,13 @@ pub fn add_member(
                 )?
             }
         };
-        let membership = accounts::insert_membership(conn, clinic_id, &user.id, new.role)?;
+        let membership = accounts::insert_membership(
+            conn,
+            clinic_id,
+            &user.id,
+            new.role,
+            new.works_on_clients,
+        )?;
         audit::append(
             conn,
             clinic_id,
@@ -272,6 +287,8 @@ pub enum MemberChange {
     Role(Role),
     Deactivate { reason: String },
     Reactivate { reason: String },
+    /// An owner starts or stops working on clients.
+    WorksOnClients { works: bool, reason: String },
 }
 
 pub fn change_member(
@@ -285,6 +302,7 @@ pub fn change_member(
         let (current, user) =
             accounts::find_member(conn, clinic_id, user_id)?.ok_or(AppError::NotFound)?;
         let current_role = current.role();
+        let mut works = current.works_on_clients;
         let (role, active, action, reason) = match change {
             MemberChange::Role(role) => {
                 if role == current_role {
@@ -293,7 +311,30 @@ pub fn change_member(
                         role.as_str()
                     )));
                 }
+                // A technician made owner goes on working on clients until they say otherwise.
+                works = current_role.works_on_clients(works);
                 (role, current.active, "member.role_changed", None)
+            }
+            MemberChange::WorksOnClients { works: w, reason } => {
+                if current_role != Role::Owner {
+                    return Err(AppError::Conflict(format!(
+                        "only an owner chooses this: a {} {}",
+                        current_role.as_str(),
+                        if current_role == Role::Technician {
+                            "always works on clients"
+                        } else {
+                            "never works on clients"
+                        }
+                    )));
+                }
+                if w == current.works_on_clients {
+                    return Err(AppError::Conflict(format!(
+                        "the member already {} on clients",
+                        if w { "works" } else { "does not work" }
+                    )));
+                }
+                works = w;
+                (current_role, current.active, "member.practice_changed", Some(reason))
             }
             MemberChange::Deactivate { reason } => {
                 if !current.active {
@@ -317,7 +358,7 @@ pub fn change_member(
                 "a clinic must keep at least one active owner; add another owner first".into(),
             ));
         }
-        let updated = accounts::update_membership(conn, &current.id, role, active)?;
+        let updated = accounts::update_membership(conn, &current.id, role, active, works)?;
         let mut event = member_event(action, &updated, &user, reason);
         if action == "member.role_changed" {
             event.payload["previous_role"] = current.role.clone().into();

@@ -281,7 +281,8 @@ fn lots_at(
         .collect())
 }
 
-/// Each membership as its latest audit event before `at` left it.
+/// Each membership as its latest audit event before `at` left it; the flag says whether it was
+/// active and working on clients then (practitioner rules apply to nobody else).
 fn members_at(
     conn: &mut DbConn,
     clinic_id: &str,
@@ -304,7 +305,12 @@ fn members_at(
                 text("user_id"),
                 text("display_name"),
                 text("role"),
-                p.get("active").and_then(|v| v.as_bool()).unwrap_or(false),
+                // Events from before members said whether they work on clients: everyone on
+                // staff did, as far as the rules knew.
+                p.get("active").and_then(|v| v.as_bool()).unwrap_or(false)
+                    && p.get("works_on_clients")
+                        .and_then(|v| v.as_bool())
+                        .unwrap_or(true),
             ),
         );
     }
@@ -334,8 +340,8 @@ fn staff_at(
     let requirements = profile.requirements();
     let mut out = Vec::new();
     let mut expiries = Vec::new();
-    for (user_id, name, role, active) in members_at(conn, clinic_id, at)? {
-        if !active || role == "inspector" {
+    for (user_id, name, role, practising) in members_at(conn, clinic_id, at)? {
+        if !practising || role == "inspector" {
             continue;
         }
         for c in creds.iter().filter(|c| c.user_id == user_id) {

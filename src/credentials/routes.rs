@@ -98,7 +98,7 @@ async fn submit_credential(
         access.audit_context(),
         access.role,
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
         service::submit(conn, &ctx, role, &clinic, input)
@@ -179,7 +179,7 @@ async fn amend_credential(
         access.audit_context(),
         access.role,
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
         service::amend(conn, &ctx, role, &clinic, &id, &req)

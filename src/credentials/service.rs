@@ -349,6 +349,8 @@ pub fn member_eligibility(
         Some("the member is deactivated".to_owned())
     } else if membership.role() == Role::Inspector {
         Some("inspectors do not work on clients".to_owned())
+    } else if !membership.works_on_clients {
+        Some("the member does not work on clients".to_owned())
     } else {
         None
     };

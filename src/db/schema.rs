@@ -36,6 +36,7 @@ diesel::table! {
         active -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        works_on_clients -> Bool,
     }
 }
 
@@ -431,6 +432,7 @@ diesel::table! {
         purpose -> Nullable<Text>,
         granted_by -> Nullable<Text>,
         granted_at -> Timestamp,
+        client_details -> Bool,
     }
 }
 
@@ -451,6 +453,10 @@ diesel::table! {
         created_at -> Timestamp,
         expires_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
+        clinic_id -> Nullable<Text>,
+        role -> Nullable<Text>,
+        works_on_clients -> Nullable<Bool>,
+        invited_by -> Nullable<Text>,
     }
 }
 

@@ -857,10 +857,14 @@ pub struct Invalid(pub String);
 /// file unlisted, and every link of the chain segment from the manifest's `prev_hash` to its
 /// `head_hash`. Reads each file as a stream.
 pub fn verify<R: Read + Seek>(
-    zip: R,
+    mut zip: R,
     key: &ed25519_dalek::VerifyingKey,
 ) -> Result<Manifest, Invalid> {
     let bad = |s: String| Invalid(s);
+    let listed = super::entries::listed_names(&mut zip).map_err(bad)?;
+    if listed.iter().filter(|n| *n == "manifest.json").count() > 1 {
+        return Err(bad("manifest.json is in the zip more than once".into()));
+    }
     let mut archive =
         zip::ZipArchive::new(zip).map_err(|e| bad(format!("not a readable zip: {e}")))?;
     let manifest: Manifest = {
@@ -887,12 +891,8 @@ pub fn verify<R: Read + Seek>(
     .map_err(|_| {
         bad("the manifest's signature does not verify with this key: the manifest was changed or signed by another key".into())
     })?;
-    let names: Vec<String> = archive.file_names().map(str::to_owned).collect();
-    for name in &names {
-        if name != "manifest.json" && !manifest.files.iter().any(|f| &f.name == name) {
-            return Err(bad(format!("{name} is in the zip but not in the manifest")));
-        }
-    }
+    let files: Vec<&str> = manifest.files.iter().map(|f| f.name.as_str()).collect();
+    super::entries::check_listing(&listed, &files).map_err(bad)?;
     // audit.jsonl is hashed in the same pass that checks its links, below.
     for entry in manifest.files.iter().filter(|f| f.name != "audit.jsonl") {
         let mut f = archive.by_name(&entry.name).map_err(|_| {

@@ -2,6 +2,7 @@
 //! This part: the installation's signing key and where its public half is published.
 
 pub mod bundle;
+pub mod entries;
 pub mod key;
 pub mod pdf;
 pub mod report;

@@ -102,7 +102,7 @@ async fn request_export(
         access.clinic_id.clone(),
         state.profiles.clone(),
     );
-    let input = body.into_inner();
+    let input = body.into_inner()?;
     let requested = {
         let clinic = clinic.clone();
         db::run(&state.pool, move |conn| {

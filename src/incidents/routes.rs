@@ -83,7 +83,7 @@ async fn report_incident(
     let (ctx, clinic, input) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
@@ -131,7 +131,7 @@ async fn add_follow_up(
     let (ctx, clinic, input) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
@@ -158,7 +158,7 @@ async fn close_incident(
     let (ctx, clinic, input) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
@@ -185,7 +185,7 @@ async fn amend_incident(
     let (ctx, clinic, req) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {

@@ -1,15 +1,18 @@
 //! `/api/v1/clinics/{clinic}/inspectors` and accepting an invitation.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::store::{self, GrantInput, GrantView, RevokeInput};
 use crate::api::ValidJson;
-use crate::auth::{password, ClinicAccess};
+use crate::auth::password::{self, Verdict};
+use crate::auth::routes::client_address;
+use crate::auth::ClinicAccess;
+use crate::clinics::invitations;
 use crate::db;
-use crate::error::{AppError, AppResult, Problem};
+use crate::error::{AppError, AppResult, FieldError, Problem};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -52,7 +55,7 @@ async fn grant(
 ) -> AppResult<HttpResponse> {
     access.require_owner()?;
     let (ctx, clinic) = (access.audit_context(), access.clinic_id.clone());
-    let input = body.into_inner();
+    let input = body.into_inner()?;
     let public_url = state.settings.mail.public_url.clone();
     let view = db::run(&state.pool, move |conn| {
         store::grant(conn, &ctx, &clinic, input, &public_url)
@@ -80,7 +83,7 @@ async fn revoke(
         access.clinic_id.clone(),
         path.into_inner().1,
     );
-    let input = body.into_inner();
+    let input = body.into_inner()?;
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
             store::revoke(conn, &ctx, &clinic, &id, input)
@@ -96,31 +99,48 @@ pub struct AcceptInvitation {
     pub password: String,
 }
 
-/// Set the password of an invited account with the invitation's token (once, before it expires).
+/// Accept an invitation with its mailed token: a new account chooses its password, an existing
+/// account gives its current one; a staff invitation then joins the clinic. Throttled per
+/// address like login; an unknown token is refused before any password is hashed.
 #[utoipa::path(tag = "auth", request_body = AcceptInvitation,
-    responses((status = 204, description = "The password is set: log in with it"),
-        (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Accepted: log in with the password"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "Already a member"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json", description = "Too many attempts; see Retry-After")))]
 #[post("/auth/invitations/accept")]
 async fn accept_invitation(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: ValidJson<AcceptInvitation>,
 ) -> AppResult<HttpResponse> {
-    let AcceptInvitation {
-        token,
-        password: new,
-    } = body.into_inner();
+    let AcceptInvitation { token, password } = body.into_inner()?;
     let token = token.trim().to_owned();
-    let hash = web::block(move || -> AppResult<String> {
-        // The email is not known before the token is checked; the policy's other rules apply.
-        password::check_policy(&new, "").map_err(|e| {
-            AppError::Validation(vec![crate::error::FieldError::new("password", e.reason)])
-        })?;
-        password::hash(&new).map_err(AppError::internal)
+    state
+        .login_limiter
+        .attempt_from(&client_address(&req, &state))
+        .map_err(|retry_after_secs| AppError::TooManyRequests { retry_after_secs })?;
+    let (lookup_token, pool) = (token.clone(), state.pool.clone());
+    let open = db::run(&pool, move |conn| invitations::find_open(conn, &lookup_token)).await?;
+    // Hashing takes tens of milliseconds: off the event loop.
+    let new_hash = web::block(move || -> AppResult<Option<String>> {
+        if open.sets_password() {
+            password::check_policy(&password, &open.user.email).map_err(|e| {
+                AppError::Validation(vec![FieldError::new("password", e.reason)])
+            })?;
+            return password::hash(&password).map(Some).map_err(AppError::internal);
+        }
+        match password::verify(&password, &open.user.password_hash) {
+            Verdict::Wrong => Err(AppError::invalid(
+                "password",
+                "is not the password of the account this invitation was sent to",
+            )),
+            _ => Ok(None),
+        }
     })
     .await
     .map_err(AppError::internal)??;
     db::run(&state.pool, move |conn| {
-        store::accept_invitation(conn, &token, &hash)
+        invitations::accept(conn, &token, new_hash.as_deref())
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())

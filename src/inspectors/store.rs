@@ -17,7 +17,7 @@ use crate::error::{AppError, AppResult, FieldError};
 /// An invitation link stays usable this long.
 pub const INVITATION_DAYS: i64 = 7;
 /// A password hash no password matches: the account waits for its invitation to be accepted.
-const INVITED: &str = "!invited";
+const INVITED: &str = crate::auth::password::NO_PASSWORD_YET;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = inspector_grants)]
@@ -239,7 +239,7 @@ pub fn grant(
             }
             Some(_) => {}
             None => {
-                accounts::insert_membership(conn, clinic_id, &user.id, Role::Inspector)?;
+                accounts::insert_membership(conn, clinic_id, &user.id, Role::Inspector, false)?;
             }
         }
         let row = GrantRow {
@@ -429,33 +429,5 @@ pub fn record_read(
             },
         )?;
         Ok(())
-    })
-}
-
-/// Sets the password of an invited account; the invitation then is spent.
-pub fn accept_invitation(conn: &mut DbConn, token: &str, password_hash: &str) -> AppResult<String> {
-    db::write_transaction(conn, |conn| {
-        let row: Option<(String, NaiveDateTime, Option<NaiveDateTime>)> = invitations::table
-            .find(hash_token(token))
-            .select((
-                invitations::user_id,
-                invitations::expires_at,
-                invitations::used_at,
-            ))
-            .first(conn)
-            .optional()?;
-        let now = db::now();
-        let Some((user_id, expires, None)) = row.filter(|r| r.1 > now) else {
-            return Err(AppError::invalid(
-                "token",
-                "is unknown, used or expired: ask the clinic for a new invitation",
-            ));
-        };
-        let _ = expires;
-        diesel::update(invitations::table.find(hash_token(token)))
-            .set(invitations::used_at.eq(now))
-            .execute(conn)?;
-        accounts::change_password(conn, &user_id, password_hash)?;
-        Ok(user_id)
     })
 }

@@ -103,7 +103,7 @@ async fn receive_lot(
     let (ctx, clinic, input) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
         service::receive_lot(conn, &ctx, &clinic, input)
@@ -124,7 +124,7 @@ async fn parse_barcode(
     body: ValidJson<BarcodeRequest>,
 ) -> AppResult<web::Json<Scan>> {
     let _ = access;
-    let scan = gs1::parse(&body.into_inner().text, crate::clock::now().date_naive())
+    let scan = gs1::parse(&body.into_inner()?.text, crate::clock::now().date_naive())
         .map_err(|e| AppError::invalid("text", e.to_string()))?;
     Ok(web::Json(scan))
 }
@@ -172,7 +172,7 @@ async fn amend_lot(
     let (ctx, clinic, req) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
         service::amend_lot(conn, &ctx, &clinic, &id, &req)
@@ -205,7 +205,7 @@ async fn recall_lot(
     let (ctx, clinic, req) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {

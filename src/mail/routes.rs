@@ -130,7 +130,7 @@ async fn put_settings(
     let (ctx, clinic, input) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
@@ -169,7 +169,7 @@ async fn send_export(
         access.audit_context(),
         access.clinic_id.clone(),
         path.into_inner().1,
-        body.into_inner(),
+        body.into_inner()?,
     );
     let (profiles, public_url, domain) = (
         state.profiles.clone(),

@@ -75,7 +75,7 @@ async fn create_session(
     let (ctx, clinic, input) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
         store::create(conn, &ctx, &clinic, input)
@@ -120,7 +120,7 @@ async fn answer_checklist(
     let (ctx, clinic, input) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
         store::answer(conn, &ctx, &clinic, &id, input)
@@ -146,7 +146,7 @@ async fn add_pack(
     let (ctx, clinic, input) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
@@ -173,7 +173,7 @@ async fn add_lot(
     let (ctx, clinic, input) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
         store::add_lot(conn, &ctx, &clinic, &id, input)
@@ -202,7 +202,7 @@ async fn start_session(
         access.audit_context(),
         access.role,
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
@@ -229,7 +229,7 @@ async fn complete_session(
     let (ctx, clinic, input) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
         store::complete(conn, &ctx, &clinic, &id, input)

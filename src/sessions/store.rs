@@ -188,7 +188,13 @@ pub fn create(
             .or_else(|| ctx.actor.id().map(str::to_owned))
             .ok_or_else(|| AppError::invalid("technician_id", "is required"))?;
         match accounts::find_member(conn, clinic_id, &technician_id)? {
-            Some((m, _)) if m.role() != Role::Inspector => {}
+            Some((m, _)) if m.works_on_clients => {}
+            Some((m, _)) if m.role() == Role::Owner => {
+                return Err(AppError::invalid(
+                    "technician_id",
+                    "this owner does not work on clients; an owner who does says so on their membership first",
+                ))
+            }
             Some(_) => {
                 return Err(AppError::invalid(
                     "technician_id",

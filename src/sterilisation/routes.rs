@@ -141,7 +141,7 @@ async fn create_steriliser(
     let (ctx, clinic, input) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
         service::create_steriliser(conn, &ctx, &clinic, input)
@@ -192,7 +192,7 @@ async fn amend_steriliser(
     let (ctx, clinic, req) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
         service::amend_steriliser(conn, &ctx, &clinic, &id, &req)
@@ -223,7 +223,7 @@ async fn take_out_of_service(
     let (ctx, clinic, reason) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner().reason,
+        body.into_inner()?.reason,
     );
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
@@ -256,7 +256,7 @@ async fn return_to_service(
     let (ctx, clinic, reason) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner().reason,
+        body.into_inner()?.reason,
     );
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
@@ -309,7 +309,7 @@ async fn create_cycle(
     body: ValidJson<serde_json::Value>,
 ) -> AppResult<HttpResponse> {
     access.require_staff()?;
-    let input = CycleInput::from_json(body.into_inner())?;
+    let input = CycleInput::from_json(body.into_inner()?)?;
     let (ctx, clinic) = (access.audit_context(), access.clinic_id.clone());
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
@@ -363,7 +363,7 @@ async fn amend_cycle(
     let (ctx, clinic, req) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
@@ -462,7 +462,7 @@ async fn create_spore_test(
     let (ctx, clinic, input) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
         service::create_spore_test(conn, &ctx, &clinic, input)
@@ -515,7 +515,7 @@ async fn record_spore_result(
     let (ctx, clinic, input) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
@@ -547,7 +547,7 @@ async fn amend_spore_test(
     let (ctx, clinic, req) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
         service::amend_spore_test(conn, &ctx, &clinic, &id, &req)
@@ -599,7 +599,7 @@ async fn create_air_removal_test(
     let (ctx, clinic, input) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
         service::create_air_removal(conn, &ctx, &clinic, input)
@@ -650,7 +650,7 @@ async fn amend_air_removal_test(
     let (ctx, clinic, req) = (
         access.audit_context(),
         access.clinic_id.clone(),
-        body.into_inner(),
+        body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
         service::amend_air_removal(conn, &ctx, &clinic, &id, &req)

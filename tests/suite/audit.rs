@@ -275,3 +275,75 @@ async fn concurrent_writes_never_fork_the_chain() {
         "with a 5 s busy time-out every write should get through"
     );
 }
+
+/// The Python recipe of docs/audit-chain.md, as printed there, fed every page of the API's own
+/// answer. Events recorded on a whole second and on a whole millisecond are among them: a
+/// `recorded_at` printed in any shorter form than the hashed one breaks the recipe.
+#[actix_web::test]
+async fn the_documented_recipe_recomputes_the_chain_from_the_api_output() {
+    use chrono::NaiveDate;
+    let app = TestApp::spawn().await;
+    let day = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+    for (n, at) in [
+        day.and_hms_opt(5, 0, 0).unwrap(),
+        day.and_hms_milli_opt(5, 0, 1, 120).unwrap(),
+        day.and_hms_micro_opt(5, 0, 2, 123_450).unwrap(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        aseptic::clock::backdated(at, || {
+            app.add_member(
+                &app.clinic_id,
+                &format!("staff{n}@ink.example"),
+                aseptic::auth::Role::Technician,
+            )
+        });
+    }
+    let events = app.audit_events().await;
+    let printed: Vec<&str> = events
+        .iter()
+        .map(|e| e["recorded_at"].as_str().unwrap())
+        .collect();
+    assert!(printed.contains(&"2026-11-25T05:00:00.000000Z"), "{printed:?}");
+    assert!(printed.contains(&"2026-11-25T05:00:01.120000Z"), "{printed:?}");
+
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/audit-chain.md"),
+    )
+    .unwrap();
+    let recipe = doc
+        .split("```python\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/audit-chain.md has a Python recipe");
+    let script = format!(
+        "{recipe}\nimport sys\ndata = json.load(sys.stdin)\nprint(verify(data['events'], data['clinic_id']))\n"
+    );
+    let input = json!({"clinic_id": app.clinic_id, "events": events}).to_string();
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the recipe rejected the API's own events: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let head = verify(&app).await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        head["head_hash"].as_str().unwrap()
+    );
+}

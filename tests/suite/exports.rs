@@ -467,3 +467,132 @@ async fn an_export_interrupted_by_a_stop_is_built_after() {
     .await;
     assert_eq!(state["state"], "ready", "{state}");
 }
+
+/// A zip written by hand (stored, no compression), so that a name can be listed twice as an
+/// attacker would; the zip crate refuses to write one.
+fn raw_zip(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    let (mut out, mut directory) = (Vec::new(), Vec::new());
+    for (name, bytes) in files {
+        let offset = out.len() as u32;
+        let (crc, size, name_len) = (crc32(bytes), bytes.len() as u32, name.len() as u16);
+        out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+        out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&size.to_le_bytes());
+        out.extend_from_slice(&size.to_le_bytes());
+        out.extend_from_slice(&name_len.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(bytes);
+        directory.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+        directory.extend_from_slice(&[20, 3, 20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]);
+        directory.extend_from_slice(&crc.to_le_bytes());
+        directory.extend_from_slice(&size.to_le_bytes());
+        directory.extend_from_slice(&size.to_le_bytes());
+        directory.extend_from_slice(&name_len.to_le_bytes());
+        directory.extend_from_slice(&[0; 8]);
+        directory.extend_from_slice(&0x81a4_0000u32.to_le_bytes());
+        directory.extend_from_slice(&offset.to_le_bytes());
+        directory.extend_from_slice(name.as_bytes());
+    }
+    let (at, count) = (out.len() as u32, files.len() as u16);
+    out.extend_from_slice(&directory);
+    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&(directory.len() as u32).to_le_bytes());
+    out.extend_from_slice(&at.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+/// The listing check of docs/export-format.md, run as printed there in a folder holding `zip`.
+fn documented_listing_check(zip: &[u8]) -> bool {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/export-format.md"),
+    )
+    .unwrap();
+    let block = doc
+        .split("```sh\n")
+        .find(|b| b.contains("unzip -Z1"))
+        .and_then(|b| b.split("```").next())
+        .expect("docs/export-format.md checks the zip's listing");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("export.zip"), zip).unwrap();
+    let x = dir.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    let manifest = entries(zip)
+        .into_iter()
+        .rev()
+        .find(|f| f.0 == "manifest.json")
+        .unwrap();
+    std::fs::write(x.join("manifest.json"), manifest.1).unwrap();
+    std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", block])
+        .current_dir(&x)
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// A name listed twice (the altered copy first, as `unzip` would extract it), a file the
+/// manifest does not name, and a directory that lists fewer entries than it holds: each is
+/// refused by `verify-export` and by the documented recipe.
+#[actix_web::test]
+async fn a_zip_that_lists_a_name_twice_or_an_extra_entry_is_refused() {
+    let app = TestApp::spawn().await;
+    some_records(&app).await;
+    let (_, zip) = export(&app).await;
+    let key = public_key(&app).await;
+    let files = entries(&zip);
+    assert!(verify(Cursor::new(raw_zip(&files)), &key).is_ok());
+    assert!(documented_listing_check(&raw_zip(&files)));
+
+    let original = files.iter().find(|f| f.0 == "cycles.csv").unwrap().clone();
+    let mut altered = original.clone();
+    altered.1 = String::from_utf8(altered.1)
+        .unwrap()
+        .replacen("pass", "fail", 1)
+        .into_bytes();
+    let mut twice: Vec<_> = files.iter().filter(|f| f.0 != "cycles.csv").cloned().collect();
+    twice.insert(0, altered);
+    twice.push(original.clone());
+    let zip_twice = raw_zip(&twice);
+    let why = refused(&zip_twice, &key);
+    assert!(why.contains("cycles.csv") && why.contains("more than once"), "{why}");
+    assert!(!documented_listing_check(&zip_twice));
+
+    let mut manifest_twice = files.clone();
+    let manifest = files.iter().find(|f| f.0 == "manifest.json").unwrap().clone();
+    manifest_twice.insert(0, manifest);
+    assert!(refused(&raw_zip(&manifest_twice), &key).contains("manifest.json"));
+
+    let mut extra = files.clone();
+    extra.push(("cycles.csv ".into(), b"x".to_vec()));
+    let zip_extra = raw_zip(&extra);
+    assert!(refused(&zip_extra, &key).contains("not in the manifest"));
+    assert!(!documented_listing_check(&zip_extra));
+
+    // A directory whose end record counts one entry fewer than it lists.
+    let mut short = raw_zip(&files);
+    let n = short.len();
+    let count = files.len() as u16 - 1;
+    short[n - 12..n - 10].copy_from_slice(&count.to_le_bytes());
+    short[n - 14..n - 12].copy_from_slice(&count.to_le_bytes());
+    assert!(verify(Cursor::new(short), &key).is_err());
+}

@@ -280,6 +280,7 @@ pub fn create_clinic(pool: &Pool, name: &str, owner_email: &str, jurisdiction: &
             jurisdiction: jurisdiction.into(),
             address: None,
             registration_number: None,
+            owner_works_on_clients: true,
         },
         owner_email,
         OwnerAccount::New {
@@ -301,6 +302,7 @@ pub fn add_member(pool: &Pool, clinic_id: &str, email: &str, role: Role) -> Stri
             email: email.into(),
             display_name: Some(email.split('@').next().unwrap().into()),
             role,
+            works_on_clients: true,
             password_hash: Some(password::hash(PASSWORD).unwrap()),
         },
     )
