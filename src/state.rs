@@ -20,6 +20,8 @@ pub struct AppState {
     pub profiles: Arc<Profiles>,
     /// Signs audit exports; loaded or created at start-up.
     pub export_key: Arc<ExportKey>,
+    /// Idempotency keys whose first request is running in this process.
+    pub idempotency_in_flight: crate::api::idempotency::InFlight,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
             dummy_password_hash,
             profiles,
             export_key,
+            idempotency_in_flight: Default::default(),
         })
     }
 }

@@ -1,27 +1,62 @@
 //! `Idempotency-Key` on creating requests: a retry with the same key and body gets the first
 //! answer again and creates nothing twice; the same key with another request is refused.
 //! Keys are scoped to the caller and the clinic in the path.
+//!
+//! The whole keyed request runs in one database transaction on one connection: the key, the
+//! records the handler writes, their audit events and the stored answer commit together or not
+//! at all, so after a crash a key is either unused or answered, never "in flight" with its
+//! records already written. A replay runs the handler too (and throws its work away), so the
+//! caller is authorised exactly as for a new request before the stored answer is given back.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
 
 use actix_web::body::{self, BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, Error, HttpResponse, ResponseError};
-use chrono::Duration;
+use actix_web::{web, Error, HttpMessage, HttpResponse, ResponseError};
+use diesel::connection::{Connection, TransactionManager};
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::api::json::JsonLimit;
+use crate::auth::extract::Authorised;
 use crate::db::schema::idempotency_keys as keys;
-use crate::db::{self, DbConn};
+use crate::db::{self, DbConn, RequestConn};
 use crate::error::AppError;
 use crate::state::AppState;
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
-/// A request that claimed a key and then vanished (a crash) frees the key after this long.
-const ABANDONED_AFTER_SECS: i64 = 60;
+/// Keys whose first request is running in this process. Across instances on PostgreSQL an
+/// advisory lock held by the request's transaction says the same.
+#[derive(Default)]
+pub struct InFlight(Mutex<HashSet<String>>);
+
+struct Running<'a> {
+    set: &'a InFlight,
+    id: String,
+}
+
+impl InFlight {
+    fn enter(&self, id: &str) -> Option<Running<'_>> {
+        let mut set = self.0.lock().ok()?;
+        set.insert(id.to_owned()).then(|| Running {
+            set: self,
+            id: id.to_owned(),
+        })
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.0.lock() {
+            set.remove(&self.id);
+        }
+    }
+}
 
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = keys)]
@@ -30,89 +65,97 @@ struct KeyRow {
     status_code: Option<i32>,
     content_type: Option<String>,
     response_body: Option<Vec<u8>>,
-    created_at: chrono::NaiveDateTime,
 }
 
-enum Claim {
-    Claimed,
-    Replay {
-        status: u16,
-        content_type: Option<String>,
-        body: Vec<u8>,
-    },
-}
-
+#[derive(Clone)]
 struct KeyId {
     user_id: String,
     scope: String,
     key: String,
 }
 
-fn claim(conn: &mut DbConn, id: &KeyId, request_hash: &str) -> Result<Claim, AppError> {
-    db::write_transaction(conn, |conn| {
-        let existing: Option<KeyRow> = keys::table
-            .find((&id.user_id, &id.scope, &id.key))
-            .select(KeyRow::as_select())
-            .first(conn)
-            .optional()?;
-        let now = db::now();
-        match existing {
-            None => {
-                diesel::insert_into(keys::table)
-                    .values((
-                        keys::user_id.eq(&id.user_id),
-                        keys::scope.eq(&id.scope),
-                        keys::idempotency_key.eq(&id.key),
-                        keys::request_hash.eq(request_hash),
-                        keys::created_at.eq(now),
-                    ))
-                    .execute(conn)?;
-                Ok(Claim::Claimed)
-            }
-            Some(row) if row.request_hash != request_hash => Err(AppError::IdempotencyMismatch),
-            Some(KeyRow {
-                status_code: Some(status),
-                content_type,
-                response_body,
-                ..
-            }) => Ok(Claim::Replay {
-                status: u16::try_from(status).unwrap_or(500),
-                content_type,
-                body: response_body.unwrap_or_default(),
-            }),
-            Some(row) if now - row.created_at > Duration::seconds(ABANDONED_AFTER_SECS) => {
-                diesel::update(keys::table.find((&id.user_id, &id.scope, &id.key)))
-                    .set(keys::created_at.eq(now))
-                    .execute(conn)?;
-                Ok(Claim::Claimed)
-            }
-            Some(_) => Err(AppError::IdempotencyInFlight),
-        }
-    })
+impl KeyId {
+    fn label(&self) -> String {
+        format!("{}\n{}\n{}", self.user_id, self.scope, self.key)
+    }
 }
 
-fn complete(
+/// The first answer stored under a key.
+struct Stored {
+    request_hash: String,
+    status: u16,
+    content_type: Option<String>,
+    body: Vec<u8>,
+}
+
+/// Opens the request's transaction and reads what the key already holds. `Err(InFlight)` when
+/// another transaction holds the key (PostgreSQL: its advisory lock).
+fn open(conn: &mut DbConn, id: &KeyId) -> Result<Option<Stored>, AppError> {
+    db::begin_write(conn)?;
+    if let DbConn::Postgres(pg) = conn {
+        let digest = Sha256::digest(id.label().as_bytes());
+        let half = |b: &[u8]| i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        #[derive(QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            locked: bool,
+        }
+        let got: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1, $2) AS locked")
+            .bind::<diesel::sql_types::Integer, _>(half(&digest[0..4]))
+            .bind::<diesel::sql_types::Integer, _>(half(&digest[4..8]))
+            .get_result(pg)?;
+        if !got.locked {
+            return Err(AppError::IdempotencyInFlight);
+        }
+    }
+    let row: Option<KeyRow> = keys::table
+        .find((&id.user_id, &id.scope, &id.key))
+        .select(KeyRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.and_then(|r| {
+        // A row with no answer was left by an earlier version between its two transactions:
+        // nothing was acknowledged under it, so the key counts as unused.
+        Some(Stored {
+            request_hash: r.request_hash,
+            status: u16::try_from(r.status_code?).ok()?,
+            content_type: r.content_type,
+            body: r.response_body.unwrap_or_default(),
+        })
+    }))
+}
+
+/// Stores the answer and commits everything the request wrote with it.
+fn answer_and_commit(
     conn: &mut DbConn,
     id: &KeyId,
+    request_hash: &str,
     status: StatusCode,
     content_type: Option<String>,
     body: &[u8],
 ) -> Result<(), AppError> {
     let target = keys::table.find((&id.user_id, &id.scope, &id.key));
-    // A server error or a throttled request is not an answer worth replaying: free the key so
-    // the client's retry runs for real.
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        diesel::delete(target).execute(conn)?;
-    } else {
-        diesel::update(target)
-            .set((
-                keys::status_code.eq(i32::from(status.as_u16())),
-                keys::content_type.eq(content_type),
-                keys::response_body.eq(body),
-                keys::completed_at.eq(db::now()),
-            ))
-            .execute(conn)?;
-    }
+    diesel::delete(target).execute(conn)?;
+    let now = db::now();
+    diesel::insert_into(keys::table)
+        .values((
+            keys::user_id.eq(&id.user_id),
+            keys::scope.eq(&id.scope),
+            keys::idempotency_key.eq(&id.key),
+            keys::request_hash.eq(request_hash),
+            keys::status_code.eq(i32::from(status.as_u16())),
+            keys::content_type.eq(content_type),
+            keys::response_body.eq(body),
+            keys::created_at.eq(now),
+            keys::completed_at.eq(now),
+        ))
+        .execute(conn)?;
+    <DbConn as Connection>::TransactionManager::commit_transaction(conn)?;
+    Ok(())
+}
+
+fn roll_back(conn: &mut DbConn) -> Result<(), AppError> {
+    <DbConn as Connection>::TransactionManager::rollback_transaction(conn)?;
     Ok(())
 }
 
@@ -135,22 +178,38 @@ fn error(req: ServiceRequest, err: AppError) -> ServiceResponse<BoxBody> {
     ServiceResponse::new(http_req, err.error_response())
 }
 
+async fn pass(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_boxed_body)
+}
+
 pub async fn idempotency(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let Some(raw_key) = req.headers().get(HEADER).cloned() else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_boxed_body);
+        return pass(req, next).await;
     };
     if req.method() != Method::POST {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_boxed_body);
+        return pass(req, next).await;
     }
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return pass(req, next).await;
+    };
+    // Without a valid token the handler answers 401 before anything about the key is said:
+    // there is no caller to scope a key to.
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim().to_owned()));
+    let Some(claims) = bearer.and_then(|t| state.tokens.check(&t).ok()) else {
+        return pass(req, next).await;
+    };
     let key = match raw_key.to_str() {
         Ok(k)
             if !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..0x7f).contains(&b)) =>
@@ -166,24 +225,6 @@ pub async fn idempotency(
                 ),
             ))
         }
-    };
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_boxed_body);
-    };
-    // Without a valid token the handler answers 401; there is no caller to scope a key to.
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim().to_owned()));
-    let Some(claims) = bearer.and_then(|t| state.tokens.check(&t).ok()) else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_boxed_body);
     };
 
     let limit = req
@@ -215,63 +256,105 @@ pub async fn idempotency(
         key,
     };
 
-    let pool = state.pool.clone();
-    let claimed = web::block(move || {
-        let mut conn = pool.get()?;
-        let outcome = claim(&mut conn, &id, &request_hash);
-        Ok::<_, AppError>((outcome, id))
-    })
-    .await
-    .map_err(AppError::from);
-    let (outcome, id) = match claimed {
-        Ok(Ok(pair)) => pair,
-        Ok(Err(e)) | Err(e) => return Ok(error(req, e)),
+    let Some(_running) = state.idempotency_in_flight.enter(&id.label()) else {
+        return Ok(error(req, AppError::IdempotencyInFlight));
     };
-    match outcome {
-        Err(e) => Ok(error(req, e)),
-        Ok(Claim::Replay {
-            status,
-            content_type,
-            body,
-        }) => {
-            let mut res = HttpResponse::build(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            );
-            if let Some(ct) = content_type {
-                res.insert_header((header::CONTENT_TYPE, ct));
-            }
-            res.insert_header((REPLAYED_HEADER, "true"));
-            let (http_req, _) = req.into_parts();
-            Ok(ServiceResponse::new(http_req, res.body(body)))
+    let pool = state.pool.clone();
+    let conn = match web::block(move || pool.get()).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return Ok(error(req, e.into())),
+        Err(e) => return Ok(error(req, e.into())),
+    };
+    let request_conn = RequestConn::new(conn);
+    let opened = {
+        let id = id.clone();
+        request_conn.with(move |conn| open(conn, &id)).await
+    };
+    let stored = match opened {
+        Ok(stored) => stored,
+        Err(e) => {
+            let _ = request_conn.with(roll_back).await;
+            return Ok(error(req, e));
         }
-        Ok(Claim::Claimed) => {
-            req.set_payload(bytes_to_payload(body));
-            let res = next.call(req).await?.map_into_boxed_body();
-            let status = res.status();
-            let content_type = res
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let (http_req, response) = res.into_parts();
-            let (head, response_body) = response.into_parts();
-            let bytes = body::to_bytes(response_body)
-                .await
-                .map_err(|_| AppError::internal("cannot buffer the response"))?;
-            let stored = bytes.clone();
-            let pool = state.pool.clone();
-            let saved = web::block(move || {
-                let mut conn = pool.get()?;
-                complete(&mut conn, &id, status, content_type, &stored)
-            })
-            .await;
-            if let Err(e) | Ok(Err(e)) = saved.map_err(AppError::from) {
-                tracing::error!(error = %e, "could not store the idempotent response");
-            }
-            Ok(ServiceResponse::new(
-                http_req,
-                head.set_body(BoxBody::new(bytes)),
-            ))
+    };
+
+    req.set_payload(bytes_to_payload(body));
+    let res = request_conn.scope(next.call(req)).await;
+    let res = match res {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(e) => {
+            let _ = request_conn.with(roll_back).await;
+            return Err(e);
         }
+    };
+    let status = res.status();
+    let authorised = res.request().extensions().get::<Authorised>().is_some();
+
+    if let Some(first) = stored {
+        // The handler ran only to check the caller as a new request would be checked; what it
+        // wrote is thrown away.
+        let _ = request_conn.with(roll_back).await;
+        if !authorised || status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Ok(res);
+        }
+        let (http_req, _) = res.into_parts();
+        if first.request_hash != request_hash {
+            let response = AppError::IdempotencyMismatch.error_response();
+            return Ok(ServiceResponse::new(http_req, response));
+        }
+        let mut replay = HttpResponse::build(
+            StatusCode::from_u16(first.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        );
+        if let Some(ct) = first.content_type {
+            replay.insert_header((header::CONTENT_TYPE, ct));
+        }
+        replay.insert_header((REPLAYED_HEADER, "true"));
+        return Ok(ServiceResponse::new(http_req, replay.body(first.body)));
     }
+
+    // A server error or a throttled request is not an answer worth replaying: nothing the
+    // request wrote stays, and the key stays unused so the client's retry runs for real.
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        let _ = request_conn.with(roll_back).await;
+        return Ok(res);
+    }
+    let content_type = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (http_req, response) = res.into_parts();
+    let (head, response_body) = response.into_parts();
+    let Ok(bytes) = body::to_bytes(response_body).await else {
+        let _ = request_conn.with(roll_back).await;
+        let response = AppError::internal("cannot buffer the response").error_response();
+        return Ok(ServiceResponse::new(http_req, response));
+    };
+    let stored = bytes.clone();
+    let committed = request_conn
+        .with(move |conn| {
+            let outcome =
+                answer_and_commit(conn, &id, &request_hash, status, content_type, &stored);
+            if outcome.is_err() {
+                let _ = roll_back(conn);
+            }
+            outcome
+        })
+        .await;
+    if let Err(e) = committed {
+        // Nothing was acknowledged: the client may retry with the same key.
+        tracing::error!(error = %e, "could not commit an idempotent request");
+        let response = match e {
+            AppError::Unavailable(_) => e.error_response(),
+            _ => AppError::Unavailable(e.to_string()).error_response(),
+        };
+        return Ok(ServiceResponse::new(http_req, response));
+    }
+    for f in request_conn.take_after_commit() {
+        f();
+    }
+    Ok(ServiceResponse::new(
+        http_req,
+        head.set_body(BoxBody::new(bytes)),
+    ))
 }

@@ -15,6 +15,11 @@ use crate::db;
 use crate::error::AppError;
 use crate::state::AppState;
 
+/// Left in the request's extensions once the caller has been authenticated and, for a clinic's
+/// routes, found to be a member: a replayed idempotent answer is given only to such a caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Authorised;
+
 /// A caller with a valid access token whose account is active and whose token predates no
 /// password change or deactivation.
 #[derive(Debug, Clone)]
@@ -136,6 +141,7 @@ impl FromRequest for AuthUser {
             Ok::<_, AppError>((state, claims))
         })();
         let request_id = request_id(req);
+        let marked = req.clone();
         Box::pin(async move {
             let (state, claims) = parsed?;
             let user_id = claims.sub.clone();
@@ -145,6 +151,7 @@ impl FromRequest for AuthUser {
             .await?
             .ok_or(AppError::Unauthorized(INVALID_TOKEN))?;
             check_user(&user, claims.ver)?;
+            marked.extensions_mut().insert(Authorised);
             Ok(AuthUser { user, request_id })
         })
     }
@@ -169,6 +176,7 @@ impl FromRequest for ClinicAccess {
             Ok::<_, AppError>((state, claims, clinic_id))
         })();
         let request_id = request_id(req);
+        let marked = req.clone();
         let method = req.method().clone();
         let (path, query) = (req.path().to_owned(), req.query_string().to_owned());
         Box::pin(async move {
@@ -214,6 +222,7 @@ impl FromRequest for ClinicAccess {
                 })
                 .await?;
             }
+            marked.extensions_mut().insert(Authorised);
             Ok(access)
         })
     }

@@ -73,12 +73,7 @@ impl LoginLimiter {
         let clock = DefaultClock::default();
         self.by_address
             .check_key(&address.to_owned())
-            .map_err(|n| {
-                n.wait_time_from(clock.now())
-                    .as_secs_f64()
-                    .ceil()
-                    .max(1.0) as u64
-            })
+            .map_err(|n| n.wait_time_from(clock.now()).as_secs_f64().ceil().max(1.0) as u64)
     }
 }
 

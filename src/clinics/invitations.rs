@@ -125,7 +125,14 @@ pub fn invite(
                 kind: crate::mail::outbox::INVITATION,
                 recipient: user.email.clone(),
                 subject: format!("Invitation to join {}", clinic.name),
-                body_text: invitation_text(&clinic.name, new.role, has_password, &token, expires, public_url),
+                body_text: invitation_text(
+                    &clinic.name,
+                    new.role,
+                    has_password,
+                    &token,
+                    expires,
+                    public_url,
+                ),
                 body_html: None,
                 export_id: None,
             },
@@ -233,13 +240,8 @@ pub fn accept(conn: &mut DbConn, token: &str, new_hash: Option<&str>) -> AppResu
                 "you are already a member of this clinic".to_owned(),
             ));
         }
-        let membership = accounts::insert_membership(
-            conn,
-            &clinic_id,
-            &user_id,
-            role,
-            works.unwrap_or(false),
-        )?;
+        let membership =
+            accounts::insert_membership(conn, &clinic_id, &user_id, role, works.unwrap_or(false))?;
         let ctx = AuditContext {
             actor: Actor::User(user_id.clone()),
             request_id: None,

@@ -265,13 +265,8 @@ pub fn add_member(
                 )?
             }
         };
-        let membership = accounts::insert_membership(
-            conn,
-            clinic_id,
-            &user.id,
-            new.role,
-            new.works_on_clients,
-        )?;
+        let membership =
+            accounts::insert_membership(conn, clinic_id, &user.id, new.role, new.works_on_clients)?;
         audit::append(
             conn,
             clinic_id,
@@ -285,10 +280,17 @@ pub fn add_member(
 /// What an owner changes about a member.
 pub enum MemberChange {
     Role(Role),
-    Deactivate { reason: String },
-    Reactivate { reason: String },
+    Deactivate {
+        reason: String,
+    },
+    Reactivate {
+        reason: String,
+    },
     /// An owner starts or stops working on clients.
-    WorksOnClients { works: bool, reason: String },
+    WorksOnClients {
+        works: bool,
+        reason: String,
+    },
 }
 
 pub fn change_member(
@@ -334,7 +336,12 @@ pub fn change_member(
                     )));
                 }
                 works = w;
-                (current_role, current.active, "member.practice_changed", Some(reason))
+                (
+                    current_role,
+                    current.active,
+                    "member.practice_changed",
+                    Some(reason),
+                )
             }
             MemberChange::Deactivate { reason } => {
                 if !current.active {

@@ -266,12 +266,87 @@ where
     }
 }
 
-/// Runs blocking database work on the thread pool with a pooled connection.
+/// One request's connection, with a transaction open on it, that every [`run`] of the request
+/// uses instead of the pool: a retried request's answer is stored in the same transaction as the
+/// records it made (see `api::idempotency`).
+#[derive(Clone)]
+pub struct RequestConn {
+    conn: std::sync::Arc<std::sync::Mutex<Option<PooledConn>>>,
+    after_commit: std::sync::Arc<std::sync::Mutex<Vec<AfterCommit>>>,
+}
+
+type AfterCommit = Box<dyn FnOnce() + Send>;
+
+tokio::task_local! {
+    static REQUEST_CONN: RequestConn;
+}
+
+impl RequestConn {
+    pub fn new(conn: PooledConn) -> Self {
+        Self {
+            conn: std::sync::Arc::new(std::sync::Mutex::new(Some(conn))),
+            after_commit: std::sync::Arc::default(),
+        }
+    }
+
+    /// Runs `fut` (the rest of the request) with this connection in place of the pool.
+    pub async fn scope<F: std::future::Future>(&self, fut: F) -> F::Output {
+        REQUEST_CONN.scope(self.clone(), fut).await
+    }
+
+    /// Runs `f` on the connection, off the event loop.
+    pub async fn with<T, F>(&self, f: F) -> AppResult<T>
+    where
+        F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let shared = self.conn.clone();
+        actix_web::web::block(move || {
+            let mut guard = shared
+                .lock()
+                .map_err(|_| AppError::internal("request connection poisoned"))?;
+            let conn = guard
+                .as_mut()
+                .ok_or_else(|| AppError::internal("request connection already released"))?;
+            f(conn)
+        })
+        .await
+        .map_err(AppError::from)?
+    }
+
+    /// What was deferred with [`after_commit`], to run once the transaction has committed.
+    pub fn take_after_commit(&self) -> Vec<AfterCommit> {
+        self.after_commit
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+}
+
+/// Runs `f` now, or, inside a request whose transaction is still open, once it has committed
+/// (work that other connections must see the request's records for, such as building an export).
+pub fn after_commit(f: impl FnOnce() + Send + 'static) {
+    let mut pending: Option<AfterCommit> = Some(Box::new(f));
+    let _ = REQUEST_CONN.try_with(|rc| {
+        if let (Ok(mut deferred), Some(f)) = (rc.after_commit.lock(), pending.take()) {
+            deferred.push(f);
+        }
+    });
+    if let Some(f) = pending {
+        f();
+    }
+}
+
+/// Runs blocking database work on the thread pool with a pooled connection, or with the
+/// request's own connection when the request holds one.
 pub async fn run<T, F>(pool: &Pool, f: F) -> AppResult<T>
 where
     F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
     T: Send + 'static,
 {
+    if let Ok(request) = REQUEST_CONN.try_with(RequestConn::clone) {
+        return request.with(f).await;
+    }
     let pool = pool.clone();
     actix_web::web::block(move || {
         let mut conn = pool.get()?;

@@ -117,15 +117,18 @@ async fn request_export(
         state.settings.exports.dir.clone(),
         state.profiles.clone(),
     );
-    // Built off the request: the answer comes at once, whatever the period's size.
-    actix_web::rt::spawn(async move {
-        let built = db::run(&pool, move |conn| {
-            store::build(conn, &profiles, &key, &dir, &clinic, &id)
-        })
-        .await;
-        if let Err(e) = built {
-            tracing::error!(error = %e, "export build could not be recorded");
-        }
+    // Built off the request: the answer comes at once, whatever the period's size. The build
+    // reads the request's records on its own connection, so it starts once they are committed.
+    db::after_commit(move || {
+        actix_web::rt::spawn(async move {
+            let built = db::run(&pool, move |conn| {
+                store::build(conn, &profiles, &key, &dir, &clinic, &id)
+            })
+            .await;
+            if let Err(e) = built {
+                tracing::error!(error = %e, "export build could not be recorded");
+            }
+        });
     });
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("exports/{}", requested.id)))

@@ -120,14 +120,18 @@ async fn accept_invitation(
         .attempt_from(&client_address(&req, &state))
         .map_err(|retry_after_secs| AppError::TooManyRequests { retry_after_secs })?;
     let (lookup_token, pool) = (token.clone(), state.pool.clone());
-    let open = db::run(&pool, move |conn| invitations::find_open(conn, &lookup_token)).await?;
+    let open = db::run(&pool, move |conn| {
+        invitations::find_open(conn, &lookup_token)
+    })
+    .await?;
     // Hashing takes tens of milliseconds: off the event loop.
     let new_hash = web::block(move || -> AppResult<Option<String>> {
         if open.sets_password() {
-            password::check_policy(&password, &open.user.email).map_err(|e| {
-                AppError::Validation(vec![FieldError::new("password", e.reason)])
-            })?;
-            return password::hash(&password).map(Some).map_err(AppError::internal);
+            password::check_policy(&password, &open.user.email)
+                .map_err(|e| AppError::Validation(vec![FieldError::new("password", e.reason)]))?;
+            return password::hash(&password)
+                .map(Some)
+                .map_err(AppError::internal);
         }
         match password::verify(&password, &open.user.password_hash) {
             Verdict::Wrong => Err(AppError::invalid(

@@ -569,16 +569,27 @@ async fn a_zip_that_lists_a_name_twice_or_an_extra_entry_is_refused() {
         .unwrap()
         .replacen("pass", "fail", 1)
         .into_bytes();
-    let mut twice: Vec<_> = files.iter().filter(|f| f.0 != "cycles.csv").cloned().collect();
+    let mut twice: Vec<_> = files
+        .iter()
+        .filter(|f| f.0 != "cycles.csv")
+        .cloned()
+        .collect();
     twice.insert(0, altered);
     twice.push(original.clone());
     let zip_twice = raw_zip(&twice);
     let why = refused(&zip_twice, &key);
-    assert!(why.contains("cycles.csv") && why.contains("more than once"), "{why}");
+    assert!(
+        why.contains("cycles.csv") && why.contains("more than once"),
+        "{why}"
+    );
     assert!(!documented_listing_check(&zip_twice));
 
     let mut manifest_twice = files.clone();
-    let manifest = files.iter().find(|f| f.0 == "manifest.json").unwrap().clone();
+    let manifest = files
+        .iter()
+        .find(|f| f.0 == "manifest.json")
+        .unwrap()
+        .clone();
     manifest_twice.insert(0, manifest);
     assert!(refused(&raw_zip(&manifest_twice), &key).contains("manifest.json"));
 

@@ -19,7 +19,7 @@ async fn post_keyed(app: &TestApp, path: &str, actor: &Actor, key: &str, body: &
 }
 
 fn new_tech(email: &str) -> Value {
-    json!({"email": email, "display_name": "Sam Tech", "role": "technician", "password": "a long enough passphrase"})
+    json!({"email": email, "display_name": "Sam Tech", "role": "technician"})
 }
 
 #[actix_web::test]
@@ -132,7 +132,7 @@ async fn every_response_has_a_request_id_and_a_callers_id_is_kept() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 201);
+    assert_eq!(res.status(), 202);
     let events = app.audit_events().await;
     assert_eq!(events.last().unwrap()["request_id"], "create-sam-1");
 }
@@ -149,7 +149,7 @@ async fn an_idempotency_key_replays_the_first_answer_and_creates_nothing_twice()
         &new_tech("sam@ink.example"),
     )
     .await;
-    assert_eq!(first.status(), 201);
+    assert_eq!(first.status(), 202);
     assert!(first.headers().get("idempotent-replayed").is_none());
     let first_body: Value = first.json().await.unwrap();
     let events_after_first = app.audit_events().await.len();
@@ -162,7 +162,7 @@ async fn an_idempotency_key_replays_the_first_answer_and_creates_nothing_twice()
         &new_tech("sam@ink.example"),
     )
     .await;
-    assert_eq!(retry.status(), 201);
+    assert_eq!(retry.status(), 202);
     assert_eq!(retry.headers()["idempotent-replayed"], "true");
     assert_eq!(retry.json::<Value>().await.unwrap(), first_body);
     assert_eq!(
@@ -190,7 +190,7 @@ async fn an_idempotency_key_replays_the_first_answer_and_creates_nothing_twice()
         &new_tech("sam@ink.example"),
     )
     .await;
-    assert_eq!(other_clinic.status(), 201);
+    assert_eq!(other_clinic.status(), 202);
     assert!(other_clinic.headers().get("idempotent-replayed").is_none());
 
     let bad_key = post_keyed(&app, &path, &app.owner, "", &new_tech("x@ink.example")).await;
@@ -374,6 +374,10 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_served() {
         ("/api/v1/clinics/{clinic}/inspectors", "post"),
         ("/api/v1/clinics/{clinic}/inspectors/{id}/revoke", "post"),
         ("/api/v1/auth/invitations/accept", "post"),
+        (
+            "/api/v1/clinics/{clinic}/members/{user}/works-on-clients",
+            "post",
+        ),
         ("/api/v1/clinics/{clinic}/exports", "get"),
         ("/api/v1/clinics/{clinic}/exports", "post"),
         ("/api/v1/clinics/{clinic}/exports/{id}", "get"),

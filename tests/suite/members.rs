@@ -3,12 +3,12 @@
 
 use crate::common;
 
-use common::{assert_problem, TestApp, PASSWORD};
+use common::{accept_invitation, assert_problem, mailed_invitation_token, TestApp, PASSWORD};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 fn new_tech(email: &str) -> Value {
-    json!({"email": email, "display_name": "Sam Tech", "role": "technician", "password": "a long enough passphrase"})
+    json!({"email": email, "display_name": "Sam Tech", "role": "technician"})
 }
 
 #[actix_web::test]
@@ -25,7 +25,7 @@ async fn members_of_a_clinic_read_the_clinic() {
 }
 
 #[actix_web::test]
-async fn an_owner_adds_a_technician_who_can_then_log_in() {
+async fn an_invited_technician_chooses_a_password_and_joins_on_accepting() {
     let app = TestApp::spawn().await;
     let before = app.audit_events().await.len();
     let res = app
@@ -35,11 +35,34 @@ async fn an_owner_adds_a_technician_who_can_then_log_in() {
             &new_tech("Sam@Ink.Example"),
         )
         .await;
-    assert_eq!(res.status(), 201);
-    let member: Value = res.json().await.unwrap();
-    assert_eq!(member["email"], "sam@ink.example");
-    assert_eq!(member["role"], "technician");
-    assert_eq!(member["active"], true);
+    assert_eq!(res.status(), 202);
+    let invited: Value = res.json().await.unwrap();
+    assert_eq!(invited["email"], "sam@ink.example");
+    assert_eq!(invited["role"], "technician");
+    assert_eq!(invited["status"], "invited");
+    assert_eq!(invited["works_on_clients"], true);
+    // Not a member until they accept.
+    let list: Value = app
+        .get(&app.clinic_path("/members"), &app.owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        app.login("sam@ink.example", "a long enough passphrase")
+            .await
+            .status(),
+        401
+    );
+
+    let token = mailed_invitation_token(&app, "sam@ink.example").await;
+    let weak = accept_invitation(&app, &token, "short").await;
+    assert_problem(weak, 422, Some("password")).await;
+    let res = accept_invitation(&app, &token, "a long enough passphrase").await;
+    assert_eq!(res.status(), 204);
+    let again = accept_invitation(&app, &token, "a long enough passphrase").await;
+    assert_problem(again, 422, Some("token")).await;
 
     let sam = app
         .login_with("sam@ink.example", "a long enough passphrase")
@@ -48,18 +71,19 @@ async fn an_owner_adds_a_technician_who_can_then_log_in() {
     assert_eq!(me["memberships"][0]["clinic_id"], app.clinic_id.as_str());
 
     let events = app.audit_events().await;
-    assert_eq!(
-        events.len(),
-        before + 1,
-        "exactly one audit event for the write"
-    );
-    let event = events.last().unwrap();
-    assert_eq!(event["action"], "member.added");
-    assert_eq!(event["actor_kind"], "user");
-    assert_eq!(event["actor_id"], app.owner.user_id.as_str());
-    assert_eq!(event["payload"]["email"], "sam@ink.example");
-    assert_eq!(event["payload"]["role"], "technician");
-    assert!(event["request_id"].as_str().is_some());
+    let actions: Vec<&str> = events[before..]
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["member.invited", "member.added"]);
+    let invitation = &events[before];
+    assert_eq!(invitation["actor_id"], app.owner.user_id.as_str());
+    assert!(invitation["request_id"].as_str().is_some());
+    let joined = events.last().unwrap();
+    assert_eq!(joined["actor_kind"], "user");
+    assert_eq!(joined["actor_id"], sam.user_id.as_str());
+    assert_eq!(joined["payload"]["email"], "sam@ink.example");
+    assert_eq!(joined["payload"]["role"], "technician");
 
     let list: Value = app
         .get(&app.clinic_path("/members"), &app.technician)
@@ -84,17 +108,56 @@ async fn an_owner_adds_a_technician_who_can_then_log_in() {
     );
 }
 
+/// Adding staff tells the owner nothing about whether an email has an account, and an existing
+/// account joins only when its owner accepts, with its own password.
 #[actix_web::test]
-async fn an_existing_account_joins_a_second_clinic_without_a_new_password() {
+async fn adding_an_existing_account_answers_as_for_a_new_one_and_waits_for_its_owner() {
     let app = TestApp::spawn().await;
-    let res = app
+    let other = format!("/api/v1/clinics/{}/members", app.other_clinic_id);
+    let existing = app
         .post(
-            &format!("/api/v1/clinics/{}/members", app.other_clinic_id),
+            &other,
             &app.other_owner,
             &json!({"email": "tech@ink.example", "role": "technician"}),
         )
         .await;
-    assert_eq!(res.status(), 201);
+    let unknown = app
+        .post(
+            &other,
+            &app.other_owner,
+            &json!({"email": "nobody@ink.example", "role": "technician"}),
+        )
+        .await;
+    assert_eq!(existing.status(), 202);
+    assert_eq!(unknown.status(), 202);
+    let mut a: Value = existing.json().await.unwrap();
+    let mut b: Value = unknown.json().await.unwrap();
+    for v in [&mut a, &mut b] {
+        v.as_object_mut().unwrap().remove("email");
+        v.as_object_mut().unwrap().remove("expires_at");
+    }
+    assert_eq!(a, b, "the same answer whether or not the account exists");
+    assert!(
+        a.get("display_name").is_none() && a.get("user_id").is_none(),
+        "no name or account is given away: {a}"
+    );
+
+    // Not linked yet: the technician still belongs to one clinic.
+    let me: Value = app
+        .get("/api/v1/me", &app.technician)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["memberships"].as_array().unwrap().len(), 1);
+
+    let token = mailed_invitation_token(&app, "tech@ink.example").await;
+    let wrong = accept_invitation(&app, &token, "not my password at all").await;
+    assert_problem(wrong, 422, Some("password")).await;
+    assert_eq!(
+        accept_invitation(&app, &token, PASSWORD).await.status(),
+        204
+    );
     let me: Value = app
         .get("/api/v1/me", &app.technician)
         .await
@@ -113,27 +176,23 @@ async fn bad_member_requests_name_the_field_and_change_nothing() {
     let before = app.audit_events().await.len();
     let cases = [
         (
-            json!({"email": "not-an-email", "display_name": "X", "role": "technician", "password": "a long enough passphrase"}),
+            json!({"email": "not-an-email", "display_name": "X", "role": "technician"}),
             "email",
         ),
         (
-            json!({"email": "x@ink.example", "display_name": "X", "role": "technician", "password": "short"}),
-            "password",
-        ),
-        (
-            json!({"email": "x@ink.example", "display_name": "X", "role": "janitor", "password": "a long enough passphrase"}),
+            json!({"email": "x@ink.example", "display_name": "X", "role": "janitor"}),
             "role",
         ),
         (
-            json!({"email": "x@ink.example", "display_name": "X", "role": "technician"}),
+            json!({"email": "x@ink.example", "display_name": "X", "role": "technician", "password": "a long enough passphrase"}),
             "password",
         ),
         (
-            json!({"email": "x@ink.example", "role": "technician", "password": "a long enough passphrase"}),
-            "display_name",
+            json!({"email": "x@ink.example", "display_name": "X", "role": "inspector"}),
+            "role",
         ),
         (
-            json!({"email": "x@ink.example", "display_name": " ", "role": "technician", "password": "a long enough passphrase"}),
+            json!({"email": "x@ink.example", "display_name": " ", "role": "technician"}),
             "display_name",
         ),
         (json!({"display_name": "X", "role": "technician"}), "email"),
@@ -201,7 +260,7 @@ async fn role_changes_and_deactivation_take_effect_on_the_next_request() {
             &new_tech("n@ink.example"),
         )
         .await;
-    assert_eq!(added.status(), 201);
+    assert_eq!(added.status(), 202);
 
     let res = app
         .post(
@@ -253,7 +312,7 @@ async fn role_changes_and_deactivation_take_effect_on_the_next_request() {
     assert!(
         actions.ends_with(&[
             "member.role_changed".to_owned(),
-            "member.added".to_owned(),
+            "member.invited".to_owned(),
             "member.deactivated".to_owned(),
             "member.reactivated".to_owned()
         ]),

@@ -373,3 +373,45 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// The one-time token of the newest invitation mailed to `email`, read from the delivered
+/// message as its recipient would (the outbox keeps no usable token once it is sent).
+pub async fn mailed_invitation_token(app: &TestApp, email: &str) -> String {
+    use aseptic::db::schema::mail_outbox;
+    use diesel::prelude::*;
+    for _ in 0..200 {
+        let sent: Option<String> = mail_outbox::table
+            .filter(mail_outbox::kind.eq("invitation"))
+            .filter(mail_outbox::recipient.eq(email))
+            .filter(mail_outbox::state.eq("sent"))
+            .order(mail_outbox::created_at.desc())
+            .select(mail_outbox::id)
+            .first(&mut *app.raw_connection())
+            .optional()
+            .unwrap();
+        if let Some(id) = sent {
+            let eml =
+                std::fs::read(app.dir.path().join("outbox").join(format!("{id}.eml"))).unwrap();
+            let msg = mail_parser::MessageParser::default().parse(&eml).unwrap();
+            let text = msg.body_text(0).unwrap().into_owned();
+            let token = text
+                .split("\"token\": \"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_else(|| panic!("no token in {text}"));
+            return token.to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no invitation was delivered to {email}");
+}
+
+/// Accepts an invitation as its recipient, with `password`.
+pub async fn accept_invitation(app: &TestApp, token: &str, password: &str) -> Response {
+    app.client
+        .post(app.url("/api/v1/auth/invitations/accept"))
+        .json(&json!({"token": token, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
