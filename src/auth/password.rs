@@ -88,13 +88,20 @@ pub enum Verdict {
 /// account, or an invited account that has no password yet), so every failed login costs one
 /// full hash and its timing tells nothing about which accounts exist.
 pub fn verify_or_dummy(password: &str, stored: Option<&str>, dummy: &str) -> Verdict {
-    match stored.filter(|s| PasswordHash::new(s).is_ok()) {
-        Some(stored) => verify(password, stored),
-        None => {
-            let _ = verify(password, dummy);
-            Verdict::Wrong
-        }
+    let checked = hash_to_check(stored, dummy);
+    let verdict = verify(password, checked);
+    if std::ptr::eq(checked, dummy) {
+        Verdict::Wrong
+    } else {
+        verdict
     }
+}
+
+/// The stored hash when it is a real one, else the dummy.
+fn hash_to_check<'a>(stored: Option<&'a str>, dummy: &'a str) -> &'a str {
+    stored
+        .filter(|s| PasswordHash::new(s).is_ok())
+        .unwrap_or(dummy)
 }
 
 pub fn verify(password: &str, stored: &str) -> Verdict {
@@ -121,6 +128,27 @@ pub fn verify(password: &str, stored: &str) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_login_without_a_usable_hash_costs_a_full_hash_all_the_same() {
+        let dummy = hash("dummy").unwrap();
+        let real = hash("correct horse battery staple").unwrap();
+        assert!(std::ptr::eq(hash_to_check(None, &dummy), dummy.as_str()));
+        assert!(std::ptr::eq(
+            hash_to_check(Some(NO_PASSWORD_YET), &dummy),
+            dummy.as_str()
+        ));
+        assert!(std::ptr::eq(hash_to_check(Some(&real), &dummy), real.as_str()));
+        // The dummy's own password never logs anyone in.
+        assert_eq!(
+            verify_or_dummy("dummy", Some(NO_PASSWORD_YET), &dummy),
+            Verdict::Wrong
+        );
+        assert_eq!(
+            verify_or_dummy("correct horse battery staple", Some(&real), &dummy),
+            Verdict::Correct
+        );
+    }
 
     #[test]
     fn hashes_are_argon2id_at_owasp_strength_and_verify() {

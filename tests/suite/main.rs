@@ -20,5 +20,6 @@ mod lots;
 mod mail;
 mod members;
 mod migrations;
+mod review;
 mod sessions;
 mod sterilisation;
