@@ -54,6 +54,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub exports: ExportSettings,
     pub mail: MailSettings,
+    pub metrics: MetricsSettings,
     pub log: LogSettings,
 }
 
@@ -73,6 +74,26 @@ pub struct DatabaseSettings {
     pub pool_size: u32,
     pub acquire_timeout_secs: u64,
     pub sqlite_busy_timeout_ms: u64,
+    pub connect_timeout_secs: u64,
+    pub statement_timeout_secs: u64,
+    pub ready_timeout_secs: u64,
+}
+
+impl DatabaseSettings {
+    pub fn timeouts(&self) -> crate::db::Timeouts {
+        crate::db::Timeouts {
+            connect: std::time::Duration::from_secs(self.connect_timeout_secs),
+            statement: std::time::Duration::from_secs(self.statement_timeout_secs),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    /// A separate listener for `/metrics` only; empty for none.
+    pub bind: String,
+    /// When set, `/metrics` also answers on the main listener to `Authorization: Bearer <token>`.
+    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -196,6 +217,32 @@ impl Settings {
         }
         if self.database.pool_size == 0 {
             return invalid("database.pool_size must be at least 1");
+        }
+        for (name, value) in [
+            (
+                "database.connect_timeout_secs",
+                self.database.connect_timeout_secs,
+            ),
+            (
+                "database.statement_timeout_secs",
+                self.database.statement_timeout_secs,
+            ),
+            (
+                "database.ready_timeout_secs",
+                self.database.ready_timeout_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
+        }
+        if self
+            .metrics
+            .token
+            .as_ref()
+            .is_some_and(|t| !t.expose().is_empty() && t.expose().len() < 16)
+        {
+            return invalid("metrics.token must be at least 16 characters (or empty for none)");
         }
         for (name, value) in [
             (

@@ -248,12 +248,40 @@ impl From<diesel::result::Error> for AppError {
             Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
                 Self::Unavailable("serialization failure".to_owned())
             }
+            // The connection went away (a restart, a dropped link, a time-out): nothing was
+            // committed, so the client may retry.
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                ref info,
+            ) => Self::Unavailable(info.message().to_owned()),
+            Error::BrokenTransactionManager => {
+                Self::Unavailable("the connection was lost mid-transaction".to_owned())
+            }
+            Error::DatabaseError(_, ref info) if is_connection_lost(info.message()) => {
+                Self::Unavailable(info.message().to_owned())
+            }
             Error::DatabaseError(_, ref info) if is_busy(info.message()) => {
                 Self::Unavailable(info.message().to_owned())
             }
             other => Self::Internal(other.to_string()),
         }
     }
+}
+
+/// libpq's words for a connection that is gone, whatever error kind diesel files them under.
+fn is_connection_lost(message: &str) -> bool {
+    [
+        "server closed the connection",
+        "no connection to the server",
+        "terminating connection",
+        "connection to server",
+        "could not receive data",
+        "could not send data",
+        "SSL SYSCALL",
+        "canceling statement due to statement timeout",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
 
 fn is_busy(message: &str) -> bool {

@@ -15,6 +15,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod exports;
+pub mod files;
 pub mod incidents;
 pub mod inspectors;
 pub mod lots;
@@ -54,6 +55,9 @@ pub struct Application {
     addr: SocketAddr,
     /// The mail worker, stopped when the server stops.
     mail_worker: Option<mail::WorkerHandle>,
+    /// The separate `/metrics` listener, stopped with the server.
+    metrics_server: Option<Server>,
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl Application {
@@ -65,12 +69,16 @@ impl Application {
         api::middleware::prometheus();
         let profiles =
             Arc::new(load_profiles(&settings).map_err(|e| StartError::Other(e.to_string()))?);
+        // The database first: a start that fails on it leaves no key file behind.
+        let pool = open_database(&settings)?;
+        let backend = db::Backend::parse(settings.database.url.expose())?;
+        db::set_request_limit(Duration::from_secs(
+            settings.database.statement_timeout_secs,
+        ));
         let export_key = Arc::new(
             exports::ExportKey::load_or_create(&settings.exports.signing_key_path)
                 .map_err(|e| StartError::Other(e.to_string()))?,
         );
-        let pool = open_database(&settings)?;
-        let backend = db::Backend::parse(settings.database.url.expose())?;
         let state = web::Data::new(
             AppState::new(pool, settings.clone(), backend, profiles, export_key)
                 .map_err(StartError::Other)?,
@@ -103,6 +111,31 @@ impl Application {
         } else {
             None
         };
+        if state.backend.name() == "sqlite" {
+            keep_statistics_current(Arc::downgrade(&state.clone().into_inner()));
+        }
+        let metrics_server = match settings.metrics.bind.trim() {
+            "" => None,
+            addr => {
+                let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind {
+                    addr: addr.to_owned(),
+                    source,
+                })?;
+                let local = listener.local_addr().ok();
+                let server = HttpServer::new(|| {
+                    actix_web::App::new().route("/metrics", web::get().to(api::ops::metrics_open))
+                })
+                .workers(1)
+                .shutdown_timeout(1)
+                .listen(listener)
+                .map_err(|source| StartError::Bind {
+                    addr: addr.to_owned(),
+                    source,
+                })?
+                .run();
+                Some((server, local))
+            }
+        };
         let addr = bind.unwrap_or(&settings.server.bind).to_owned();
         let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {
             addr: addr.clone(),
@@ -126,11 +159,18 @@ impl Application {
             server,
             addr: local,
             mail_worker,
+            metrics_addr: metrics_server.as_ref().and_then(|(_, a)| *a),
+            metrics_server: metrics_server.map(|(s, _)| s),
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the separate `/metrics` listener is bound, if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// A handle to stop the server gracefully.
@@ -140,7 +180,15 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish.
     pub async fn run(self) -> std::io::Result<()> {
+        let metrics = self.metrics_server.map(|server| {
+            let handle = server.handle();
+            actix_web::rt::spawn(server);
+            handle
+        });
         let outcome = self.server.await;
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
+        }
         if let Some(worker) = self.mail_worker {
             // Off the async runtime: the worker may be in the middle of an SMTP exchange.
             let _ = web::block(move || worker.stop()).await;
@@ -156,12 +204,38 @@ pub fn load_profiles(
     compliance::profiles::Profiles::load(Some(&settings.config_dir.join("jurisdictions")))
 }
 
-/// The pool over the configured database, migrated to the current schema.
+/// The pool over the configured database, checked and migrated to the current schema.
 pub fn open_database(settings: &Settings) -> Result<db::Pool, db::DbError> {
-    db::connect_and_migrate(
+    db::connect_checked(
         settings.database.url.expose(),
         settings.database.pool_size,
         Duration::from_secs(settings.database.acquire_timeout_secs),
         settings.database.sqlite_busy_timeout_ms,
+        settings.database.timeouts(),
     )
+}
+
+/// SQLite's planner statistics, refreshed hourly while the service runs (`PRAGMA optimize`);
+/// the thread ends once the service has stopped.
+fn keep_statistics_current(state: std::sync::Weak<AppState>) {
+    const EVERY: Duration = Duration::from_secs(3600);
+    const NAP: Duration = Duration::from_secs(30);
+    std::thread::spawn(move || {
+        let mut slept = Duration::ZERO;
+        loop {
+            std::thread::sleep(NAP);
+            slept += NAP;
+            let Some(state) = state.upgrade() else {
+                return;
+            };
+            if slept < EVERY {
+                continue;
+            }
+            slept = Duration::ZERO;
+            match state.pool.get() {
+                Ok(mut conn) => db::gather_statistics(&mut conn, false),
+                Err(e) => tracing::warn!(error = %e, "no connection to refresh statistics"),
+            }
+        }
+    });
 }

@@ -150,7 +150,7 @@ fn answer_and_commit(
             keys::completed_at.eq(now),
         ))
         .execute(conn)?;
-    <DbConn as Connection>::TransactionManager::commit_transaction(conn)?;
+    RequestConn::commit(conn)?;
     Ok(())
 }
 

@@ -61,6 +61,7 @@ pub async fn observe(
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().to_string();
     let path = req.path().to_owned();
+    let authenticated = req.headers().contains_key(header::AUTHORIZATION);
     let span =
         tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
     let started = Instant::now();
@@ -73,6 +74,7 @@ pub async fn observe(
         .await?
         .map_into_boxed_body();
     let mut res = into_problem(res);
+    harden(res.headers_mut(), &path, authenticated);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
@@ -92,6 +94,36 @@ pub async fn observe(
         tracing::info!(status, route = %route, duration_ms = elapsed * 1000.0, "request finished");
     });
     Ok(res)
+}
+
+/// The API answers data, never a page: nothing in it may run, load or be framed.
+const API_POLICY: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+/// Swagger UI loads its own script, styles and images from this server and fetches the document
+/// from it; its bundle sets inline styles.
+const DOCS_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// Security headers on every response; `no-store` on every answer to an authenticated request
+/// (client data, look-back CSVs and export zips must not linger in shared or browser caches).
+fn harden(headers: &mut header::HeaderMap, path: &str, authenticated: bool) {
+    let policy = if path.starts_with("/api/docs") {
+        DOCS_POLICY
+    } else {
+        API_POLICY
+    };
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CONTENT_SECURITY_POLICY, policy),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if authenticated {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    }
 }
 
 /// Rewrites an error response that is not already a problem document (actix's own 404 and 405,

@@ -138,7 +138,10 @@ mod tests {
             hash_to_check(Some(NO_PASSWORD_YET), &dummy),
             dummy.as_str()
         ));
-        assert!(std::ptr::eq(hash_to_check(Some(&real), &dummy), real.as_str()));
+        assert!(std::ptr::eq(
+            hash_to_check(Some(&real), &dummy),
+            real.as_str()
+        ));
         // The dummy's own password never logs anyone in.
         assert_eq!(
             verify_or_dummy("dummy", Some(NO_PASSWORD_YET), &dummy),

@@ -47,6 +47,10 @@ pub enum DbError {
     Pool(#[from] r2d2::Error),
     #[error("refusing to start: PostgreSQL setting {setting} is {value:?}, which can lose acknowledged commits")]
     UnsafeSetting { setting: String, value: String },
+    #[error("refusing to start: the SQLite database is damaged ({0}); restore it from a backup")]
+    Damaged(String),
+    #[error("refusing to start: the database cannot be written ({0}); check the file's and its folder's permissions, the disk, or that the server is not a read-only standby")]
+    NotWritable(String),
 }
 
 /// Where a database URL points, after its scheme has been checked.
@@ -87,17 +91,45 @@ impl Backend {
 pub struct ConnectionManager {
     backend: Backend,
     busy_timeout_ms: u64,
+    timeouts: Timeouts,
+}
+
+/// How long the database may take before the service stops waiting for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// To open a connection, handshake included (a server that accepts and never answers).
+    pub connect: Duration,
+    /// For any one request's database work; PostgreSQL also cancels a statement running longer.
+    pub statement: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            statement: Duration::from_secs(30),
+        }
+    }
 }
 
 impl ConnectionManager {
     pub fn new(url: &str, busy_timeout_ms: u64) -> Result<Self, DbError> {
+        Self::with_timeouts(url, busy_timeout_ms, Timeouts::default())
+    }
+
+    pub fn with_timeouts(
+        url: &str,
+        busy_timeout_ms: u64,
+        timeouts: Timeouts,
+    ) -> Result<Self, DbError> {
         let backend = Backend::parse(url)?;
         if let Backend::Sqlite(path) = &backend {
-            create_parent_dir(path)?;
+            prepare_sqlite_file(path)?;
         }
         Ok(Self {
             backend,
             busy_timeout_ms,
+            timeouts,
         })
     }
 
@@ -108,8 +140,12 @@ impl ConnectionManager {
     pub fn connect(&self) -> Result<DbConn, DbError> {
         match &self.backend {
             Backend::Postgres(url) => {
-                let mut conn = PgConnection::establish(url)?;
-                conn.batch_execute("SET TIME ZONE 'UTC'")?;
+                let mut conn =
+                    PgConnection::establish(&with_connect_timeout(url, self.timeouts.connect))?;
+                conn.batch_execute(&format!(
+                    "SET TIME ZONE 'UTC'; SET statement_timeout = {}",
+                    self.timeouts.statement.as_millis()
+                ))?;
                 Ok(DbConn::Postgres(conn))
             }
             Backend::Sqlite(path) => {
@@ -130,15 +166,48 @@ impl ConnectionManager {
     }
 }
 
-fn create_parent_dir(path: &Path) -> Result<(), DbError> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
-            .map_err(|source| DbError::CreateDir {
-                path: dir.display().to_string(),
-                source,
-            }),
-        _ => Ok(()),
+/// libpq's own bound on opening a connection, unless the URL sets one.
+fn with_connect_timeout(url: &str, limit: Duration) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_owned();
     }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}connect_timeout={}", limit.as_secs().max(1))
+}
+
+/// The database's folder (owner only) and the file itself (0600) before SQLite makes it with
+/// the umask's permissions; an older installation's files are restricted too.
+fn prepare_sqlite_file(path: &Path) -> Result<(), DbError> {
+    let dir_error = |source| DbError::CreateDir {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        crate::files::private_dir(dir).map_err(dir_error)?;
+    }
+    if !path.exists() {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        match options.open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(dir_error(e)),
+        }
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.is_file() {
+            // A file we cannot restrict (owned by someone else) is reported by the checks
+            // that follow if it matters; a read-only one is refused by the write probe.
+            let _ = crate::files::restrict(&file);
+        }
+    }
+    Ok(())
 }
 
 impl r2d2::ManageConnection for ConnectionManager {
@@ -158,18 +227,44 @@ impl r2d2::ManageConnection for ConnectionManager {
     }
 }
 
-/// Connects once (so a wrong URL or a down server is reported now, with its real cause), runs the
-/// migrations, checks durability settings and builds the pool.
+/// Connects once (so a wrong URL or a down server is reported now, with its real cause), checks
+/// that the database is intact and writable, runs the migrations, checks durability settings and
+/// builds the pool.
 pub fn connect_and_migrate(
     url: &str,
     pool_size: u32,
     acquire_timeout: Duration,
     busy_timeout_ms: u64,
 ) -> Result<Pool, DbError> {
-    let manager = ConnectionManager::new(url, busy_timeout_ms)?;
+    connect_checked(
+        url,
+        pool_size,
+        acquire_timeout,
+        busy_timeout_ms,
+        Timeouts::default(),
+    )
+}
+
+/// [`connect_and_migrate`] with the configured time-outs.
+pub fn connect_checked(
+    url: &str,
+    pool_size: u32,
+    acquire_timeout: Duration,
+    busy_timeout_ms: u64,
+    timeouts: Timeouts,
+) -> Result<Pool, DbError> {
+    let manager = ConnectionManager::with_timeouts(url, busy_timeout_ms, timeouts)?;
+    tracing::info!(
+        database = manager.backend().name(),
+        connect_timeout_secs = timeouts.connect.as_secs(),
+        "connecting to the database"
+    );
     let mut first = manager.connect()?;
+    check_intact(&mut first)?;
+    probe_writable(&mut first).map_err(|e| DbError::NotWritable(e.to_string()))?;
     run_migrations(&mut first)?;
     check_durability(&mut first)?;
+    gather_statistics(&mut first, true);
     drop(first);
     let pool = r2d2::Pool::builder()
         .max_size(pool_size)
@@ -177,6 +272,108 @@ pub fn connect_and_migrate(
         .connection_timeout(acquire_timeout)
         .build_unchecked(manager);
     Ok(pool)
+}
+
+#[derive(QueryableByName)]
+struct CheckLine {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    quick_check: String,
+}
+
+/// SQLite's quick integrity check: a file damaged past its first pages opens and answers simple
+/// queries, then fails reads and writes at random. Better to refuse to start and say so.
+fn check_intact(conn: &mut DbConn) -> Result<(), DbError> {
+    if let DbConn::Sqlite(c) = conn {
+        let lines: Vec<CheckLine> = diesel::sql_query("PRAGMA quick_check")
+            .load(c)
+            .map_err(|e| DbError::Damaged(e.to_string()))?;
+        let problems: Vec<String> = lines
+            .into_iter()
+            .map(|l| l.quick_check)
+            .filter(|l| l != "ok")
+            .take(5)
+            .collect();
+        if !problems.is_empty() {
+            return Err(DbError::Damaged(problems.join("; ")));
+        }
+    }
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct ReadOnly {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    read_only: bool,
+}
+
+/// Whether this connection can write: SQLite takes the write lock and changes the schema inside
+/// a transaction it then rolls back (a read-only file or folder fails here); PostgreSQL must not
+/// be a standby or in read-only mode.
+pub fn probe_writable(conn: &mut DbConn) -> QueryResult<()> {
+    match conn {
+        DbConn::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(&mut *c, "BEGIN IMMEDIATE")?;
+            let outcome = c.batch_execute("CREATE TABLE aseptic_write_probe (x INTEGER)");
+            AnsiTransactionManager::rollback_transaction(&mut *c)?;
+            outcome
+        }
+        DbConn::Postgres(c) => {
+            let row: ReadOnly = diesel::sql_query(
+                "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' AS read_only",
+            )
+            .get_result(c)?;
+            if row.read_only {
+                return Err(diesel::result::Error::QueryBuilderError(
+                    "the server is read-only (a standby, or default_transaction_read_only)".into(),
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// What `/readyz` checks: the database answers and can be written. On SQLite the file must open
+/// for writing (taking the write lock would make readiness wait behind every long write).
+pub fn check_ready(conn: &mut DbConn, backend: &Backend) -> QueryResult<()> {
+    conn.batch_execute("SELECT 1")?;
+    match backend {
+        Backend::Sqlite(path) => std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map(|_| ())
+            .map_err(|e| {
+                diesel::result::Error::QueryBuilderError(
+                    format!("the database file cannot be written: {e}").into(),
+                )
+            }),
+        Backend::Postgres(_) => probe_writable(conn),
+    }
+}
+
+/// Keeps SQLite's planner statistics current, as SQLite advises: at start-up every table is
+/// checked (a database that never had statistics is analysed, bounded per index), and
+/// `PRAGMA optimize` runs again from time to time. PostgreSQL's autovacuum does this itself.
+pub fn gather_statistics(conn: &mut DbConn, at_start: bool) {
+    if let DbConn::Sqlite(c) = conn {
+        #[derive(QueryableByName)]
+        struct Rows {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let never = diesel::sql_query("SELECT COUNT(*) AS n FROM sqlite_stat1")
+            .get_result::<Rows>(&mut *c)
+            .map_or(true, |r| r.n == 0);
+        let sql = if at_start && never {
+            "PRAGMA analysis_limit = 1000; ANALYZE;"
+        } else if at_start {
+            "PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;"
+        } else {
+            "PRAGMA analysis_limit = 1000; PRAGMA optimize;"
+        };
+        if let Err(e) = c.batch_execute(sql) {
+            tracing::warn!(error = %e, "could not gather SQLite planner statistics");
+        }
+    }
 }
 
 pub fn run_migrations(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
@@ -251,6 +448,10 @@ pub fn finish<T, E>(conn: &mut DbConn, outcome: Result<T, E>) -> Result<T, E>
 where
     E: From<diesel::result::Error>,
 {
+    let outcome = match outcome {
+        Ok(_) if abandoned() => Err(gave_up().into()),
+        other => other,
+    };
     match outcome {
         Ok(value) => match <DbConn as Connection>::TransactionManager::commit_transaction(conn) {
             Ok(()) => Ok(value),
@@ -301,7 +502,7 @@ impl RequestConn {
         T: Send + 'static,
     {
         let shared = self.conn.clone();
-        actix_web::web::block(move || {
+        bounded(move || {
             let mut guard = shared
                 .lock()
                 .map_err(|_| AppError::internal("request connection poisoned"))?;
@@ -311,7 +512,15 @@ impl RequestConn {
             f(conn)
         })
         .await
-        .map_err(AppError::from)?
+    }
+
+    /// Commits the request's transaction, unless the request stopped waiting meanwhile.
+    pub fn commit(conn: &mut DbConn) -> QueryResult<()> {
+        if abandoned() {
+            let _ = <DbConn as Connection>::TransactionManager::rollback_transaction(conn);
+            return Err(gave_up());
+        }
+        <DbConn as Connection>::TransactionManager::commit_transaction(conn)
     }
 
     /// What was deferred with [`after_commit`], to run once the transaction has committed.
@@ -348,12 +557,97 @@ where
         return request.with(f).await;
     }
     let pool = pool.clone();
+    bounded(move || {
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await
+}
+
+/// [`run`] for work off any request (an export being built) that may take as long as it needs.
+pub async fn run_unbounded<T, F>(pool: &Pool, f: F) -> AppResult<T>
+where
+    F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
     actix_web::web::block(move || {
         let mut conn = pool.get()?;
         f(&mut conn)
     })
     .await
     .map_err(AppError::from)?
+}
+
+static REQUEST_LIMIT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(30_000);
+
+/// How long a request waits for its database work before it answers 503 (`database.
+/// statement_timeout_secs`).
+pub fn set_request_limit(limit: Duration) {
+    let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1);
+    REQUEST_LIMIT_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn request_limit() -> Duration {
+    Duration::from_millis(REQUEST_LIMIT_MS.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+thread_local! {
+    /// Set while blocking work runs for a request that may stop waiting for it.
+    static ABANDONED: std::cell::RefCell<Option<std::sync::Arc<std::sync::atomic::AtomicBool>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn abandoned() -> bool {
+    ABANDONED.with(|a| {
+        a.borrow()
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+    })
+}
+
+/// The error a transaction ends with when its request stopped waiting: rolled back, not
+/// committed, so a 503 never hides a write that lands later.
+fn gave_up() -> diesel::result::Error {
+    diesel::result::Error::DatabaseError(
+        diesel::result::DatabaseErrorKind::ClosedConnection,
+        Box::new("the request stopped waiting for the database".to_owned()),
+    )
+}
+
+/// Runs blocking work with the request's time limit. A stalled database cannot hold the
+/// request: it answers 503 at the limit, and the work, when it ends, rolls back.
+async fn bounded<T, F>(f: F) -> AppResult<T>
+where
+    F: FnOnce() -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    bounded_by(request_limit(), f).await
+}
+
+pub async fn bounded_by<T, F>(limit: Duration, f: F) -> AppResult<T>
+where
+    F: FnOnce() -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mine = flag.clone();
+    let work = actix_web::web::block(move || {
+        ABANDONED.with(|a| *a.borrow_mut() = Some(mine));
+        let outcome = f();
+        ABANDONED.with(|a| *a.borrow_mut() = None);
+        outcome
+    });
+    match actix_web::rt::time::timeout(limit, work).await {
+        Ok(done) => done.map_err(AppError::from)?,
+        Err(_) => {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            Err(AppError::Unavailable(format!(
+                "the database did not answer within {} s",
+                limit.as_secs_f64()
+            )))
+        }
+    }
 }
 
 /// Now, truncated to microseconds: PostgreSQL keeps no more, and a value must read back equal on

@@ -121,7 +121,7 @@ async fn request_export(
     // reads the request's records on its own connection, so it starts once they are committed.
     db::after_commit(move || {
         actix_web::rt::spawn(async move {
-            let built = db::run(&pool, move |conn| {
+            let built = db::run_unbounded(&pool, move |conn| {
                 store::build(conn, &profiles, &key, &dir, &clinic, &id)
             })
             .await;

@@ -172,10 +172,7 @@ pub fn build(
     let path = file_path(dir, clinic_id, id);
     let partial = path.with_extension("zip.partial");
     let outcome = (|| -> AppResult<(bundle::Manifest, String, i64)> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(AppError::internal)?;
-        }
-        let file = std::fs::File::create(&partial).map_err(AppError::internal)?;
+        let file = crate::files::create_private(&partial).map_err(AppError::internal)?;
         let manifest = bundle::build(
             conn,
             profiles,

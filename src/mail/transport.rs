@@ -184,10 +184,11 @@ impl Transport {
                     permanent: false,
                     message: format!("cannot write to {}: {e}", dir.display()),
                 };
-                std::fs::create_dir_all(dir).map_err(transient)?;
                 let path = dir.join(format!("{id}.eml"));
                 let partial = dir.join(format!("{id}.eml.partial"));
-                std::fs::write(&partial, message.formatted()).map_err(transient)?;
+                crate::files::create_private(&partial)
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, &message.formatted()))
+                    .map_err(transient)?;
                 std::fs::rename(&partial, &path).map_err(transient)?;
                 Ok(())
             }

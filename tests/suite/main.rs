@@ -20,6 +20,7 @@ mod lots;
 mod mail;
 mod members;
 mod migrations;
+mod operations;
 mod review;
 mod sessions;
 mod sterilisation;

@@ -70,7 +70,11 @@ async fn a_record_and_its_stored_answer_commit_together() {
     let failed = post_keyed(&app, &app.technician, "k-1", &client_body("Kim Retry")).await;
     assert_eq!(failed.status(), 503, "nothing acknowledged");
     assert!(failed.headers().contains_key("retry-after"));
-    assert_eq!(clients_named(&app, "Kim Retry"), 0, "no record without its answer");
+    assert_eq!(
+        clients_named(&app, "Kim Retry"),
+        0,
+        "no record without its answer"
+    );
     assert_eq!(app.audit_events().await.len(), events_before);
 
     app.raw_connection().batch_execute(unblock).unwrap();
@@ -153,7 +157,11 @@ async fn authorisation_is_answered_before_the_body_is_judged() {
     let app = TestApp::spawn().await;
     for path in ["/clients", "/lots", "/cycles", "/sessions", "/incidents"] {
         let res = app
-            .post(&app.clinic_path(path), &app.inspector, &json!({"nonsense": 1}))
+            .post(
+                &app.clinic_path(path),
+                &app.inspector,
+                &json!({"nonsense": 1}),
+            )
             .await;
         assert_problem(res, 403, None).await;
         let res = app
@@ -212,7 +220,8 @@ async fn accepting_an_invitation_checks_the_token_first_and_is_throttled() {
     assert_problem(res, 422, Some("token")).await;
     let mut throttled = None;
     for _ in 0..10 {
-        let res = common::accept_invitation(&app, "no-such-token", "a long enough passphrase").await;
+        let res =
+            common::accept_invitation(&app, "no-such-token", "a long enough passphrase").await;
         if res.status() == 429 {
             throttled = Some(res);
             break;
@@ -238,10 +247,15 @@ async fn guessing_a_password_does_not_lock_out_the_accounts_owner() {
     let app = TestApp::spawn_with(|s| s.server.trust_forwarded_for = true).await;
     let mut locked = false;
     for _ in 0..30 {
-        let res = from(&app, "203.0.113.66", "owner@ink.example", "a wrong guess here")
-            .send()
-            .await
-            .unwrap();
+        let res = from(
+            &app,
+            "203.0.113.66",
+            "owner@ink.example",
+            "a wrong guess here",
+        )
+        .send()
+        .await
+        .unwrap();
         if res.status() == 429 {
             locked = true;
             break;
@@ -253,12 +267,20 @@ async fn guessing_a_password_does_not_lock_out_the_accounts_owner() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 429, "even with the right password, from there");
+    assert_eq!(
+        res.status(),
+        429,
+        "even with the right password, from there"
+    );
     let res = from(&app, "198.51.100.7", "owner@ink.example", PASSWORD)
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200, "the owner, from their own address, gets in");
+    assert_eq!(
+        res.status(),
+        200,
+        "the owner, from their own address, gets in"
+    );
 }
 
 /// An invited account that has not accepted answers a login exactly as an unknown email does.
@@ -273,8 +295,18 @@ async fn an_invited_account_answers_a_login_like_an_unknown_one() {
         )
         .await;
     assert_eq!(res.status(), 202);
-    let invited = assert_problem(app.login("pending@ink.example", "a guess at it").await, 401, None).await;
-    let unknown = assert_problem(app.login("ghost@ink.example", "a guess at it").await, 401, None).await;
+    let invited = assert_problem(
+        app.login("pending@ink.example", "a guess at it").await,
+        401,
+        None,
+    )
+    .await;
+    let unknown = assert_problem(
+        app.login("ghost@ink.example", "a guess at it").await,
+        401,
+        None,
+    )
+    .await;
     assert_eq!(invited, unknown);
 }
 
@@ -283,7 +315,9 @@ fn eligibility_findings(view: &Value, user_id: &str) -> usize {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|f| f["rule"] == "technician_eligibility" && f["subject"] == format!("member:{user_id}"))
+        .filter(|f| {
+            f["rule"] == "technician_eligibility" && f["subject"] == format!("member:{user_id}")
+        })
         .count()
 }
 
@@ -304,7 +338,11 @@ async fn an_owner_who_does_not_work_on_clients_is_not_flagged_for_credentials() 
 
     let path = app.clinic_path(&format!("/members/{owner}/works-on-clients"));
     let res = app
-        .post(&path, &app.owner, &json!({"works_on_clients": false, "reason": "runs the front desk"}))
+        .post(
+            &path,
+            &app.owner,
+            &json!({"works_on_clients": false, "reason": "runs the front desk"}),
+        )
         .await;
     assert_eq!(res.status(), 200);
     let member: Value = res.json().await.unwrap();
@@ -316,15 +354,24 @@ async fn an_owner_who_does_not_work_on_clients_is_not_flagged_for_credentials() 
         .await
         .unwrap();
     assert_eq!(eligibility_findings(&view, &owner), 0, "{view}");
-    assert!(eligibility_findings(&view, &tech) > 0, "technicians still are");
+    assert!(
+        eligibility_findings(&view, &tech) > 0,
+        "technicians still are"
+    );
     let eligibility: Value = app
-        .get(&app.clinic_path(&format!("/members/{owner}/eligibility")), &app.owner)
+        .get(
+            &app.clinic_path(&format!("/members/{owner}/eligibility")),
+            &app.owner,
+        )
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(eligibility["eligible"], false);
-    assert_eq!(eligibility["blocked_by"], "the member does not work on clients");
+    assert_eq!(
+        eligibility["blocked_by"],
+        "the member does not work on clients"
+    );
 
     // A technician always works on clients.
     let res = app
@@ -335,7 +382,13 @@ async fn an_owner_who_does_not_work_on_clients_is_not_flagged_for_credentials() 
         )
         .await;
     assert_problem(res, 409, None).await;
-    let event = app.audit_events().await.into_iter().rev().find(|e| e["action"] == "member.practice_changed").unwrap();
+    let event = app
+        .audit_events()
+        .await
+        .into_iter()
+        .rev()
+        .find(|e| e["action"] == "member.practice_changed")
+        .unwrap();
     assert_eq!(event["reason"], "runs the front desk");
     assert_eq!(event["payload"]["works_on_clients"], false);
 }

@@ -3,6 +3,8 @@
 //! and helpers to act as its owner, technician and inspector, or as a user of another clinic.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod proxy;
+
 use std::path::Path;
 
 use aseptic::audit::AuditContext;
@@ -42,6 +44,8 @@ pub struct TestApp {
     pub inspector: Actor,
     pub other_owner: Actor,
     handle: actix_web::dev::ServerHandle,
+    /// The separate `/metrics` listener, when the settings ask for one.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub dir: tempfile::TempDir,
     postgres: Option<(String, String)>,
 }
@@ -105,6 +109,7 @@ impl TestApp {
         adjust(&mut settings);
         let app = aseptic::Application::build(settings.clone(), Some("127.0.0.1:0")).unwrap();
         let base = format!("http://{}", app.addr());
+        let metrics_addr = app.metrics_addr();
         let handle = app.handle();
         actix_web::rt::spawn(app.run());
         let pool = aseptic::open_database(&settings).unwrap();
@@ -134,6 +139,7 @@ impl TestApp {
             inspector: placeholder(),
             other_owner: placeholder(),
             handle,
+            metrics_addr,
             dir,
             postgres,
         };

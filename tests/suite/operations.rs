@@ -1,0 +1,506 @@
+//! The service as an operator runs it: security headers, private files, a metrics endpoint that
+//! is not public, and a database that stalls, drops connections, is damaged or read-only.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use aseptic::config::Secret;
+use common::proxy::Proxy;
+use common::{assert_problem, is_postgres, test_settings, TestApp};
+use serde_json::{json, Value};
+
+#[actix_web::test]
+async fn every_response_carries_security_headers_and_authenticated_ones_are_not_stored() {
+    let app = TestApp::spawn().await;
+    let anonymous = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let me = app.get("/api/v1/me", &app.owner).await;
+    let missing = app.get(&app.clinic_path("/clients/nope"), &app.owner).await;
+    let export_key = app
+        .client
+        .get(app.url("/.well-known/aseptic/export-key"))
+        .send()
+        .await
+        .unwrap();
+    for res in [&anonymous, &me, &missing, &export_key] {
+        let h = res.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
+    }
+    for res in [&me, &missing] {
+        assert_eq!(res.headers()["cache-control"], "no-store");
+    }
+    let docs = app.client.get(app.url("/api/docs/")).send().await.unwrap();
+    let csp = docs.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    assert!(
+        !csp.contains("http"),
+        "the docs page reaches no other host: {csp}"
+    );
+    let init = app
+        .client
+        .get(app.url("/api/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        init.contains("\"validatorUrl\": \"none\""),
+        "Swagger UI's online validator is off: {init}"
+    );
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The data folder, the database, export zips, mailed invitations and the signing key are
+/// readable by the service's own user only.
+#[cfg(unix)]
+#[actix_web::test]
+async fn data_files_are_readable_by_the_service_only() {
+    let base = tempfile::tempdir().unwrap();
+    let data = base.path().join("data");
+    let data_for_settings = data.clone();
+    let app = TestApp::spawn_with(move |s| {
+        if !is_postgres() {
+            s.database.url = Secret::new(format!(
+                "sqlite://{}",
+                data_for_settings.join("aseptic.db").display()
+            ));
+        }
+        s.exports.signing_key_path = data_for_settings
+            .join("export-key.pem")
+            .display()
+            .to_string();
+        s.exports.dir = data_for_settings.join("exports").display().to_string();
+        s.mail.url = Secret::new(format!(
+            "file://{}",
+            data_for_settings.join("outbox").display()
+        ));
+    })
+    .await;
+    let res = app
+        .post(
+            &app.clinic_path("/members"),
+            &app.owner,
+            &json!({"email": "new@ink.example", "role": "technician"}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let from = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    let to = chrono::Utc::now().to_rfc3339();
+    let res = app
+        .post(
+            &app.clinic_path("/exports"),
+            &app.owner,
+            &json!({"from": from, "to": to}),
+        )
+        .await;
+    assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+    let mut checked = 0;
+    for _ in 0..200 {
+        let zips = std::fs::read_dir(data.join("exports"))
+            .map(|d| d.flatten().count())
+            .unwrap_or(0);
+        let mails = std::fs::read_dir(data.join("outbox"))
+            .map(|d| d.flatten().count())
+            .unwrap_or(0);
+        if zips > 0 && mails > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut stack = vec![data.clone()];
+    while let Some(dir) = stack.pop() {
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 3, "key, export and mail at least: {checked}");
+}
+
+/// `/metrics` is not public: on the main listener only with its token, and on its own listener
+/// (loopback by default) without one.
+#[actix_web::test]
+async fn metrics_answer_on_their_own_listener_or_with_a_token_only() {
+    let app = TestApp::spawn().await;
+    assert_problem(
+        app.client.get(app.url("/metrics")).send().await.unwrap(),
+        404,
+        None,
+    )
+    .await;
+
+    let app = TestApp::spawn_with(|s| {
+        s.metrics.token = Some(Secret::new("a metrics token of some length"));
+        s.metrics.bind = "127.0.0.1:0".into();
+    })
+    .await;
+    app.get("/api/v1/me", &app.owner).await;
+    let anonymous = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_problem(anonymous, 401, None).await;
+    let wrong = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("a metrics token of some lengtH")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(wrong, 401, None).await;
+    let right = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("a metrics token of some length")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    assert!(right.text().await.unwrap().contains("http_requests_total{"));
+    let own = app.metrics_addr.expect("a metrics listener");
+    assert!(own.ip().is_loopback());
+    let text = app
+        .client
+        .get(format!("http://{own}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("route=\"/api/v1/me\""), "{text}");
+}
+
+/// Runs `f` on its own thread and fails the test, instead of hanging it, if it takes too long.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).expect("it hung")
+}
+
+/// A database server that accepts and never answers: start-up gives up with a clear message
+/// instead of hanging, and leaves no signing key behind.
+#[actix_web::test]
+async fn a_database_that_never_answers_stops_the_start_with_a_message() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("export-key.pem");
+    let mut settings = test_settings(&format!("postgres://postgres@127.0.0.1:{port}/aseptic"));
+    settings.database.connect_timeout_secs = 1;
+    settings.exports.signing_key_path = key.display().to_string();
+    let outcome = within(Duration::from_secs(30), move || {
+        aseptic::Application::build(settings, Some("127.0.0.1:0")).map(|_| ())
+    });
+    let message = outcome.unwrap_err().to_string();
+    assert!(message.contains("database"), "{message}");
+    assert!(!key.exists(), "no key file for a start that failed");
+}
+
+/// A damaged SQLite file is refused at start-up, with the reason.
+#[actix_web::test]
+async fn a_damaged_sqlite_file_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("aseptic.db");
+    let url = format!("sqlite://{}", file.display());
+    let mut settings = test_settings(&url);
+    settings.exports.signing_key_path = dir.path().join("k.pem").display().to_string();
+    {
+        let pool = aseptic::open_database(&settings).unwrap();
+        common::create_clinic(&pool, "Damaged", "o@damaged.example", "baseline");
+    }
+    let mut bytes = std::fs::read(&file).unwrap();
+    assert!(bytes.len() > 20 * 4096);
+    for b in &mut bytes[8 * 4096..16 * 4096] {
+        *b = 0x5a;
+    }
+    std::fs::write(&file, bytes).unwrap();
+    let message = aseptic::Application::build(settings, Some("127.0.0.1:0"))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("damaged"), "{message}");
+}
+
+/// A SQLite file the service may read but not write: it refuses to start and says why, rather
+/// than reporting ready and failing every write. Run as an unprivileged user, as a deployment
+/// would (root writes any file).
+#[cfg(unix)]
+#[actix_web::test]
+async fn a_read_only_sqlite_file_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = dir.path().join("aseptic.db");
+    let settings = test_settings(&format!("sqlite://{}", file.display()));
+    drop(aseptic::open_database(&settings).unwrap());
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let root = unsafe_is_root();
+    let mut cmd = if root {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_aseptic"),
+        ]);
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_aseptic"))
+    };
+    let out = cmd
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env_clear()
+        .current_dir(work.path())
+        .env(
+            "ASEPTIC_CONFIG_DIR",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+        )
+        .env("ASEPTIC_ENV", "test")
+        .env("DATABASE_URL", format!("sqlite://{}", file.display()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("cannot be written")
+            || text.contains("readonly")
+            || text.contains("unable to open"),
+        "{text}"
+    );
+}
+
+/// Whether this process runs as root (whose writes no file mode stops).
+fn unsafe_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// The service gathers SQLite's planner statistics itself: a clinic's database written only
+/// through the service has them after a start.
+#[actix_web::test]
+async fn sqlite_planner_statistics_are_gathered_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("aseptic.db");
+    let mut settings = test_settings(&format!("sqlite://{}", file.display()));
+    settings.exports.signing_key_path = dir.path().join("k.pem").display().to_string();
+    {
+        let pool = aseptic::open_database(&settings).unwrap();
+        common::create_clinic(&pool, "Stats", "o@stats.example", "baseline");
+        let mut conn = pool.get().unwrap();
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute("DELETE FROM sqlite_stat1").unwrap();
+    }
+    drop(aseptic::Application::build(settings, Some("127.0.0.1:0")).unwrap());
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = diesel::SqliteConnection::establish(&file.display().to_string()).unwrap();
+    let n = diesel::sql_query("SELECT COUNT(*) AS n FROM sqlite_stat1")
+        .get_result::<N>(&mut conn)
+        .unwrap()
+        .n;
+    assert!(n > 0, "sqlite_stat1 has rows");
+}
+
+/// PostgreSQL behind a link that stalls and then drops: requests answer 503 with Retry-After
+/// within the configured time instead of hanging, /readyz says so, nothing half-done is
+/// acknowledged, and the service recovers when the database does.
+#[actix_web::test]
+async fn a_stalled_or_dropped_database_gives_503_and_the_service_recovers() {
+    if !is_postgres() {
+        return;
+    }
+    let upstream: std::net::SocketAddr = "127.0.0.1:5432".parse().unwrap();
+    let proxy = Proxy::start(upstream);
+    let via = proxy.addr;
+    let app = TestApp::spawn_with(move |s| {
+        let url = s
+            .database
+            .url
+            .expose()
+            .replace("127.0.0.1:5432", &via.to_string());
+        s.database.url = Secret::new(url);
+        s.database.statement_timeout_secs = 2;
+        s.database.ready_timeout_secs = 1;
+        s.database.acquire_timeout_secs = 1;
+    })
+    .await;
+    let slow = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let ready = |c: &reqwest::Client| c.get(app.url("/readyz")).send();
+    assert_eq!(ready(&slow).await.unwrap().status(), 200);
+
+    proxy.stall(true);
+    let res = slow
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&app.owner.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().contains_key("retry-after"));
+    assert_problem(res, 503, None).await;
+    let res = ready(&slow).await.unwrap();
+    assert!(res.headers().contains_key("retry-after"));
+    assert_problem(res, 503, None).await;
+
+    // A write whose connection drops mid-way is 503 (retry), never 500, and is not kept.
+    let write = slow
+        .post(app.url(&app.clinic_path("/clients")))
+        .bearer_auth(&app.owner.token)
+        .json(&json!({"name": "Dee Dropped", "contact": "x", "date_of_birth": "1990-01-01"}))
+        .send();
+    let cut = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        proxy.cut();
+    };
+    let (res, ()) = futures_util::future::join(write, cut).await;
+    assert_problem(res.unwrap(), 503, None).await;
+    proxy.stall(false);
+
+    let mut recovered = false;
+    for _ in 0..100 {
+        if ready(&slow)
+            .await
+            .map(|r| r.status() == 200)
+            .unwrap_or(false)
+        {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "ready again once the database answers");
+    let res = app
+        .post(
+            &app.clinic_path("/clients"),
+            &app.owner,
+            &json!({"name": "Eve After", "contact": "x", "date_of_birth": "1990-01-01"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let list: Value = app
+        .get(&app.clinic_path("/clients?limit=500"), &app.owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(!names.contains(&"Dee Dropped"), "{names:?}");
+}
+
+/// `/readyz` reflects a database file that can no longer be written.
+#[cfg(unix)]
+#[actix_web::test]
+async fn readiness_fails_when_the_database_file_turns_read_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = if unsafe_is_root() {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_aseptic"),
+        ]);
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_aseptic"))
+    };
+    let mut child = cmd
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env_clear()
+        .current_dir(work.path())
+        .env(
+            "ASEPTIC_CONFIG_DIR",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+        )
+        .env("ASEPTIC_ENV", "test")
+        .env("DATABASE_URL", "sqlite://data/aseptic.db")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let ready = || async {
+        client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    let mut up = false;
+    for _ in 0..200 {
+        if ready().await == 200 {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let file = work.path().join("data/aseptic.db");
+    let outcome = async {
+        assert!(up, "the service started");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+        let read_only = ready().await;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let again = ready().await;
+        (read_only, again)
+    }
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(outcome, (503, 200));
+}
