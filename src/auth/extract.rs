@@ -48,6 +48,9 @@ pub struct ClinicAccess {
     pub caller: AuthUser,
     pub clinic_id: String,
     pub role: Role,
+    /// Whether clients' names, contacts and dates of birth may be shown: to staff, and to an
+    /// inspector only when their grant says so. Everyone else sees clients by pseudonymous id.
+    pub client_details: bool,
 }
 
 impl ClinicAccess {
@@ -189,10 +192,11 @@ impl FromRequest for ClinicAccess {
             .ok_or(AppError::Unauthorized(INVALID_TOKEN))?;
             check_user(&user, claims.ver)?;
             let membership = membership.filter(|m| m.active).ok_or(AppError::NotFound)?;
-            let access = ClinicAccess {
+            let mut access = ClinicAccess {
                 role: membership.role(),
                 caller: AuthUser { user, request_id },
                 clinic_id,
+                client_details: membership.role() != Role::Inspector,
             };
             if access.role == Role::Inspector {
                 // Inspectors read, never write; only while a grant runs; and every read is
@@ -205,11 +209,13 @@ impl FromRequest for ClinicAccess {
                     access.clinic_id.clone(),
                     access.user_id().to_owned(),
                 );
-                db::run(&state.pool, move |conn| {
-                    let grant = crate::inspectors::store::active_grant(conn, &clinic, &user)?
-                        .ok_or(AppError::Forbidden(
-                            "your inspection access to this clinic is not active (ended, revoked or not yet begun)",
-                        ))?;
+                access.client_details = db::run(&state.pool, move |conn| {
+                    let (grant, client_details) =
+                        crate::inspectors::store::active_grant(conn, &clinic, &user)?.ok_or(
+                            AppError::Forbidden(
+                                "your inspection access to this clinic is not active (ended, revoked or not yet begun)",
+                            ),
+                        )?;
                     crate::inspectors::store::record_read(
                         conn,
                         &ctx,
@@ -218,7 +224,8 @@ impl FromRequest for ClinicAccess {
                         method.as_str(),
                         &path,
                         &query,
-                    )
+                    )?;
+                    Ok(client_details)
                 })
                 .await?;
             }

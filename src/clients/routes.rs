@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::store::{self, ClientView};
+use super::store::{self, ClientAnswer, ClientView};
 use super::ClientInput;
 use crate::api::{PageQuery, ValidJson};
 use crate::auth::ClinicAccess;
@@ -23,7 +23,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ClientPage {
-    pub items: Vec<ClientView>,
+    pub items: Vec<ClientAnswer>,
     pub next_cursor: Option<String>,
 }
 
@@ -43,6 +43,10 @@ async fn list_clients(
         store::list(conn, &clinic, cursor, limit)
     })
     .await?;
+    let items = items
+        .into_iter()
+        .map(|c| c.for_caller(access.client_details))
+        .collect();
     Ok(web::Json(ClientPage { items, next_cursor }))
 }
 
@@ -70,21 +74,21 @@ async fn create_client(
     Ok(HttpResponse::Created().json(view))
 }
 
-/// A client and the history of their record.
+/// A client and the history of their record; inspectors see the pseudonymous id only, unless
+/// their grant includes clients' contact details.
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Client id")),
-    responses((status = 200, body = ClientView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ClientAnswer), (status = 404, body = Problem, content_type = "application/problem+json")))]
 #[get("/clients/{id}")]
 async fn get_client(
     state: web::Data<AppState>,
     access: ClinicAccess,
     path: web::Path<(String, String)>,
-) -> AppResult<web::Json<ClientView>> {
+) -> AppResult<web::Json<ClientAnswer>> {
     let (_, id) = path.into_inner();
     let clinic = access.clinic_id.clone();
-    Ok(web::Json(
-        db::run(&state.pool, move |conn| store::get(conn, &clinic, &id)).await?,
-    ))
+    let view = db::run(&state.pool, move |conn| store::get(conn, &clinic, &id)).await?;
+    Ok(web::Json(view.for_caller(access.client_details)))
 }
 
 /// Correct a client record (owners and technicians): a new version with a reason.

@@ -37,6 +37,43 @@ pub struct ClientView {
     pub history: Vec<VersionView>,
 }
 
+/// A client as someone without access to clients' details sees them (an inspector, unless their
+/// grant says otherwise): the pseudonymous id and which version is current, nothing that names
+/// or reaches the person.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PseudonymousClient {
+    pub id: String,
+    pub version: i32,
+    pub recorded_at: DateTime<Utc>,
+    /// Why the name, contact and date of birth are not shown.
+    pub details: String,
+}
+
+/// A client in full, or pseudonymous.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ClientAnswer {
+    Full(ClientView),
+    Pseudonymous(PseudonymousClient),
+}
+
+impl ClientView {
+    /// Full for a caller who may see clients' details, else pseudonymous.
+    pub fn for_caller(self, client_details: bool) -> ClientAnswer {
+        if client_details {
+            return ClientAnswer::Full(self);
+        }
+        ClientAnswer::Pseudonymous(PseudonymousClient {
+            id: self.id,
+            version: self.version,
+            recorded_at: self.recorded_at,
+            details: "withheld: inspectors see clients by pseudonymous id unless their grant \
+                      includes clients' contact details"
+                .to_owned(),
+        })
+    }
+}
+
 fn fields(r: &ClientRow) -> ClientInput {
     ClientInput {
         name: r.name.clone(),

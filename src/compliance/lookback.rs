@@ -50,6 +50,18 @@ pub struct SessionReached {
     pub via: String,
 }
 
+impl Lookback {
+    /// The look-back as someone without access to clients' details reads it: sessions by the
+    /// client's pseudonymous id, with no name or contact.
+    pub fn pseudonymous(mut self) -> Self {
+        for s in &mut self.sessions {
+            s.client_name = None;
+            s.client_contact = None;
+        }
+        self
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Lookback {
     /// `spore_test`, `cycle`, `lot` or `steriliser`.

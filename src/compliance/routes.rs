@@ -115,6 +115,11 @@ async fn lookbacks(
         lookback::compute(conn, &clinic, &trigger)
     })
     .await?;
+    let result = if access.client_details {
+        result
+    } else {
+        result.pseudonymous()
+    };
     Ok(if csv {
         HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")

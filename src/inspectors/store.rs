@@ -30,6 +30,9 @@ pub struct GrantRow {
     pub purpose: Option<String>,
     pub granted_by: Option<String>,
     pub granted_at: NaiveDateTime,
+    /// Clients' names, contacts and dates of birth are shown (an investigation); otherwise
+    /// clients appear by their pseudonymous id only.
+    pub client_details: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -55,6 +58,10 @@ pub struct GrantInput {
     pub valid_until: DateTime<Utc>,
     /// E.g. "annual inspection 2026".
     pub purpose: Option<String>,
+    /// Show this inspector clients' contact details (for an investigation that needs them; a
+    /// purpose is then required). Without it clients appear by pseudonymous id only.
+    #[serde(default)]
+    pub client_details: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -94,6 +101,8 @@ pub struct GrantView {
     pub granted_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub revoke_reason: Option<String>,
+    /// Whether clients' contact details are shown to this inspector.
+    pub client_details: bool,
     /// Only in the answer that created a new account.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invitation: Option<Invitation>,
@@ -128,6 +137,7 @@ fn view(
         purpose: g.purpose,
         granted_by: g.granted_by,
         granted_at: to_utc(g.granted_at),
+        client_details: g.client_details,
         revoked_at: revocation.as_ref().map(|r| to_utc(r.revoked_at)),
         revoke_reason: revocation.map(|r| r.reason),
         invitation: None,
@@ -145,6 +155,7 @@ fn event(action: &'static str, g: &GrantRow, reason: Option<String>) -> NewEvent
             "valid_from": audit::chain::format_time(g.valid_from),
             "valid_until": audit::chain::format_time(g.valid_until),
             "purpose": g.purpose,
+            "client_details": g.client_details,
         }),
         reason,
     }
@@ -189,6 +200,12 @@ pub fn grant(
         .purpose
         .map(|p| p.trim().to_owned())
         .filter(|p| !p.is_empty());
+    if input.client_details && purpose.is_none() {
+        errors.push(FieldError::new(
+            "purpose",
+            "is required when the grant shows clients' contact details: say which investigation needs them",
+        ));
+    }
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
@@ -251,6 +268,7 @@ pub fn grant(
             purpose,
             granted_by: ctx.actor.id().map(str::to_owned),
             granted_at: now,
+            client_details: input.client_details,
         };
         diesel::insert_into(inspector_grants::table)
             .values(&row)
@@ -390,7 +408,7 @@ pub fn active_grant(
     conn: &mut DbConn,
     clinic_id: &str,
     user_id: &str,
-) -> QueryResult<Option<String>> {
+) -> QueryResult<Option<(String, bool)>> {
     let now = db::now();
     let revoked = inspector_grant_revocations::table
         .filter(inspector_grant_revocations::grant_id.eq(inspector_grants::id));
@@ -400,7 +418,8 @@ pub fn active_grant(
         .filter(inspector_grants::valid_from.le(now))
         .filter(inspector_grants::valid_until.gt(now))
         .filter(diesel::dsl::not(diesel::dsl::exists(revoked)))
-        .select(inspector_grants::id)
+        .select((inspector_grants::id, inspector_grants::client_details))
+        .order(inspector_grants::client_details.desc())
         .first(conn)
         .optional()
 }

@@ -57,6 +57,11 @@ async fn list_sessions(
         store::list(conn, &clinic, after, limit)
     })
     .await?;
+    let items = if access.client_details {
+        items
+    } else {
+        items.into_iter().map(TraceView::pseudonymous).collect()
+    };
     Ok(web::Json(SessionPage { items, next_cursor }))
 }
 
@@ -97,9 +102,12 @@ async fn get_session(
 ) -> AppResult<web::Json<TraceView>> {
     let (_, id) = path.into_inner();
     let clinic = access.clinic_id.clone();
-    Ok(web::Json(
-        db::run(&state.pool, move |conn| store::trace(conn, &clinic, &id)).await?,
-    ))
+    let view = db::run(&state.pool, move |conn| store::trace(conn, &clinic, &id)).await?;
+    Ok(web::Json(if access.client_details {
+        view
+    } else {
+        view.pseudonymous()
+    }))
 }
 
 /// Answer checklist items (before the start). A later answer to the same item replaces the

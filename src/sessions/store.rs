@@ -693,6 +693,15 @@ pub struct CompletionView {
 
 /// A session's full trace: who, for whom, the checklist as answered, and the packs, lots and
 /// credentials as they stood when used.
+impl TraceView {
+    /// The session as someone without access to clients' details reads it: the client by
+    /// pseudonymous id only.
+    pub fn pseudonymous(mut self) -> Self {
+        self.client_name = None;
+        self
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TraceView {
     pub id: String,

@@ -133,8 +133,21 @@ async fn a_failed_spore_test_reaches_back_to_the_last_negative_and_names_the_cli
     );
     assert_eq!(l["sessions"].as_array().unwrap().len(), 1);
     assert_eq!(l["sessions"][0]["session_id"], session_id.as_str());
-    assert_eq!(l["sessions"][0]["client_contact"], "+44 7700 900123");
     assert_eq!(l["sessions"][0]["via"], used);
+    // The inspector reads the client by pseudonymous id; the owner, who must notify them, reads
+    // the contact too.
+    assert_eq!(l["sessions"][0]["client_id"], client["id"]);
+    assert!(l["sessions"][0]["client_contact"].is_null(), "{l}");
+    assert!(l["sessions"][0]["client_name"].is_null(), "{l}");
+    let owners = ok(app
+        .get(
+            &app.clinic_path(&format!("/lookbacks?spore_test={failed}")),
+            &app.owner,
+        )
+        .await)
+    .await;
+    assert_eq!(owners["sessions"][0]["client_contact"], "+44 7700 900123");
+    assert_eq!(owners["sessions"][0]["client_name"], "Alex Client");
 
     let csv = app
         .get(

@@ -429,3 +429,75 @@ async fn a_new_clinics_owner_has_no_practitioner_blocker_by_default() {
         .unwrap();
     assert_eq!(eligibility_findings(&view, &owner.id), 0, "{view}");
 }
+
+/// Inspectors read clients by pseudonymous id everywhere, as in exports, unless an owner's grant
+/// (audited, with its purpose) lets them see contact details for an investigation.
+#[actix_web::test]
+async fn inspectors_see_clients_pseudonymously_unless_a_grant_allows_details() {
+    let app = TestApp::spawn().await;
+    let client: Value = app
+        .post(&app.clinic_path("/clients"), &app.technician, &json!({"name": "Alex Client", "contact": "+44 7700 900123", "date_of_birth": "1990-04-02"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = client["id"].as_str().unwrap().to_owned();
+    let session: Value = app
+        .post(&app.clinic_path("/sessions"), &app.technician, &json!({"client_id": id, "station": "1", "procedure": "SMP", "planned_at": chrono::Utc::now().to_rfc3339()}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sid = session["id"].as_str().unwrap().to_owned();
+    let reads = [
+        "/clients".to_owned(),
+        format!("/clients/{id}"),
+        "/sessions".to_owned(),
+        format!("/sessions/{sid}"),
+    ];
+    for path in &reads {
+        let res = app.get(&app.clinic_path(path), &app.inspector).await;
+        assert_eq!(res.status(), 200, "{path}");
+        let text = res.text().await.unwrap();
+        for secret in ["Alex Client", "7700 900123", "1990-04-02"] {
+            assert!(!text.contains(secret), "{path} shows {secret}: {text}");
+        }
+        assert!(text.contains(&id), "{path} names the client by id");
+    }
+    let staff = app
+        .get(&app.clinic_path(&format!("/clients/{id}")), &app.owner)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(staff.contains("Alex Client"));
+
+    // A grant for an investigation needs its purpose, is on the record, and shows details.
+    let until = (chrono::Utc::now() + chrono::Duration::days(7)).to_rfc3339();
+    let no_purpose = app
+        .post(&app.clinic_path("/inspectors"), &app.owner, &json!({"email": "inspector@council.example", "valid_until": until, "client_details": true}))
+        .await;
+    assert_problem(no_purpose, 422, Some("purpose")).await;
+    let res = app
+        .post(&app.clinic_path("/inspectors"), &app.owner, &json!({"email": "inspector@council.example", "valid_until": until, "client_details": true, "purpose": "suspected infection, case 2026-117"}))
+        .await;
+    assert_eq!(res.status(), 201);
+    let event = app
+        .audit_events()
+        .await
+        .into_iter()
+        .rev()
+        .find(|e| e["action"] == "inspector.granted")
+        .unwrap();
+    assert_eq!(event["payload"]["client_details"], true);
+    let text = app
+        .get(&app.clinic_path(&format!("/clients/{id}")), &app.inspector)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("Alex Client") && text.contains("7700 900123"),
+        "{text}"
+    );
+}

@@ -264,6 +264,7 @@ pub fn grant_inspector(pool: &Pool, clinic_id: &str, email: &str) {
             valid_from: None,
             valid_until: chrono::Utc::now() + chrono::Duration::days(30),
             purpose: Some("routine inspection".into()),
+            client_details: false,
         },
         "http://127.0.0.1:8080",
     )
