@@ -691,7 +691,7 @@ pub fn build<W: Write + Seek>(
 
     // Findings as the clinic stood at the end of the period (or now, for a running period); a
     // period that ends before the clinic was registered is judged as it was registered.
-    let judged_at = to.min(created_at).max(clinic.created_at);
+    let judged_at = judgement_moment(to, created_at, clinic.created_at);
     let (view, facts) = crate::compliance::view::view_with_facts(
         conn,
         profiles,
@@ -846,6 +846,17 @@ pub fn build<W: Write + Seek>(
     zip.write_all(&pretty).map_err(io)?;
     zip.finish().map_err(io)?;
     Ok(manifest)
+}
+
+/// The moment an export's readiness is judged at: the period's end, or the export's request for
+/// a running period, and never before the clinic was registered. The summary mailed with an
+/// export names and uses the same moment, so the two never disagree.
+pub fn judgement_moment(
+    period_to: NaiveDateTime,
+    requested_at: NaiveDateTime,
+    registered_at: NaiveDateTime,
+) -> NaiveDateTime {
+    period_to.min(requested_at).max(registered_at)
 }
 
 /// What `verify` found wrong, the first thing first.

@@ -52,6 +52,17 @@ fn red(text: &str) -> String {
     )
 }
 
+/// A moment to the second, with the zone named: `2026-11-30 15:34:07 GMT (Europe/London)`.
+pub fn exact(t: NaiveDateTime, tz: Tz) -> String {
+    format!(
+        "{} ({})",
+        t.and_utc()
+            .with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M:%S %Z"),
+        tz.name()
+    )
+}
+
 /// Counts per (local month, steriliser serial), in order.
 type Months<T> = std::collections::BTreeMap<(String, String), T>;
 
@@ -140,11 +151,12 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
             vec![
                 s("Readiness at the period's end"),
                 s(&format!(
-                    "{} blockers, {} warnings, {} notes (judged {})",
+                    "{} blockers, {} warnings, {} notes (judged as the records stood at {}, {} UTC)",
                     count(Severity::Blocker),
                     count(Severity::Warning),
                     count(Severity::Info),
-                    local(r.judged_at, tz)
+                    exact(r.judged_at, tz),
+                    crate::audit::chain::format_time(r.judged_at)
                 )),
             ],
             vec![s("Export created"), s(&local(r.created_at, tz))],

@@ -67,11 +67,18 @@ pub fn compose(
     let profile_name = profiles
         .get(&clinic.jurisdiction)
         .map_or(clinic.jurisdiction.clone(), |p| p.name.clone());
-    // Judged at the period's end; a period that ends later than now is judged now, and one
-    // that ends before the clinic was registered, at its registration.
-    let at = to_utc(input.to)
-        .min(crate::clock::now())
-        .max(to_utc(clinic.created_at));
+    // Judged at the moment the attached export's report is judged at (the period's end, or the
+    // export's request for a running period), and named to the second: a summary composed or
+    // sent later still says what was true then, and says when that was.
+    let requested_at: NaiveDateTime = crate::db::schema::exports::table
+        .find(input.export_id)
+        .select(crate::db::schema::exports::requested_at)
+        .first(conn)?;
+    let at = to_utc(crate::exports::bundle::judgement_moment(
+        input.to,
+        requested_at,
+        clinic.created_at,
+    ));
     let view = crate::compliance::view::view(conn, profiles, c, Some(at))?;
     let (from, to) = (input.from, input.to);
 
@@ -140,13 +147,23 @@ pub fn compose(
     let mut sections = Vec::new();
     let count = |sev: Severity| view.findings.iter().filter(|f| f.severity == sev).count();
     sections.push(Section {
-        heading: format!("Readiness at {}", local(at.naive_utc(), tz)),
-        lines: vec![format!(
-            "{}, {}, {}",
-            count_of(count(Severity::Blocker), "blocker"),
-            count_of(count(Severity::Warning), "warning"),
-            count_of(count(Severity::Info), "note")
-        )],
+        heading: format!(
+            "Readiness at {}",
+            crate::exports::report::exact(at.naive_utc(), tz)
+        ),
+        lines: vec![
+            format!(
+                "{}, {}, {}",
+                count_of(count(Severity::Blocker), "blocker"),
+                count_of(count(Severity::Warning), "warning"),
+                count_of(count(Severity::Info), "note")
+            ),
+            format!(
+                "Judged as the records stood at {} UTC; the compliance view with at={} shows the same findings. Later records are not counted here.",
+                crate::audit::chain::format_time(at.naive_utc()),
+                crate::audit::chain::format_time(at.naive_utc())
+            ),
+        ],
     });
 
     let mut period = vec![
