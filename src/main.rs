@@ -31,6 +31,13 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Ask a running service whether it is ready (GET /readyz); exits 0 when it is. For a
+    /// container's health check, where no HTTP client is installed.
+    CheckReady {
+        /// The service's address (default: server.bind, with 0.0.0.0 read as 127.0.0.1).
+        #[arg(long)]
+        address: Option<String>,
+    },
     /// Create a clinic and its owner account; prints the new clinic's id as the last line.
     /// The owner's password is read from ASEPTIC_OWNER_PASSWORD, or asked for.
     CreateClinic {
@@ -111,6 +118,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve { bind: None }) {
         Command::Serve { bind } => serve(settings, bind),
         Command::Migrate => migrate(&settings),
+        Command::CheckReady { address } => check_ready(&settings, address),
         Command::CreateClinic {
             name,
             timezone,
@@ -175,6 +183,40 @@ fn serve(settings: Settings, bind: Option<String>) -> Result<(), String> {
         tracing::info!(address = %app.addr(), database = backend, "aseptic is listening");
         app.run().await.map_err(|e| e.to_string())
     })
+}
+
+fn check_ready(settings: &Settings, address: Option<String>) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let address = address
+        .unwrap_or_else(|| settings.server.bind.clone())
+        .replace("0.0.0.0", "127.0.0.1");
+    let addr: std::net::SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&address)
+        .map_err(|e| format!("{address}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{address}: no address"))?;
+    let limit = std::time::Duration::from_secs(5);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, limit)
+        .map_err(|e| format!("not ready: cannot connect to {addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(limit))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("not ready: {e}"))?;
+    let mut answer = String::new();
+    stream
+        .take(64 * 1024)
+        .read_to_string(&mut answer)
+        .map_err(|e| format!("not ready: {e}"))?;
+    let status = answer.lines().next().unwrap_or_default();
+    if status.split(' ').nth(1) == Some("200") {
+        println!("ready");
+        Ok(())
+    } else {
+        Err(format!("not ready: {status}"))
+    }
 }
 
 fn migrate(settings: &Settings) -> Result<(), String> {

@@ -504,3 +504,143 @@ async fn readiness_fails_when_the_database_file_turns_read_only() {
     let _ = child.wait();
     assert_eq!(outcome, (503, 200));
 }
+
+/// `docker compose up --build` can work as written: the Dockerfile copies everything the build
+/// reads (Cargo.toml's targets and every file the binary embeds), the service's data lives on a
+/// volume, and the image and compose both check readiness. `docker compose config` checks the
+/// file too where the compose plugin exists.
+#[test]
+fn the_container_build_copies_what_the_build_needs_and_keeps_its_data() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let copied: Vec<String> = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from="))
+        .flat_map(|l| {
+            let parts: Vec<&str> = l.split_whitespace().skip(1).collect();
+            parts[..parts.len() - 1]
+                .iter()
+                .map(|p| p.trim_end_matches('/').to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let covered = |path: &str| {
+        copied
+            .iter()
+            .any(|c| path == c || path.starts_with(&format!("{c}/")))
+    };
+    let mut needed = vec![
+        "Cargo.toml".to_owned(),
+        "Cargo.lock".to_owned(),
+        "build.rs".to_owned(),
+    ];
+    let manifest: toml::Table = std::fs::read_to_string(root.join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    for bench in manifest
+        .get("bench")
+        .and_then(|b| b.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let name = bench["name"].as_str().unwrap();
+        needed.push(format!("benches/{name}.rs"));
+    }
+    // Every file the sources embed, resolved from the file that names it.
+    let mut stack = vec![root.join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for (macro_name, base) in [
+                ("include_str!(\"", path.parent().unwrap().to_path_buf()),
+                ("embed_migrations!(\"", root.to_path_buf()),
+            ] {
+                for rest in text.split(macro_name).skip(1) {
+                    let target = rest.split('"').next().unwrap();
+                    let full = base.join(target).canonicalize().unwrap();
+                    needed.push(full.strip_prefix(root).unwrap().display().to_string());
+                }
+            }
+        }
+    }
+    for path in &needed {
+        assert!(covered(path), "the Dockerfile does not copy {path}");
+    }
+    assert!(
+        dockerfile.contains("HEALTHCHECK"),
+        "the image checks its readiness"
+    );
+    assert!(dockerfile.contains("VOLUME [\"/var/lib/aseptic\"]"));
+
+    let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+    assert!(
+        compose.contains(":/var/lib/aseptic"),
+        "the data directory is on a volume"
+    );
+    assert!(
+        compose.contains("check-ready"),
+        "compose checks the service's health"
+    );
+    assert!(
+        !compose.contains("./secrets/"),
+        "no host file the container's user may not read"
+    );
+    if Command::new("docker")
+        .args(["compose", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        let out = Command::new("docker")
+            .args(["compose", "-f", "docker-compose.yml", "config", "--quiet"])
+            .current_dir(root)
+            .env("ASEPTIC_JWT_SECRET", "x".repeat(64))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The health check the image runs: 0 when the service is ready, not 0 when nothing answers.
+#[actix_web::test]
+async fn check_ready_reports_a_running_service_and_a_missing_one() {
+    let app = TestApp::spawn().await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let run = |address: String| {
+        within(Duration::from_secs(30), move || {
+            Command::new(env!("CARGO_BIN_EXE_aseptic"))
+                .args(["check-ready", "--address", &address])
+                .env_clear()
+                .env(
+                    "ASEPTIC_CONFIG_DIR",
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+                )
+                .env("ASEPTIC_ENV", "test")
+                .output()
+                .unwrap()
+        })
+    };
+    let up = actix_web::rt::task::spawn_blocking(move || run(address))
+        .await
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let down = run(closed.to_string());
+    assert!(!down.status.success());
+}
