@@ -154,11 +154,14 @@ fn invitation_text(
     } else {
         "a passphrase of your own (at least 12 characters)"
     };
+    // Short lines, so the token reaches the reader (and a copy-paste) in one piece.
     format!(
         "You have been invited to join {clinic} as {}.\n\n\
          To accept, send this one-time token before {}:\n\n  \
          POST {}/api/v1/auth/invitations/accept\n  \
-         {{\"token\": \"{token}\", \"password\": \"{password}\"}}\n\n\
+         {{\"token\": \"{token}\",\n   \
+         \"password\": \"...\"}}\n\n\
+         where the password is {password}.\n\n\
          Nothing changes until you accept. If you did not expect this message, ignore it.\n",
         role.as_str(),
         expires.format("%Y-%m-%d %H:%M UTC"),
