@@ -2,6 +2,7 @@
 //! may call what. This module owns the `users`, `memberships` and `refresh_tokens` tables.
 
 pub mod extract;
+pub mod invitations;
 pub mod password;
 pub mod ratelimit;
 pub mod routes;

@@ -5,7 +5,7 @@
 //! person behind the email accepts with the mailed token: a new account chooses its password
 //! then, an existing account proves it is theirs with its current password.
 
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -13,12 +13,12 @@ use utoipa::ToSchema;
 
 use super::store::member_event;
 use crate::audit::{self, Actor, AuditContext, NewEvent};
+use crate::auth::invitations::{hash_token, record as record_invitation};
 use crate::auth::store::{self as accounts, UserRow};
 use crate::auth::{password, Role};
 use crate::db::schema::invitations;
 use crate::db::{self, to_utc, DbConn};
 use crate::error::{AppError, AppResult};
-use crate::inspectors::store::{hash_token, INVITATION_DAYS};
 
 /// What an owner asked for.
 pub struct NewInvitation {
@@ -62,11 +62,7 @@ pub fn invite(
         let clinic = super::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
         let user = match accounts::find_user_by_email(conn, &new.email)? {
             Some(user) => {
-                if accounts::find_member(conn, clinic_id, &user.id)?.is_some() {
-                    return Err(AppError::Conflict(
-                        "this email is already a member of the clinic".to_owned(),
-                    ));
-                }
+                super::store::ensure_not_member(conn, clinic_id, &user.id)?;
                 user
             }
             None => accounts::insert_user(
@@ -79,21 +75,12 @@ pub fn invite(
             )?,
         };
         let has_password = user.password_hash != password::NO_PASSWORD_YET;
-        let token = crate::auth::token::new_refresh_token();
-        let now = db::now();
-        let expires = now + Duration::days(INVITATION_DAYS);
-        diesel::insert_into(invitations::table)
-            .values((
-                invitations::token_hash.eq(hash_token(&token)),
-                invitations::user_id.eq(&user.id),
-                invitations::created_at.eq(now),
-                invitations::expires_at.eq(expires),
-                invitations::clinic_id.eq(clinic_id),
-                invitations::role.eq(new.role.as_str()),
-                invitations::works_on_clients.eq(works),
-                invitations::invited_by.eq(ctx.actor.id()),
-            ))
-            .execute(conn)?;
+        let (token, expires) = record_invitation(
+            conn,
+            &user.id,
+            Some((clinic_id, new.role, works)),
+            ctx.actor.id(),
+        )?;
         let view = InvitationView {
             email: new.email.clone(),
             role: new.role,

@@ -215,6 +215,16 @@ pub fn member_event(
     }
 }
 
+/// Refuses a second membership of one clinic.
+pub fn ensure_not_member(conn: &mut DbConn, clinic_id: &str, user_id: &str) -> AppResult<()> {
+    match accounts::find_member(conn, clinic_id, user_id)? {
+        Some(_) => Err(AppError::Conflict(
+            "this email is already a member of the clinic".to_owned(),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A new member: an existing account (by email) joins, or a new account is created.
 pub struct NewMember {
     pub email: String,
@@ -235,11 +245,7 @@ pub fn add_member(
     db::write_transaction(conn, |conn| {
         let user = match accounts::find_user_by_email(conn, &new.email)? {
             Some(user) => {
-                if accounts::find_member(conn, clinic_id, &user.id)?.is_some() {
-                    return Err(AppError::Conflict(
-                        "this email is already a member of the clinic".to_owned(),
-                    ));
-                }
+                ensure_not_member(conn, clinic_id, &user.id)?;
                 user
             }
             None => {

@@ -5,17 +5,14 @@ use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::audit::{self, AuditContext, NewEvent};
 use crate::auth::{check_email, normalise_email, store as accounts, Role};
-use crate::db::schema::{inspector_grant_revocations, inspector_grants, invitations, users};
+use crate::db::schema::{inspector_grant_revocations, inspector_grants, users};
 use crate::db::{self, to_utc, DbConn};
 use crate::error::{AppError, AppResult, FieldError};
 
-/// An invitation link stays usable this long.
-pub const INVITATION_DAYS: i64 = 7;
 /// A password hash no password matches: the account waits for its invitation to be accepted.
 const INVITED: &str = crate::auth::password::NO_PASSWORD_YET;
 
@@ -161,10 +158,6 @@ fn event(action: &'static str, g: &GrantRow, reason: Option<String>) -> NewEvent
     }
 }
 
-pub fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
 /// Grants an inspector read-only access to the clinic for a period.
 /// A new account's invitation is mailed to the inspector (`public_url` is where they accept it)
 /// in the same transaction, and is in this answer too, for the owner to pass on.
@@ -228,16 +221,8 @@ pub fn grant(
                         password_hash: INVITED,
                     },
                 )?;
-                let token = crate::auth::token::new_refresh_token();
-                let expires = now + Duration::days(INVITATION_DAYS);
-                diesel::insert_into(invitations::table)
-                    .values((
-                        invitations::token_hash.eq(hash_token(&token)),
-                        invitations::user_id.eq(&user.id),
-                        invitations::created_at.eq(now),
-                        invitations::expires_at.eq(expires),
-                    ))
-                    .execute(conn)?;
+                let (token, expires) =
+                    crate::auth::invitations::record(conn, &user.id, None, None)?;
                 (
                     user,
                     Some(Invitation {

@@ -321,18 +321,7 @@ async fn a_period_that_ends_before_the_clinic_was_registered_still_exports() {
         .await)
     .await;
     let id = requested["id"].as_str().unwrap();
-    let mut state = Value::Null;
-    for _ in 0..100 {
-        state = ok(app
-            .get(&app.clinic_path(&format!("/exports/{id}")), &app.owner)
-            .await)
-        .await;
-        if state["state"] != "building" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(state["state"], "ready", "{state}");
+    common::built_export(&app, id).await;
 }
 
 #[actix_web::test]

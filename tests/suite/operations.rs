@@ -262,19 +262,7 @@ async fn a_read_only_sqlite_file_is_refused_at_start() {
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
     let work = tempfile::tempdir().unwrap();
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let root = unsafe_is_root();
-    let mut cmd = if root {
-        let mut c = Command::new("setpriv");
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            env!("CARGO_BIN_EXE_aseptic"),
-        ]);
-        c
-    } else {
-        Command::new(env!("CARGO_BIN_EXE_aseptic"))
-    };
+    let mut cmd = as_unprivileged_user();
     let out = cmd
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env_clear()
@@ -302,8 +290,25 @@ async fn a_read_only_sqlite_file_is_refused_at_start() {
     );
 }
 
-/// Whether this process runs as root (whose writes no file mode stops).
-fn unsafe_is_root() -> bool {
+/// The `aseptic` binary, run as an unprivileged user when the tests run as root (whose writes no
+/// file mode stops), as a deployment runs it.
+fn as_unprivileged_user() -> Command {
+    if running_as_root() {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_aseptic"),
+        ]);
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_aseptic"))
+    }
+}
+
+/// Whether this process runs as root.
+fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -446,18 +451,7 @@ async fn readiness_fails_when_the_database_file_turns_read_only() {
         .local_addr()
         .unwrap()
         .port();
-    let mut cmd = if unsafe_is_root() {
-        let mut c = Command::new("setpriv");
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            env!("CARGO_BIN_EXE_aseptic"),
-        ]);
-        c
-    } else {
-        Command::new(env!("CARGO_BIN_EXE_aseptic"))
-    };
+    let mut cmd = as_unprivileged_user();
     let mut child = cmd
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .env_clear()

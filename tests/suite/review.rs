@@ -525,18 +525,7 @@ async fn a_summary_names_the_moment_it_is_judged_at_and_agrees_with_the_view_the
         .as_str()
         .unwrap()
         .to_owned();
-    for _ in 0..200 {
-        let state: Value = app
-            .get(&app.clinic_path(&format!("/exports/{id}")), &app.owner)
-            .await
-            .json()
-            .await
-            .unwrap();
-        if state["state"] == "ready" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::built_export(&app, &id).await;
     // A steriliser never spore-tested: a blocker from now on, after the export was requested.
     tokio::time::sleep(Duration::from_millis(20)).await;
     let res = app

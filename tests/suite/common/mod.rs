@@ -422,3 +422,22 @@ pub async fn accept_invitation(app: &TestApp, token: &str, password: &str) -> Re
         .await
         .unwrap()
 }
+
+/// Waits for an export to be built and returns its state, which must be `ready`.
+pub async fn built_export(app: &TestApp, id: &str) -> Value {
+    let mut state = Value::Null;
+    for _ in 0..200 {
+        state = app
+            .get(&app.clinic_path(&format!("/exports/{id}")), &app.owner)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if state["state"] != "building" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(state["state"], "ready", "{state}");
+    state
+}
