@@ -259,7 +259,13 @@ pub fn connect_checked(
         connect_timeout_secs = timeouts.connect.as_secs(),
         "connecting to the database"
     );
-    let mut first = manager.connect()?;
+    let mut first = manager.connect().map_err(|e| match e {
+        // Switching a read-only SQLite file to WAL is its first write.
+        DbError::Query(q) if q.to_string().contains("readonly") => {
+            DbError::NotWritable(q.to_string())
+        }
+        other => other,
+    })?;
     check_intact(&mut first)?;
     probe_writable(&mut first).map_err(|e| DbError::NotWritable(e.to_string()))?;
     run_migrations(&mut first)?;
