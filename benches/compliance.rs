@@ -16,10 +16,10 @@
 use std::time::{Duration, Instant};
 
 use aseptic::compliance::lookback::{compute, Trigger};
-use aseptic::compliance::profiles::Profiles;
 use aseptic::compliance::view::view;
 use aseptic::db::{self, DbConn};
 use aseptic::demo::{generate, DemoOptions};
+use aseptic::jurisdiction::profiles::Profiles;
 use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;

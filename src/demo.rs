@@ -15,9 +15,9 @@ use crate::audit::{Actor, AuditContext};
 use crate::auth::{password, Role};
 use crate::clinics::model::NewClinic;
 use crate::clinics::store::{self as clinics, NewMember, OwnerAccount};
-use crate::compliance::profiles::Profiles;
 use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult};
+use crate::jurisdiction::profiles::Profiles;
 use crate::sterilisation::model::CycleInput;
 use crate::{clients, credentials, incidents, lots, sessions, sterilisation};
 
@@ -177,14 +177,15 @@ impl Gen<'_> {
                     let result = json!({"result": if positive { "positive" } else { "negative" },
                         "control_result": "growth", "read_at": db::to_utc(at).to_rfc3339()});
                     crate::clock::backdated(at + Duration::minutes(5), || {
-                        sterilisation::service::record_spore_result(
-                            conn,
-                            profiles,
-                            &owner,
-                            &clinic,
-                            &test,
-                            input(result)?,
-                        )
+                        crate::reactions::run(conn, profiles, &owner, |conn| {
+                            sterilisation::service::record_spore_result(
+                                conn,
+                                &owner,
+                                &clinic,
+                                &test,
+                                input(result)?,
+                            )
+                        })
                     })?;
                     if let Some(steriliser) = then_return {
                         crate::clock::backdated(at + Duration::minutes(15), || {
@@ -709,16 +710,12 @@ pub fn generate(
                 let lot = g.cartridge_lot.clone();
                 g.on(at, |g| {
                     let (conn, owner, clinic) = (&mut *g.conn, g.owner.clone(), g.clinic.clone());
-                    lots::service::recall_lot(
-                        conn,
-                        g.profiles,
-                        &owner,
-                        &clinic,
-                        &lot,
-                        &input(json!({
+                    let recall = input(json!({
                         "reason": "manufacturer recall: sterility of the lot cannot be assured",
-                        "reference": format!("FSN-{}", day.format("%Y-%m"))}))?,
-                    )
+                        "reference": format!("FSN-{}", day.format("%Y-%m"))}))?;
+                    crate::reactions::run(conn, g.profiles, &owner, |conn| {
+                        lots::service::recall_lot(conn, &owner, &clinic, &lot, &recall)
+                    })
                 })?;
                 recalled_lot_id = lot;
                 let replacement = g.at(day, 21, 45);

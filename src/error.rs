@@ -1,7 +1,6 @@
-//! One error type for the service, rendered as RFC 9457 `application/problem+json` in one place.
+//! One error type for the service, with the problem document (RFC 9457) each error is shown as;
+//! the HTTP surface (`api::problem`) renders it.
 
-use actix_web::http::{header, StatusCode};
-use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -151,87 +150,38 @@ pub fn problem_type(slug: &str) -> String {
     format!("https://aseptic.dev/problems/{slug}")
 }
 
-/// A problem response for a bare status (unknown route, wrong method) with no `AppError` behind it.
-pub fn status_problem(status: StatusCode) -> Problem {
-    let (slug, title) = match status {
-        StatusCode::NOT_FOUND => ("not-found", "Not found"),
-        StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", "Method not allowed"),
-        StatusCode::UNAUTHORIZED => ("unauthenticated", "Authentication is required"),
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload-too-large", "The request body is too large"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "unsupported-media-type",
-            "The request body must be application/json",
-        ),
-        s if s.is_server_error() => ("internal", "Internal error"),
-        _ => ("malformed-request", "The request could not be read"),
-    };
-    let detail = match status {
-        StatusCode::NOT_FOUND => "no such resource".to_owned(),
-        StatusCode::METHOD_NOT_ALLOWED => "this resource does not accept that method".to_owned(),
-        s => s.canonical_reason().unwrap_or("error").to_owned(),
-    };
-    Problem {
-        type_: problem_type(slug),
-        title: title.to_owned(),
-        status: status.as_u16(),
-        detail,
-        errors: Vec::new(),
-    }
-}
-
-impl ResponseError for AppError {
-    fn status_code(&self) -> StatusCode {
+impl AppError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> u16 {
         match self {
-            Self::Validation(_) | Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound | Self::NotFoundField(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) | Self::Refused(_) | Self::IdempotencyInFlight => {
-                StatusCode::CONFLICT
-            }
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Validation(_) | Self::IdempotencyMismatch => 422,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound | Self::NotFoundField(_) => 404,
+            Self::Conflict(_) | Self::Refused(_) | Self::IdempotencyInFlight => 409,
+            Self::TooManyRequests { .. } => 429,
+            Self::PayloadTooLarge { .. } => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::Unavailable(_) => 503,
+            Self::Internal(_) => 500,
         }
     }
 
-    fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        match self {
-            Self::Internal(msg) => tracing::error!(error = %msg, "internal error"),
-            Self::Unavailable(msg) => tracing::warn!(error = %msg, "service unavailable"),
-            _ => {}
-        }
+    /// The problem document this error is shown as.
+    pub fn problem(&self) -> Problem {
         let (slug, title) = self.kind();
-        let problem = Problem {
+        Problem {
             type_: problem_type(slug),
             title: title.to_owned(),
-            status: status.as_u16(),
+            status: self.status(),
             detail: self.detail(),
             errors: match self {
                 Self::Validation(errors) | Self::Refused(errors) => errors.clone(),
                 Self::NotFoundField(e) => vec![e.clone()],
                 _ => Vec::new(),
             },
-        };
-        let mut response = HttpResponse::build(status);
-        response.insert_header((header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE));
-        match self {
-            Self::TooManyRequests { retry_after_secs } => {
-                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
-            }
-            Self::Unavailable(_) => {
-                response.insert_header((header::RETRY_AFTER, "2"));
-            }
-            Self::Unauthorized(_) => {
-                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
-            }
-            _ => {}
         }
-        response.body(serde_json::to_string(&problem).unwrap_or_default())
     }
 }
 
@@ -294,8 +244,8 @@ impl From<r2d2::Error> for AppError {
     }
 }
 
-impl From<actix_web::error::BlockingError> for AppError {
-    fn from(err: actix_web::error::BlockingError) -> Self {
+impl From<tokio::task::JoinError> for AppError {
+    fn from(err: tokio::task::JoinError) -> Self {
         Self::Internal(err.to_string())
     }
 }

@@ -14,15 +14,19 @@ pub mod credentials;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod exports;
 pub mod files;
 pub mod incidents;
+pub mod input;
 pub mod inspectors;
+pub mod jurisdiction;
 pub mod lots;
 pub mod mail;
+pub mod outbox;
+pub mod reactions;
 pub mod records;
 pub mod sessions;
-pub mod state;
 pub mod sterilisation;
 pub mod telemetry;
 
@@ -33,8 +37,8 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{web, HttpServer};
 
+use crate::api::state::AppState;
 use crate::config::Settings;
-use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -200,8 +204,8 @@ impl Application {
 /// The jurisdiction profiles: the shipped ones and any in `<config dir>/jurisdictions`.
 pub fn load_profiles(
     settings: &Settings,
-) -> Result<compliance::profiles::Profiles, compliance::profiles::ProfileError> {
-    compliance::profiles::Profiles::load(Some(&settings.config_dir.join("jurisdictions")))
+) -> Result<jurisdiction::profiles::Profiles, jurisdiction::profiles::ProfileError> {
+    jurisdiction::profiles::Profiles::load(Some(&settings.config_dir.join("jurisdictions")))
 }
 
 /// The pool over the configured database, checked and migrated to the current schema.

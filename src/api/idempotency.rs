@@ -8,9 +8,6 @@
 //! records already written. A replay runs the handler too (and throws its work away), so the
 //! caller is authorised exactly as for a new request before the stored answer is given back.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
-
 use actix_web::body::{self, BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
@@ -20,43 +17,15 @@ use diesel::connection::{Connection, TransactionManager};
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::api::extract::Authorised;
 use crate::api::json::JsonLimit;
-use crate::auth::extract::Authorised;
+use crate::api::state::AppState;
 use crate::db::schema::idempotency_keys as keys;
 use crate::db::{self, DbConn, RequestConn};
 use crate::error::AppError;
-use crate::state::AppState;
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
-
-/// Keys whose first request is running in this process. Across instances on PostgreSQL an
-/// advisory lock held by the request's transaction says the same.
-#[derive(Default)]
-pub struct InFlight(Mutex<HashSet<String>>);
-
-struct Running<'a> {
-    set: &'a InFlight,
-    id: String,
-}
-
-impl InFlight {
-    fn enter(&self, id: &str) -> Option<Running<'_>> {
-        let mut set = self.0.lock().ok()?;
-        set.insert(id.to_owned()).then(|| Running {
-            set: self,
-            id: id.to_owned(),
-        })
-    }
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut set) = self.set.0.lock() {
-            set.remove(&self.id);
-        }
-    }
-}
 
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = keys)]

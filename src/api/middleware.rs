@@ -12,7 +12,8 @@ use actix_web::{Error, HttpMessage, HttpResponse};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument;
 
-use crate::error::{status_problem, PROBLEM_CONTENT_TYPE};
+use super::problem::status_problem;
+use crate::error::PROBLEM_CONTENT_TYPE;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 

@@ -1,10 +1,27 @@
 //! The HTTP surface: the application factory, middleware, the JSON extractor, paging and the
 //! OpenAPI document. Domain modules own their handlers; this module puts them together.
 
+pub mod audit;
+pub mod auth;
+pub mod checklists;
+pub mod clients;
+pub mod clinics;
+pub mod compliance;
+pub mod credentials;
+pub mod exports;
+pub mod extract;
 pub mod idempotency;
+pub mod incidents;
+pub mod inspectors;
 pub mod json;
+pub mod lots;
+pub mod mail;
 pub mod middleware;
 pub mod ops;
+pub mod problem;
+pub mod sessions;
+pub mod state;
+pub mod sterilisation;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -15,11 +32,12 @@ use utoipa::{IntoParams, Modify, OpenApi};
 use utoipa_actix_web::{scope, AppExt};
 use utoipa_swagger_ui::SwaggerUi;
 
+pub use extract::{AuthUser, ClinicAccess};
 pub use json::ValidJson;
 pub use middleware::RequestId;
 
+use crate::api::state::AppState;
 use crate::error::{AppError, FieldError};
-use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -146,7 +164,7 @@ async fn unmatched(
         return Err(AppError::NotFound);
     }
     let status = actix_web::http::StatusCode::METHOD_NOT_ALLOWED;
-    let mut problem = crate::error::status_problem(status);
+    let mut problem = problem::status_problem(status);
     problem.detail = format!(
         "{} is not allowed here; use {}",
         req.method(),
@@ -183,26 +201,26 @@ pub fn build_app(
         .service(ops::healthz)
         .service(ops::readyz)
         .service(ops::metrics)
-        .configure(crate::exports::routes::well_known)
+        .configure(exports::well_known)
         .service(
             scope::scope("/api/v1")
-                .configure(crate::auth::routes::routes)
-                .configure(crate::inspectors::routes::account_routes)
+                .configure(auth::routes)
+                .configure(inspectors::account_routes)
                 .service(
                     scope::scope("/clinics/{clinic}")
-                        .configure(crate::clinics::routes::routes)
-                        .configure(crate::audit::routes::routes)
-                        .configure(crate::sterilisation::routes::routes)
-                        .configure(crate::lots::routes::routes)
-                        .configure(crate::credentials::routes::routes)
-                        .configure(crate::checklists::routes::routes)
-                        .configure(crate::clients::routes::routes)
-                        .configure(crate::sessions::routes::routes)
-                        .configure(crate::incidents::routes::routes)
-                        .configure(crate::compliance::routes::routes)
-                        .configure(crate::inspectors::routes::routes)
-                        .configure(crate::exports::routes::routes)
-                        .configure(crate::mail::routes::routes),
+                        .configure(clinics::routes)
+                        .configure(audit::routes)
+                        .configure(sterilisation::routes)
+                        .configure(lots::routes)
+                        .configure(credentials::routes)
+                        .configure(checklists::routes)
+                        .configure(clients::routes)
+                        .configure(sessions::routes)
+                        .configure(incidents::routes)
+                        .configure(compliance::routes)
+                        .configure(inspectors::routes)
+                        .configure(exports::routes)
+                        .configure(mail::routes),
                 ),
         )
         .split_for_parts();

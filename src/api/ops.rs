@@ -4,9 +4,9 @@ use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::api::state::AppState;
 use crate::db;
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {

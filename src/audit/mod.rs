@@ -3,7 +3,6 @@
 
 pub mod canonical;
 pub mod chain;
-pub mod routes;
 pub mod store;
 
 pub use store::{append, NewEvent};

@@ -1,18 +1,14 @@
 //! Accounts and access: passwords, tokens, login throttling, and the extractors that decide who
 //! may call what. This module owns the `users`, `memberships` and `refresh_tokens` tables.
 
-pub mod extract;
 pub mod invitations;
 pub mod password;
 pub mod ratelimit;
-pub mod routes;
 pub mod store;
 pub mod token;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-pub use extract::{AuthUser, ClinicAccess};
 
 /// What a member may do in a clinic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

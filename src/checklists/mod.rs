@@ -1,5 +1,4 @@
 //! Setup checklist templates, versioned: a session keeps the version it was run with.
 
 pub mod model;
-pub mod routes;
 pub mod store;

@@ -1,7 +1,6 @@
 //! Pseudonymous clients: the minimum a recall needs (name, contact, date of birth for the age
 //! check). Other records refer to a client by id only, so personal data stays in one place.
 
-pub mod routes;
 pub mod store;
 
 use chrono::{Datelike, NaiveDate};

@@ -105,11 +105,11 @@ pub fn invite(
                 reason: None,
             },
         )?;
-        crate::mail::outbox::enqueue(
+        crate::outbox::enqueue(
             conn,
-            crate::mail::outbox::NewMail {
+            crate::outbox::NewMail {
                 clinic_id: clinic_id.to_owned(),
-                kind: crate::mail::outbox::INVITATION,
+                kind: crate::outbox::INVITATION,
                 recipient: user.email.clone(),
                 subject: format!("Invitation to join {}", clinic.name),
                 body_text: invitation_text(

@@ -4,8 +4,8 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::compliance::profiles::Profiles;
 use crate::error::FieldError;
+use crate::jurisdiction::profiles::Profiles;
 
 #[derive(Debug, Clone)]
 pub struct NewClinic {

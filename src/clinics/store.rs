@@ -8,10 +8,10 @@ use super::model::{ClinicView, NewClinic};
 use crate::audit::{self, AuditContext, NewEvent};
 use crate::auth::store::{self as accounts, MembershipRow, UserRow};
 use crate::auth::Role;
-use crate::compliance::profiles::Profiles;
 use crate::db::schema::clinics;
 use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult};
+use crate::jurisdiction::profiles::Profiles;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = clinics)]

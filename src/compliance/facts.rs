@@ -14,7 +14,6 @@ use chrono_tz::Tz;
 use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 
-use super::profiles::Profile;
 use super::rules::{
     CredentialExpiryFacts, Facts, FollowUpFacts, LotFacts, MailFacts, SessionLotFacts, StaffFacts,
     SteriliserFacts, StockPackFacts, TestEvent,
@@ -32,6 +31,7 @@ use crate::db::DbConn;
 use crate::error::AppResult;
 use crate::incidents::model::{required_follow_ups, IncidentKind};
 use crate::incidents::store::{IncidentRow, DEFAULT_REPORT_WORKING_DAYS};
+use crate::jurisdiction::profiles::Profile;
 use crate::lots::model::{lot_status, LotKind};
 use crate::lots::store::LotRow;
 use crate::records::as_of;
@@ -381,7 +381,7 @@ fn mail_at(
     clinic_id: &str,
     at: NaiveDateTime,
 ) -> AppResult<MailFacts> {
-    let failed = crate::mail::outbox::failed_by(conn, clinic_id, at)?;
+    let failed = crate::outbox::failed_by(conn, clinic_id, at)?;
     let required = profile
         .notify_authority_of
         .value
@@ -391,7 +391,8 @@ fn mail_at(
         Vec::new()
     } else {
         // Settings are kept in place: the address as it is now.
-        let address = crate::mail::settings::find(conn, clinic_id)?.and_then(|s| s.authority_email);
+        let address =
+            crate::outbox::settings::find(conn, clinic_id)?.and_then(|s| s.authority_email);
         if address.is_some() {
             Vec::new()
         } else {

@@ -3,7 +3,5 @@
 
 pub mod facts;
 pub mod lookback;
-pub mod profiles;
-pub mod routes;
 pub mod rules;
 pub mod view;

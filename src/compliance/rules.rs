@@ -5,9 +5,9 @@ use chrono::{Duration, NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::profiles::Profile;
 use crate::credentials::model::Eligibility;
 use crate::incidents::model::end_of_day;
+use crate::jurisdiction::profiles::Profile;
 use crate::lots::model::{LotKind, LotStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
@@ -114,7 +114,7 @@ pub struct MailFacts {
     /// (kind, recipient, subject) of messages given up on in the last 30 days.
     pub failed: Vec<(String, String, String)>,
     /// Events the profile says to report at once, with no authority address to send them to.
-    pub authority_missing: Vec<crate::compliance::profiles::AuthorityEvent>,
+    pub authority_missing: Vec<crate::jurisdiction::profiles::AuthorityEvent>,
 }
 
 #[derive(Debug, Clone)]
@@ -563,7 +563,7 @@ pub fn evaluate(p: &Profile, f: &Facts) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compliance::profiles::Profiles;
+    use crate::jurisdiction::profiles::Profiles;
 
     fn at(d: u32, h: u32) -> NaiveDateTime {
         NaiveDate::from_ymd_opt(2026, 11, d)

@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::facts;
-use super::profiles::Profiles;
 use super::rules::{self, Finding, Severity};
 use crate::db::schema::audit_events;
 use crate::db::{self, to_utc, DbConn};
 use crate::error::{AppError, AppResult};
+use crate::jurisdiction::profiles::Profiles;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct Summary {

@@ -2,6 +2,5 @@
 //! on a client at a given moment.
 
 pub mod model;
-pub mod routes;
 pub mod service;
 pub mod store;

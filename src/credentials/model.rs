@@ -7,53 +7,6 @@ use utoipa::ToSchema;
 
 use crate::error::FieldError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CredentialKind {
-    /// OSHA bloodborne-pathogens training, repeated at least yearly.
-    BloodbornePathogenTraining,
-    /// Hepatitis B vaccination status (or a signed declination).
-    HepatitisB,
-    FirstAidCpr,
-    /// Practitioner licence or registration.
-    Licence,
-    InfectionControl,
-    SmpPmuTraining,
-}
-
-impl CredentialKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::BloodbornePathogenTraining => "bloodborne_pathogen_training",
-            Self::HepatitisB => "hepatitis_b",
-            Self::FirstAidCpr => "first_aid_cpr",
-            Self::Licence => "licence",
-            Self::InfectionControl => "infection_control",
-            Self::SmpPmuTraining => "smp_pmu_training",
-        }
-    }
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "bloodborne_pathogen_training" => Self::BloodbornePathogenTraining,
-            "hepatitis_b" => Self::HepatitisB,
-            "first_aid_cpr" => Self::FirstAidCpr,
-            "licence" => Self::Licence,
-            "infection_control" => Self::InfectionControl,
-            _ => Self::SmpPmuTraining,
-        }
-    }
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::BloodbornePathogenTraining => "bloodborne-pathogen training",
-            Self::HepatitisB => "hepatitis B status",
-            Self::FirstAidCpr => "first aid / CPR",
-            Self::Licence => "practitioner licence",
-            Self::InfectionControl => "infection-control qualification",
-            Self::SmpPmuTraining => "SMP/PMU training",
-        }
-    }
-}
-
 /// Body-art codes accept any of these on file (DOMAIN.md 3.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -166,32 +119,7 @@ impl CredentialInput {
     }
 }
 
-/// What a jurisdiction requires of a credential kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Requirement {
-    pub kind: CredentialKind,
-    /// The credential must have been issued within this many days (e.g. yearly training).
-    pub max_age_days: Option<i64>,
-}
-
-/// Until jurisdiction profiles exist: BBP training within 365 days (OSHA 1910.1030), hepatitis
-/// B status on file, licence unexpired.
-pub fn default_requirements() -> Vec<Requirement> {
-    vec![
-        Requirement {
-            kind: CredentialKind::BloodbornePathogenTraining,
-            max_age_days: Some(365),
-        },
-        Requirement {
-            kind: CredentialKind::HepatitisB,
-            max_age_days: None,
-        },
-        Requirement {
-            kind: CredentialKind::Licence,
-            max_age_days: None,
-        },
-    ]
-}
+pub use crate::jurisdiction::kinds::{default_requirements, CredentialKind, Requirement};
 
 /// A credential as the rule sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

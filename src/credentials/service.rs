@@ -8,9 +8,9 @@ use super::model::*;
 use super::store::{self, CredentialFilter, CredentialRow, VerificationRow};
 use crate::audit::{self, AuditContext};
 use crate::auth::{store as accounts, Role};
-use crate::compliance::profiles::Profiles;
 use crate::db::{self, to_utc, DbConn};
 use crate::error::{AppError, AppResult};
+use crate::jurisdiction::profiles::Profiles;
 use crate::records::*;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -94,23 +94,7 @@ pub struct ConnectionManager {
     timeouts: Timeouts,
 }
 
-/// How long the database may take before the service stops waiting for it.
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    /// To open a connection, handshake included (a server that accepts and never answers).
-    pub connect: Duration,
-    /// For any one request's database work; PostgreSQL also cancels a statement running longer.
-    pub statement: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(5),
-            statement: Duration::from_secs(30),
-        }
-    }
-}
+pub use crate::config::Timeouts;
 
 impl ConnectionManager {
     pub fn new(url: &str, busy_timeout_ms: u64) -> Result<Self, DbError> {
@@ -577,7 +561,7 @@ where
     T: Send + 'static,
 {
     let pool = pool.clone();
-    actix_web::web::block(move || {
+    tokio::task::spawn_blocking(move || {
         let mut conn = pool.get()?;
         f(&mut conn)
     })
@@ -638,13 +622,13 @@ where
 {
     let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mine = flag.clone();
-    let work = actix_web::web::block(move || {
+    let work = tokio::task::spawn_blocking(move || {
         ABANDONED.with(|a| *a.borrow_mut() = Some(mine));
         let outcome = f();
         ABANDONED.with(|a| *a.borrow_mut() = None);
         outcome
     });
-    match actix_web::rt::time::timeout(limit, work).await {
+    match tokio::time::timeout(limit, work).await {
         Ok(done) => done.map_err(AppError::from)?,
         Err(_) => {
             flag.store(true, std::sync::atomic::Ordering::SeqCst);

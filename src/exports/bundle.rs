@@ -19,7 +19,6 @@ use crate::audit::canonical::to_canonical_string;
 use crate::audit::chain::{format_time, EventFields, Verifier, GENESIS_HASH};
 use crate::audit::store::AuditEventRow;
 use crate::compliance::lookback::cell;
-use crate::compliance::profiles::Profiles;
 use crate::db::schema::{
     air_removal_tests, audit_events, credential_verifications, credentials, cycles,
     incident_closures, incidents, lot_recalls, lots, packs, session_completions, session_starts,
@@ -27,11 +26,11 @@ use crate::db::schema::{
 };
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
+use crate::jurisdiction::profiles::Profiles;
 use crate::records::current;
 
 pub const FORMAT: &str = "aseptic-export/1";
-/// Rows per query page: no part of an export holds a whole period of records.
-pub(super) const PAGE: i64 = 1000;
+use super::pages::{for_each_page, PAGE};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FileEntry {
@@ -104,26 +103,6 @@ fn t(v: NaiveDateTime) -> String {
 
 fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
-}
-
-/// Reads rows a page at a time: `page(after)` returns up to [`PAGE`] rows following the row whose
-/// key is `after` (the first page when `None`); a short page is the last. `each` sees every row.
-pub(super) fn for_each_page<T>(
-    mut page: impl FnMut(Option<&str>) -> AppResult<Vec<T>>,
-    key: impl Fn(&T) -> String,
-    mut each: impl FnMut(&T) -> AppResult<()>,
-) -> AppResult<()> {
-    let mut after: Option<String> = None;
-    loop {
-        let rows = page(after.as_deref())?;
-        for r in &rows {
-            each(r)?;
-        }
-        if (rows.len() as i64) < PAGE {
-            return Ok(());
-        }
-        after = rows.last().map(&key);
-    }
 }
 
 /// Writes one CSV file into the zip: a header, then pages of rows until a short page.

@@ -4,9 +4,9 @@
 pub mod bundle;
 pub mod entries;
 pub mod key;
+pub mod pages;
 pub mod pdf;
 pub mod report;
-pub mod routes;
 pub mod store;
 
 pub use key::ExportKey;

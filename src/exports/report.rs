@@ -8,10 +8,9 @@ use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 use diesel::prelude::*;
 
-use super::bundle::{for_each_page, PAGE};
+use super::pages::{for_each_page, PAGE};
 use super::pdf::{render, str_lit as s};
 use crate::compliance::lookback::{compute, Trigger};
-use crate::compliance::profiles::Profiles;
 use crate::compliance::rules::Severity;
 use crate::db::schema::{
     air_removal_tests, cycles, incident_closures, incident_follow_ups, incidents, lot_recalls,
@@ -20,6 +19,7 @@ use crate::db::schema::{
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
 use crate::incidents::model::{required_follow_ups, IncidentKind};
+use crate::jurisdiction::profiles::Profiles;
 use crate::records::current;
 
 pub struct ReportInput<'a> {

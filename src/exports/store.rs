@@ -11,10 +11,10 @@ use utoipa::ToSchema;
 use super::bundle;
 use super::ExportKey;
 use crate::audit::{self, AuditContext, NewEvent};
-use crate::compliance::profiles::Profiles;
 use crate::db::schema::{export_results, exports};
 use crate::db::{self, to_utc, DbConn};
 use crate::error::{AppError, AppResult, FieldError};
+use crate::jurisdiction::profiles::Profiles;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = exports)]

@@ -2,5 +2,4 @@
 //! with the follow-ups each requires and when.
 
 pub mod model;
-pub mod routes;
 pub mod store;

@@ -8,10 +8,10 @@ use utoipa::ToSchema;
 
 use super::model::*;
 use crate::audit::{self, AuditContext};
-use crate::compliance::profiles::Profiles;
 use crate::db::schema::{incident_closures, incident_follow_ups, incidents};
 use crate::db::{self, to_utc, DbConn};
 use crate::error::{AppError, AppResult, FieldError};
+use crate::jurisdiction::profiles::Profiles;
 use crate::records::*;
 
 /// Client infections and reactions are reported within this many working days when the

@@ -261,11 +261,11 @@ pub fn grant(
         audit::append(conn, clinic_id, ctx, event("inspector.granted", &row, None))?;
         if let Some(inv) = &invitation {
             let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
-            crate::mail::outbox::enqueue(
+            crate::outbox::enqueue(
                 conn,
-                crate::mail::outbox::NewMail {
+                crate::outbox::NewMail {
                     clinic_id: clinic_id.to_owned(),
-                    kind: crate::mail::outbox::INVITATION,
+                    kind: crate::outbox::INVITATION,
                     recipient: user.email.clone(),
                     subject: format!("Inspector access to {}", clinic.name),
                     body_text: invitation_text(&clinic.name, &row, inv, public_url),

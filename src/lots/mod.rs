@@ -3,6 +3,5 @@
 
 pub mod gs1;
 pub mod model;
-pub mod routes;
 pub mod service;
 pub mod store;

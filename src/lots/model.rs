@@ -7,40 +7,7 @@ use utoipa::ToSchema;
 use super::gs1::gtin_check_digit;
 use crate::error::FieldError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum LotKind {
-    NeedleCartridge,
-    /// Pigment or ink.
-    Pigment,
-    /// Any other single-use supply (barrier film, caps, gloves, ...).
-    Other,
-}
-
-impl LotKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NeedleCartridge => "needle_cartridge",
-            Self::Pigment => "pigment",
-            Self::Other => "other",
-        }
-    }
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "needle_cartridge" => Self::NeedleCartridge,
-            "pigment" => Self::Pigment,
-            _ => Self::Other,
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::NeedleCartridge => "needle-cartridge lot",
-            Self::Pigment => "pigment lot",
-            Self::Other => "lot",
-        }
-    }
-}
+pub use crate::jurisdiction::kinds::LotKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -9,6 +9,7 @@ use super::store::{self, LotFilter, LotRow, RecallRow};
 use crate::audit::{self, AuditContext};
 use crate::db::{self, to_utc, DbConn};
 use crate::error::{AppError, AppResult};
+use crate::events::{DomainEvent, WithEvents};
 use crate::records::*;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -194,14 +195,15 @@ pub fn amend_lot(
 }
 
 /// Recalls a lot: from now on it cannot be used in a session. A lot is recalled once.
+/// Reports `LotRecalled`; run it through `reactions::run` so its look-back and authority report
+/// land in the same transaction.
 pub fn recall_lot(
     conn: &mut DbConn,
-    profiles: &crate::compliance::profiles::Profiles,
     ctx: &AuditContext,
     clinic_id: &str,
     id: &str,
     req: &RecallRequest,
-) -> AppResult<LotView> {
+) -> AppResult<WithEvents<LotView>> {
     let (reason, reference) = (
         req.reason.trim().to_owned(),
         req.reference.trim().to_owned(),
@@ -240,32 +242,24 @@ pub fn recall_lot(
             ctx,
             event("lot.recalled", "lot", id, payload(&view), Some(reason)),
         )?;
-        let lookback = crate::compliance::lookback::record(
-            conn,
-            ctx,
-            clinic_id,
-            &crate::compliance::lookback::Trigger::Lot(id.to_owned()),
-        )?;
-        crate::mail::events::report(
-            conn,
-            profiles,
-            ctx,
-            clinic_id,
-            crate::compliance::profiles::AuthorityEvent::LotRecall,
-            ("lot", id),
-            &format!(
-                "{} {} lot {} (received {}, expires {}) was recalled: {} (reference {}).",
-                row.manufacturer,
-                row.product_name,
-                row.lot_number,
-                row.received_on,
-                row.expiry_date,
-                recall.reason,
-                recall.reference
-            ),
-            &lookback,
-        )?;
-        Ok(view)
+        let summary = format!(
+            "{} {} lot {} (received {}, expires {}) was recalled: {} (reference {}).",
+            row.manufacturer,
+            row.product_name,
+            row.lot_number,
+            row.received_on,
+            row.expiry_date,
+            recall.reason,
+            recall.reference
+        );
+        Ok(WithEvents {
+            view,
+            events: vec![DomainEvent::LotRecalled {
+                clinic_id: clinic_id.to_owned(),
+                lot_id: id.to_owned(),
+                summary,
+            }],
+        })
     })
 }
 

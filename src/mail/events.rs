@@ -3,13 +3,13 @@
 
 use serde_json::json;
 
-use super::outbox::{self, NewMail};
-use super::settings;
 use crate::audit::{self, AuditContext, NewEvent};
 use crate::compliance::lookback::Lookback;
-use crate::compliance::profiles::{AuthorityEvent, Profiles};
 use crate::db::DbConn;
 use crate::error::AppResult;
+use crate::jurisdiction::profiles::{AuthorityEvent, Profiles};
+use crate::outbox::settings;
+use crate::outbox::{self, NewMail};
 
 /// Queues the report of `event` to the clinic's authority address, if the profile requires the
 /// report and the clinic has given the address (the compliance view flags a missing address).

@@ -3,10 +3,6 @@
 //! authority and expiry reminders.
 
 pub mod events;
-pub mod model;
-pub mod outbox;
-pub mod routes;
-pub mod settings;
 pub mod summary;
 pub mod transport;
 pub mod worker;

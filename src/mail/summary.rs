@@ -8,7 +8,6 @@ use diesel::dsl::not;
 use diesel::prelude::*;
 
 use crate::compliance::lookback::{compute, Trigger};
-use crate::compliance::profiles::Profiles;
 use crate::compliance::rules::{Finding, Severity};
 use crate::db::schema::{
     air_removal_tests, cycles, incident_closures, incidents, sessions, spore_test_results,
@@ -17,6 +16,7 @@ use crate::db::schema::{
 use crate::db::{to_utc, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::exports::report::local;
+use crate::jurisdiction::profiles::Profiles;
 use crate::records::current;
 
 pub struct Composed {

@@ -14,19 +14,19 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 use serde_json::json;
 
-use super::model::{backoff, reminder_threshold};
-use super::outbox::{self, NewMail, OutboxRow};
-use super::settings;
 use super::summary::{self, SummaryInput};
 use super::transport::Transport;
 use crate::audit::{self, AuditContext, NewEvent};
-use crate::compliance::profiles::Profiles;
 use crate::config::Settings;
 use crate::db::schema::clinics;
 use crate::db::{self, DbConn, Pool};
 use crate::error::{AppError, AppResult};
 use crate::exports::store::{self as exports, ExportInput, ExportState};
 use crate::exports::ExportKey;
+use crate::jurisdiction::profiles::Profiles;
+use crate::outbox::model::{backoff, reminder_threshold};
+use crate::outbox::settings;
+use crate::outbox::{self, NewMail, OutboxRow};
 
 /// The parts of a built export a summary carries.
 pub struct ExportParts {
@@ -47,7 +47,7 @@ pub struct Mailer {
 
 /// The domain of the From address: the right-hand side of every Message-ID.
 pub fn domain(settings: &Settings) -> String {
-    super::model::parse_mailbox(&settings.mail.from)
+    crate::outbox::model::parse_mailbox(&settings.mail.from)
         .map(|m| m.email.domain().to_owned())
         .unwrap_or_else(|_| "localhost".into())
 }
@@ -72,7 +72,7 @@ impl Mailer {
         export_key: Arc<ExportKey>,
     ) -> Result<Self, String> {
         let transport = Transport::from_settings(&settings.mail)?;
-        let from = super::model::parse_mailbox(&settings.mail.from)?;
+        let from = crate::outbox::model::parse_mailbox(&settings.mail.from)?;
         Ok(Self {
             pool,
             settings,

@@ -2,5 +2,4 @@
 //! setup checklist, the sterilised packs and the lots used.
 
 pub mod model;
-pub mod routes;
 pub mod store;

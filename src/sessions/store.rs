@@ -96,19 +96,6 @@ pub struct CompletionRow {
     pub notes: Option<String>,
 }
 
-/// Which of these pack codes were opened in a session (a pack is single-use).
-pub fn used_pack_codes(
-    conn: &mut DbConn,
-    clinic_id: &str,
-    codes: &[String],
-) -> QueryResult<Vec<String>> {
-    session_packs::table
-        .filter(session_packs::clinic_id.eq(clinic_id))
-        .filter(session_packs::pack_code.eq_any(codes))
-        .select(session_packs::pack_code)
-        .load(conn)
-}
-
 fn find(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<SessionRow> {
     sessions::table
         .filter(sessions::clinic_id.eq(clinic_id))
@@ -320,7 +307,7 @@ pub fn answer(
 
 pub fn add_pack(
     conn: &mut DbConn,
-    profiles: &crate::compliance::profiles::Profiles,
+    profiles: &crate::jurisdiction::profiles::Profiles,
     ctx: &AuditContext,
     clinic_id: &str,
     id: &str,
@@ -334,7 +321,13 @@ pub fn add_pack(
                 AppError::NotFound => not_found("code", "pack"),
                 other => other,
             })?;
-        if !used_pack_codes(conn, clinic_id, std::slice::from_ref(&pack.code))?.is_empty() {
+        if !crate::sterilisation::store::opened_pack_codes(
+            conn,
+            clinic_id,
+            std::slice::from_ref(&pack.code),
+        )?
+        .is_empty()
+        {
             return Err(AppError::Conflict(format!(
                 "pack {} was already opened for a session; packs are single-use",
                 pack.code
@@ -440,7 +433,7 @@ pub fn add_lot(
 /// overrides with a written reason, which is audited and stays on the session.
 pub fn start(
     conn: &mut DbConn,
-    profiles: &crate::compliance::profiles::Profiles,
+    profiles: &crate::jurisdiction::profiles::Profiles,
     ctx: &AuditContext,
     role: Role,
     clinic_id: &str,

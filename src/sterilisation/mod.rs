@@ -3,6 +3,5 @@
 
 pub mod label;
 pub mod model;
-pub mod routes;
 pub mod service;
 pub mod store;

@@ -322,8 +322,8 @@ impl CycleInput {
             .remove("packs")
             .unwrap_or_else(|| serde_json::Value::Array(Vec::new()));
         Ok(Self {
-            fields: crate::api::json::from_value(body, "")?,
-            packs: crate::api::json::from_value(packs, "packs")?,
+            fields: crate::input::from_value(body, "")?,
+            packs: crate::input::from_value(packs, "packs")?,
         })
     }
 

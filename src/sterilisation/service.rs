@@ -12,9 +12,10 @@ use super::model::*;
 use super::store::{self, *};
 use crate::audit::{self, AuditContext};
 use crate::auth::{store as accounts, Role};
-use crate::compliance::profiles::Profiles;
 use crate::db::{self, to_utc, DbConn};
 use crate::error::{AppError, AppResult};
+use crate::events::{DomainEvent, WithEvents};
+use crate::jurisdiction::profiles::Profiles;
 use crate::records::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -463,7 +464,7 @@ fn cycle_views_counting_use(
     let names = staff_names(conn, clinic_id)?;
     let codes: Vec<String> = packs.iter().map(|p| p.code.clone()).collect();
     let used = if count_use {
-        crate::sessions::store::used_pack_codes(conn, clinic_id, &codes)?
+        store::opened_pack_codes(conn, clinic_id, &codes)?
     } else {
         Vec::new()
     };
@@ -1006,15 +1007,17 @@ pub fn create_spore_test(
 
 /// Records the reading. A valid positive quarantines the steriliser in the same transaction; the
 /// packs of its look-back window turn quarantined because their state is derived from it.
+/// A positive valid reading quarantines the steriliser and reports `SporeTestPositive`; run it
+/// through `reactions::run` so its look-back and authority report land in the same transaction.
 pub fn record_spore_result(
     conn: &mut DbConn,
-    profiles: &crate::compliance::profiles::Profiles,
     ctx: &AuditContext,
     clinic_id: &str,
     id: &str,
     input: SporeResultInput,
-) -> AppResult<SporeTestView> {
+) -> AppResult<WithEvents<SporeTestView>> {
     db::write_transaction(conn, |conn| {
+        let mut events = Vec::new();
         audit::store::lock_clinic(conn, clinic_id)?;
         let test = store::find_spore_test(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
         if store::find_spore_result(conn, clinic_id, id)?.is_some() {
@@ -1088,29 +1091,18 @@ pub fn record_spore_result(
                     Some(reason),
                 ),
             )?;
-            let lookback = crate::compliance::lookback::record(
-                conn,
-                ctx,
-                clinic_id,
-                &crate::compliance::lookback::Trigger::SporeTest(id.to_owned()),
-            )?;
-            crate::mail::events::report(
-                conn,
-                profiles,
-                ctx,
-                clinic_id,
-                crate::compliance::profiles::AuthorityEvent::PositiveSporeTest,
-                ("spore_test", id),
-                &format!(
+            events.push(DomainEvent::SporeTestPositive {
+                clinic_id: clinic_id.to_owned(),
+                spore_test_id: id.to_owned(),
+                summary: format!(
                     "The spore test placed {} in steriliser {} read positive at {} (control grew); the steriliser is out of service until a retest passes.",
                     audit::chain::format_time(test.placed_at),
                     test.steriliser_id,
                     audit::chain::format_time(result.read_at)
                 ),
-                &lookback,
-            )?;
+            });
         }
-        Ok(view)
+        Ok(WithEvents { view, events })
     })
 }
 

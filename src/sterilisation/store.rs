@@ -636,3 +636,18 @@ pub fn list_air_removal(
     }
     query.load(conn)
 }
+
+/// Which of these pack codes were opened in a client session (a pack is single-use, so an
+/// opened pack reads `used`). Sessions record the opening; the pack's state is derived here.
+pub fn opened_pack_codes(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    codes: &[String],
+) -> QueryResult<Vec<String>> {
+    use crate::db::schema::session_packs;
+    session_packs::table
+        .filter(session_packs::clinic_id.eq(clinic_id))
+        .filter(session_packs::pack_code.eq_any(codes))
+        .select(session_packs::pack_code)
+        .load(conn)
+}

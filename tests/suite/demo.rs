@@ -3,8 +3,8 @@
 
 use crate::common;
 
-use aseptic::compliance::profiles::Profiles;
 use aseptic::demo::{generate, DemoOptions};
+use aseptic::jurisdiction::profiles::Profiles;
 use common::TestApp;
 use serde_json::Value;
 

@@ -417,7 +417,7 @@ async fn an_export_interrupted_by_a_stop_is_built_after() {
     // A request acknowledged, then the service stopped before building it.
     let id = {
         let mut conn = app.raw_connection();
-        let profiles = aseptic::compliance::profiles::Profiles::load(None).unwrap();
+        let profiles = aseptic::jurisdiction::profiles::Profiles::load(None).unwrap();
         aseptic::exports::store::request(
             &mut conn,
             &profiles,
@@ -441,7 +441,7 @@ async fn an_export_interrupted_by_a_stop_is_built_after() {
     let resumed = actix_web::rt::task::spawn_blocking(move || {
         aseptic::exports::store::resume(
             &pool,
-            &aseptic::compliance::profiles::Profiles::load(None).unwrap(),
+            &aseptic::jurisdiction::profiles::Profiles::load(None).unwrap(),
             &ExportKey::load_or_create(&settings.exports.signing_key_path).unwrap(),
             &settings.exports.dir,
         )

@@ -157,9 +157,9 @@ fn queue(
     subject: &str,
     export_id: Option<String>,
 ) -> String {
-    aseptic::mail::outbox::enqueue(
+    aseptic::outbox::enqueue(
         &mut app.raw_connection(),
-        aseptic::mail::outbox::NewMail {
+        aseptic::outbox::NewMail {
             clinic_id: app.clinic_id.clone(),
             kind,
             recipient: recipient.into(),

@@ -15,6 +15,7 @@ mod exports;
 mod http;
 mod incidents;
 mod inspectors;
+mod layering;
 mod lookbacks;
 mod lots;
 mod mail;

@@ -273,7 +273,7 @@ pub fn grant_inspector(pool: &Pool, clinic_id: &str, email: &str) {
 
 pub fn create_clinic(pool: &Pool, name: &str, owner_email: &str, jurisdiction: &str) -> String {
     let mut conn = pool.get().unwrap();
-    let profiles = aseptic::compliance::profiles::Profiles::load(Some(
+    let profiles = aseptic::jurisdiction::profiles::Profiles::load(Some(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jurisdictions"),
     ))
     .unwrap();

@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::store::{self, ExportInput, ExportView};
+use crate::api::state::AppState;
+use crate::api::ClinicAccess;
 use crate::api::ValidJson;
-use crate::auth::ClinicAccess;
 use crate::db;
 use crate::error::{AppError, AppResult, Problem};
-use crate::state::AppState;
+use crate::exports::store::{self, ExportInput, ExportView};
 
 pub fn well_known(cfg: &mut ServiceConfig) {
     cfg.service(export_key);

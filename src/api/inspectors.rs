@@ -5,15 +5,15 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::store::{self, GrantInput, GrantView, RevokeInput};
+use crate::api::auth::client_address;
+use crate::api::state::AppState;
+use crate::api::ClinicAccess;
 use crate::api::ValidJson;
 use crate::auth::password::{self, Verdict};
-use crate::auth::routes::client_address;
-use crate::auth::ClinicAccess;
 use crate::clinics::invitations;
 use crate::db;
 use crate::error::{AppError, AppResult, FieldError, Problem};
-use crate::state::AppState;
+use crate::inspectors::store::{self, GrantInput, GrantView, RevokeInput};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list).service(grant).service(revoke);

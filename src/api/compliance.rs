@@ -6,12 +6,12 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::lookback::{self, Lookback};
-use super::view::ComplianceView;
-use crate::auth::ClinicAccess;
+use crate::api::state::AppState;
+use crate::api::ClinicAccess;
+use crate::compliance::lookback::{self, Lookback};
+use crate::compliance::view::ComplianceView;
 use crate::db;
 use crate::error::{AppError, AppResult, Problem};
-use crate::state::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(lookbacks).service(compliance_now);
@@ -55,7 +55,7 @@ async fn compliance_now(
     let (clinic, profiles) = (access.clinic_id.clone(), state.profiles.clone());
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            super::view::view(conn, &profiles, &clinic, at)
+            crate::compliance::view::view(conn, &profiles, &clinic, at)
         })
         .await?,
     ))

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod mail_url;
+
 /// The defaults ship inside the binary so it starts from any directory (a container, a service unit).
-const EMBEDDED_DEFAULTS: &str = include_str!("../config/default.toml");
+const EMBEDDED_DEFAULTS: &str = include_str!("../../config/default.toml");
 
 /// The JWT secret in `config/default.toml`; production refuses to run with it.
 pub const DEVELOPMENT_JWT_SECRET: &str = "aseptic-development-secret-do-not-use-in-production";
@@ -80,10 +82,28 @@ pub struct DatabaseSettings {
 }
 
 impl DatabaseSettings {
-    pub fn timeouts(&self) -> crate::db::Timeouts {
-        crate::db::Timeouts {
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
             connect: std::time::Duration::from_secs(self.connect_timeout_secs),
             statement: std::time::Duration::from_secs(self.statement_timeout_secs),
+        }
+    }
+}
+
+/// How long the database may take before the service stops waiting for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// To open a connection, handshake included (a server that accepts and never answers).
+    pub connect: std::time::Duration,
+    /// For any one request's database work; PostgreSQL also cancels a statement running longer.
+    pub statement: std::time::Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: std::time::Duration::from_secs(5),
+            statement: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -272,10 +292,10 @@ impl Settings {
         if self.mail.give_up_after_hours == 0 {
             return invalid("mail.give_up_after_hours must be at least 1");
         }
-        if let Err(e) = crate::mail::transport::parse_url(self.mail.url.expose()) {
+        if let Err(e) = mail_url::parse_url(self.mail.url.expose()) {
             return Err(ConfigError::Invalid(format!("mail.url: {e}")));
         }
-        if crate::mail::model::parse_mailbox(&self.mail.from).is_err() {
+        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
             return invalid(
                 "mail.from must be an address, e.g. \"Aseptic <aseptic@clinic.example>\"",
             );
@@ -290,7 +310,7 @@ impl Settings {
                      set ASEPTIC__AUTH__JWT_SECRET",
                 );
             }
-            if crate::mail::transport::tls_unstated(self.mail.url.expose()) {
+            if mail_url::tls_unstated(self.mail.url.expose()) {
                 return invalid(
                     "refusing to start in production with mail.url smtp:// that does not say \
                      ?tls=required (or opportunistic, or none for a relay on a private network)",

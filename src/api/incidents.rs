@@ -5,14 +5,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::model::IncidentInput;
-use super::store::{self, CloseInput, FollowUpInput, IncidentView};
+use crate::api::state::AppState;
+use crate::api::ClinicAccess;
 use crate::api::{PageQuery, ValidJson};
-use crate::auth::ClinicAccess;
 use crate::db;
 use crate::error::{AppError, AppResult, Problem};
+use crate::incidents::model::IncidentInput;
+use crate::incidents::store::{self, CloseInput, FollowUpInput, IncidentView};
 use crate::records::{AmendmentRequest, TimeCursor};
-use crate::state::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_incidents)

@@ -6,14 +6,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::model::{AnswersInput, CompleteInput, LotUse, PackUse, SessionInput, StartInput};
-use super::store::{self, TraceView};
+use crate::api::state::AppState;
+use crate::api::ClinicAccess;
 use crate::api::{PageQuery, ValidJson};
-use crate::auth::ClinicAccess;
 use crate::db;
 use crate::error::{AppError, AppResult, Problem};
 use crate::records::TimeCursor;
-use crate::state::AppState;
+use crate::sessions::model::{
+    AnswersInput, CompleteInput, LotUse, PackUse, SessionInput, StartInput,
+};
+use crate::sessions::store::{self, TraceView};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_sessions)

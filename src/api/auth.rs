@@ -5,13 +5,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::password::{self, Verdict};
-use super::store::{self, UserRow};
-use super::{normalise_email, token, AuthUser, Role};
+use crate::api::state::AppState;
+use crate::api::AuthUser;
 use crate::api::ValidJson;
+use crate::auth::password::{self, Verdict};
+use crate::auth::store::{self, UserRow};
+use crate::auth::{normalise_email, token, Role};
 use crate::db;
 use crate::error::{AppError, AppResult, FieldError, Problem};
-use crate::state::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(login)

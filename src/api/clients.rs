@@ -5,14 +5,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::store::{self, ClientAnswer, ClientView};
-use super::ClientInput;
+use crate::api::state::AppState;
+use crate::api::ClinicAccess;
 use crate::api::{PageQuery, ValidJson};
-use crate::auth::ClinicAccess;
+use crate::clients::store::{self, ClientAnswer, ClientView};
+use crate::clients::ClientInput;
 use crate::db;
 use crate::error::{AppResult, Problem};
 use crate::records::AmendmentRequest;
-use crate::state::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_clients)

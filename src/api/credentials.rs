@@ -6,15 +6,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::model::{CredentialInput, CredentialKind};
-use super::service::{self, CredentialView, EligibilityView};
-use super::store::CredentialFilter;
+use crate::api::state::AppState;
+use crate::api::ClinicAccess;
 use crate::api::{PageQuery, ValidJson};
-use crate::auth::ClinicAccess;
+use crate::credentials::model::{CredentialInput, CredentialKind};
+use crate::credentials::service::{self, CredentialView, EligibilityView};
+use crate::credentials::store::CredentialFilter;
 use crate::db;
 use crate::error::{AppResult, Problem};
 use crate::records::AmendmentRequest;
-use crate::state::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_credentials)

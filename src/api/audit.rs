@@ -6,13 +6,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::chain::ChainBreak;
-use super::store::{self, AuditEventRow, EventFilter};
+use crate::api::state::AppState;
+use crate::api::ClinicAccess;
 use crate::api::PageQuery;
-use crate::auth::ClinicAccess;
+use crate::audit::chain::ChainBreak;
+use crate::audit::store::{self, AuditEventRow, EventFilter};
 use crate::db;
 use crate::error::{AppError, AppResult, Problem};
-use crate::state::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_events).service(verify_chain);
@@ -45,7 +45,7 @@ impl From<AuditEventRow> for AuditEventView {
         Self {
             payload: r.payload_json(),
             seq: r.seq,
-            recorded_at: super::chain::format_time(r.recorded_at),
+            recorded_at: crate::audit::chain::format_time(r.recorded_at),
             actor_kind: r.actor_kind,
             actor_id: r.actor_id,
             action: r.action,

@@ -7,13 +7,13 @@ use actix_web::dev::Payload;
 use actix_web::http::{header, Method};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
-use super::store::{self, UserRow};
-use super::Role;
-use crate::api::RequestId;
+use super::RequestId;
+use crate::api::state::AppState;
 use crate::audit::{Actor, AuditContext};
+use crate::auth::store::{self, UserRow};
+use crate::auth::Role;
 use crate::db;
 use crate::error::AppError;
-use crate::state::AppState;
 
 /// Left in the request's extensions once the caller has been authenticated and, for a clinic's
 /// routes, found to be a member: a replayed idempotent answer is given only to such a caller.

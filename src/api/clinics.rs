@@ -5,15 +5,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::invitations::{self, InvitationView, NewInvitation};
-use super::model::ClinicView;
-use super::store::{self, MemberChange};
+use crate::api::state::AppState;
+use crate::api::ClinicAccess;
 use crate::api::ValidJson;
 use crate::auth::store::{self as accounts, MembershipRow, UserRow};
-use crate::auth::{check_email, normalise_email, ClinicAccess, Role};
+use crate::auth::{check_email, normalise_email, Role};
+use crate::clinics::invitations::{self, InvitationView, NewInvitation};
+use crate::clinics::model::ClinicView;
+use crate::clinics::store::{self, MemberChange};
 use crate::db;
 use crate::error::{AppError, AppResult, FieldError, Problem};
-use crate::state::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(get_clinic)

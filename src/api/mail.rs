@@ -8,16 +8,16 @@ use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::outbox::{self, MailFilter, MailView, NewMail};
-use super::settings::{self, MailSettingsInput, MailSettingsView};
-use super::summary::{self, SummaryInput};
+use crate::api::state::AppState;
+use crate::api::ClinicAccess;
 use crate::api::ValidJson;
 use crate::audit::{self, NewEvent};
-use crate::auth::ClinicAccess;
 use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult, FieldError, Problem};
 use crate::exports::store::{self as exports, ExportState};
-use crate::state::AppState;
+use crate::mail::summary::{self, SummaryInput};
+use crate::outbox::settings::{self, MailSettingsInput, MailSettingsView};
+use crate::outbox::{self, MailFilter, MailView, NewMail};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_mail)
@@ -46,7 +46,7 @@ async fn resend(
         access.audit_context(),
         access.clinic_id.clone(),
         path.into_inner().1,
-        super::worker::domain(&state.settings),
+        crate::mail::worker::domain(&state.settings),
     );
     let view = db::run(&state.pool, move |conn| {
         outbox::resend(conn, &ctx, &clinic, &id).map(|row| outbox::view(row, &domain))
@@ -84,7 +84,7 @@ async fn list_mail(
     }
     let (clinic, domain) = (
         access.clinic_id.clone(),
-        super::worker::domain(&state.settings),
+        crate::mail::worker::domain(&state.settings),
     );
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
@@ -174,7 +174,7 @@ async fn send_export(
     let (profiles, public_url, domain) = (
         state.profiles.clone(),
         state.settings.mail.public_url.clone(),
-        super::worker::domain(&state.settings),
+        crate::mail::worker::domain(&state.settings),
     );
     let view = db::run(&state.pool, move |conn| {
         send_now(conn, &profiles, &ctx, &clinic, &id, &input.to, &public_url)
@@ -188,14 +188,14 @@ async fn send_export(
 /// an address the owner added.
 pub fn send_now(
     conn: &mut DbConn,
-    profiles: &crate::compliance::profiles::Profiles,
+    profiles: &crate::jurisdiction::profiles::Profiles,
     ctx: &audit::AuditContext,
     clinic_id: &str,
     export_id: &str,
     to: &str,
     public_url: &str,
 ) -> AppResult<outbox::OutboxRow> {
-    let to = super::model::check_address(to).map_err(|r| AppError::invalid("to", r))?;
+    let to = crate::outbox::model::check_address(to).map_err(|r| AppError::invalid("to", r))?;
     let export = exports::get(conn, clinic_id, export_id)?;
     if export.state == ExportState::Failed {
         return Err(AppError::Conflict(

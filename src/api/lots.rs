@@ -6,16 +6,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::gs1::{self, Scan};
-use super::model::{LotInput, LotKind};
-use super::service::{self, LotView, RecallRequest};
-use super::store::LotFilter;
+use crate::api::state::AppState;
+use crate::api::ClinicAccess;
 use crate::api::{PageQuery, ValidJson};
-use crate::auth::ClinicAccess;
 use crate::db;
 use crate::error::{AppError, AppResult, Problem};
+use crate::lots::gs1::{self, Scan};
+use crate::lots::model::{LotInput, LotKind};
+use crate::lots::service::{self, LotView, RecallRequest};
+use crate::lots::store::LotFilter;
 use crate::records::AmendmentRequest;
-use crate::state::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_lots)
@@ -209,7 +209,9 @@ async fn recall_lot(
     );
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        service::recall_lot(conn, &profiles, &ctx, &clinic, &id, &req)
+        crate::reactions::run(conn, &profiles, &ctx, |conn| {
+            service::recall_lot(conn, &ctx, &clinic, &id, &req)
+        })
     })
     .await?;
     Ok(HttpResponse::Created().json(view))

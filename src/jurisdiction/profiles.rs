@@ -8,8 +8,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::credentials::model::{CredentialKind, Requirement};
-use crate::lots::model::LotKind;
+use super::kinds::LotKind;
+use super::kinds::{CredentialKind, Requirement};
 
 /// The profiles shipped with the binary; files in the configuration directory override them.
 const SHIPPED: &[(&str, &str)] = &[
@@ -341,7 +341,7 @@ impl Profiles {
         self.get(jurisdiction)
             .or_else(|| self.get("baseline"))
             .map(Profile::requirements)
-            .unwrap_or_else(crate::credentials::model::default_requirements)
+            .unwrap_or_else(super::kinds::default_requirements)
     }
 
     pub fn get(&self, id: &str) -> Option<&Profile> {

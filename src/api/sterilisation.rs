@@ -7,18 +7,18 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::model::{
-    AirRemovalInput, CycleInput, SporeResultInput, SporeTestInput, SteriliserInput,
-};
-use super::service::{self, *};
-use super::store::{LogFilter, TimeCursor};
+use crate::api::clinics::ReasonRequest;
+use crate::api::state::AppState;
+use crate::api::ClinicAccess;
 use crate::api::{PageQuery, ValidJson};
-use crate::auth::ClinicAccess;
-use crate::clinics::routes::ReasonRequest;
 use crate::db;
 use crate::error::{AppError, AppResult, Problem};
 use crate::records::AmendmentRequest;
-use crate::state::AppState;
+use crate::sterilisation::model::{
+    AirRemovalInput, CycleInput, SporeResultInput, SporeTestInput, SteriliserInput,
+};
+use crate::sterilisation::service::{self, *};
+use crate::sterilisation::store::{LogFilter, TimeCursor};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_sterilisers)
@@ -413,7 +413,7 @@ async fn pack_label(
         let timezone = crate::clinics::store::find(conn, &clinic)?
             .and_then(|c| c.timezone.parse::<chrono_tz::Tz>().ok())
             .unwrap_or(chrono_tz::UTC);
-        super::label::pack_label_svg(&pack, timezone).map_err(AppError::internal)
+        crate::sterilisation::label::pack_label_svg(&pack, timezone).map_err(AppError::internal)
     })
     .await?;
     Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
@@ -519,7 +519,9 @@ async fn record_spore_result(
     );
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        service::record_spore_result(conn, &profiles, &ctx, &clinic, &id, input)
+        crate::reactions::run(conn, &profiles, &ctx, |conn| {
+            service::record_spore_result(conn, &ctx, &clinic, &id, input)
+        })
     })
     .await?;
     Ok(HttpResponse::Created().json(view))

@@ -1,12 +1,13 @@
 //! What every handler shares: the pool, the settings, the token keys and the login limiter.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use crate::auth::{password, ratelimit::LoginLimiter, token::TokenKeys};
-use crate::compliance::profiles::Profiles;
 use crate::config::Settings;
 use crate::db::{Backend, Pool};
 use crate::exports::ExportKey;
+use crate::jurisdiction::profiles::Profiles;
 
 pub struct AppState {
     pub pool: Pool,
@@ -21,7 +22,7 @@ pub struct AppState {
     /// Signs audit exports; loaded or created at start-up.
     pub export_key: Arc<ExportKey>,
     /// Idempotency keys whose first request is running in this process.
-    pub idempotency_in_flight: crate::api::idempotency::InFlight,
+    pub idempotency_in_flight: InFlight,
 }
 
 impl AppState {
@@ -45,5 +46,33 @@ impl AppState {
             export_key,
             idempotency_in_flight: Default::default(),
         })
+    }
+}
+
+/// Keys whose first request is running in this process. Across instances on PostgreSQL an
+/// advisory lock held by the request's transaction says the same.
+#[derive(Default)]
+pub struct InFlight(Mutex<HashSet<String>>);
+
+pub struct Running<'a> {
+    set: &'a InFlight,
+    id: String,
+}
+
+impl InFlight {
+    pub fn enter(&self, id: &str) -> Option<Running<'_>> {
+        let mut set = self.0.lock().ok()?;
+        set.insert(id.to_owned()).then(|| Running {
+            set: self,
+            id: id.to_owned(),
+        })
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.0.lock() {
+            set.remove(&self.id);
+        }
     }
 }

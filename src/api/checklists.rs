@@ -5,14 +5,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::model::TemplateInput;
-use super::store::{self, TemplateView};
+use crate::api::state::AppState;
+use crate::api::ClinicAccess;
 use crate::api::ValidJson;
-use crate::auth::ClinicAccess;
+use crate::checklists::model::TemplateInput;
+use crate::checklists::store::{self, TemplateView};
 use crate::db;
 use crate::error::{AppResult, Problem};
 use crate::records::AmendmentRequest;
-use crate::state::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_templates)
