@@ -57,6 +57,10 @@ pub enum AppError {
     UnsupportedMediaType,
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The server is not set up for what the request needs (a clinic's profile that is not
+    /// installed): the detail says what, so the operator can fix it.
+    #[error("misconfigured: {0}")]
+    Misconfigured(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -97,6 +101,10 @@ impl AppError {
                 "The request body must be application/json",
             ),
             Self::Unavailable(_) => ("unavailable", "The service is temporarily unavailable"),
+            Self::Misconfigured(_) => (
+                "misconfigured",
+                "The server is not set up for this clinic's records",
+            ),
             Self::Internal(_) => ("internal", "Internal error"),
         }
     }
@@ -108,7 +116,7 @@ impl AppError {
                 .map(|e| format!("{}: {}", e.field, e.reason))
                 .collect::<Vec<_>>()
                 .join("; "),
-            Self::BadRequest(msg) | Self::Conflict(msg) => msg.clone(),
+            Self::BadRequest(msg) | Self::Conflict(msg) | Self::Misconfigured(msg) => msg.clone(),
             Self::Unauthorized(msg) | Self::Forbidden(msg) => (*msg).to_owned(),
             Self::NotFound => "no such resource".to_owned(),
             Self::NotFoundField(e) => format!("{}: {}", e.field, e.reason),
@@ -164,7 +172,7 @@ impl AppError {
             Self::PayloadTooLarge { .. } => 413,
             Self::UnsupportedMediaType => 415,
             Self::Unavailable(_) => 503,
-            Self::Internal(_) => 500,
+            Self::Internal(_) | Self::Misconfigured(_) => 500,
         }
     }
 

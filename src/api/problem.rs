@@ -42,7 +42,9 @@ impl ResponseError for AppError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         match self {
-            AppError::Internal(msg) => tracing::error!(error = %msg, "internal error"),
+            AppError::Internal(msg) | AppError::Misconfigured(msg) => {
+                tracing::error!(error = %msg, "internal error")
+            }
             AppError::Unavailable(msg) => tracing::warn!(error = %msg, "service unavailable"),
             _ => {}
         }

@@ -410,9 +410,8 @@ async fn pack_label(
     let profiles = state.profiles.clone();
     let svg = db::run(&state.pool, move |conn| {
         let pack = service::get_pack(conn, &profiles, &clinic, &code)?;
-        let timezone = crate::clinics::store::find(conn, &clinic)?
-            .and_then(|c| c.timezone.parse::<chrono_tz::Tz>().ok())
-            .unwrap_or(chrono_tz::UTC);
+        let row = crate::clinics::store::find(conn, &clinic)?.ok_or(AppError::NotFound)?;
+        let timezone = crate::clinics::context::time_zone(&row)?;
         crate::sterilisation::label::pack_label_svg(&pack, timezone).map_err(AppError::internal)
     })
     .await?;

@@ -46,20 +46,7 @@ type Negatives = HashMap<String, Vec<NaiveDateTime>>;
 /// refuses them whatever their age.
 pub const STOCK_HORIZON_DAYS: i64 = 90;
 
-/// The clinic-local day that holds `at`, as UTC bounds.
-pub fn local_day(at: NaiveDateTime, tz: Tz) -> (NaiveDate, NaiveDateTime, NaiveDateTime) {
-    let today = at.and_utc().with_timezone(&tz).date_naive();
-    let start = |d: NaiveDate| {
-        d.and_hms_opt(0, 0, 0)
-            .and_then(|t| t.and_local_timezone(tz).earliest())
-            .map(|t| t.naive_utc())
-    };
-    let day_start = start(today).unwrap_or(at);
-    // The next local midnight, not 24 hours later: days are 23 or 25 hours long across a
-    // daylight-saving change.
-    let day_end = start(today + Duration::days(1)).unwrap_or(day_start + Duration::days(1));
-    (today, day_start, day_end)
-}
+pub use crate::clinics::context::local_day;
 
 pub fn gather(
     conn: &mut DbConn,

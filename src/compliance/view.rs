@@ -80,11 +80,8 @@ pub fn view_with_facts(
             t
         }
     };
-    let profile = profiles
-        .get(&clinic.jurisdiction)
-        .or_else(|| profiles.get("baseline"))
-        .ok_or_else(|| AppError::internal("no baseline profile"))?;
-    let tz: chrono_tz::Tz = clinic.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let profile = crate::clinics::context::profile(profiles, &clinic)?;
+    let tz = crate::clinics::context::time_zone(&clinic)?;
     let facts = facts::gather(conn, profile, clinic_id, tz, moment)?;
     let findings = rules::evaluate(profile, &facts);
     let chain = audit_events::table

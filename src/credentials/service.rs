@@ -321,11 +321,10 @@ pub fn member_eligibility(
     }
     let (membership, _) =
         accounts::find_member(conn, clinic_id, user_id)?.ok_or(AppError::NotFound)?;
-    let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
-    let timezone: chrono_tz::Tz = clinic.timezone.parse().unwrap_or(chrono_tz::UTC);
-    let on = at.with_timezone(&timezone).date_naive();
+    let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
+    let on = at.with_timezone(&context.tz).date_naive();
     // The clinic's jurisdiction profile says which credentials count.
-    let requirements = profiles.requirements_for(&clinic.jurisdiction);
+    let requirements = context.profile.requirements();
     // Judged on the records as they stood at `at`: a credential recorded or verified later
     // did not count then.
     let moment = db::truncate(at.naive_utc());

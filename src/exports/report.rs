@@ -17,7 +17,7 @@ use crate::db::schema::{
     lots, spore_test_results, spore_tests, sterilisers,
 };
 use crate::db::DbConn;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::incidents::model::{required_follow_ups, IncidentKind};
 use crate::jurisdiction::profiles::Profiles;
 use crate::records::current;
@@ -97,12 +97,11 @@ fn table(columns: &[&str], rows: Vec<Vec<String>>) -> String {
 }
 
 pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> AppResult<Vec<u8>> {
-    let clinic = crate::clinics::store::find(conn, r.clinic_id)?.ok_or(AppError::NotFound)?;
-    let tz: Tz = clinic.timezone.parse().unwrap_or(chrono_tz::UTC);
-    let profile = profiles
-        .get(&clinic.jurisdiction)
-        .or_else(|| profiles.get("baseline"))
-        .ok_or_else(|| AppError::internal("no baseline profile"))?;
+    let crate::clinics::context::ClinicContext {
+        clinic,
+        tz,
+        profile,
+    } = crate::clinics::context::load(conn, profiles, r.clinic_id)?;
     let c = r.clinic_id;
     let (view, facts) = (r.view, r.facts);
 

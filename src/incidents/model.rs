@@ -188,14 +188,7 @@ pub fn add_working_days(from: NaiveDate, n: u32) -> NaiveDate {
     day
 }
 
-/// The end of a clinic-local day, in UTC.
-pub fn end_of_day(day: NaiveDate, tz: Tz) -> NaiveDateTime {
-    let next = day + Duration::days(1);
-    next.and_hms_opt(0, 0, 0)
-        .and_then(|t| t.and_local_timezone(tz).earliest())
-        .map(|t| t.naive_utc() - Duration::microseconds(1))
-        .unwrap_or_else(|| next.and_hms_opt(0, 0, 0).unwrap_or_default())
-}
+pub use crate::clinics::context::end_of_day;
 
 /// The follow-ups an incident requires and when each is due: for an exposure, evaluation offered
 /// the same day and the written opinion within 15 days (29 CFR 1910.1030(f)); for a client's

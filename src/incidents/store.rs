@@ -171,13 +171,13 @@ fn clinic_rules(
     profiles: &Profiles,
     clinic_id: &str,
 ) -> AppResult<(chrono_tz::Tz, u32)> {
-    let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
-    let tz = clinic.timezone.parse().unwrap_or(chrono_tz::UTC);
-    let days = profiles
-        .get(&clinic.jurisdiction)
-        .and_then(|p| p.incident_report_working_days.value)
+    let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
+    let days = context
+        .profile
+        .incident_report_working_days
+        .value
         .unwrap_or(DEFAULT_REPORT_WORKING_DAYS);
-    Ok((tz, days))
+    Ok((context.tz, days))
 }
 
 fn view(conn: &mut DbConn, profiles: &Profiles, r: &IncidentRow) -> AppResult<IncidentView> {

@@ -337,13 +337,6 @@ impl Profiles {
 
     /// The credentials a clinic of this jurisdiction requires; the baseline's when the profile is
     /// gone (a file removed after clinics chose it).
-    pub fn requirements_for(&self, jurisdiction: &str) -> Vec<Requirement> {
-        self.get(jurisdiction)
-            .or_else(|| self.get("baseline"))
-            .map(Profile::requirements)
-            .unwrap_or_else(super::kinds::default_requirements)
-    }
-
     pub fn get(&self, id: &str) -> Option<&Profile> {
         self.0.get(id)
     }

@@ -25,9 +25,7 @@ pub fn notify_authority(
     let Some(clinic) = crate::clinics::store::find(conn, clinic_id)? else {
         return Ok(None);
     };
-    let Some(profile) = profiles.get(&clinic.jurisdiction) else {
-        return Ok(None);
-    };
+    let profile = crate::clinics::context::profile(profiles, &clinic)?;
     let required = profile
         .notify_authority_of
         .value

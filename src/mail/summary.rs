@@ -3,7 +3,6 @@
 //! overdue, with a link to the period's signed export (whose report.pdf is attached).
 
 use chrono::NaiveDateTime;
-use chrono_tz::Tz;
 use diesel::dsl::not;
 use diesel::prelude::*;
 
@@ -14,7 +13,7 @@ use crate::db::schema::{
     spore_tests,
 };
 use crate::db::{to_utc, DbConn};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::exports::report::local;
 use crate::jurisdiction::profiles::Profiles;
 use crate::records::current;
@@ -62,11 +61,12 @@ pub fn compose(
     input: &SummaryInput<'_>,
 ) -> AppResult<Composed> {
     let c = input.clinic_id;
-    let clinic = crate::clinics::store::find(conn, c)?.ok_or(AppError::NotFound)?;
-    let tz: Tz = clinic.timezone.parse().unwrap_or(chrono_tz::UTC);
-    let profile_name = profiles
-        .get(&clinic.jurisdiction)
-        .map_or(clinic.jurisdiction.clone(), |p| p.name.clone());
+    let crate::clinics::context::ClinicContext {
+        clinic,
+        tz,
+        profile,
+    } = crate::clinics::context::load(conn, profiles, c)?;
+    let profile_name = profile.name.clone();
     // Judged at the moment the attached export's report is judged at (the period's end, or the
     // export's request for a running period), and named to the second: a summary composed or
     // sent later still says what was true then, and says when that was.

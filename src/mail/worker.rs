@@ -317,7 +317,13 @@ impl Mailer {
             let Some(clinic) = crate::clinics::store::find(&mut conn, &s.clinic_id)? else {
                 continue;
             };
-            let tz: chrono_tz::Tz = clinic.timezone.parse().unwrap_or(chrono_tz::UTC);
+            let tz = match crate::clinics::context::time_zone(&clinic) {
+                Ok(tz) => tz,
+                Err(e) => {
+                    tracing::error!(clinic = %clinic.id, error = %e, "no summary schedule for this clinic");
+                    continue;
+                }
+            };
             let due = schedule.latest_due(now, tz);
             // Only moments after the schedule was set: setting one does not send a summary of a
             // period that ended before it.
@@ -433,14 +439,14 @@ impl Mailer {
             if owners.is_empty() {
                 continue;
             }
-            let Some(profile) = self
-                .profiles
-                .get(&jurisdiction)
-                .or_else(|| self.profiles.get("baseline"))
-            else {
+            let (Some(profile), Ok(tz)) = (
+                self.profiles.get(&jurisdiction),
+                timezone.parse::<chrono_tz::Tz>(),
+            ) else {
+                tracing::error!(clinic = %clinic_id, jurisdiction = %jurisdiction, timezone = %timezone,
+                    "no reminders for this clinic: its profile is not installed or its time zone is unknown");
                 continue;
             };
-            let tz: chrono_tz::Tz = timezone.parse().unwrap_or(chrono_tz::UTC);
             let facts = crate::compliance::facts::gather(
                 &mut conn,
                 profile,

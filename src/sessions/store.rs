@@ -455,9 +455,8 @@ pub fn start(
             .filter(session_packs::session_id.eq(id))
             .select(PackUseRow::as_select())
             .load(conn)?;
-        let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
-        let profile = profiles.get(&clinic.jurisdiction);
-        let min_type = profile.and_then(|p| p.sterilisation.load_indicator_min_type.value);
+        let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
+        let min_type = context.profile.sterilisation.load_indicator_min_type.value;
         let mut packs = Vec::new();
         let mut indicator_below = Vec::new();
         for u in &uses {
@@ -537,8 +536,11 @@ pub fn start(
             ),
             indicator_below,
             missing_lot_kinds: crate::compliance::rules::missing_lot_kinds(
-                profile
-                    .and_then(|p| p.lots_recorded_per_session.value.as_deref())
+                context
+                    .profile
+                    .lots_recorded_per_session
+                    .value
+                    .as_deref()
                     .unwrap_or_default(),
                 &kinds,
             ),

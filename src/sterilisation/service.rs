@@ -452,12 +452,9 @@ fn cycle_views_counting_use(
     count_use: bool,
 ) -> AppResult<Vec<CycleView>> {
     // The spore-test interval of the clinic's jurisdiction, in its time zone (rule 1).
-    let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
-    let tz: chrono_tz::Tz = clinic.timezone.parse().unwrap_or(chrono_tz::UTC);
-    let interval = profiles
-        .get(&clinic.jurisdiction)
-        .or_else(|| profiles.get("baseline"))
-        .and_then(|p| p.sterilisation.spore_test_interval_days.value);
+    let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
+    let tz = context.tz;
+    let interval = context.profile.sterilisation.spore_test_interval_days.value;
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let packs = store::packs_of_cycles(conn, clinic_id, &ids)?;
     let tests = store::spore_tests_of_cycles(conn, clinic_id, &ids)?;

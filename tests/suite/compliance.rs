@@ -506,3 +506,29 @@ async fn packs_from_a_load_run_while_the_spore_test_was_overdue_wait_for_the_nex
         .iter()
         .any(|f| f["subject"] == format!("pack:{code}").as_str()));
 }
+
+/// A clinic whose jurisdiction profile is not installed is not judged by another one: every
+/// answer that needs the profile says which profile is missing.
+#[actix_web::test]
+async fn a_clinic_whose_profile_is_not_installed_gets_an_error_that_names_it() {
+    use diesel::connection::SimpleConnection;
+    let app = TestApp::spawn().await;
+    app.raw_connection()
+        .batch_execute(&format!(
+            "UPDATE clinics SET jurisdiction = 'xx-gone' WHERE id = '{}'",
+            app.clinic_id
+        ))
+        .unwrap();
+    for path in ["/compliance", "/cycles"] {
+        let res = app.get(&app.clinic_path(path), &app.owner).await;
+        let body = common::assert_problem(res, 500, None).await;
+        assert_eq!(
+            body["type"], "https://aseptic.dev/problems/misconfigured",
+            "{body}"
+        );
+        assert!(
+            body["detail"].as_str().unwrap().contains("xx-gone"),
+            "{body}"
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! The clinic's context, resolved once: its record, its time zone as a parsed zone and its
+//! jurisdiction profile, with one rule for what cannot be resolved (an error that names it, never
+//! a silent fallback to UTC or to another jurisdiction), and the clinic-local day.
+
+use chrono::{Duration, NaiveDate, NaiveDateTime};
+use chrono_tz::Tz;
+
+use super::store::ClinicRow;
+use crate::db::DbConn;
+use crate::error::{AppError, AppResult};
+use crate::jurisdiction::profiles::{Profile, Profiles};
+
+/// A clinic with its time zone and profile.
+pub struct ClinicContext<'p> {
+    pub clinic: ClinicRow,
+    pub tz: Tz,
+    pub profile: &'p Profile,
+}
+
+/// Loads the clinic in `clinic_id` with its context; a clinic that does not exist is not found.
+pub fn load<'p>(
+    conn: &mut DbConn,
+    profiles: &'p Profiles,
+    clinic_id: &str,
+) -> AppResult<ClinicContext<'p>> {
+    let clinic = super::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+    let tz = time_zone(&clinic)?;
+    let profile = profile(profiles, &clinic)?;
+    Ok(ClinicContext {
+        clinic,
+        tz,
+        profile,
+    })
+}
+
+/// The clinic's time zone. Clinics are created with a checked zone, so a zone that no longer
+/// parses is a fault in the data, reported as such.
+pub fn time_zone(clinic: &ClinicRow) -> AppResult<Tz> {
+    clinic.timezone.parse().map_err(|_| {
+        AppError::Misconfigured(format!(
+            "the clinic's time zone {:?} is not a known IANA time zone",
+            clinic.timezone
+        ))
+    })
+}
+
+/// The clinic's jurisdiction profile, which must be installed on this server.
+pub fn profile<'p>(profiles: &'p Profiles, clinic: &ClinicRow) -> AppResult<&'p Profile> {
+    profiles.get(&clinic.jurisdiction).ok_or_else(|| {
+        AppError::Misconfigured(format!(
+            "the clinic's jurisdiction profile {:?} is not installed on this server; the operator \
+             must add config/jurisdictions/{}.toml before its rules can be applied",
+            clinic.jurisdiction, clinic.jurisdiction
+        ))
+    })
+}
+
+impl ClinicContext<'_> {
+    /// The clinic-local day that holds `at` (UTC), with its UTC bounds.
+    pub fn local_day(&self, at: NaiveDateTime) -> (NaiveDate, NaiveDateTime, NaiveDateTime) {
+        local_day(at, self.tz)
+    }
+}
+
+/// The clinic-local day that holds `at`, as UTC bounds.
+pub fn local_day(at: NaiveDateTime, tz: Tz) -> (NaiveDate, NaiveDateTime, NaiveDateTime) {
+    let today = at.and_utc().with_timezone(&tz).date_naive();
+    let start = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .and_then(|t| t.and_local_timezone(tz).earliest())
+            .map(|t| t.naive_utc())
+    };
+    let day_start = start(today).unwrap_or(at);
+    // The next local midnight, not 24 hours later: days are 23 or 25 hours long across a
+    // daylight-saving change.
+    let day_end = start(today + Duration::days(1)).unwrap_or(day_start + Duration::days(1));
+    (today, day_start, day_end)
+}
+
+/// The last instant of a clinic-local day, in UTC.
+pub fn end_of_day(day: NaiveDate, tz: Tz) -> NaiveDateTime {
+    let next = day + Duration::days(1);
+    next.and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_local_timezone(tz).earliest())
+        .map(|t| t.naive_utc() - Duration::microseconds(1))
+        .unwrap_or_else(|| next.and_hms_opt(0, 0, 0).unwrap_or_default())
+}
