@@ -160,7 +160,7 @@ fn sterilisers_at(
 
     let mut negatives: Negatives = HashMap::new();
     for (s, result, control, started) in &reads {
-        if result == "negative" && control == "growth" {
+        if crate::sterilisation::model::is_valid_negative(result, control) {
             negatives.entry(s.clone()).or_default().push(*started);
         }
     }

@@ -373,7 +373,9 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
             let (slot, result, failed) = match res {
                 None => (4, "not read", false),
                 Some(x) if !x.valid() => (3, "invalid (control did not grow)", false),
-                Some(x) if x.result == "positive" => (2, "positive", true),
+                Some(x) if x.result() == crate::sterilisation::model::SporeResult::Positive => {
+                    (2, "positive", true)
+                }
                 Some(_) => (1, "negative", false),
             };
             e[slot] += 1;

@@ -176,7 +176,9 @@ pub fn compose(
     ];
     let positives: Vec<&(String, NaiveDateTime, String, String)> = read
         .iter()
-        .filter(|(_, _, result, control)| result == "positive" && control == "growth")
+        .filter(|(_, _, result, control)| {
+            crate::sterilisation::model::is_valid_positive(result, control)
+        })
         .collect();
     period.push(format!(
         "{} read, {} positive",

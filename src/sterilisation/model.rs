@@ -501,6 +501,56 @@ pub enum ControlResult {
     NoGrowth,
 }
 
+// The one place these closed sets meet the database's text columns. Reading is fail-safe: a
+// stored value that is not exactly a passing one never reads as a pass.
+impl SporeResult {
+    pub fn as_db(self) -> &'static str {
+        match self {
+            Self::Negative => "negative",
+            Self::Positive => "positive",
+        }
+    }
+
+    /// Only `negative` is a negative: anything else counts as growth.
+    pub fn from_db(value: &str) -> Self {
+        if value == "negative" {
+            Self::Negative
+        } else {
+            Self::Positive
+        }
+    }
+}
+
+impl ControlResult {
+    pub fn as_db(self) -> &'static str {
+        match self {
+            Self::Growth => "growth",
+            Self::NoGrowth => "no_growth",
+        }
+    }
+
+    /// Only `growth` makes a reading valid.
+    pub fn from_db(value: &str) -> Self {
+        if value == "growth" {
+            Self::Growth
+        } else {
+            Self::NoGrowth
+        }
+    }
+}
+
+/// Whether a stored reading is a valid negative: the only reading that passes a steriliser.
+pub fn is_valid_negative(result: &str, control: &str) -> bool {
+    SporeResult::from_db(result) == SporeResult::Negative
+        && ControlResult::from_db(control) == ControlResult::Growth
+}
+
+/// Whether a stored reading is a valid positive: the steriliser failed.
+pub fn is_valid_positive(result: &str, control: &str) -> bool {
+    SporeResult::from_db(result) == SporeResult::Positive
+        && ControlResult::from_db(control) == ControlResult::Growth
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SporeResultInput {
@@ -1197,5 +1247,36 @@ mod tests {
         assert_eq!(initials("Sam Q. Tech"), "SQT");
         assert_eq!(initials("owner@ink.example"), "OIE");
         assert_eq!(initials("Zoë"), "Z");
+    }
+}
+
+#[cfg(test)]
+mod stored_readings {
+    use super::*;
+
+    #[test]
+    fn only_an_exact_valid_negative_passes() {
+        assert!(is_valid_negative("negative", "growth"));
+        for (result, control) in [
+            ("negative", "no_growth"),
+            ("Negative", "growth"),
+            ("", "growth"),
+            ("positive", "growth"),
+            ("negative", "grown"),
+        ] {
+            assert!(!is_valid_negative(result, control), "{result} {control}");
+        }
+        assert!(is_valid_positive("positive", "growth"));
+        assert!(
+            is_valid_positive("unreadable", "growth"),
+            "unknown never reads as a pass"
+        );
+        assert!(!is_valid_positive("positive", "no_growth"));
+        for r in [SporeResult::Negative, SporeResult::Positive] {
+            assert_eq!(SporeResult::from_db(r.as_db()), r);
+        }
+        for c in [ControlResult::Growth, ControlResult::NoGrowth] {
+            assert_eq!(ControlResult::from_db(c.as_db()), c);
+        }
     }
 }

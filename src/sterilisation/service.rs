@@ -1027,14 +1027,8 @@ pub fn record_spore_result(
         let result = SporeResultRow {
             spore_test_id: id.to_owned(),
             clinic_id: clinic_id.to_owned(),
-            result: match input.result {
-                SporeResult::Negative => "negative".into(),
-                SporeResult::Positive => "positive".into(),
-            },
-            control_result: match input.control_result {
-                ControlResult::Growth => "growth".into(),
-                ControlResult::NoGrowth => "no_growth".into(),
-            },
+            result: input.result.as_db().into(),
+            control_result: input.control_result.as_db().into(),
             read_at: db::truncate(input.read_at.naive_utc()),
             lab_reference: input
                 .lab_reference

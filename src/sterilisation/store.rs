@@ -4,7 +4,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::model::{ReadTest, SporeResult};
+use super::model::{ControlResult, ReadTest, SporeResult};
 use crate::db::schema::{
     air_removal_tests, cycles, packs, spore_test_results, spore_tests, steriliser_status_changes,
     sterilisers,
@@ -378,16 +378,12 @@ pub struct SporeResultRow {
 
 impl SporeResultRow {
     pub fn result(&self) -> SporeResult {
-        if self.result == "positive" {
-            SporeResult::Positive
-        } else {
-            SporeResult::Negative
-        }
+        SporeResult::from_db(&self.result)
     }
 
     /// A test whose control vial did not grow proves nothing.
     pub fn valid(&self) -> bool {
-        self.control_result == "growth"
+        ControlResult::from_db(&self.control_result) == ControlResult::Growth
     }
 }
 
@@ -538,12 +534,8 @@ pub fn read_tests_of_steriliser(
         .into_iter()
         .map(|(_, result, control, started)| ReadTest {
             cycle_started_at: started,
-            result: if result == "positive" {
-                SporeResult::Positive
-            } else {
-                SporeResult::Negative
-            },
-            valid: control == "growth",
+            result: SporeResult::from_db(&result),
+            valid: ControlResult::from_db(&control) == ControlResult::Growth,
         })
         .collect())
 }
