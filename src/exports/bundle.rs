@@ -160,513 +160,21 @@ pub fn build<W: Write + Seek>(
     let mut files = Vec::new();
     let c = clinic_id.to_owned();
 
-    csv_file(
-        &mut zip,
-        &mut files,
-        "cycles.csv",
-        &[
-            "id",
-            "version",
-            "steriliser_id",
-            "steriliser_serial",
-            "cycle_number",
-            "program",
-            "program_temperature_c",
-            "program_hold_minutes",
-            "started_at",
-            "finished_at",
-            "peak_temperature_c",
-            "peak_pressure_kpa",
-            "hold_minutes",
-            "operator_id",
-            "load_indicator_type",
-            "load_indicator_passed",
-            "recorded_at",
-            "amendment_reason",
-        ],
-        |after| {
-            let mut q = cycles::table
-                .inner_join(sterilisers::table.on(sterilisers::id.eq(cycles::steriliser_id)))
-                .filter(cycles::clinic_id.eq(&c))
-                .filter(current("cycles"))
-                .filter(current("sterilisers"))
-                .filter(cycles::started_at.ge(from))
-                .filter(cycles::started_at.lt(to))
-                .select((
-                    crate::sterilisation::store::CycleRow::as_select(),
-                    sterilisers::serial_number,
-                ))
-                .order(cycles::id.asc())
-                .limit(PAGE)
-                .into_boxed();
-            if let Some(a) = after {
-                q = q.filter(cycles::id.gt(a.to_owned()));
-            }
-            Ok(
-                q.load::<(crate::sterilisation::store::CycleRow, String)>(conn)?
-                    .into_iter()
-                    .map(|(r, serial)| {
-                        (
-                            r.id.clone(),
-                            vec![
-                                r.id,
-                                r.version.to_string(),
-                                r.steriliser_id,
-                                serial,
-                                r.cycle_number.to_string(),
-                                r.program_name,
-                                r.program_temperature_c.to_string(),
-                                r.program_hold_minutes.to_string(),
-                                t(r.started_at),
-                                t(r.finished_at),
-                                r.peak_temperature_c.to_string(),
-                                r.peak_pressure_kpa.to_string(),
-                                r.hold_minutes.to_string(),
-                                r.operator_id,
-                                r.load_indicator_type.to_string(),
-                                r.load_indicator_passed.to_string(),
-                                t(r.recorded_at),
-                                opt(r.amendment_reason),
-                            ],
-                        )
-                    })
-                    .collect(),
-            )
-        },
-    )?;
+    cycles_csv(&mut zip, &mut files, conn, &c, from, to)?;
 
-    csv_file(
-        &mut zip,
-        &mut files,
-        "packs.csv",
-        &[
-            "code",
-            "cycle_id",
-            "contents",
-            "indicator_type",
-            "indicator_passed",
-            "shelf_life_days",
-            "created_at",
-        ],
-        |after| {
-            let in_period = cycles::table
-                .filter(cycles::clinic_id.eq(&c))
-                .filter(cycles::started_at.ge(from))
-                .filter(cycles::started_at.lt(to))
-                .select(cycles::id);
-            let mut q = packs::table
-                .filter(packs::clinic_id.eq(&c))
-                .filter(packs::cycle_id.eq_any(in_period))
-                .select(crate::sterilisation::store::PackRow::as_select())
-                .order(packs::id.asc())
-                .limit(PAGE)
-                .into_boxed();
-            if let Some(a) = after {
-                q = q.filter(packs::id.gt(a.to_owned()));
-            }
-            Ok(q.load::<crate::sterilisation::store::PackRow>(conn)?
-                .into_iter()
-                .map(|p| {
-                    (
-                        p.id.clone(),
-                        vec![
-                            p.code,
-                            p.cycle_id,
-                            p.contents,
-                            opt(p.indicator_type),
-                            opt(p.indicator_passed),
-                            opt(p.shelf_life_days),
-                            t(p.created_at),
-                        ],
-                    )
-                })
-                .collect())
-        },
-    )?;
+    packs_csv(&mut zip, &mut files, conn, &c, from, to)?;
 
-    csv_file(
-        &mut zip,
-        &mut files,
-        "spore_tests.csv",
-        &[
-            "id",
-            "version",
-            "steriliser_id",
-            "cycle_id",
-            "bi_product",
-            "bi_lot",
-            "placed_at",
-            "incubation",
-            "lab_name",
-            "result",
-            "control_result",
-            "read_at",
-            "lab_reference",
-            "recorded_at",
-        ],
-        |after| {
-            let mut q = spore_tests::table
-                .left_join(
-                    spore_test_results::table
-                        .on(spore_test_results::spore_test_id.eq(spore_tests::id)),
-                )
-                .filter(spore_tests::clinic_id.eq(&c))
-                .filter(current("spore_tests"))
-                .filter(spore_tests::placed_at.ge(from))
-                .filter(spore_tests::placed_at.lt(to))
-                .select((
-                    crate::sterilisation::store::SporeTestRow::as_select(),
-                    Option::<crate::sterilisation::store::SporeResultRow>::as_select(),
-                ))
-                .order(spore_tests::id.asc())
-                .limit(PAGE)
-                .into_boxed();
-            if let Some(a) = after {
-                q = q.filter(spore_tests::id.gt(a.to_owned()));
-            }
-            Ok(q.load::<(
-                crate::sterilisation::store::SporeTestRow,
-                Option<crate::sterilisation::store::SporeResultRow>,
-            )>(conn)?
-                .into_iter()
-                .map(|(s, r)| {
-                    (
-                        s.id.clone(),
-                        vec![
-                            s.id,
-                            s.version.to_string(),
-                            s.steriliser_id,
-                            s.cycle_id,
-                            s.bi_product,
-                            s.bi_lot,
-                            t(s.placed_at),
-                            s.incubation,
-                            opt(s.lab_name),
-                            opt(r.as_ref().map(|r| r.result.clone())),
-                            opt(r.as_ref().map(|r| r.control_result.clone())),
-                            opt(r.as_ref().map(|r| t(r.read_at))),
-                            opt(r.as_ref().and_then(|r| r.lab_reference.clone())),
-                            t(s.recorded_at),
-                        ],
-                    )
-                })
-                .collect())
-        },
-    )?;
+    spore_tests_csv(&mut zip, &mut files, conn, &c, from, to)?;
 
-    csv_file(
-        &mut zip,
-        &mut files,
-        "air_removal_tests.csv",
-        &[
-            "id",
-            "version",
-            "steriliser_id",
-            "performed_at",
-            "test_type",
-            "passed",
-            "notes",
-            "recorded_at",
-        ],
-        |after| {
-            let mut q = air_removal_tests::table
-                .filter(air_removal_tests::clinic_id.eq(&c))
-                .filter(current("air_removal_tests"))
-                .filter(air_removal_tests::performed_at.ge(from))
-                .filter(air_removal_tests::performed_at.lt(to))
-                .select(crate::sterilisation::store::AirRemovalRow::as_select())
-                .order(air_removal_tests::id.asc())
-                .limit(PAGE)
-                .into_boxed();
-            if let Some(a) = after {
-                q = q.filter(air_removal_tests::id.gt(a.to_owned()));
-            }
-            Ok(q.load::<crate::sterilisation::store::AirRemovalRow>(conn)?
-                .into_iter()
-                .map(|r| {
-                    (
-                        r.id.clone(),
-                        vec![
-                            r.id,
-                            r.version.to_string(),
-                            r.steriliser_id,
-                            t(r.performed_at),
-                            r.test_type,
-                            r.passed.to_string(),
-                            opt(r.notes),
-                            t(r.recorded_at),
-                        ],
-                    )
-                })
-                .collect())
-        },
-    )?;
+    air_removal_tests_csv(&mut zip, &mut files, conn, &c, from, to)?;
 
-    csv_file(
-        &mut zip,
-        &mut files,
-        "lots.csv",
-        &[
-            "id",
-            "version",
-            "kind",
-            "manufacturer",
-            "product_name",
-            "gtin",
-            "lot_number",
-            "expiry_date",
-            "sterilisation_method",
-            "received_on",
-            "recalled_at",
-            "recall_reason",
-            "recall_reference",
-        ],
-        |after| {
-            let mut q = lots::table
-                .left_join(lot_recalls::table.on(lot_recalls::lot_id.eq(lots::id)))
-                .filter(lots::clinic_id.eq(&c))
-                .filter(current("lots"))
-                .filter(lots::recorded_at.lt(to))
-                .select((
-                    crate::lots::store::LotRow::as_select(),
-                    Option::<crate::lots::store::RecallRow>::as_select(),
-                ))
-                .order(lots::id.asc())
-                .limit(PAGE)
-                .into_boxed();
-            if let Some(a) = after {
-                q = q.filter(lots::id.gt(a.to_owned()));
-            }
-            Ok(q.load::<(
-                crate::lots::store::LotRow,
-                Option<crate::lots::store::RecallRow>,
-            )>(conn)?
-                .into_iter()
-                .map(|(l, r)| {
-                    (
-                        l.id.clone(),
-                        vec![
-                            l.id,
-                            l.version.to_string(),
-                            l.kind,
-                            l.manufacturer,
-                            l.product_name,
-                            opt(l.gtin),
-                            l.lot_number,
-                            l.expiry_date.to_string(),
-                            l.sterilisation_method,
-                            l.received_on.to_string(),
-                            opt(r.as_ref().map(|r| t(r.recalled_at))),
-                            opt(r.as_ref().map(|r| r.reason.clone())),
-                            opt(r.as_ref().map(|r| r.reference.clone())),
-                        ],
-                    )
-                })
-                .collect())
-        },
-    )?;
+    lots_csv(&mut zip, &mut files, conn, &c, to)?;
 
-    // Status only: no numbers, no medical detail (hepatitis B status stays in the clinic).
-    csv_file(
-        &mut zip,
-        &mut files,
-        "credentials.csv",
-        &[
-            "id",
-            "version",
-            "user_id",
-            "kind",
-            "issued_on",
-            "expires_on",
-            "verified",
-            "recorded_at",
-        ],
-        |after| {
-            let mut q = credentials::table
-                .filter(credentials::clinic_id.eq(&c))
-                .filter(current("credentials"))
-                .filter(credentials::recorded_at.lt(to))
-                .select(crate::credentials::store::CredentialRow::as_select())
-                .order(credentials::id.asc())
-                .limit(PAGE)
-                .into_boxed();
-            if let Some(a) = after {
-                q = q.filter(credentials::id.gt(a.to_owned()));
-            }
-            let rows = q.load::<crate::credentials::store::CredentialRow>(conn)?;
-            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-            let verified: Vec<(String, i32)> = credential_verifications::table
-                .filter(credential_verifications::credential_id.eq_any(&ids))
-                .select((
-                    credential_verifications::credential_id,
-                    credential_verifications::credential_version,
-                ))
-                .load(conn)?;
-            Ok(rows
-                .into_iter()
-                .map(|r| {
-                    let v = verified
-                        .iter()
-                        .any(|(id, ver)| *id == r.id && *ver == r.version);
-                    (
-                        r.id.clone(),
-                        vec![
-                            r.id,
-                            r.version.to_string(),
-                            r.user_id,
-                            r.kind,
-                            opt(r.issued_on.or(r.declined_on)),
-                            opt(r.expires_on),
-                            v.to_string(),
-                            t(r.recorded_at),
-                        ],
-                    )
-                })
-                .collect())
-        },
-    )?;
+    credentials_csv(&mut zip, &mut files, conn, &c, to)?;
 
-    // Clients appear by their pseudonymous id only.
-    csv_file(
-        &mut zip,
-        &mut files,
-        "sessions.csv",
-        &[
-            "id",
-            "client_id",
-            "technician_id",
-            "station",
-            "procedure",
-            "planned_at",
-            "started_at",
-            "override_reason",
-            "completed_at",
-        ],
-        |after| {
-            let mut q = sessions::table
-                .left_join(session_starts::table.on(session_starts::session_id.eq(sessions::id)))
-                .left_join(
-                    session_completions::table.on(session_completions::session_id.eq(sessions::id)),
-                )
-                .filter(sessions::clinic_id.eq(&c))
-                .filter(sessions::planned_at.ge(from))
-                .filter(sessions::planned_at.lt(to))
-                .select((
-                    sessions::id,
-                    sessions::client_id,
-                    sessions::technician_id,
-                    sessions::station,
-                    sessions::procedure_name,
-                    sessions::planned_at,
-                    session_starts::started_at.nullable(),
-                    session_completions::completed_at.nullable(),
-                ))
-                .order(sessions::id.asc())
-                .limit(PAGE)
-                .into_boxed();
-            if let Some(a) = after {
-                q = q.filter(sessions::id.gt(a.to_owned()));
-            }
-            type Row = (
-                String,
-                String,
-                String,
-                String,
-                String,
-                NaiveDateTime,
-                Option<NaiveDateTime>,
-                Option<NaiveDateTime>,
-            );
-            let rows = q.load::<Row>(conn)?;
-            let ids: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-            let overrides: std::collections::HashMap<String, String> = session_starts::table
-                .filter(session_starts::session_id.eq_any(&ids))
-                .filter(session_starts::override_reason.is_not_null())
-                .select((session_starts::session_id, session_starts::override_reason))
-                .load::<(String, Option<String>)>(conn)?
-                .into_iter()
-                .filter_map(|(id, r)| r.map(|r| (id, r)))
-                .collect();
-            Ok(rows
-                .into_iter()
-                .map(|r| {
-                    let reason = overrides.get(&r.0).cloned().unwrap_or_default();
-                    (
-                        r.0.clone(),
-                        vec![
-                            r.0,
-                            r.1,
-                            r.2,
-                            r.3,
-                            r.4,
-                            t(r.5),
-                            opt(r.6.map(t)),
-                            reason,
-                            opt(r.7.map(t)),
-                        ],
-                    )
-                })
-                .collect())
-        },
-    )?;
+    sessions_csv(&mut zip, &mut files, conn, &c, from, to)?;
 
-    csv_file(
-        &mut zip,
-        &mut files,
-        "incidents.csv",
-        &[
-            "id",
-            "version",
-            "kind",
-            "occurred_at",
-            "location",
-            "session_id",
-            "description",
-            "immediate_actions",
-            "closed_at",
-        ],
-        |after| {
-            let mut q = incidents::table
-                .left_join(
-                    incident_closures::table.on(incident_closures::incident_id.eq(incidents::id)),
-                )
-                .filter(incidents::clinic_id.eq(&c))
-                .filter(current("incidents"))
-                .filter(incidents::occurred_at.ge(from))
-                .filter(incidents::occurred_at.lt(to))
-                .select((
-                    crate::incidents::store::IncidentRow::as_select(),
-                    incident_closures::closed_at.nullable(),
-                ))
-                .order(incidents::id.asc())
-                .limit(PAGE)
-                .into_boxed();
-            if let Some(a) = after {
-                q = q.filter(incidents::id.gt(a.to_owned()));
-            }
-            Ok(
-                q.load::<(crate::incidents::store::IncidentRow, Option<NaiveDateTime>)>(conn)?
-                    .into_iter()
-                    .map(|(i, closed)| {
-                        (
-                            i.id.clone(),
-                            vec![
-                                i.id,
-                                i.version.to_string(),
-                                i.kind,
-                                t(i.occurred_at),
-                                i.location,
-                                opt(i.session_id),
-                                i.description,
-                                i.immediate_actions,
-                                opt(closed.map(t)),
-                            ],
-                        )
-                    })
-                    .collect(),
-            )
-        },
-    )?;
+    incidents_csv(&mut zip, &mut files, conn, &c, from, to)?;
 
     // Findings as the clinic stood at the end of the period (or now, for a running period); a
     // period that ends before the clinic was registered is judged as it was registered.
@@ -677,102 +185,9 @@ pub fn build<W: Write + Seek>(
         clinic_id,
         Some(judged_at.and_utc()),
     )?;
-    let mut findings = Some(view.findings.clone());
-    csv_file(
-        &mut zip,
-        &mut files,
-        "findings.csv",
-        &[
-            "judged_at",
-            "rule",
-            "severity",
-            "subject",
-            "message",
-            "reference",
-            "due",
-        ],
-        |_| {
-            Ok(findings
-                .take()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|f| {
-                    (
-                        String::new(),
-                        vec![
-                            t(judged_at),
-                            f.rule,
-                            serde_json::to_value(f.severity)
-                                .ok()
-                                .and_then(|v| v.as_str().map(str::to_owned))
-                                .unwrap_or_default(),
-                            f.subject,
-                            f.message,
-                            f.reference,
-                            opt(f.due.map(|d| t(d.naive_utc()))),
-                        ],
-                    )
-                })
-                .collect())
-        },
-    )?;
+    findings_csv(&mut zip, &mut files, &view, judged_at)?;
 
-    // The chain segment: every event recorded in the period, in order.
-    zip.start_file("audit.jsonl", options()).map_err(io)?;
-    let mut w = Hashing {
-        inner: &mut zip,
-        hasher: Sha256::new(),
-        bytes: 0,
-    };
-    let first_seq: Option<i64> = audit_events::table
-        .filter(audit_events::clinic_id.eq(clinic_id))
-        .filter(audit_events::recorded_at.ge(from))
-        .filter(audit_events::recorded_at.lt(to))
-        .select(diesel::dsl::min(audit_events::seq))
-        .first(conn)?;
-    let prev_hash = match first_seq {
-        Some(seq) if seq > 1 => audit_events::table
-            .filter(audit_events::clinic_id.eq(clinic_id))
-            .filter(audit_events::seq.eq(seq - 1))
-            .select(audit_events::hash)
-            .first::<String>(conn)?,
-        _ => GENESIS_HASH.to_owned(),
-    };
-    let (mut last_seq, mut head_hash) = (None, prev_hash.clone());
-    if let Some(first) = first_seq {
-        let mut after = first - 1;
-        loop {
-            let rows: Vec<AuditEventRow> = audit_events::table
-                .filter(audit_events::clinic_id.eq(clinic_id))
-                .filter(audit_events::seq.gt(after))
-                .filter(audit_events::recorded_at.lt(to))
-                .select(AuditEventRow::as_select())
-                .order(audit_events::seq.asc())
-                .limit(PAGE)
-                .load(conn)?;
-            for r in &rows {
-                let line = json!({
-                    "clinic_id": r.clinic_id, "seq": r.seq, "recorded_at": t(r.recorded_at),
-                    "actor_kind": r.actor_kind, "actor_id": r.actor_id, "action": r.action,
-                    "entity_kind": r.entity_kind, "entity_id": r.entity_id,
-                    "payload": r.payload_json(), "reason": r.reason, "request_id": r.request_id,
-                    "prev_hash": r.prev_hash, "hash": r.hash,
-                });
-                writeln!(w, "{}", to_canonical_string(&line)).map_err(io)?;
-                last_seq = Some(r.seq);
-                head_hash = r.hash.clone();
-                after = r.seq;
-            }
-            if (rows.len() as i64) < PAGE {
-                break;
-            }
-        }
-    }
-    files.push(FileEntry {
-        name: "audit.jsonl".into(),
-        sha256: hex::encode(w.hasher.finalize()),
-        bytes: w.bytes,
-    });
+    let chain = chain_segment(&mut zip, &mut files, conn, clinic_id, from, to)?;
 
     // The report, typeset from the same records; it names the chain head and the key.
     let pdf = super::report::build(
@@ -784,9 +199,9 @@ pub fn build<W: Write + Seek>(
             to,
             judged_at,
             created_at,
-            first_seq,
-            last_seq,
-            head_hash: &head_hash,
+            first_seq: chain.first_seq,
+            last_seq: chain.last_seq,
+            head_hash: &chain.head_hash,
             key_fingerprint: &key.fingerprint(),
             view: &view,
             facts: &facts,
@@ -809,12 +224,7 @@ pub fn build<W: Write + Seek>(
         period: json!({"from": t(from), "to": t(to)}),
         created_at: t(created_at),
         files,
-        chain: ChainSegment {
-            first_seq,
-            last_seq,
-            prev_hash,
-            head_hash,
-        },
+        chain,
         key_fingerprint: key.fingerprint(),
         signature: String::new(),
     };
@@ -1016,4 +426,712 @@ fn check_line(verifier: &mut Verifier, n: usize, line: &str) -> Result<(), Strin
         b.seq,
         b.reason
     ))
+}
+
+fn cycles_csv<W: Write + Seek>(
+    zip: &mut zip::ZipWriter<W>,
+    files: &mut Vec<FileEntry>,
+    conn: &mut DbConn,
+    c: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> AppResult<()> {
+    let c = c.to_owned();
+    csv_file(
+        zip,
+        files,
+        "cycles.csv",
+        &[
+            "id",
+            "version",
+            "steriliser_id",
+            "steriliser_serial",
+            "cycle_number",
+            "program",
+            "program_temperature_c",
+            "program_hold_minutes",
+            "started_at",
+            "finished_at",
+            "peak_temperature_c",
+            "peak_pressure_kpa",
+            "hold_minutes",
+            "operator_id",
+            "load_indicator_type",
+            "load_indicator_passed",
+            "recorded_at",
+            "amendment_reason",
+        ],
+        |after| {
+            let mut q = cycles::table
+                .inner_join(sterilisers::table.on(sterilisers::id.eq(cycles::steriliser_id)))
+                .filter(cycles::clinic_id.eq(&c))
+                .filter(current("cycles"))
+                .filter(current("sterilisers"))
+                .filter(cycles::started_at.ge(from))
+                .filter(cycles::started_at.lt(to))
+                .select((
+                    crate::sterilisation::store::CycleRow::as_select(),
+                    sterilisers::serial_number,
+                ))
+                .order(cycles::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(cycles::id.gt(a.to_owned()));
+            }
+            Ok(
+                q.load::<(crate::sterilisation::store::CycleRow, String)>(conn)?
+                    .into_iter()
+                    .map(|(r, serial)| {
+                        (
+                            r.id.clone(),
+                            vec![
+                                r.id,
+                                r.version.to_string(),
+                                r.steriliser_id,
+                                serial,
+                                r.cycle_number.to_string(),
+                                r.program_name,
+                                r.program_temperature_c.to_string(),
+                                r.program_hold_minutes.to_string(),
+                                t(r.started_at),
+                                t(r.finished_at),
+                                r.peak_temperature_c.to_string(),
+                                r.peak_pressure_kpa.to_string(),
+                                r.hold_minutes.to_string(),
+                                r.operator_id,
+                                r.load_indicator_type.to_string(),
+                                r.load_indicator_passed.to_string(),
+                                t(r.recorded_at),
+                                opt(r.amendment_reason),
+                            ],
+                        )
+                    })
+                    .collect(),
+            )
+        },
+    )
+}
+
+fn spore_tests_csv<W: Write + Seek>(
+    zip: &mut zip::ZipWriter<W>,
+    files: &mut Vec<FileEntry>,
+    conn: &mut DbConn,
+    c: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> AppResult<()> {
+    let c = c.to_owned();
+    csv_file(
+        zip,
+        files,
+        "spore_tests.csv",
+        &[
+            "id",
+            "version",
+            "steriliser_id",
+            "cycle_id",
+            "bi_product",
+            "bi_lot",
+            "placed_at",
+            "incubation",
+            "lab_name",
+            "result",
+            "control_result",
+            "read_at",
+            "lab_reference",
+            "recorded_at",
+        ],
+        |after| {
+            let mut q = spore_tests::table
+                .left_join(
+                    spore_test_results::table
+                        .on(spore_test_results::spore_test_id.eq(spore_tests::id)),
+                )
+                .filter(spore_tests::clinic_id.eq(&c))
+                .filter(current("spore_tests"))
+                .filter(spore_tests::placed_at.ge(from))
+                .filter(spore_tests::placed_at.lt(to))
+                .select((
+                    crate::sterilisation::store::SporeTestRow::as_select(),
+                    Option::<crate::sterilisation::store::SporeResultRow>::as_select(),
+                ))
+                .order(spore_tests::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(spore_tests::id.gt(a.to_owned()));
+            }
+            Ok(q.load::<(
+                crate::sterilisation::store::SporeTestRow,
+                Option<crate::sterilisation::store::SporeResultRow>,
+            )>(conn)?
+                .into_iter()
+                .map(|(s, r)| {
+                    (
+                        s.id.clone(),
+                        vec![
+                            s.id,
+                            s.version.to_string(),
+                            s.steriliser_id,
+                            s.cycle_id,
+                            s.bi_product,
+                            s.bi_lot,
+                            t(s.placed_at),
+                            s.incubation,
+                            opt(s.lab_name),
+                            opt(r.as_ref().map(|r| r.result.clone())),
+                            opt(r.as_ref().map(|r| r.control_result.clone())),
+                            opt(r.as_ref().map(|r| t(r.read_at))),
+                            opt(r.as_ref().and_then(|r| r.lab_reference.clone())),
+                            t(s.recorded_at),
+                        ],
+                    )
+                })
+                .collect())
+        },
+    )
+}
+
+fn air_removal_tests_csv<W: Write + Seek>(
+    zip: &mut zip::ZipWriter<W>,
+    files: &mut Vec<FileEntry>,
+    conn: &mut DbConn,
+    c: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> AppResult<()> {
+    let c = c.to_owned();
+    csv_file(
+        zip,
+        files,
+        "air_removal_tests.csv",
+        &[
+            "id",
+            "version",
+            "steriliser_id",
+            "performed_at",
+            "test_type",
+            "passed",
+            "notes",
+            "recorded_at",
+        ],
+        |after| {
+            let mut q = air_removal_tests::table
+                .filter(air_removal_tests::clinic_id.eq(&c))
+                .filter(current("air_removal_tests"))
+                .filter(air_removal_tests::performed_at.ge(from))
+                .filter(air_removal_tests::performed_at.lt(to))
+                .select(crate::sterilisation::store::AirRemovalRow::as_select())
+                .order(air_removal_tests::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(air_removal_tests::id.gt(a.to_owned()));
+            }
+            Ok(q.load::<crate::sterilisation::store::AirRemovalRow>(conn)?
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.id.clone(),
+                        vec![
+                            r.id,
+                            r.version.to_string(),
+                            r.steriliser_id,
+                            t(r.performed_at),
+                            r.test_type,
+                            r.passed.to_string(),
+                            opt(r.notes),
+                            t(r.recorded_at),
+                        ],
+                    )
+                })
+                .collect())
+        },
+    )
+}
+
+fn lots_csv<W: Write + Seek>(
+    zip: &mut zip::ZipWriter<W>,
+    files: &mut Vec<FileEntry>,
+    conn: &mut DbConn,
+    c: &str,
+    to: NaiveDateTime,
+) -> AppResult<()> {
+    let c = c.to_owned();
+    csv_file(
+        zip,
+        files,
+        "lots.csv",
+        &[
+            "id",
+            "version",
+            "kind",
+            "manufacturer",
+            "product_name",
+            "gtin",
+            "lot_number",
+            "expiry_date",
+            "sterilisation_method",
+            "received_on",
+            "recalled_at",
+            "recall_reason",
+            "recall_reference",
+        ],
+        |after| {
+            let mut q = lots::table
+                .left_join(lot_recalls::table.on(lot_recalls::lot_id.eq(lots::id)))
+                .filter(lots::clinic_id.eq(&c))
+                .filter(current("lots"))
+                .filter(lots::recorded_at.lt(to))
+                .select((
+                    crate::lots::store::LotRow::as_select(),
+                    Option::<crate::lots::store::RecallRow>::as_select(),
+                ))
+                .order(lots::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(lots::id.gt(a.to_owned()));
+            }
+            Ok(q.load::<(
+                crate::lots::store::LotRow,
+                Option<crate::lots::store::RecallRow>,
+            )>(conn)?
+                .into_iter()
+                .map(|(l, r)| {
+                    (
+                        l.id.clone(),
+                        vec![
+                            l.id,
+                            l.version.to_string(),
+                            l.kind,
+                            l.manufacturer,
+                            l.product_name,
+                            opt(l.gtin),
+                            l.lot_number,
+                            l.expiry_date.to_string(),
+                            l.sterilisation_method,
+                            l.received_on.to_string(),
+                            opt(r.as_ref().map(|r| t(r.recalled_at))),
+                            opt(r.as_ref().map(|r| r.reason.clone())),
+                            opt(r.as_ref().map(|r| r.reference.clone())),
+                        ],
+                    )
+                })
+                .collect())
+        },
+    )
+}
+
+/// Status only: no numbers, no medical detail (hepatitis B status stays in the clinic).
+fn credentials_csv<W: Write + Seek>(
+    zip: &mut zip::ZipWriter<W>,
+    files: &mut Vec<FileEntry>,
+    conn: &mut DbConn,
+    c: &str,
+    to: NaiveDateTime,
+) -> AppResult<()> {
+    let c = c.to_owned();
+    csv_file(
+        zip,
+        files,
+        "credentials.csv",
+        &[
+            "id",
+            "version",
+            "user_id",
+            "kind",
+            "issued_on",
+            "expires_on",
+            "verified",
+            "recorded_at",
+        ],
+        |after| {
+            let mut q = credentials::table
+                .filter(credentials::clinic_id.eq(&c))
+                .filter(current("credentials"))
+                .filter(credentials::recorded_at.lt(to))
+                .select(crate::credentials::store::CredentialRow::as_select())
+                .order(credentials::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(credentials::id.gt(a.to_owned()));
+            }
+            let rows = q.load::<crate::credentials::store::CredentialRow>(conn)?;
+            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            let verified: Vec<(String, i32)> = credential_verifications::table
+                .filter(credential_verifications::credential_id.eq_any(&ids))
+                .select((
+                    credential_verifications::credential_id,
+                    credential_verifications::credential_version,
+                ))
+                .load(conn)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    let v = verified
+                        .iter()
+                        .any(|(id, ver)| *id == r.id && *ver == r.version);
+                    (
+                        r.id.clone(),
+                        vec![
+                            r.id,
+                            r.version.to_string(),
+                            r.user_id,
+                            r.kind,
+                            opt(r.issued_on.or(r.declined_on)),
+                            opt(r.expires_on),
+                            v.to_string(),
+                            t(r.recorded_at),
+                        ],
+                    )
+                })
+                .collect())
+        },
+    )
+}
+
+/// Clients appear by their pseudonymous id only.
+fn sessions_csv<W: Write + Seek>(
+    zip: &mut zip::ZipWriter<W>,
+    files: &mut Vec<FileEntry>,
+    conn: &mut DbConn,
+    c: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> AppResult<()> {
+    let c = c.to_owned();
+    csv_file(
+        zip,
+        files,
+        "sessions.csv",
+        &[
+            "id",
+            "client_id",
+            "technician_id",
+            "station",
+            "procedure",
+            "planned_at",
+            "started_at",
+            "override_reason",
+            "completed_at",
+        ],
+        |after| {
+            let mut q = sessions::table
+                .left_join(session_starts::table.on(session_starts::session_id.eq(sessions::id)))
+                .left_join(
+                    session_completions::table.on(session_completions::session_id.eq(sessions::id)),
+                )
+                .filter(sessions::clinic_id.eq(&c))
+                .filter(sessions::planned_at.ge(from))
+                .filter(sessions::planned_at.lt(to))
+                .select((
+                    sessions::id,
+                    sessions::client_id,
+                    sessions::technician_id,
+                    sessions::station,
+                    sessions::procedure_name,
+                    sessions::planned_at,
+                    session_starts::started_at.nullable(),
+                    session_completions::completed_at.nullable(),
+                ))
+                .order(sessions::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(sessions::id.gt(a.to_owned()));
+            }
+            type Row = (
+                String,
+                String,
+                String,
+                String,
+                String,
+                NaiveDateTime,
+                Option<NaiveDateTime>,
+                Option<NaiveDateTime>,
+            );
+            let rows = q.load::<Row>(conn)?;
+            let ids: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+            let overrides: std::collections::HashMap<String, String> = session_starts::table
+                .filter(session_starts::session_id.eq_any(&ids))
+                .filter(session_starts::override_reason.is_not_null())
+                .select((session_starts::session_id, session_starts::override_reason))
+                .load::<(String, Option<String>)>(conn)?
+                .into_iter()
+                .filter_map(|(id, r)| r.map(|r| (id, r)))
+                .collect();
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    let reason = overrides.get(&r.0).cloned().unwrap_or_default();
+                    (
+                        r.0.clone(),
+                        vec![
+                            r.0,
+                            r.1,
+                            r.2,
+                            r.3,
+                            r.4,
+                            t(r.5),
+                            opt(r.6.map(t)),
+                            reason,
+                            opt(r.7.map(t)),
+                        ],
+                    )
+                })
+                .collect())
+        },
+    )
+}
+
+fn incidents_csv<W: Write + Seek>(
+    zip: &mut zip::ZipWriter<W>,
+    files: &mut Vec<FileEntry>,
+    conn: &mut DbConn,
+    c: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> AppResult<()> {
+    let c = c.to_owned();
+    csv_file(
+        zip,
+        files,
+        "incidents.csv",
+        &[
+            "id",
+            "version",
+            "kind",
+            "occurred_at",
+            "location",
+            "session_id",
+            "description",
+            "immediate_actions",
+            "closed_at",
+        ],
+        |after| {
+            let mut q = incidents::table
+                .left_join(
+                    incident_closures::table.on(incident_closures::incident_id.eq(incidents::id)),
+                )
+                .filter(incidents::clinic_id.eq(&c))
+                .filter(current("incidents"))
+                .filter(incidents::occurred_at.ge(from))
+                .filter(incidents::occurred_at.lt(to))
+                .select((
+                    crate::incidents::store::IncidentRow::as_select(),
+                    incident_closures::closed_at.nullable(),
+                ))
+                .order(incidents::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(incidents::id.gt(a.to_owned()));
+            }
+            Ok(
+                q.load::<(crate::incidents::store::IncidentRow, Option<NaiveDateTime>)>(conn)?
+                    .into_iter()
+                    .map(|(i, closed)| {
+                        (
+                            i.id.clone(),
+                            vec![
+                                i.id,
+                                i.version.to_string(),
+                                i.kind,
+                                t(i.occurred_at),
+                                i.location,
+                                opt(i.session_id),
+                                i.description,
+                                i.immediate_actions,
+                                opt(closed.map(t)),
+                            ],
+                        )
+                    })
+                    .collect(),
+            )
+        },
+    )
+}
+
+/// Packs made by the period's loads.
+fn packs_csv<W: Write + Seek>(
+    zip: &mut zip::ZipWriter<W>,
+    files: &mut Vec<FileEntry>,
+    conn: &mut DbConn,
+    c: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> AppResult<()> {
+    let c = c.to_owned();
+    csv_file(
+        zip,
+        files,
+        "packs.csv",
+        &[
+            "code",
+            "cycle_id",
+            "contents",
+            "indicator_type",
+            "indicator_passed",
+            "shelf_life_days",
+            "created_at",
+        ],
+        |after| {
+            let in_period = cycles::table
+                .filter(cycles::clinic_id.eq(&c))
+                .filter(cycles::started_at.ge(from))
+                .filter(cycles::started_at.lt(to))
+                .select(cycles::id);
+            let mut q = packs::table
+                .filter(packs::clinic_id.eq(&c))
+                .filter(packs::cycle_id.eq_any(in_period))
+                .select(crate::sterilisation::store::PackRow::as_select())
+                .order(packs::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(packs::id.gt(a.to_owned()));
+            }
+            Ok(q.load::<crate::sterilisation::store::PackRow>(conn)?
+                .into_iter()
+                .map(|p| {
+                    (
+                        p.id.clone(),
+                        vec![
+                            p.code,
+                            p.cycle_id,
+                            p.contents,
+                            opt(p.indicator_type),
+                            opt(p.indicator_passed),
+                            opt(p.shelf_life_days),
+                            t(p.created_at),
+                        ],
+                    )
+                })
+                .collect())
+        },
+    )
+}
+
+/// The findings the report's readiness counts, as they stood at `judged_at`.
+fn findings_csv<W: Write + Seek>(
+    zip: &mut zip::ZipWriter<W>,
+    files: &mut Vec<FileEntry>,
+    view: &crate::compliance::view::ComplianceView,
+    judged_at: NaiveDateTime,
+) -> AppResult<()> {
+    let mut findings = Some(view.findings.clone());
+    csv_file(
+        zip,
+        files,
+        "findings.csv",
+        &[
+            "judged_at",
+            "rule",
+            "severity",
+            "subject",
+            "message",
+            "reference",
+            "due",
+        ],
+        |_| {
+            Ok(findings
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|f| {
+                    (
+                        String::new(),
+                        vec![
+                            t(judged_at),
+                            f.rule,
+                            serde_json::to_value(f.severity)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_owned))
+                                .unwrap_or_default(),
+                            f.subject,
+                            f.message,
+                            f.reference,
+                            opt(f.due.map(|d| t(d.naive_utc()))),
+                        ],
+                    )
+                })
+                .collect())
+        },
+    )
+}
+
+/// The chain segment: every event recorded in the period, in order, as `audit.jsonl`; and where
+/// it starts and ends in the clinic's chain.
+fn chain_segment<W: Write + Seek>(
+    zip: &mut zip::ZipWriter<W>,
+    files: &mut Vec<FileEntry>,
+    conn: &mut DbConn,
+    clinic_id: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> AppResult<ChainSegment> {
+    zip.start_file("audit.jsonl", options()).map_err(io)?;
+    let mut w = Hashing {
+        inner: &mut *zip,
+        hasher: Sha256::new(),
+        bytes: 0,
+    };
+    let first_seq: Option<i64> = audit_events::table
+        .filter(audit_events::clinic_id.eq(clinic_id))
+        .filter(audit_events::recorded_at.ge(from))
+        .filter(audit_events::recorded_at.lt(to))
+        .select(diesel::dsl::min(audit_events::seq))
+        .first(conn)?;
+    let prev_hash = match first_seq {
+        Some(seq) if seq > 1 => audit_events::table
+            .filter(audit_events::clinic_id.eq(clinic_id))
+            .filter(audit_events::seq.eq(seq - 1))
+            .select(audit_events::hash)
+            .first::<String>(conn)?,
+        _ => GENESIS_HASH.to_owned(),
+    };
+    let (mut last_seq, mut head_hash) = (None, prev_hash.clone());
+    if let Some(first) = first_seq {
+        let mut after = first - 1;
+        loop {
+            let rows: Vec<AuditEventRow> = audit_events::table
+                .filter(audit_events::clinic_id.eq(clinic_id))
+                .filter(audit_events::seq.gt(after))
+                .filter(audit_events::recorded_at.lt(to))
+                .select(AuditEventRow::as_select())
+                .order(audit_events::seq.asc())
+                .limit(PAGE)
+                .load(conn)?;
+            for r in &rows {
+                let line = json!({
+                    "clinic_id": r.clinic_id, "seq": r.seq, "recorded_at": t(r.recorded_at),
+                    "actor_kind": r.actor_kind, "actor_id": r.actor_id, "action": r.action,
+                    "entity_kind": r.entity_kind, "entity_id": r.entity_id,
+                    "payload": r.payload_json(), "reason": r.reason, "request_id": r.request_id,
+                    "prev_hash": r.prev_hash, "hash": r.hash,
+                });
+                writeln!(w, "{}", to_canonical_string(&line)).map_err(io)?;
+                last_seq = Some(r.seq);
+                head_hash = r.hash.clone();
+                after = r.seq;
+            }
+            if (rows.len() as i64) < PAGE {
+                break;
+            }
+        }
+    }
+    files.push(FileEntry {
+        name: "audit.jsonl".into(),
+        sha256: hex::encode(w.hasher.finalize()),
+        bytes: w.bytes,
+    });
+    Ok(ChainSegment {
+        first_seq,
+        last_seq,
+        prev_hash,
+        head_hash,
+    })
 }
