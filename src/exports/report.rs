@@ -10,8 +10,11 @@ use diesel::prelude::*;
 
 use super::pages::{for_each_page, PAGE};
 use super::pdf::{render, str_lit as s};
+use crate::clinics::store::ClinicRow;
 use crate::compliance::lookback::{compute, Trigger};
+use crate::compliance::rules::Facts;
 use crate::compliance::rules::Severity;
+use crate::compliance::view::ComplianceView;
 use crate::db::schema::{
     air_removal_tests, cycles, incident_closures, incident_follow_ups, incidents, lot_recalls,
     lots, spore_test_results, spore_tests, sterilisers,
@@ -19,6 +22,7 @@ use crate::db::schema::{
 use crate::db::DbConn;
 use crate::error::AppResult;
 use crate::incidents::model::{required_follow_ups, IncidentKind};
+use crate::jurisdiction::profiles::Profile;
 use crate::jurisdiction::profiles::Profiles;
 use crate::records::current;
 
@@ -112,7 +116,53 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
     m.push_str("#set table(stroke: 0.4pt + luma(160), inset: 3.5pt)\n");
     m.push_str("#show heading: set block(above: 1.4em, below: 0.8em)\n");
 
-    // Cover.
+    let none = HashMap::new();
+    let doc = Doc {
+        c,
+        tz,
+        profile,
+        clinic: &clinic,
+        view,
+        facts,
+        serial: &none,
+    };
+    cover(&mut m, r, &doc)?;
+    let serial = steriliser_register(&mut m, conn, &doc)?;
+    let doc = Doc {
+        serial: &serial,
+        ..doc
+    };
+    cycle_log(&mut m, conn, r, &doc)?;
+    spore_tests(&mut m, conn, r, &doc)?;
+    air_removal_tests(&mut m, conn, r, &doc)?;
+    lots(&mut m, conn, r, &doc)?;
+    staff(&mut m, &doc)?;
+    incidents(&mut m, conn, r, &doc)?;
+    verification(&mut m, r)?;
+    render(m)
+}
+
+/// What every section of the report reads: the clinic's context and the view it was judged by.
+#[derive(Clone, Copy)]
+struct Doc<'a> {
+    c: &'a str,
+    tz: Tz,
+    profile: &'a Profile,
+    clinic: &'a ClinicRow,
+    view: &'a ComplianceView,
+    facts: &'a Facts,
+    serial: &'a HashMap<String, String>,
+}
+
+/// Cover.
+fn cover(m: &mut String, r: &ReportInput<'_>, d: &Doc<'_>) -> AppResult<()> {
+    let Doc {
+        tz,
+        profile,
+        clinic,
+        view,
+        ..
+    } = *d;
     m.push_str(&format!(
         "#align(center)[#v(3cm) #text(22pt, weight: \"bold\", \"Audit report\") #v(0.6cm) #text(15pt, {}) #v(0.3cm) #text(11pt, {})]\n#v(1.2cm)\n",
         s(&clinic.name),
@@ -182,8 +232,16 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
                 .collect(),
         ));
     }
+    Ok(())
+}
 
-    // Sterilisers.
+/// Sterilisers.
+fn steriliser_register(
+    m: &mut String,
+    conn: &mut DbConn,
+    d: &Doc<'_>,
+) -> AppResult<HashMap<String, String>> {
+    let Doc { c, facts, .. } = *d;
     m.push_str("#pagebreak()\n= Steriliser register\n");
     let sters: Vec<crate::sterilisation::store::SteriliserRow> = sterilisers::table
         .filter(sterilisers::clinic_id.eq(c))
@@ -222,10 +280,14 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
             })
             .collect(),
     ));
+    Ok(serial)
+}
 
-    // Cycle log. Rows are read a page at a time and only monthly counts and the failures are
-    // kept, so the document (and typst's memory while laying it out) grows with the number of
-    // months and of failures, not with the number of loads; every load is in cycles.csv.
+/// Cycle log. Rows are read a page at a time and only monthly counts and the failures are
+/// kept, so the document (and typst's memory while laying it out) grows with the number of
+/// months and of failures, not with the number of loads; every load is in cycles.csv.
+fn cycle_log(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>) -> AppResult<()> {
+    let Doc { c, tz, serial, .. } = *d;
     m.push_str("= Cycle log\n");
     let mut months: Months<(usize, i64, i64, usize)> = Months::new();
     let mut failed_loads: Vec<(NaiveDateTime, Vec<String>)> = Vec::new();
@@ -330,9 +392,18 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
             })
             .collect(),
     ));
+    Ok(())
+}
 
-    // Spore tests: every positive, invalid or unread test in full with its look-back, the
-    // negatives counted by month (every test is in spore_tests.csv).
+/// Spore tests: every positive, invalid or unread test in full with its look-back, the
+/// negatives counted by month (every test is in spore_tests.csv).
+fn spore_tests(
+    m: &mut String,
+    conn: &mut DbConn,
+    r: &ReportInput<'_>,
+    d: &Doc<'_>,
+) -> AppResult<()> {
+    let Doc { c, tz, serial, .. } = *d;
     m.push_str("= Spore tests\n");
     // placed, negative, positive, invalid, not read
     let mut months: Months<[usize; 5]> = Months::new();
@@ -455,9 +526,18 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
             })
             .collect(),
     ));
+    Ok(())
+}
 
-    // Air-removal tests: failures in full, the rest counted by month (every test is in
-    // air_removal_tests.csv).
+/// Air-removal tests: failures in full, the rest counted by month (every test is in
+/// air_removal_tests.csv).
+fn air_removal_tests(
+    m: &mut String,
+    conn: &mut DbConn,
+    r: &ReportInput<'_>,
+    d: &Doc<'_>,
+) -> AppResult<()> {
+    let Doc { c, tz, serial, .. } = *d;
     m.push_str("= Air-removal tests\n");
     let mut months: Months<(usize, usize)> = Months::new();
     let mut failed_air: Vec<(NaiveDateTime, Vec<String>)> = Vec::new();
@@ -522,9 +602,13 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
             })
             .collect(),
     ));
+    Ok(())
+}
 
-    // Lots: recalls in full, the rest counted by kind (every lot is in lots.csv), then what
-    // was on the shelf at the period's end.
+/// Lots: recalls in full, the rest counted by kind (every lot is in lots.csv), then what
+/// was on the shelf at the period's end.
+fn lots(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>) -> AppResult<()> {
+    let Doc { c, tz, facts, .. } = *d;
     m.push_str("= Lots and recalls\n");
     // lots, expired within the period, recalled
     let mut kinds: std::collections::BTreeMap<String, [usize; 3]> =
@@ -631,8 +715,12 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
                 .collect(),
         ));
     }
+    Ok(())
+}
 
-    // Staff.
+/// Staff.
+fn staff(m: &mut String, d: &Doc<'_>) -> AppResult<()> {
+    let Doc { facts, .. } = *d;
     m.push_str("= Staff and credentials at the period's end\n");
     m.push_str(&table(
         &[
@@ -664,8 +752,12 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
             })
             .collect(),
     ));
+    Ok(())
+}
 
-    // Incidents.
+/// Incidents.
+fn incidents(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>) -> AppResult<()> {
+    let Doc { c, tz, profile, .. } = *d;
     m.push_str("= Incidents\n");
     let inc: Vec<(crate::incidents::store::IncidentRow, Option<NaiveDateTime>)> = incidents::table
         .left_join(incident_closures::table.on(incident_closures::incident_id.eq(incidents::id)))
@@ -734,8 +826,11 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
         ],
         rows,
     ));
+    Ok(())
+}
 
-    // Last page: what this report stands on.
+/// Last page: what this report stands on.
+fn verification(m: &mut String, r: &ReportInput<'_>) -> AppResult<()> {
     m.push_str("#pagebreak()\n= Verification\n");
     m.push_str(&table(
         &["", ""],
@@ -758,5 +853,5 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
         ],
     ));
     m.push_str("\nEvery file of this export is listed with its SHA-256 in manifest.json, which is signed with the key above. See docs/export-format.md, or run: aseptic verify-export FILE.zip\n");
-    render(m)
+    Ok(())
 }
