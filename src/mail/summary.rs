@@ -82,67 +82,14 @@ pub fn compose(
     let view = crate::compliance::view::view(conn, profiles, c, Some(at))?;
     let (from, to) = (input.from, input.to);
 
-    let loads: i64 = cycles::table
-        .filter(cycles::clinic_id.eq(c))
-        .filter(current("cycles"))
-        .filter(cycles::started_at.ge(from))
-        .filter(cycles::started_at.lt(to))
-        .count()
-        .get_result(conn)?;
-    let failed_loads: i64 = cycles::table
-        .filter(cycles::clinic_id.eq(c))
-        .filter(current("cycles"))
-        .filter(cycles::started_at.ge(from))
-        .filter(cycles::started_at.lt(to))
-        .filter(
-            cycles::peak_temperature_c
-                .lt(cycles::program_temperature_c)
-                .or(cycles::hold_minutes.lt(cycles::program_hold_minutes))
-                .or(not(cycles::load_indicator_passed)),
-        )
-        .count()
-        .get_result(conn)?;
-    let air: Vec<bool> = air_removal_tests::table
-        .filter(air_removal_tests::clinic_id.eq(c))
-        .filter(current("air_removal_tests"))
-        .filter(air_removal_tests::performed_at.ge(from))
-        .filter(air_removal_tests::performed_at.lt(to))
-        .select(air_removal_tests::passed)
-        .load(conn)?;
-    let read: Vec<(String, NaiveDateTime, String, String)> = spore_tests::table
-        .inner_join(
-            spore_test_results::table.on(spore_test_results::spore_test_id.eq(spore_tests::id)),
-        )
-        .filter(spore_tests::clinic_id.eq(c))
-        .filter(current("spore_tests"))
-        .filter(spore_test_results::read_at.ge(from))
-        .filter(spore_test_results::read_at.lt(to))
-        .select((
-            spore_tests::id,
-            spore_tests::placed_at,
-            spore_test_results::result,
-            spore_test_results::control_result,
-        ))
-        .order(spore_tests::placed_at.asc())
-        .load(conn)?;
-    let session_count: i64 = sessions::table
-        .filter(sessions::clinic_id.eq(c))
-        .filter(sessions::planned_at.ge(from))
-        .filter(sessions::planned_at.lt(to))
-        .count()
-        .get_result(conn)?;
-    let incident_rows: Vec<(String, String, Option<NaiveDateTime>)> = incidents::table
-        .left_join(incident_closures::table.on(incident_closures::incident_id.eq(incidents::id)))
-        .filter(incidents::clinic_id.eq(c))
-        .filter(current("incidents"))
-        .filter(incidents::occurred_at.ge(from))
-        .filter(incidents::occurred_at.lt(to))
-        .select((
-            incidents::id,
-            incidents::kind,
-            incident_closures::closed_at.nullable(),
-        ))
-        .load(conn)?;
+    let PeriodCounts {
+        loads,
+        failed_loads,
+        air,
+        read,
+        session_count,
+        incident_rows,
+    } = period_counts(conn, c, from, to)?;
 
     let mut sections = Vec::new();
     let count = |sev: Severity| view.findings.iter().filter(|f| f.severity == sev).count();
@@ -212,57 +159,7 @@ pub fn compose(
         lines: period,
     });
 
-    let line = |f: &Finding| match f.due {
-        Some(due) => format!("{} (due {})", f.message, local(due.naive_utc(), tz)),
-        None => f.message.clone(),
-    };
-    let overdue: Vec<String> = view
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Blocker)
-        .map(line)
-        .collect();
-    sections.push(Section {
-        heading: "Overdue or blocking".into(),
-        lines: if overdue.is_empty() {
-            vec!["nothing".into()]
-        } else {
-            overdue
-        },
-    });
-    let expiring: Vec<String> = view
-        .findings
-        .iter()
-        .filter(|f| {
-            f.rule == "lot_expiring"
-                || (f.rule == "technician_eligibility" && f.severity == Severity::Warning)
-        })
-        .map(line)
-        .collect();
-    sections.push(Section {
-        heading: "Expiring within 30 days (credentials and lots)".into(),
-        lines: if expiring.is_empty() {
-            vec!["nothing".into()]
-        } else {
-            expiring
-        },
-    });
-    let other: Vec<String> = view
-        .findings
-        .iter()
-        .filter(|f| {
-            f.severity != Severity::Blocker
-                && f.rule != "lot_expiring"
-                && f.rule != "technician_eligibility"
-        })
-        .map(line)
-        .collect();
-    if !other.is_empty() {
-        sections.push(Section {
-            heading: "Other warnings and notes".into(),
-            lines: other,
-        });
-    }
+    sections.extend(finding_sections(&view.findings, tz));
 
     let link = format!(
         "{}/api/v1/clinics/{c}/exports/{}/download",
@@ -284,13 +181,164 @@ pub fn compose(
             .map(|r| format!(" (registration {r})"))
             .unwrap_or_default()
     );
+    let (text, html) = bodies(&title, &profile_name, &sections, &link);
+    Ok(Composed {
+        subject,
+        text,
+        html,
+    })
+}
+
+/// What happened in the period, counted for the summary.
+struct PeriodCounts {
+    loads: i64,
+    failed_loads: i64,
+    air: Vec<bool>,
+    read: Vec<(String, NaiveDateTime, String, String)>,
+    session_count: i64,
+    incident_rows: Vec<(String, String, Option<NaiveDateTime>)>,
+}
+
+fn period_counts(
+    conn: &mut DbConn,
+    c: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> AppResult<PeriodCounts> {
+    let loads: i64 = cycles::table
+        .filter(cycles::clinic_id.eq(c))
+        .filter(current("cycles"))
+        .filter(cycles::started_at.ge(from))
+        .filter(cycles::started_at.lt(to))
+        .count()
+        .get_result(conn)?;
+    let failed_loads: i64 = cycles::table
+        .filter(cycles::clinic_id.eq(c))
+        .filter(current("cycles"))
+        .filter(cycles::started_at.ge(from))
+        .filter(cycles::started_at.lt(to))
+        .filter(
+            cycles::peak_temperature_c
+                .lt(cycles::program_temperature_c)
+                .or(cycles::hold_minutes.lt(cycles::program_hold_minutes))
+                .or(not(cycles::load_indicator_passed)),
+        )
+        .count()
+        .get_result(conn)?;
+    let air: Vec<bool> = air_removal_tests::table
+        .filter(air_removal_tests::clinic_id.eq(c))
+        .filter(current("air_removal_tests"))
+        .filter(air_removal_tests::performed_at.ge(from))
+        .filter(air_removal_tests::performed_at.lt(to))
+        .select(air_removal_tests::passed)
+        .load(conn)?;
+    let read: Vec<(String, NaiveDateTime, String, String)> = spore_tests::table
+        .inner_join(
+            spore_test_results::table.on(spore_test_results::spore_test_id.eq(spore_tests::id)),
+        )
+        .filter(spore_tests::clinic_id.eq(c))
+        .filter(current("spore_tests"))
+        .filter(spore_test_results::read_at.ge(from))
+        .filter(spore_test_results::read_at.lt(to))
+        .select((
+            spore_tests::id,
+            spore_tests::placed_at,
+            spore_test_results::result,
+            spore_test_results::control_result,
+        ))
+        .order(spore_tests::placed_at.asc())
+        .load(conn)?;
+    let session_count: i64 = sessions::table
+        .filter(sessions::clinic_id.eq(c))
+        .filter(sessions::planned_at.ge(from))
+        .filter(sessions::planned_at.lt(to))
+        .count()
+        .get_result(conn)?;
+    let incident_rows: Vec<(String, String, Option<NaiveDateTime>)> = incidents::table
+        .left_join(incident_closures::table.on(incident_closures::incident_id.eq(incidents::id)))
+        .filter(incidents::clinic_id.eq(c))
+        .filter(current("incidents"))
+        .filter(incidents::occurred_at.ge(from))
+        .filter(incidents::occurred_at.lt(to))
+        .select((
+            incidents::id,
+            incidents::kind,
+            incident_closures::closed_at.nullable(),
+        ))
+        .load(conn)?;
+    Ok(PeriodCounts {
+        loads,
+        failed_loads,
+        air,
+        read,
+        session_count,
+        incident_rows,
+    })
+}
+
+/// What is blocking, what expires soon, and the rest, each finding with its due time.
+fn finding_sections(findings: &[Finding], tz: chrono_tz::Tz) -> Vec<Section> {
+    let mut out = Vec::new();
+    let line = |f: &Finding| match f.due {
+        Some(due) => format!("{} (due {})", f.message, local(due.naive_utc(), tz)),
+        None => f.message.clone(),
+    };
+    let overdue: Vec<String> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Blocker)
+        .map(line)
+        .collect();
+    out.push(Section {
+        heading: "Overdue or blocking".into(),
+        lines: if overdue.is_empty() {
+            vec!["nothing".into()]
+        } else {
+            overdue
+        },
+    });
+    let expiring: Vec<String> = findings
+        .iter()
+        .filter(|f| {
+            f.rule == "lot_expiring"
+                || (f.rule == "technician_eligibility" && f.severity == Severity::Warning)
+        })
+        .map(line)
+        .collect();
+    out.push(Section {
+        heading: "Expiring within 30 days (credentials and lots)".into(),
+        lines: if expiring.is_empty() {
+            vec!["nothing".into()]
+        } else {
+            expiring
+        },
+    });
+    let other: Vec<String> = findings
+        .iter()
+        .filter(|f| {
+            f.severity != Severity::Blocker
+                && f.rule != "lot_expiring"
+                && f.rule != "technician_eligibility"
+        })
+        .map(line)
+        .collect();
+    if !other.is_empty() {
+        out.push(Section {
+            heading: "Other warnings and notes".into(),
+            lines: other,
+        });
+    }
+    out
+}
+
+/// The plain-text and HTML bodies, from the same sections.
+fn bodies(title: &str, profile_name: &str, sections: &[Section], link: &str) -> (String, String) {
     let mut text = format!("{title}\nJurisdiction profile: {profile_name}\n");
     let mut html = format!(
         "<!DOCTYPE html><html><body style=\"font-family: sans-serif\"><h1>{}</h1><p>Jurisdiction profile: {}</p>",
-        escape(&title),
-        escape(&profile_name)
+        escape(title),
+        escape(profile_name)
     );
-    for s in &sections {
+    for s in sections {
         text.push_str(&format!("\n{}\n", s.heading));
         html.push_str(&format!("<h2>{}</h2><ul>", escape(&s.heading)));
         for l in &s.lines {
@@ -303,12 +351,8 @@ pub fn compose(
     text.push_str(&format!("\nSigned export: {link}\n\n{closing}\n"));
     html.push_str(&format!(
         "<p>Signed export: <a href=\"{0}\">{0}</a></p><p>{1}</p></body></html>",
-        escape(&link),
+        escape(link),
         escape(closing)
     ));
-    Ok(Composed {
-        subject,
-        text,
-        html,
-    })
+    (text, html)
 }
