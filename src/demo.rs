@@ -178,7 +178,7 @@ impl Gen<'_> {
                         "control_result": "growth", "read_at": db::to_utc(at).to_rfc3339()});
                     crate::clock::backdated(at + Duration::minutes(5), || {
                         crate::reactions::run(conn, profiles, &owner, |conn| {
-                            sterilisation::service::record_spore_result(
+                            sterilisation::usecases::record_spore_result(
                                 conn,
                                 &owner,
                                 &clinic,
@@ -189,7 +189,7 @@ impl Gen<'_> {
                     })?;
                     if let Some(steriliser) = then_return {
                         crate::clock::backdated(at + Duration::minutes(15), || {
-                            sterilisation::service::set_in_service(
+                            sterilisation::usecases::set_in_service(
                                 conn,
                                 &owner,
                                 &clinic,
@@ -225,7 +225,7 @@ impl Gen<'_> {
             "received_on": day.to_string(), "quantity_received": 500,
         });
         let (conn, owner, clinic) = (&mut *self.conn, self.owner.clone(), self.clinic.clone());
-        let lot = lots::service::receive_lot(conn, &owner, &clinic, input(body)?)?;
+        let lot = lots::usecases::receive_lot(conn, &owner, &clinic, input(body)?)?;
         self.counts.lots += 1;
         id_of(&lot)
     }
@@ -241,8 +241,9 @@ impl Gen<'_> {
         ];
         for body in bodies {
             let (conn, owner, clinic) = (&mut *self.conn, self.owner.clone(), self.clinic.clone());
-            let c = credentials::service::submit(conn, &owner, Role::Owner, &clinic, input(body)?)?;
-            credentials::service::verify(conn, &owner, &clinic, &id_of(&c)?)?;
+            let c =
+                credentials::usecases::submit(conn, &owner, Role::Owner, &clinic, input(body)?)?;
+            credentials::usecases::verify(conn, &owner, &clinic, &id_of(&c)?)?;
         }
         Ok(())
     }
@@ -256,8 +257,9 @@ impl Gen<'_> {
                 body["expires_on"] = json!((day + Duration::days(365)).to_string());
             }
             let (conn, owner, clinic) = (&mut *self.conn, self.owner.clone(), self.clinic.clone());
-            let c = credentials::service::submit(conn, &owner, Role::Owner, &clinic, input(body)?)?;
-            credentials::service::verify(conn, &owner, &clinic, &id_of(&c)?)?;
+            let c =
+                credentials::usecases::submit(conn, &owner, Role::Owner, &clinic, input(body)?)?;
+            credentials::usecases::verify(conn, &owner, &clinic, &id_of(&c)?)?;
         }
         Ok(())
     }
@@ -303,7 +305,7 @@ impl Gen<'_> {
         });
         let cycle = self.on(finish + Duration::minutes(2), |g| {
             let (conn, owner, clinic) = (&mut *g.conn, g.owner.clone(), g.clinic.clone());
-            sterilisation::service::create_cycle(
+            sterilisation::usecases::create_cycle(
                 conn,
                 g.profiles,
                 &owner,
@@ -343,7 +345,7 @@ impl Gen<'_> {
             "incubation": {"kind": "in_house", "hours": hours as f64}});
         let test = self.on(finish + Duration::minutes(3), |g| {
             let (conn, owner, clinic) = (&mut *g.conn, g.owner.clone(), g.clinic.clone());
-            sterilisation::service::create_spore_test(conn, &owner, &clinic, input(body)?)
+            sterilisation::usecases::create_spore_test(conn, &owner, &clinic, input(body)?)
         })?;
         let id = id_of(&test)?;
         self.pending.push((
@@ -363,7 +365,7 @@ impl Gen<'_> {
             "test_type": "bowie_dick", "passed": true});
         self.on(t + Duration::minutes(20), |g| {
             let (conn, owner, clinic) = (&mut *g.conn, g.owner.clone(), g.clinic.clone());
-            sterilisation::service::create_air_removal(conn, &owner, &clinic, input(body)?)
+            sterilisation::usecases::create_air_removal(conn, &owner, &clinic, input(body)?)
         })?;
         Ok(())
     }
@@ -606,10 +608,10 @@ pub fn generate(
     let setup_at = opened + Duration::minutes(10);
     let (main, backup) = g.on(setup_at, |g| {
         let (conn, owner, clinic) = (&mut *g.conn, g.owner.clone(), g.clinic.clone());
-        let a = sterilisation::service::create_steriliser(conn, &owner, &clinic, input(json!({
+        let a = sterilisation::usecases::create_steriliser(conn, &owner, &clinic, input(json!({
             "make": "W&H", "model": "Lisa 517", "serial_number": format!("LISA-{tag}"), "kind": "pre_vacuum",
             "chamber_litres": 17.0, "location": "Decontamination room"}))?)?;
-        let b = sterilisation::service::create_steriliser(conn, &owner, &clinic, input(json!({
+        let b = sterilisation::usecases::create_steriliser(conn, &owner, &clinic, input(json!({
             "make": "Tuttnauer", "model": "2340M", "serial_number": format!("TUTT-{tag}"), "kind": "gravity",
             "chamber_litres": 20.0, "location": "Decontamination room (backup)"}))?)?;
         Ok((id_of(&a)?, id_of(&b)?))
@@ -714,7 +716,7 @@ pub fn generate(
                         "reason": "manufacturer recall: sterility of the lot cannot be assured",
                         "reference": format!("FSN-{}", day.format("%Y-%m"))}))?;
                     crate::reactions::run(conn, g.profiles, &owner, |conn| {
-                        lots::service::recall_lot(conn, &owner, &clinic, &lot, &recall)
+                        lots::usecases::recall_lot(conn, &owner, &clinic, &lot, &recall)
                     })
                 })?;
                 recalled_lot_id = lot;

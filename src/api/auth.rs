@@ -8,8 +8,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::api::state::AppState;
 use crate::api::AuthUser;
 use crate::api::ValidJson;
-use crate::auth::password::{self, Verdict};
-use crate::auth::store::{self, UserRow};
+use crate::auth::password;
+use crate::auth::store;
+use crate::auth::usecases::{self, TokenPair, BAD_CREDENTIALS};
 use crate::auth::{normalise_email, token, Role};
 use crate::db;
 use crate::error::{AppError, AppResult, FieldError, Problem};
@@ -40,14 +41,22 @@ pub struct TokenResponse {
     pub expires_in: u64,
 }
 
+impl From<TokenPair> for TokenResponse {
+    fn from(p: TokenPair) -> Self {
+        Self {
+            access_token: p.access_token,
+            refresh_token: p.refresh_token,
+            token_type: "Bearer",
+            expires_in: p.expires_in,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
-
-const BAD_CREDENTIALS: &str = "the email or password is wrong";
-const BAD_REFRESH: &str = "the refresh token is invalid, expired or already used; log in again";
 
 pub fn client_address(req: &HttpRequest, state: &AppState) -> String {
     let info = req.connection_info();
@@ -62,35 +71,6 @@ pub fn client_address(req: &HttpRequest, state: &AppState) -> String {
         Ok(sock) => sock.ip().to_string(),
         Err(_) => address.to_owned(),
     }
-}
-
-/// Issues an access token and a new refresh token in a new family (a login) or an existing one
-/// (a rotation).
-fn issue_pair(
-    conn: &mut db::DbConn,
-    state: &AppState,
-    user: &UserRow,
-    family_id: Option<&str>,
-) -> AppResult<TokenResponse> {
-    let access_token = state
-        .tokens
-        .issue(&user.id, user.token_version)
-        .map_err(AppError::internal)?;
-    let refresh_token = token::new_refresh_token();
-    let family = family_id.map(str::to_owned).unwrap_or_else(db::new_id);
-    store::insert_refresh_token(
-        conn,
-        &user.id,
-        &family,
-        &token::hash_refresh_token(&refresh_token),
-        state.tokens.refresh_ttl_days,
-    )?;
-    Ok(TokenResponse {
-        access_token,
-        refresh_token,
-        token_type: "Bearer",
-        expires_in: state.tokens.access_ttl_secs,
-    })
 }
 
 /// Log in with email and password.
@@ -128,33 +108,10 @@ async fn login(
 
     let st = state.clone();
     let pair = db::run(&state.pool, move |conn| {
-        let user = store::find_user_by_email(conn, &email)?;
-        // An unknown account is checked against a dummy hash, so it costs what a wrong password
-        // costs and the answer does not reveal which emails have accounts.
-        let verdict = password::verify_or_dummy(
-            &password,
-            user.as_ref().map(|u| u.password_hash.as_str()),
-            &st.dummy_password_hash,
-        );
-        let user = match (user, verdict) {
-            (Some(u), Verdict::Correct | Verdict::CorrectButWeakHash) if u.active => {
-                if verdict == Verdict::CorrectButWeakHash {
-                    let stronger = password::hash(&password).map_err(AppError::internal)?;
-                    store::upgrade_hash(conn, &u.id, &stronger)?;
-                }
-                u
-            }
-            _ => return Err(AppError::Unauthorized(BAD_CREDENTIALS)),
-        };
-        issue_pair(conn, &st, &user, None)
+        usecases::login(conn, &st.tokens, &st.dummy_password_hash, &email, &password)
     })
     .await?;
-    Ok(web::Json(pair))
-}
-
-enum RefreshOutcome {
-    Issued(TokenResponse),
-    Refused,
+    Ok(web::Json(pair.into()))
 }
 
 /// Exchange a refresh token for a new pair. Each refresh token works once; presenting a used one
@@ -170,34 +127,11 @@ async fn refresh(
 ) -> AppResult<web::Json<TokenResponse>> {
     let token_hash = token::hash_refresh_token(body.into_inner()?.refresh_token.trim());
     let st = state.clone();
-    let outcome = db::run(&state.pool, move |conn| {
-        db::write_transaction(conn, |conn| {
-            let Some(row) = store::find_refresh_token(conn, &token_hash)? else {
-                return Ok(RefreshOutcome::Refused);
-            };
-            if row.revoked_at.is_some() || row.used_at.is_some() {
-                store::revoke_refresh_family(conn, &row.family_id)?;
-                return Ok(RefreshOutcome::Refused);
-            }
-            if row.expires_at <= db::now() {
-                return Ok(RefreshOutcome::Refused);
-            }
-            let user = store::find_user(conn, &row.user_id)?.filter(|u| u.active);
-            let Some(user) = user else {
-                return Ok(RefreshOutcome::Refused);
-            };
-            if store::mark_refresh_token_used(conn, &row.id)? != 1 {
-                store::revoke_refresh_family(conn, &row.family_id)?;
-                return Ok(RefreshOutcome::Refused);
-            }
-            issue_pair(conn, &st, &user, Some(&row.family_id)).map(RefreshOutcome::Issued)
-        })
+    let pair = db::run(&state.pool, move |conn| {
+        usecases::refresh(conn, &st.tokens, &token_hash)
     })
     .await?;
-    match outcome {
-        RefreshOutcome::Issued(pair) => Ok(web::Json(pair)),
-        RefreshOutcome::Refused => Err(AppError::Unauthorized(BAD_REFRESH)),
-    }
+    Ok(web::Json(pair.into()))
 }
 
 /// End a session: the refresh token and every token rotated from it stop working. Access tokens
@@ -212,13 +146,7 @@ async fn logout(
     body: ValidJson<RefreshRequest>,
 ) -> AppResult<HttpResponse> {
     let token_hash = token::hash_refresh_token(body.into_inner()?.refresh_token.trim());
-    db::run(&state.pool, move |conn| {
-        if let Some(row) = store::find_refresh_token(conn, &token_hash)? {
-            store::revoke_refresh_family(conn, &row.family_id)?;
-        }
-        Ok(())
-    })
-    .await?;
+    db::run(&state.pool, move |conn| usecases::logout(conn, &token_hash)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -294,17 +222,15 @@ async fn change_password(
         e.field = "new_password".to_owned();
         AppError::Validation(vec![e])
     })?;
-    let user_id = caller.id().to_owned();
-    let stored_hash = caller.user.password_hash;
-    // Hashing takes tens of milliseconds: keep it off the event loop, with the query.
+    let (user_id, stored_hash) = (caller.id().to_owned(), caller.user.password_hash);
     db::run(&state.pool, move |conn| {
-        if password::verify(&current_password, &stored_hash) == Verdict::Wrong {
-            return Err(AppError::invalid("current_password", "is wrong"));
-        }
-        let new_hash = password::hash(&new_password).map_err(AppError::internal)?;
-        db::write_transaction(conn, |conn| {
-            Ok(store::change_password(conn, &user_id, &new_hash)?)
-        })
+        usecases::change_password(
+            conn,
+            &user_id,
+            &stored_hash,
+            &current_password,
+            &new_password,
+        )
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())

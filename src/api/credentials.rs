@@ -10,8 +10,8 @@ use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::{PageQuery, ValidJson};
 use crate::credentials::model::{CredentialInput, CredentialKind};
-use crate::credentials::service::{self, CredentialView, EligibilityView};
 use crate::credentials::store::CredentialFilter;
+use crate::credentials::usecases::{self, CredentialView, EligibilityView};
 use crate::db;
 use crate::error::{AppResult, Problem};
 use crate::records::AmendmentRequest;
@@ -70,7 +70,7 @@ async fn list_credentials(
         access.clinic_id.clone(),
     );
     let (items, next_cursor) = db::run(&state.pool, move |conn| {
-        service::list(conn, role, &caller, &clinic, &filter)
+        usecases::list(conn, role, &caller, &clinic, &filter)
     })
     .await?;
     Ok(web::Json(CredentialPage { items, next_cursor }))
@@ -101,7 +101,7 @@ async fn submit_credential(
         body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
-        service::submit(conn, &ctx, role, &clinic, input)
+        usecases::submit(conn, &ctx, role, &clinic, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -125,7 +125,7 @@ async fn get_credential(
     );
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            service::get(conn, role, &caller, &clinic, &id)
+            usecases::get(conn, role, &caller, &clinic, &id)
         })
         .await?,
     ))
@@ -150,7 +150,7 @@ async fn verify_credential(
     let (_, id) = path.into_inner();
     let (ctx, clinic) = (access.audit_context(), access.clinic_id.clone());
     let view = db::run(&state.pool, move |conn| {
-        service::verify(conn, &ctx, &clinic, &id)
+        usecases::verify(conn, &ctx, &clinic, &id)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -182,7 +182,7 @@ async fn amend_credential(
         body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
-        service::amend(conn, &ctx, role, &clinic, &id, &req)
+        usecases::amend(conn, &ctx, role, &clinic, &id, &req)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -214,7 +214,7 @@ async fn member_eligibility(
     let profiles = state.profiles.clone();
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            service::member_eligibility(conn, &profiles, role, &caller, &clinic, &user, at)
+            usecases::member_eligibility(conn, &profiles, role, &caller, &clinic, &user, at)
         })
         .await?,
     ))

@@ -13,8 +13,8 @@ use crate::db;
 use crate::error::{AppError, AppResult, Problem};
 use crate::lots::gs1::{self, Scan};
 use crate::lots::model::{LotInput, LotKind};
-use crate::lots::service::{self, LotView, RecallRequest};
 use crate::lots::store::LotFilter;
+use crate::lots::usecases::{self, LotView, RecallRequest};
 use crate::records::AmendmentRequest;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -76,7 +76,7 @@ async fn list_lots(
     };
     let clinic = access.clinic_id.clone();
     let (items, next_cursor) = db::run(&state.pool, move |conn| {
-        service::list_lots(conn, &clinic, &filter)
+        usecases::list_lots(conn, &clinic, &filter)
     })
     .await?;
     Ok(web::Json(LotPage { items, next_cursor }))
@@ -106,7 +106,7 @@ async fn receive_lot(
         body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
-        service::receive_lot(conn, &ctx, &clinic, input)
+        usecases::receive_lot(conn, &ctx, &clinic, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -143,7 +143,7 @@ async fn get_lot(
     let clinic = access.clinic_id.clone();
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            service::get_lot(conn, &clinic, &id)
+            usecases::get_lot(conn, &clinic, &id)
         })
         .await?,
     ))
@@ -175,7 +175,7 @@ async fn amend_lot(
         body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
-        service::amend_lot(conn, &ctx, &clinic, &id, &req)
+        usecases::amend_lot(conn, &ctx, &clinic, &id, &req)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -210,7 +210,7 @@ async fn recall_lot(
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
         crate::reactions::run(conn, &profiles, &ctx, |conn| {
-            service::recall_lot(conn, &ctx, &clinic, &id, &req)
+            usecases::recall_lot(conn, &ctx, &clinic, &id, &req)
         })
     })
     .await?;

@@ -2,22 +2,17 @@
 //! sending an export's summary to an inspector now.
 
 use actix_web::{get, post, put, web, HttpResponse};
-use diesel::prelude::*;
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::ValidJson;
-use crate::audit::{self, NewEvent};
-use crate::db::{self, DbConn};
+use crate::db;
 use crate::error::{AppError, AppResult, FieldError, Problem};
-use crate::exports::store::{self as exports, ExportState};
-use crate::mail::summary::{self, SummaryInput};
 use crate::outbox::settings::{self, MailSettingsInput, MailSettingsView};
-use crate::outbox::{self, MailFilter, MailView, NewMail};
+use crate::outbox::{self, MailFilter, MailView};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_mail)
@@ -177,82 +172,9 @@ async fn send_export(
         crate::mail::worker::domain(&state.settings),
     );
     let view = db::run(&state.pool, move |conn| {
-        send_now(conn, &profiles, &ctx, &clinic, &id, &input.to, &public_url)
+        crate::mail::usecases::send_now(conn, &profiles, &ctx, &clinic, &id, &input.to, &public_url)
             .map(|row| outbox::view(row, &domain))
     })
     .await?;
     Ok(HttpResponse::Accepted().json(view))
-}
-
-/// Queues the summary of export `id` for `to`, who must be a running inspector of the clinic or
-/// an address the owner added.
-pub fn send_now(
-    conn: &mut DbConn,
-    profiles: &crate::jurisdiction::profiles::Profiles,
-    ctx: &audit::AuditContext,
-    clinic_id: &str,
-    export_id: &str,
-    to: &str,
-    public_url: &str,
-) -> AppResult<outbox::OutboxRow> {
-    let to = crate::outbox::model::check_address(to).map_err(|r| AppError::invalid("to", r))?;
-    let export = exports::get(conn, clinic_id, export_id)?;
-    if export.state == ExportState::Failed {
-        return Err(AppError::Conflict(
-            "the export failed: request it again, then send it".into(),
-        ));
-    }
-    let allowed = crate::inspectors::store::active_inspector_emails(conn, clinic_id)?.contains(&to)
-        || settings::find(conn, clinic_id)?.is_some_and(|s| s.recipients().contains(&to));
-    if !allowed {
-        return Err(AppError::invalid(
-            "to",
-            "is neither an inspector of this clinic with a running grant nor an address the owner added to the mail settings' recipients",
-        ));
-    }
-    let from = crate::db::schema::exports::table
-        .find(export_id)
-        .select((
-            crate::db::schema::exports::period_from,
-            crate::db::schema::exports::period_to,
-        ))
-        .first::<(chrono::NaiveDateTime, chrono::NaiveDateTime)>(conn)?;
-    db::write_transaction(conn, |conn| {
-        let composed = summary::compose(
-            conn,
-            profiles,
-            &SummaryInput {
-                clinic_id,
-                from: from.0,
-                to: from.1,
-                export_id,
-                public_url,
-            },
-        )?;
-        let row = outbox::enqueue(
-            conn,
-            NewMail {
-                clinic_id: clinic_id.to_owned(),
-                kind: "summary",
-                recipient: to.clone(),
-                subject: composed.subject,
-                body_text: composed.text,
-                body_html: Some(composed.html),
-                export_id: Some(export_id.to_owned()),
-            },
-        )?;
-        audit::append(
-            conn,
-            clinic_id,
-            ctx,
-            NewEvent {
-                action: "export.sent",
-                entity_kind: "export",
-                entity_id: export_id.to_owned(),
-                payload: json!({"to": to, "message": row.id}),
-                reason: None,
-            },
-        )?;
-        Ok(row)
-    })
 }

@@ -17,8 +17,8 @@ use crate::records::AmendmentRequest;
 use crate::sterilisation::model::{
     AirRemovalInput, CycleInput, SporeResultInput, SporeTestInput, SteriliserInput,
 };
-use crate::sterilisation::service::{self, *};
 use crate::sterilisation::store::{LogFilter, TimeCursor};
+use crate::sterilisation::usecases::{self, *};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_sterilisers)
@@ -115,7 +115,7 @@ async fn list_sterilisers(
 ) -> AppResult<web::Json<SteriliserList>> {
     let clinic = access.clinic_id.clone();
     let items = db::run(&state.pool, move |conn| {
-        service::list_sterilisers(conn, &clinic)
+        usecases::list_sterilisers(conn, &clinic)
     })
     .await?;
     Ok(web::Json(SteriliserList { items }))
@@ -144,7 +144,7 @@ async fn create_steriliser(
         body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
-        service::create_steriliser(conn, &ctx, &clinic, input)
+        usecases::create_steriliser(conn, &ctx, &clinic, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -164,7 +164,7 @@ async fn get_steriliser(
     let clinic = access.clinic_id.clone();
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            service::get_steriliser(conn, &clinic, &id)
+            usecases::get_steriliser(conn, &clinic, &id)
         })
         .await?,
     ))
@@ -195,7 +195,7 @@ async fn amend_steriliser(
         body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
-        service::amend_steriliser(conn, &ctx, &clinic, &id, &req)
+        usecases::amend_steriliser(conn, &ctx, &clinic, &id, &req)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -227,7 +227,7 @@ async fn take_out_of_service(
     );
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            service::set_in_service(conn, &ctx, &clinic, &id, false, &reason)
+            usecases::set_in_service(conn, &ctx, &clinic, &id, false, &reason)
         })
         .await?,
     ))
@@ -260,7 +260,7 @@ async fn return_to_service(
     );
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            service::set_in_service(conn, &ctx, &clinic, &id, true, &reason)
+            usecases::set_in_service(conn, &ctx, &clinic, &id, true, &reason)
         })
         .await?,
     ))
@@ -284,7 +284,7 @@ async fn list_cycles(
     let clinic = access.clinic_id.clone();
     let profiles = state.profiles.clone();
     let (items, next_cursor) = db::run(&state.pool, move |conn| {
-        service::list_cycles(conn, &profiles, &clinic, &filter)
+        usecases::list_cycles(conn, &profiles, &clinic, &filter)
     })
     .await?;
     Ok(web::Json(CyclePage { items, next_cursor }))
@@ -313,7 +313,7 @@ async fn create_cycle(
     let (ctx, clinic) = (access.audit_context(), access.clinic_id.clone());
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        service::create_cycle(conn, &profiles, &ctx, &clinic, input)
+        usecases::create_cycle(conn, &profiles, &ctx, &clinic, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -334,7 +334,7 @@ async fn get_cycle(
     let profiles = state.profiles.clone();
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            service::get_cycle(conn, &profiles, &clinic, &id)
+            usecases::get_cycle(conn, &profiles, &clinic, &id)
         })
         .await?,
     ))
@@ -367,7 +367,7 @@ async fn amend_cycle(
     );
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        service::amend_cycle(conn, &profiles, &ctx, &clinic, &id, &req)
+        usecases::amend_cycle(conn, &profiles, &ctx, &clinic, &id, &req)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -388,7 +388,7 @@ async fn get_pack(
     let profiles = state.profiles.clone();
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            service::get_pack(conn, &profiles, &clinic, &code)
+            usecases::get_pack(conn, &profiles, &clinic, &code)
         })
         .await?,
     ))
@@ -409,7 +409,7 @@ async fn pack_label(
     let clinic = access.clinic_id.clone();
     let profiles = state.profiles.clone();
     let svg = db::run(&state.pool, move |conn| {
-        let pack = service::get_pack(conn, &profiles, &clinic, &code)?;
+        let pack = usecases::get_pack(conn, &profiles, &clinic, &code)?;
         let row = crate::clinics::store::find(conn, &clinic)?.ok_or(AppError::NotFound)?;
         let timezone = crate::clinics::context::time_zone(&row)?;
         crate::sterilisation::label::pack_label_svg(&pack, timezone).map_err(AppError::internal)
@@ -435,7 +435,7 @@ async fn list_spore_tests(
     let filter = log_filter(&page, query.into_inner())?;
     let clinic = access.clinic_id.clone();
     let (items, next_cursor) = db::run(&state.pool, move |conn| {
-        service::list_spore_tests(conn, &clinic, &filter)
+        usecases::list_spore_tests(conn, &clinic, &filter)
     })
     .await?;
     Ok(web::Json(SporeTestPage { items, next_cursor }))
@@ -464,7 +464,7 @@ async fn create_spore_test(
         body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
-        service::create_spore_test(conn, &ctx, &clinic, input)
+        usecases::create_spore_test(conn, &ctx, &clinic, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -484,7 +484,7 @@ async fn get_spore_test(
     let clinic = access.clinic_id.clone();
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            service::get_spore_test(conn, &clinic, &id)
+            usecases::get_spore_test(conn, &clinic, &id)
         })
         .await?,
     ))
@@ -519,7 +519,7 @@ async fn record_spore_result(
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
         crate::reactions::run(conn, &profiles, &ctx, |conn| {
-            service::record_spore_result(conn, &ctx, &clinic, &id, input)
+            usecases::record_spore_result(conn, &ctx, &clinic, &id, input)
         })
     })
     .await?;
@@ -551,7 +551,7 @@ async fn amend_spore_test(
         body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
-        service::amend_spore_test(conn, &ctx, &clinic, &id, &req)
+        usecases::amend_spore_test(conn, &ctx, &clinic, &id, &req)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -574,7 +574,7 @@ async fn list_air_removal_tests(
     let filter = log_filter(&page, query.into_inner())?;
     let clinic = access.clinic_id.clone();
     let (items, next_cursor) = db::run(&state.pool, move |conn| {
-        service::list_air_removal(conn, &clinic, &filter)
+        usecases::list_air_removal(conn, &clinic, &filter)
     })
     .await?;
     Ok(web::Json(AirRemovalPage { items, next_cursor }))
@@ -603,7 +603,7 @@ async fn create_air_removal_test(
         body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
-        service::create_air_removal(conn, &ctx, &clinic, input)
+        usecases::create_air_removal(conn, &ctx, &clinic, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -623,7 +623,7 @@ async fn get_air_removal_test(
     let clinic = access.clinic_id.clone();
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            service::get_air_removal(conn, &clinic, &id)
+            usecases::get_air_removal(conn, &clinic, &id)
         })
         .await?,
     ))
@@ -654,7 +654,7 @@ async fn amend_air_removal_test(
         body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
-        service::amend_air_removal(conn, &ctx, &clinic, &id, &req)
+        usecases::amend_air_removal(conn, &ctx, &clinic, &id, &req)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))

@@ -6,6 +6,7 @@ pub mod password;
 pub mod ratelimit;
 pub mod store;
 pub mod token;
+pub mod usecases;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -185,7 +185,7 @@ fn sterilisers_at(
             ),
             pre_vacuum: SteriliserKind::parse(&current.kind) == SteriliserKind::PreVacuum,
             in_service: status.is_none_or(|s| s.in_service),
-            quarantined: crate::sterilisation::service::is_quarantined(status),
+            quarantined: crate::sterilisation::usecases::is_quarantined(status),
             last_negative_spore_test: last_negative,
             incubating_spore_test: placed
                 .iter()

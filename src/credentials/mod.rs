@@ -2,5 +2,5 @@
 //! on a client at a given moment.
 
 pub mod model;
-pub mod service;
 pub mod store;
+pub mod usecases;

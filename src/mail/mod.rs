@@ -5,6 +5,7 @@
 pub mod events;
 pub mod summary;
 pub mod transport;
+pub mod usecases;
 pub mod worker;
 
 pub use worker::{Mailer, WorkerHandle};

@@ -316,7 +316,7 @@ pub fn add_pack(
     db::write_transaction(conn, |conn| {
         let s = find(conn, clinic_id, id)?;
         not_started(conn, id)?;
-        let pack = crate::sterilisation::service::get_pack(conn, profiles, clinic_id, &input.code)
+        let pack = crate::sterilisation::usecases::get_pack(conn, profiles, clinic_id, &input.code)
             .map_err(|e| match e {
                 AppError::NotFound => not_found("code", "pack"),
                 other => other,
@@ -386,10 +386,11 @@ pub fn add_lot(
             }
             _ => return Err(AppError::invalid("lot_id", "give either lot_id or barcode")),
         };
-        let lot = crate::lots::service::get_lot(conn, clinic_id, &lot_id).map_err(|e| match e {
-            AppError::NotFound => not_found("lot_id", "lot"),
-            other => other,
-        })?;
+        let lot =
+            crate::lots::usecases::get_lot(conn, clinic_id, &lot_id).map_err(|e| match e {
+                AppError::NotFound => not_found("lot_id", "lot"),
+                other => other,
+            })?;
         let already: i64 = session_lots::table
             .filter(session_lots::session_id.eq(id))
             .filter(session_lots::lot_id.eq(&lot_id))
@@ -461,7 +462,7 @@ pub fn start(
         let mut indicator_below = Vec::new();
         for u in &uses {
             // This very session opened the pack: judge it as it stands apart from that.
-            let pack = crate::sterilisation::service::pack_before_use(
+            let pack = crate::sterilisation::usecases::pack_before_use(
                 conn,
                 profiles,
                 clinic_id,
@@ -470,7 +471,7 @@ pub fn start(
             // Only the status is needed, not the steriliser's whole view and history.
             let status =
                 crate::sterilisation::store::current_status(conn, clinic_id, &pack.steriliser_id)?;
-            let quarantined = crate::sterilisation::service::is_quarantined(status.as_ref());
+            let quarantined = crate::sterilisation::usecases::is_quarantined(status.as_ref());
             if let Some(min) = min_type {
                 let found =
                     crate::sterilisation::store::find_cycle(conn, clinic_id, &pack.cycle_id)?
@@ -488,7 +489,7 @@ pub fn start(
         let mut lots = Vec::new();
         let mut kinds = Vec::new();
         for lot_id in lot_ids {
-            let lot = crate::lots::service::get_lot(conn, clinic_id, &lot_id)?;
+            let lot = crate::lots::usecases::get_lot(conn, clinic_id, &lot_id)?;
             kinds.push(lot.fields.kind);
             lots.push((
                 lot_id,
@@ -500,7 +501,7 @@ pub fn start(
             ));
         }
         let caller = ctx.actor.id().unwrap_or_default().to_owned();
-        let eligibility = crate::credentials::service::member_eligibility(
+        let eligibility = crate::credentials::usecases::member_eligibility(
             conn,
             profiles,
             Role::Owner,
@@ -509,7 +510,7 @@ pub fn start(
             &s.technician_id,
             crate::clock::now(),
         )?;
-        let credentials = crate::credentials::service::list(
+        let credentials = crate::credentials::usecases::list(
             conn,
             Role::Owner,
             &caller,

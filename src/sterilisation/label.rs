@@ -5,7 +5,7 @@
 use chrono_tz::Tz;
 use qrcode::{Color, EcLevel, QrCode};
 
-use super::service::PackView;
+use super::usecases::PackView;
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")

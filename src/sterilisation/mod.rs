@@ -3,5 +3,5 @@
 
 pub mod label;
 pub mod model;
-pub mod service;
 pub mod store;
+pub mod usecases;
