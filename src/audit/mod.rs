@@ -7,6 +7,30 @@ pub mod store;
 
 pub use store::{append, NewEvent};
 
+use crate::db::{self, DbConn};
+use crate::error::{AppError, AppResult};
+
+/// The one way to change a clinic's records: opens the write transaction, takes the clinic's
+/// chain lock before anything is read, runs `write`, and refuses to commit unless `write`
+/// appended at least one event to the clinic's chain. A change without its audit event cannot
+/// be written by accident; it rolls back and is reported.
+pub fn audited<T>(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    write: impl FnOnce(&mut DbConn) -> AppResult<T>,
+) -> AppResult<T> {
+    db::write_transaction(conn, |conn| {
+        let before = store::head_seq(conn, clinic_id)?;
+        let value = write(conn)?;
+        if store::head_seq(conn, clinic_id)? == before {
+            return Err(AppError::internal(format!(
+                "a change to the records of clinic {clinic_id} made no audit event; it was rolled back"
+            )));
+        }
+        Ok(value)
+    })
+}
+
 /// Who made a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {

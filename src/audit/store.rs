@@ -87,6 +87,11 @@ fn lock_head(conn: &mut DbConn, clinic_id: &str) -> QueryResult<(i64, String)> {
 /// Serialises a clinic's writes from here to the end of the transaction, so checks of natural
 /// keys (a serial number, a cycle number) made before the write cannot race. On SQLite the
 /// IMMEDIATE write transaction already does this.
+/// Locks the clinic's chain head and says how many events the chain holds.
+pub fn head_seq(conn: &mut DbConn, clinic_id: &str) -> QueryResult<i64> {
+    lock_head(conn, clinic_id).map(|(seq, _)| seq)
+}
+
 pub fn lock_clinic(conn: &mut DbConn, clinic_id: &str) -> QueryResult<()> {
     lock_head(conn, clinic_id).map(|_| ())
 }

@@ -147,7 +147,7 @@ pub fn create(
     input: TemplateInput,
 ) -> AppResult<TemplateView> {
     validated(input.validate())?;
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let row = insert(conn, db::new_id(), 1, clinic_id, &input, ctx, None)?;
         let v = view(&row);
         audit::append(
@@ -168,7 +168,7 @@ pub fn amend(
     req: &AmendmentRequest,
 ) -> AppResult<TemplateView> {
     let reason = req.reason()?;
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let current = find(conn, clinic_id, id, None)?.ok_or(AppError::NotFound)?;
         let f: TemplateInput = apply_changes(&fields(&current), &req.changes, &[])?;
         validated(f.validate())?;

@@ -142,7 +142,7 @@ pub fn create(
 ) -> AppResult<ClientView> {
     input.normalise();
     validated(input.validate(crate::clock::now().date_naive()))?;
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let row = insert(conn, db::new_id(), 1, clinic_id, &input, ctx, None)?;
         audit::append(
             conn,
@@ -168,7 +168,7 @@ pub fn amend(
     req: &AmendmentRequest,
 ) -> AppResult<ClientView> {
     let reason = req.reason()?;
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let current = find(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
         let mut f: ClientInput = apply_changes(&fields(&current), &req.changes, &[])?;
         f.normalise();

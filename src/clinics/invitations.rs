@@ -58,7 +58,7 @@ pub fn invite(
         ));
     }
     let works = new.role.works_on_clients(new.works_on_clients);
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let clinic = super::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
         let user = match accounts::find_user_by_email(conn, &new.email)? {
             Some(user) => {

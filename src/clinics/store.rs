@@ -59,7 +59,7 @@ pub fn set_pack_shelf_life(
             "must be between 1 and 3650 days, or null for an event-related policy",
         ));
     }
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let previous = find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
         diesel::update(clinics::table.find(clinic_id))
             .set(clinics::pack_shelf_life_days.eq(days))
@@ -242,7 +242,7 @@ pub fn add_member(
     clinic_id: &str,
     new: NewMember,
 ) -> AppResult<(MembershipRow, UserRow)> {
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let user = match accounts::find_user_by_email(conn, &new.email)? {
             Some(user) => {
                 ensure_not_member(conn, clinic_id, &user.id)?;
@@ -306,7 +306,7 @@ pub fn change_member(
     user_id: &str,
     change: MemberChange,
 ) -> AppResult<(MembershipRow, UserRow)> {
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let (current, user) =
             accounts::find_member(conn, clinic_id, user_id)?.ok_or(AppError::NotFound)?;
         let current_role = current.role();

@@ -141,7 +141,7 @@ pub fn submit(
     let caller = ctx.actor.id().unwrap_or_default().to_owned();
     may_act_for(role, &caller, &input.user_id)?;
     validated(input.validate(crate::clock::now().date_naive()))?;
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         check_holder(conn, clinic_id, &input.user_id, "user_id")?;
         let row = row(db::new_id(), 1, clinic_id, &input, ctx, None);
         store::insert(conn, &row)?;
@@ -172,7 +172,7 @@ pub fn amend(
 ) -> AppResult<CredentialView> {
     let reason = req.reason()?;
     let caller = ctx.actor.id().unwrap_or_default().to_owned();
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let current = store::find(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
         if role == Role::Technician && current.user_id != caller {
             return Err(AppError::NotFound);
@@ -215,7 +215,7 @@ pub fn verify(
     clinic_id: &str,
     id: &str,
 ) -> AppResult<CredentialView> {
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let current = store::find(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
         let existing = store::verifications_of(conn, clinic_id, &[id.to_owned()], None)?;
         if existing

@@ -131,7 +131,7 @@ pub fn request(
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let row = ExportRow {
             id: db::new_id(),
             clinic_id: clinic_id.to_owned(),
@@ -219,7 +219,7 @@ pub fn build(
             }
         }
     };
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         diesel::insert_into(export_results::table)
             .values(&result)
             .execute(conn)?;

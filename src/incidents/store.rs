@@ -287,7 +287,7 @@ pub fn report(
     input: IncidentInput,
 ) -> AppResult<IncidentView> {
     validated(input.validate(crate::clock::now()))?;
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         check_links(conn, clinic_id, &input, "")?;
         let r = row(db::new_id(), 1, clinic_id, &input, ctx, None)?;
         diesel::insert_into(incidents::table)
@@ -313,7 +313,7 @@ pub fn amend(
     req: &AmendmentRequest,
 ) -> AppResult<IncidentView> {
     let reason = req.reason()?;
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let current = find(conn, clinic_id, id)?;
         let f: IncidentInput = apply_changes(&fields(&current), &req.changes, &[])?;
         validated(f.validate(crate::clock::now()))?;
@@ -366,7 +366,7 @@ pub fn add_follow_up(
         errors.push(FieldError::new("done_at", "must not be in the future"));
     }
     validated(errors)?;
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let r = find(conn, clinic_id, id)?;
         if incident_closures::table
             .find(id)
@@ -424,7 +424,7 @@ pub fn close(
     if summary.is_empty() {
         return Err(AppError::invalid("summary", "is required"));
     }
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let r = find(conn, clinic_id, id)?;
         if incident_closures::table
             .find(id)

@@ -202,7 +202,7 @@ pub fn grant(
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let (user, invitation) = match accounts::find_user_by_email(conn, &email)? {
             Some(user) => (user, None),
             None => {
@@ -324,7 +324,7 @@ pub fn revoke(
     if reason.is_empty() {
         return Err(AppError::invalid("reason", "is required"));
     }
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let g = find(conn, clinic_id, id)?;
         let already = inspector_grant_revocations::table
             .find(id)
@@ -419,7 +419,7 @@ pub fn record_read(
     path: &str,
     query: &str,
 ) -> AppResult<()> {
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         audit::append(
             conn,
             clinic_id,

@@ -123,8 +123,7 @@ pub fn receive_lot(
     input.normalise();
     let today = crate::clock::now().date_naive();
     validated(input.validate(today))?;
-    db::write_transaction(conn, |conn| {
-        audit::store::lock_clinic(conn, clinic_id)?;
+    audit::audited(conn, clinic_id, |conn| {
         if store::lot_number_taken(
             conn,
             clinic_id,
@@ -157,8 +156,7 @@ pub fn amend_lot(
 ) -> AppResult<LotView> {
     let reason = req.reason()?;
     let today = crate::clock::now().date_naive();
-    db::write_transaction(conn, |conn| {
-        audit::store::lock_clinic(conn, clinic_id)?;
+    audit::audited(conn, clinic_id, |conn| {
         let current = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
         let mut fields: LotInput = apply_changes(&lot_fields(&current), &req.changes, &[])?;
         fields.normalise();
@@ -220,8 +218,7 @@ pub fn recall_lot(
         }
     }
     validated(errors)?;
-    db::write_transaction(conn, |conn| {
-        audit::store::lock_clinic(conn, clinic_id)?;
+    audit::audited(conn, clinic_id, |conn| {
         let row = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
         if !store::recalls_of(conn, clinic_id, &[id.to_owned()])?.is_empty() {
             return Err(AppError::Conflict("this lot is already recalled".into()));

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::summary::{self, SummaryInput};
 use crate::audit::{self, NewEvent};
-use crate::db::{self, DbConn};
+use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
 use crate::exports::store::{self as exports, ExportState};
 use crate::outbox::{self, settings, NewMail};
@@ -43,7 +43,7 @@ pub fn send_now(
             crate::db::schema::exports::period_to,
         ))
         .first::<(chrono::NaiveDateTime, chrono::NaiveDateTime)>(conn)?;
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let composed = summary::compose(
             conn,
             profiles,

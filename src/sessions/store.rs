@@ -166,7 +166,7 @@ pub fn create(
     input: SessionInput,
 ) -> AppResult<TraceView> {
     validated(input.validate())?;
-    let id = db::write_transaction(conn, |conn| {
+    let id = audit::audited(conn, clinic_id, |conn| {
         crate::clients::store::find(conn, clinic_id, &input.client_id)?
             .ok_or_else(|| not_found("client_id", "client"))?;
         let technician_id = input
@@ -240,7 +240,7 @@ pub fn answer(
     if input.answers.is_empty() {
         return Err(AppError::invalid("answers", "give at least one answer"));
     }
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let s = find(conn, clinic_id, id)?;
         not_started(conn, id)?;
         let items = template_items(conn, &s)?;
@@ -313,7 +313,7 @@ pub fn add_pack(
     id: &str,
     input: PackUse,
 ) -> AppResult<TraceView> {
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let s = find(conn, clinic_id, id)?;
         not_started(conn, id)?;
         let pack = crate::sterilisation::usecases::get_pack(conn, profiles, clinic_id, &input.code)
@@ -365,7 +365,7 @@ pub fn add_lot(
     id: &str,
     input: LotUse,
 ) -> AppResult<TraceView> {
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let s = find(conn, clinic_id, id)?;
         not_started(conn, id)?;
         let lot_id = match (&input.lot_id, &input.barcode) {
@@ -445,7 +445,7 @@ pub fn start(
         .override_reason
         .map(|r| r.trim().to_owned())
         .filter(|r| !r.is_empty());
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let s = find(conn, clinic_id, id)?;
         if start_of(conn, id)?.is_some() {
             return Err(AppError::Conflict("the session has already started".into()));
@@ -610,7 +610,7 @@ pub fn complete(
             "must be at most 5000 characters",
         ));
     }
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let s = find(conn, clinic_id, id)?;
         if start_of(conn, id)?.is_none() {
             return Err(AppError::Conflict("the session has not started".into()));

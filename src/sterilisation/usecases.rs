@@ -118,8 +118,7 @@ pub fn create_steriliser(
 ) -> AppResult<SteriliserView> {
     input.normalise();
     validated(input.validate(crate::clock::now().date_naive()))?;
-    db::write_transaction(conn, |conn| {
-        audit::store::lock_clinic(conn, clinic_id)?;
+    audit::audited(conn, clinic_id, |conn| {
         if store::serial_taken(conn, clinic_id, &input.serial_number, None)? {
             return Err(AppError::Conflict(format!(
                 "serial_number: the clinic already has a steriliser with serial number {}",
@@ -153,8 +152,7 @@ pub fn amend_steriliser(
     req: &AmendmentRequest,
 ) -> AppResult<SteriliserView> {
     let reason = req.reason()?;
-    db::write_transaction(conn, |conn| {
-        audit::store::lock_clinic(conn, clinic_id)?;
+    audit::audited(conn, clinic_id, |conn| {
         let current = store::find_steriliser(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
         let mut fields: SteriliserInput =
             apply_changes(&steriliser_fields(&current), &req.changes, &[])?;
@@ -237,8 +235,7 @@ pub fn set_in_service(
     if reason.is_empty() {
         return Err(AppError::invalid("reason", "is required"));
     }
-    db::write_transaction(conn, |conn| {
-        audit::store::lock_clinic(conn, clinic_id)?;
+    audit::audited(conn, clinic_id, |conn| {
         let row = store::find_steriliser(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
         let status = store::current_status(conn, clinic_id, id)?;
         let currently = status.as_ref().is_none_or(|s| s.in_service);
@@ -615,8 +612,7 @@ pub fn create_cycle(
         pack.contents = pack.contents.trim().to_owned();
     }
     validated(input.validate(crate::clock::now()))?;
-    db::write_transaction(conn, |conn| {
-        audit::store::lock_clinic(conn, clinic_id)?;
+    audit::audited(conn, clinic_id, |conn| {
         let f = &input.fields;
         existing_steriliser(conn, clinic_id, &f.steriliser_id, "steriliser_id")?;
         let operator_id = f
@@ -680,8 +676,7 @@ pub fn amend_cycle(
     req: &AmendmentRequest,
 ) -> AppResult<CycleView> {
     let reason = req.reason()?;
-    db::write_transaction(conn, |conn| {
-        audit::store::lock_clinic(conn, clinic_id)?;
+    audit::audited(conn, clinic_id, |conn| {
         let current = store::find_cycle(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
         let mut fields: CycleFields = apply_changes(&cycle_fields(&current), &req.changes, &[])?;
         fields.normalise();
@@ -980,8 +975,7 @@ pub fn create_spore_test(
 ) -> AppResult<SporeTestView> {
     input.normalise();
     validated(input.validate(crate::clock::now()))?;
-    db::write_transaction(conn, |conn| {
-        audit::store::lock_clinic(conn, clinic_id)?;
+    audit::audited(conn, clinic_id, |conn| {
         check_spore_links(conn, clinic_id, &input, "")?;
         let row = spore_row(db::new_id(), 1, clinic_id, &input, ctx, None);
         store::insert_spore_test(conn, &row)?;
@@ -1013,9 +1007,8 @@ pub fn record_spore_result(
     id: &str,
     input: SporeResultInput,
 ) -> AppResult<WithEvents<SporeTestView>> {
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let mut events = Vec::new();
-        audit::store::lock_clinic(conn, clinic_id)?;
         let test = store::find_spore_test(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
         if store::find_spore_result(conn, clinic_id, id)?.is_some() {
             return Err(AppError::Conflict(
@@ -1105,8 +1098,7 @@ pub fn amend_spore_test(
     req: &AmendmentRequest,
 ) -> AppResult<SporeTestView> {
     let reason = req.reason()?;
-    db::write_transaction(conn, |conn| {
-        audit::store::lock_clinic(conn, clinic_id)?;
+    audit::audited(conn, clinic_id, |conn| {
         let current = store::find_spore_test(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
         let mut fields: SporeTestInput = apply_changes(&spore_fields(&current), &req.changes, &[])?;
         fields.normalise();
@@ -1269,8 +1261,7 @@ pub fn create_air_removal(
 ) -> AppResult<AirRemovalView> {
     input.normalise();
     validated(input.validate(crate::clock::now()))?;
-    db::write_transaction(conn, |conn| {
-        audit::store::lock_clinic(conn, clinic_id)?;
+    audit::audited(conn, clinic_id, |conn| {
         check_pre_vacuum(conn, clinic_id, &input.steriliser_id, "steriliser_id")?;
         let row = air_row(db::new_id(), 1, clinic_id, &input, ctx, None);
         store::insert_air_removal(conn, &row)?;
@@ -1299,8 +1290,7 @@ pub fn amend_air_removal(
     req: &AmendmentRequest,
 ) -> AppResult<AirRemovalView> {
     let reason = req.reason()?;
-    db::write_transaction(conn, |conn| {
-        audit::store::lock_clinic(conn, clinic_id)?;
+    audit::audited(conn, clinic_id, |conn| {
         let current = store::find_air_removal(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
         let mut fields: AirRemovalInput = apply_changes(&air_fields(&current), &req.changes, &[])?;
         fields.normalise();

@@ -353,3 +353,30 @@ async fn the_documented_recipe_recomputes_the_chain_from_the_api_output() {
         head["head_hash"].as_str().unwrap()
     );
 }
+
+/// Every change to a clinic's records goes through `audit::audited`, which refuses to commit a
+/// change that appended no audit event: it rolls back and says so.
+#[actix_web::test]
+async fn a_change_without_its_audit_event_is_rolled_back() {
+    let app = TestApp::spawn().await;
+    let before = app.audit_events().await.len();
+    let mut conn = app.raw_connection();
+    let clinic = app.clinic_id.clone();
+    let outcome = aseptic::audit::audited(&mut conn, &clinic, |conn| {
+        conn.batch_execute(&format!(
+            "UPDATE clinics SET name = 'Renamed quietly' WHERE id = '{clinic}'"
+        ))?;
+        Ok(())
+    });
+    let err = outcome.unwrap_err().to_string();
+    assert!(err.contains("no audit event"), "{err}");
+    drop(conn);
+    let clinic: Value = app
+        .get(&app.clinic_path(""), &app.owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(clinic["name"], "Ink & Needle", "the change was rolled back");
+    assert_eq!(app.audit_events().await.len(), before);
+}
