@@ -336,7 +336,7 @@ pub fn resend(
     clinic_id: &str,
     id: &str,
 ) -> AppResult<OutboxRow> {
-    db::write_transaction(conn, |conn| {
+    audit::audited(conn, clinic_id, |conn| {
         let failed: OutboxRow = mail_outbox::table
             .filter(mail_outbox::clinic_id.eq(clinic_id))
             .filter(mail_outbox::id.eq(id))

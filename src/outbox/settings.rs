@@ -158,8 +158,7 @@ pub fn put(
         updated_by: ctx.actor.id().map(str::to_owned),
         updated_at: db::now(),
     };
-    db::write_transaction(conn, |conn| {
-        audit::store::lock_clinic(conn, clinic_id)?;
+    audit::audited(conn, clinic_id, |conn| {
         if find(conn, clinic_id)?.is_some() {
             diesel::update(mail_settings::table.find(clinic_id))
                 .set(&row)
