@@ -6,13 +6,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::api::problem::{Forbidden, NotFound};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::PageQuery;
 use crate::audit::chain::ChainBreak;
 use crate::audit::store::{self, AuditEventRow, EventFilter};
 use crate::db;
-use crate::error::{AppError, AppResult, Problem};
+use crate::error::{AppError, AppResult};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_events).service(verify_chain);
@@ -84,8 +85,8 @@ pub struct EventQuery {
     params(("clinic" = String, Path, description = "Clinic id"), PageQuery, EventQuery),
     responses(
         (status = 200, body = AuditEventPage),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
     ))]
 #[get("/audit/events")]
 async fn list_events(
@@ -145,8 +146,8 @@ pub struct VerificationView {
     params(("clinic" = String, Path, description = "Clinic id")),
     responses(
         (status = 200, body = VerificationView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
     ))]
 #[get("/audit/verify")]
 async fn verify_chain(

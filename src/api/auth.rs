@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::api::problem::{Unauthenticated, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::AuthUser;
 use crate::api::ValidJson;
@@ -77,7 +78,7 @@ pub fn client_address(req: &HttpRequest, state: &AppState) -> String {
 #[utoipa::path(tag = "auth", request_body = LoginRequest, responses(
     (status = 200, body = TokenResponse),
     (status = 401, body = Problem, content_type = "application/problem+json", description = "Wrong email or password"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    Unprocessable,
     (status = 429, body = Problem, content_type = "application/problem+json", description = "Too many attempts; see Retry-After"),
 ))]
 #[post("/auth/login")]
@@ -118,7 +119,7 @@ async fn login(
 /// again revokes its whole family (it was probably stolen).
 #[utoipa::path(tag = "auth", request_body = RefreshRequest, responses(
     (status = 200, body = TokenResponse),
-    (status = 401, body = Problem, content_type = "application/problem+json"),
+    Unauthenticated,
 ))]
 #[post("/auth/refresh")]
 async fn refresh(
@@ -138,7 +139,7 @@ async fn refresh(
 /// already issued expire on their own within 15 minutes.
 #[utoipa::path(tag = "auth", request_body = RefreshRequest, responses(
     (status = 204, description = "Logged out (also when the token was already unknown)"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    Unprocessable,
 ))]
 #[post("/auth/logout")]
 async fn logout(
@@ -169,7 +170,7 @@ pub struct MeResponse {
 /// The signed-in user and the clinics they belong to.
 #[utoipa::path(tag = "auth", security(("bearer" = [])), responses(
     (status = 200, body = MeResponse),
-    (status = 401, body = Problem, content_type = "application/problem+json"),
+    Unauthenticated,
 ))]
 #[get("/me")]
 async fn me(state: web::Data<AppState>, caller: AuthUser) -> AppResult<web::Json<MeResponse>> {
@@ -205,8 +206,8 @@ pub struct ChangePasswordRequest {
 /// their next request and refresh tokens are revoked.
 #[utoipa::path(tag = "auth", security(("bearer" = [])), request_body = ChangePasswordRequest, responses(
     (status = 204, description = "Changed; log in again"),
-    (status = 401, body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    Unauthenticated,
+    Unprocessable,
 ))]
 #[post("/me/password")]
 async fn change_password(

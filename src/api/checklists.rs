@@ -5,13 +5,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::api::problem::{Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::ValidJson;
 use crate::checklists::model::TemplateInput;
 use crate::checklists::store::{self, TemplateView};
 use crate::db;
-use crate::error::{AppResult, Problem};
+use crate::error::AppResult;
 use crate::records::AmendmentRequest;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -29,7 +30,7 @@ pub struct TemplateList {
 /// The clinic's checklist templates (current versions, newest first; new sessions use the first).
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id")),
-    responses((status = 200, body = TemplateList), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TemplateList), NotFound))]
 #[get("/checklists")]
 async fn list_templates(
     state: web::Data<AppState>,
@@ -44,7 +45,7 @@ async fn list_templates(
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
     request_body = TemplateInput,
-    responses((status = 201, body = TemplateView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = TemplateView), Forbidden, Unprocessable))]
 #[post("/checklists")]
 async fn create_template(
     state: web::Data<AppState>,
@@ -67,7 +68,7 @@ async fn create_template(
 /// A template's current version and its history.
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Template id")),
-    responses((status = 200, body = TemplateView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TemplateView), NotFound))]
 #[get("/checklists/{id}")]
 async fn get_template(
     state: web::Data<AppState>,
@@ -85,7 +86,7 @@ async fn get_template(
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Template id")),
     request_body = AmendmentRequest,
-    responses((status = 201, body = TemplateView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = TemplateView), Forbidden, NotFound, Unprocessable))]
 #[post("/checklists/{id}/amendments")]
 async fn amend_template(
     state: web::Data<AppState>,

@@ -5,13 +5,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::api::problem::{Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::{PageQuery, ValidJson};
 use crate::clients::store::{self, ClientAnswer, ClientView};
 use crate::clients::ClientInput;
 use crate::db;
-use crate::error::{AppResult, Problem};
+use crate::error::AppResult;
 use crate::records::AmendmentRequest;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -30,7 +31,7 @@ pub struct ClientPage {
 /// Clients, newest first.
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), PageQuery),
-    responses((status = 200, body = ClientPage), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ClientPage), NotFound))]
 #[get("/clients")]
 async fn list_clients(
     state: web::Data<AppState>,
@@ -54,7 +55,7 @@ async fn list_clients(
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
     request_body = ClientInput,
-    responses((status = 201, body = ClientView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = ClientView), Forbidden, Unprocessable))]
 #[post("/clients")]
 async fn create_client(
     state: web::Data<AppState>,
@@ -78,7 +79,7 @@ async fn create_client(
 /// their grant includes clients' contact details.
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Client id")),
-    responses((status = 200, body = ClientAnswer), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ClientAnswer), NotFound))]
 #[get("/clients/{id}")]
 async fn get_client(
     state: web::Data<AppState>,
@@ -95,7 +96,7 @@ async fn get_client(
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Client id")),
     request_body = AmendmentRequest,
-    responses((status = 201, body = ClientView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = ClientView), Forbidden, NotFound, Unprocessable))]
 #[post("/clients/{id}/amendments")]
 async fn amend_client(
     state: web::Data<AppState>,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::api::problem::{Conflicting, Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::ValidJson;
@@ -49,8 +50,8 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i32>>
     request_body = SettingsRequest,
     responses(
         (status = 200, body = ClinicView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        Unprocessable,
     ))]
 #[put("/settings")]
 async fn update_settings(
@@ -79,7 +80,7 @@ async fn update_settings(
     params(("clinic" = String, Path, description = "Clinic id")),
     responses(
         (status = 200, body = ClinicView),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        NotFound,
     ))]
 #[get("")]
 async fn get_clinic(
@@ -129,7 +130,7 @@ pub struct MemberList {
 /// Staff and their roles.
 #[utoipa::path(tag = "clinics", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id")),
-    responses((status = 200, body = MemberList), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = MemberList), NotFound))]
 #[get("/members")]
 async fn list_members(
     state: web::Data<AppState>,
@@ -151,7 +152,7 @@ async fn list_members(
 /// One member.
 #[utoipa::path(tag = "clinics", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("user" = String, Path, description = "User id")),
-    responses((status = 200, body = MemberView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = MemberView), NotFound))]
 #[get("/members/{user}")]
 async fn get_member(
     state: web::Data<AppState>,
@@ -194,9 +195,9 @@ pub struct AddMemberRequest {
     request_body = AddMemberRequest,
     responses(
         (status = 202, body = InvitationView, description = "Invited; they join on accepting"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
         (status = 409, body = Problem, content_type = "application/problem+json", description = "Already a member"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Unprocessable,
     ))]
 #[post("/members")]
 async fn add_member(
@@ -265,10 +266,10 @@ pub struct PracticeRequest {
     request_body = PracticeRequest,
     responses(
         (status = 200, body = MemberView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
+        Conflicting,
+        Unprocessable,
     ))]
 #[post("/members/{user}/works-on-clients")]
 async fn set_works_on_clients(
@@ -336,9 +337,9 @@ async fn apply_change(
     request_body = ChangeRoleRequest,
     responses(
         (status = 200, body = MemberView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
+        Conflicting,
     ))]
 #[post("/members/{user}/role")]
 async fn change_role(
@@ -365,9 +366,9 @@ async fn change_role(
     request_body = ReasonRequest,
     responses(
         (status = 200, body = MemberView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
+        Conflicting,
     ))]
 #[post("/members/{user}/deactivate")]
 async fn deactivate_member(
@@ -388,9 +389,9 @@ async fn deactivate_member(
     request_body = ReasonRequest,
     responses(
         (status = 200, body = MemberView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
+        Conflicting,
     ))]
 #[post("/members/{user}/reactivate")]
 async fn reactivate_member(

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::api::problem::{NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::compliance::lookback::{self, Lookback};
@@ -31,7 +32,7 @@ pub struct ComplianceQuery {
 #[utoipa::path(tag = "compliance", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ComplianceQuery),
     responses((status = 200, body = ComplianceView),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        NotFound,
         (status = 422, body = Problem, content_type = "application/problem+json", description = "`at` malformed, in the future or before the clinic existed")))]
 #[get("/compliance")]
 async fn compliance_now(
@@ -86,7 +87,7 @@ pub struct LookbackQuery {
         (status = 200, body = Lookback),
         (status = 200, content_type = "text/csv", body = String, description = "One row per session reached"),
         (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown trigger"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Unprocessable,
     ))]
 #[get("/lookbacks")]
 async fn lookbacks(

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::api::problem::{Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::{PageQuery, ValidJson};
@@ -49,7 +50,7 @@ pub struct EligibilityQuery {
 /// Credentials, newest first. Technicians see only their own.
 #[utoipa::path(tag = "credentials", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), PageQuery, CredentialQuery),
-    responses((status = 200, body = CredentialPage), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = CredentialPage), NotFound))]
 #[get("/credentials")]
 async fn list_credentials(
     state: web::Data<AppState>,
@@ -83,9 +84,9 @@ async fn list_credentials(
     request_body = CredentialInput,
     responses(
         (status = 201, body = CredentialView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
         (status = 404, body = Problem, content_type = "application/problem+json", description = "No such member"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Unprocessable,
     ))]
 #[post("/credentials")]
 async fn submit_credential(
@@ -110,7 +111,7 @@ async fn submit_credential(
 /// A credential, its verification and its history.
 #[utoipa::path(tag = "credentials", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Credential id")),
-    responses((status = 200, body = CredentialView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = CredentialView), NotFound))]
 #[get("/credentials/{id}")]
 async fn get_credential(
     state: web::Data<AppState>,
@@ -136,8 +137,8 @@ async fn get_credential(
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Credential id")),
     responses(
         (status = 201, body = CredentialView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
         (status = 409, body = Problem, content_type = "application/problem+json", description = "Already verified"),
     ))]
 #[post("/credentials/{id}/verify")]
@@ -162,9 +163,9 @@ async fn verify_credential(
     request_body = AmendmentRequest,
     responses(
         (status = 201, body = CredentialView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
+        Unprocessable,
     ))]
 #[post("/credentials/{id}/amendments")]
 async fn amend_credential(
@@ -194,8 +195,8 @@ async fn amend_credential(
     params(("clinic" = String, Path, description = "Clinic id"), ("user" = String, Path, description = "User id"), EligibilityQuery),
     responses(
         (status = 200, body = EligibilityView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
     ))]
 #[get("/members/{user}/eligibility")]
 async fn member_eligibility(

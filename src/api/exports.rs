@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::api::problem::{Forbidden, NotFound};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::ValidJson;
@@ -69,7 +70,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 /// The clinic's exports, newest first (owners and inspectors).
 #[utoipa::path(tag = "exports", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id")),
-    responses((status = 200, body = Vec<ExportView>), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<ExportView>), Forbidden, NotFound))]
 #[get("/exports")]
 async fn list_exports(
     state: web::Data<AppState>,
@@ -88,7 +89,7 @@ async fn list_exports(
     params(("clinic" = String, Path, description = "Clinic id")),
     request_body = ExportInput,
     responses((status = 202, body = ExportView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
         (status = 422, body = Problem, content_type = "application/problem+json", description = "The period ends before it starts, lies in the future, or is longer than the retention")))]
 #[post("/exports")]
 async fn request_export(
@@ -138,7 +139,7 @@ async fn request_export(
 /// An export's state: building, ready (with its SHA-256) or failed.
 #[utoipa::path(tag = "exports", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Export id")),
-    responses((status = 200, body = ExportView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ExportView), NotFound))]
 #[get("/exports/{id}")]
 async fn get_export(
     state: web::Data<AppState>,
@@ -156,7 +157,7 @@ async fn get_export(
 #[utoipa::path(tag = "exports", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Export id")),
     responses((status = 200, content_type = "application/zip", body = Vec<u8>),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        NotFound,
         (status = 409, body = Problem, content_type = "application/problem+json", description = "Not built (yet)")))]
 #[get("/exports/{id}/download")]
 async fn download_export(

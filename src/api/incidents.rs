@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::api::problem::{Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::{PageQuery, ValidJson};
@@ -41,7 +42,7 @@ type Path2 = web::Path<(String, String)>;
 /// Incidents, latest first, with their follow-ups and what is overdue.
 #[utoipa::path(tag = "incidents", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), PageQuery, IncidentQuery),
-    responses((status = 200, body = IncidentPage), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = IncidentPage), NotFound, Unprocessable))]
 #[get("/incidents")]
 async fn list_incidents(
     state: web::Data<AppState>,
@@ -72,7 +73,7 @@ async fn list_incidents(
 #[utoipa::path(tag = "incidents", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
     request_body = IncidentInput,
-    responses((status = 201, body = IncidentView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown session or person"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = IncidentView), Forbidden, (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown session or person"), Unprocessable))]
 #[post("/incidents")]
 async fn report_incident(
     state: web::Data<AppState>,
@@ -96,7 +97,7 @@ async fn report_incident(
 /// An incident with its follow-ups, closure and history.
 #[utoipa::path(tag = "incidents", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Incident id")),
-    responses((status = 200, body = IncidentView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = IncidentView), NotFound))]
 #[get("/incidents/{id}")]
 async fn get_incident(
     state: web::Data<AppState>,
@@ -118,7 +119,7 @@ async fn get_incident(
 #[utoipa::path(tag = "incidents", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Incident id")),
     request_body = FollowUpInput,
-    responses((status = 201, body = IncidentView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json", description = "Closed"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = IncidentView), NotFound, (status = 409, body = Problem, content_type = "application/problem+json", description = "Closed"), Unprocessable))]
 #[post("/incidents/{id}/follow-ups")]
 async fn add_follow_up(
     state: web::Data<AppState>,
@@ -145,7 +146,7 @@ async fn add_follow_up(
 #[utoipa::path(tag = "incidents", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Incident id")),
     request_body = CloseInput,
-    responses((status = 201, body = IncidentView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json", description = "Already closed, or follow-ups outstanding")))]
+    responses((status = 201, body = IncidentView), Forbidden, NotFound, (status = 409, body = Problem, content_type = "application/problem+json", description = "Already closed, or follow-ups outstanding")))]
 #[post("/incidents/{id}/close")]
 async fn close_incident(
     state: web::Data<AppState>,
@@ -172,7 +173,7 @@ async fn close_incident(
 #[utoipa::path(tag = "incidents", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Incident id")),
     request_body = AmendmentRequest,
-    responses((status = 201, body = IncidentView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = IncidentView), Forbidden, NotFound, Unprocessable))]
 #[post("/incidents/{id}/amendments")]
 async fn amend_incident(
     state: web::Data<AppState>,

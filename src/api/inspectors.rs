@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::auth::client_address;
+use crate::api::problem::{Conflicting, Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::ValidJson;
@@ -26,7 +27,7 @@ pub fn account_routes(cfg: &mut ServiceConfig) {
 /// The clinic's inspector grants, newest first, with their status (owner only).
 #[utoipa::path(tag = "inspectors", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id")),
-    responses((status = 200, body = Vec<GrantView>), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<GrantView>), Forbidden, NotFound))]
 #[get("/inspectors")]
 async fn list(
     state: web::Data<AppState>,
@@ -44,9 +45,9 @@ async fn list(
 #[utoipa::path(tag = "inspectors", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id")),
     request_body = GrantInput,
-    responses((status = 201, body = GrantView), (status = 403, body = Problem, content_type = "application/problem+json"),
+    responses((status = 201, body = GrantView), Forbidden,
         (status = 409, body = Problem, content_type = "application/problem+json", description = "The person is staff of this clinic"),
-        (status = 422, body = Problem, content_type = "application/problem+json")))]
+        Unprocessable))]
 #[post("/inspectors")]
 async fn grant(
     state: web::Data<AppState>,
@@ -68,8 +69,8 @@ async fn grant(
 #[utoipa::path(tag = "inspectors", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Grant id")),
     request_body = RevokeInput,
-    responses((status = 200, body = GrantView), (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = GrantView), NotFound,
+        Conflicting))]
 #[post("/inspectors/{id}/revoke")]
 async fn revoke(
     state: web::Data<AppState>,
@@ -105,7 +106,7 @@ pub struct AcceptInvitation {
 #[utoipa::path(tag = "auth", request_body = AcceptInvitation,
     responses((status = 204, description = "Accepted: log in with the password"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "Already a member"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Unprocessable,
         (status = 429, body = Problem, content_type = "application/problem+json", description = "Too many attempts; see Retry-After")))]
 #[post("/auth/invitations/accept")]
 async fn accept_invitation(

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::api::problem::{Conflicting, Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::{PageQuery, ValidJson};
@@ -53,7 +54,7 @@ pub struct BarcodeRequest {
 /// Lots received by the clinic, newest first.
 #[utoipa::path(tag = "lots", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), PageQuery, LotQuery),
-    responses((status = 200, body = LotPage), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = LotPage), NotFound, Unprocessable))]
 #[get("/lots")]
 async fn list_lots(
     state: web::Data<AppState>,
@@ -89,9 +90,9 @@ async fn list_lots(
     request_body = LotInput,
     responses(
         (status = 201, body = LotView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
         (status = 409, body = Problem, content_type = "application/problem+json", description = "Lot already recorded"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Unprocessable,
     ))]
 #[post("/lots")]
 async fn receive_lot(
@@ -132,7 +133,7 @@ async fn parse_barcode(
 /// A lot, its status (usable, expired, recalled), its recall and its history.
 #[utoipa::path(tag = "lots", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Lot id")),
-    responses((status = 200, body = LotView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = LotView), NotFound))]
 #[get("/lots/{id}")]
 async fn get_lot(
     state: web::Data<AppState>,
@@ -155,10 +156,10 @@ async fn get_lot(
     request_body = AmendmentRequest,
     responses(
         (status = 201, body = LotView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
+        Conflicting,
+        Unprocessable,
     ))]
 #[post("/lots/{id}/amendments")]
 async fn amend_lot(
@@ -188,10 +189,10 @@ async fn amend_lot(
     request_body = RecallRequest,
     responses(
         (status = 201, body = LotView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
         (status = 409, body = Problem, content_type = "application/problem+json", description = "Already recalled"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Unprocessable,
     ))]
 #[post("/lots/{id}/recall")]
 async fn recall_lot(

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::api::problem::{Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::ValidJson;
@@ -27,8 +28,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[utoipa::path(tag = "mail", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Message id")),
     responses((status = 202, body = MailView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
         (status = 409, body = Problem, content_type = "application/problem+json", description = "Not failed, already resent, or an invitation")))]
 #[post("/mail/{id}/resend")]
 async fn resend(
@@ -54,9 +55,9 @@ async fn resend(
 #[utoipa::path(tag = "mail", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), MailFilter),
     responses((status = 200, body = Vec<MailView>),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json")))]
+        Forbidden,
+        NotFound,
+        Unprocessable))]
 #[get("/mail")]
 async fn list_mail(
     state: web::Data<AppState>,
@@ -93,8 +94,8 @@ async fn list_mail(
 #[utoipa::path(tag = "mail", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id")),
     responses((status = 200, body = MailSettingsView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+        Forbidden,
+        NotFound))]
 #[get("/mail/settings")]
 async fn get_settings(
     state: web::Data<AppState>,
@@ -113,7 +114,7 @@ async fn get_settings(
     params(("clinic" = String, Path, description = "Clinic id")),
     request_body = MailSettingsInput,
     responses((status = 200, body = MailSettingsView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
         (status = 422, body = Problem, content_type = "application/problem+json", description = "An invalid address, or an impossible day or time")))]
 #[put("/mail/settings")]
 async fn put_settings(
@@ -148,8 +149,8 @@ pub struct SendInput {
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Export id")),
     request_body = SendInput,
     responses((status = 202, body = MailView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
         (status = 409, body = Problem, content_type = "application/problem+json", description = "The export failed"),
         (status = 422, body = Problem, content_type = "application/problem+json", description = "Not an address, or not an inspector of this clinic nor an added recipient")))]
 #[post("/exports/{id}/send")]

@@ -49,6 +49,8 @@ use crate::error::{AppError, FieldError};
                        header.",
     ),
     modifiers(&BearerAuth),
+    // The shared problem responses (api::problem) refer to it by name.
+    components(schemas(crate::error::Problem, crate::error::FieldError)),
     tags(
         (name = "auth", description = "Log in, refresh and log out; the caller's own account"),
         (name = "clinics", description = "Clinics and their members"),

@@ -72,3 +72,36 @@ impl From<actix_web::error::BlockingError> for AppError {
         Self::Internal(err.to_string())
     }
 }
+
+/// The problem responses the OpenAPI document shares: one type per status, named for what it
+/// means, listed in a route's `responses(...)` instead of spelling the problem body out each time.
+macro_rules! problem_responses {
+    ($($name:ident => $status:literal, $description:literal;)+) => {$(
+        #[doc = $description]
+        pub struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<
+                String,
+                utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+            > {
+                let content = utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                    .build();
+                let response = utoipa::openapi::ResponseBuilder::new()
+                    .description($description)
+                    .content(PROBLEM_CONTENT_TYPE, content)
+                    .build();
+                std::collections::BTreeMap::from([($status.to_owned(), response.into())])
+            }
+        }
+    )+};
+}
+
+problem_responses! {
+    Unauthenticated => "401", "No valid access token: log in again";
+    Forbidden => "403", "Your role does not allow this";
+    NotFound => "404", "No such record in this clinic";
+    Conflicting => "409", "The request conflicts with the records as they stand";
+    Unprocessable => "422", "A field is missing or invalid: every field and reason is listed";
+}

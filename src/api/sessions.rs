@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::api::problem::{Conflicting, Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::{PageQuery, ValidJson};
@@ -39,7 +40,7 @@ type Path2 = web::Path<(String, String)>;
 /// Sessions, latest planned first.
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), PageQuery),
-    responses((status = 200, body = SessionPage), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = SessionPage), NotFound, Unprocessable))]
 #[get("/sessions")]
 async fn list_sessions(
     state: web::Data<AppState>,
@@ -71,7 +72,7 @@ async fn list_sessions(
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
     request_body = SessionInput,
-    responses((status = 201, body = TraceView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown client, technician or checklist"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = TraceView), Forbidden, (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown client, technician or checklist"), Unprocessable))]
 #[post("/sessions")]
 async fn create_session(
     state: web::Data<AppState>,
@@ -95,7 +96,7 @@ async fn create_session(
 /// answers, packs with their cycles and spore tests, lots with expiry.
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Session id")),
-    responses((status = 200, body = TraceView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TraceView), NotFound))]
 #[get("/sessions/{id}")]
 async fn get_session(
     state: web::Data<AppState>,
@@ -117,7 +118,7 @@ async fn get_session(
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Session id")),
     request_body = AnswersInput,
-    responses((status = 201, body = TraceView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json", description = "Already started"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = TraceView), NotFound, (status = 409, body = Problem, content_type = "application/problem+json", description = "Already started"), Unprocessable))]
 #[post("/sessions/{id}/answers")]
 async fn answer_checklist(
     state: web::Data<AppState>,
@@ -143,7 +144,7 @@ async fn answer_checklist(
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Session id")),
     request_body = PackUse,
-    responses((status = 201, body = TraceView), (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown pack"), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = TraceView), (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown pack"), Conflicting, Unprocessable))]
 #[post("/sessions/{id}/packs")]
 async fn add_pack(
     state: web::Data<AppState>,
@@ -170,7 +171,7 @@ async fn add_pack(
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Session id")),
     request_body = LotUse,
-    responses((status = 201, body = TraceView), (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown lot"), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = TraceView), (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown lot"), Conflicting, Unprocessable))]
 #[post("/sessions/{id}/lots")]
 async fn add_lot(
     state: web::Data<AppState>,
@@ -198,7 +199,7 @@ async fn add_lot(
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Session id")),
     request_body = StartInput,
-    responses((status = 201, body = TraceView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json", description = "Refused (with reasons) or already started")))]
+    responses((status = 201, body = TraceView), Forbidden, NotFound, (status = 409, body = Problem, content_type = "application/problem+json", description = "Refused (with reasons) or already started")))]
 #[post("/sessions/{id}/start")]
 async fn start_session(
     state: web::Data<AppState>,
@@ -226,7 +227,7 @@ async fn start_session(
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Session id")),
     request_body = CompleteInput,
-    responses((status = 201, body = TraceView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json", description = "Not started, or already complete")))]
+    responses((status = 201, body = TraceView), NotFound, (status = 409, body = Problem, content_type = "application/problem+json", description = "Not started, or already complete")))]
 #[post("/sessions/{id}/complete")]
 async fn complete_session(
     state: web::Data<AppState>,

@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::clinics::ReasonRequest;
+use crate::api::problem::{Conflicting, Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::{PageQuery, ValidJson};
@@ -107,7 +108,7 @@ pub struct AirRemovalPage {
 /// The clinic's sterilisers with their service status.
 #[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id")),
-    responses((status = 200, body = SteriliserList), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = SteriliserList), NotFound))]
 #[get("/sterilisers")]
 async fn list_sterilisers(
     state: web::Data<AppState>,
@@ -127,9 +128,9 @@ async fn list_sterilisers(
     request_body = SteriliserInput,
     responses(
         (status = 201, body = SteriliserView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
         (status = 409, body = Problem, content_type = "application/problem+json", description = "Serial number already registered"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Unprocessable,
     ))]
 #[post("/sterilisers")]
 async fn create_steriliser(
@@ -153,7 +154,7 @@ async fn create_steriliser(
 /// A steriliser, its status and its history of amendments.
 #[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Steriliser id")),
-    responses((status = 200, body = SteriliserView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = SteriliserView), NotFound))]
 #[get("/sterilisers/{id}")]
 async fn get_steriliser(
     state: web::Data<AppState>,
@@ -176,9 +177,9 @@ async fn get_steriliser(
     request_body = AmendmentRequest,
     responses(
         (status = 201, body = SteriliserView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
+        Unprocessable,
     ))]
 #[post("/sterilisers/{id}/amendments")]
 async fn amend_steriliser(
@@ -207,9 +208,9 @@ async fn amend_steriliser(
     request_body = ReasonRequest,
     responses(
         (status = 200, body = SteriliserView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
+        Conflicting,
     ))]
 #[post("/sterilisers/{id}/out-of-service")]
 async fn take_out_of_service(
@@ -240,8 +241,8 @@ async fn take_out_of_service(
     request_body = ReasonRequest,
     responses(
         (status = 200, body = SteriliserView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
         (status = 409, body = Problem, content_type = "application/problem+json", description = "Already in service, or no passing retest yet"),
     ))]
 #[post("/sterilisers/{id}/return-to-service")]
@@ -272,7 +273,7 @@ async fn return_to_service(
 /// The cycle log, newest first, with each load's packs and derived outcome.
 #[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), PageQuery, LogQuery),
-    responses((status = 200, body = CyclePage), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = CyclePage), NotFound, Unprocessable))]
 #[get("/cycles")]
 async fn list_cycles(
     state: web::Data<AppState>,
@@ -297,10 +298,10 @@ async fn list_cycles(
     request_body = CycleInput,
     responses(
         (status = 201, body = CycleView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
         (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown steriliser"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "Cycle number already recorded, or steriliser out of service"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Unprocessable,
     ))]
 #[post("/cycles")]
 async fn create_cycle(
@@ -322,7 +323,7 @@ async fn create_cycle(
 /// A cycle with its packs, indicators, warnings and history.
 #[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Cycle id")),
-    responses((status = 200, body = CycleView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = CycleView), NotFound))]
 #[get("/cycles/{id}")]
 async fn get_cycle(
     state: web::Data<AppState>,
@@ -346,10 +347,10 @@ async fn get_cycle(
     request_body = AmendmentRequest,
     responses(
         (status = 201, body = CycleView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
+        Conflicting,
+        Unprocessable,
     ))]
 #[post("/cycles/{id}/amendments")]
 async fn amend_cycle(
@@ -376,7 +377,7 @@ async fn amend_cycle(
 /// A pack by the code on its label, with its state: pending, released, quarantined, expired, used.
 #[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("code" = String, Path, description = "Pack code, e.g. K7M-2QX (case, spaces and dashes do not matter)")),
-    responses((status = 200, body = PackView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = PackView), NotFound))]
 #[get("/packs/{code}")]
 async fn get_pack(
     state: web::Data<AppState>,
@@ -398,7 +399,7 @@ async fn get_pack(
 /// number, the sterilisation date and the operator's initials.
 #[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("code" = String, Path, description = "Pack code")),
-    responses((status = 200, content_type = "image/svg+xml", body = String), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, content_type = "image/svg+xml", body = String), NotFound))]
 #[get("/packs/{code}/label")]
 async fn pack_label(
     state: web::Data<AppState>,
@@ -424,7 +425,7 @@ async fn pack_label(
 /// Spore tests, newest first, with their results.
 #[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), PageQuery, LogQuery),
-    responses((status = 200, body = SporeTestPage), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = SporeTestPage), NotFound, Unprocessable))]
 #[get("/spore-tests")]
 async fn list_spore_tests(
     state: web::Data<AppState>,
@@ -447,9 +448,9 @@ async fn list_spore_tests(
     request_body = SporeTestInput,
     responses(
         (status = 201, body = SporeTestView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
         (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown steriliser or cycle"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Unprocessable,
     ))]
 #[post("/spore-tests")]
 async fn create_spore_test(
@@ -473,7 +474,7 @@ async fn create_spore_test(
 /// A spore test, its result and its history.
 #[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Spore test id")),
-    responses((status = 200, body = SporeTestView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = SporeTestView), NotFound))]
 #[get("/spore-tests/{id}")]
 async fn get_spore_test(
     state: web::Data<AppState>,
@@ -497,10 +498,10 @@ async fn get_spore_test(
     request_body = SporeResultInput,
     responses(
         (status = 201, body = SporeTestView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
         (status = 409, body = Problem, content_type = "application/problem+json", description = "The test already has a result"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Unprocessable,
     ))]
 #[post("/spore-tests/{id}/result")]
 async fn record_spore_result(
@@ -532,9 +533,9 @@ async fn record_spore_result(
     request_body = AmendmentRequest,
     responses(
         (status = 201, body = SporeTestView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
+        Unprocessable,
     ))]
 #[post("/spore-tests/{id}/amendments")]
 async fn amend_spore_test(
@@ -563,7 +564,7 @@ async fn amend_spore_test(
 /// Air-removal (Bowie-Dick, Helix) tests, newest first.
 #[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), PageQuery, LogQuery),
-    responses((status = 200, body = AirRemovalPage), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = AirRemovalPage), NotFound, Unprocessable))]
 #[get("/air-removal-tests")]
 async fn list_air_removal_tests(
     state: web::Data<AppState>,
@@ -586,9 +587,9 @@ async fn list_air_removal_tests(
     request_body = AirRemovalInput,
     responses(
         (status = 201, body = AirRemovalView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
         (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown steriliser"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Unprocessable,
     ))]
 #[post("/air-removal-tests")]
 async fn create_air_removal_test(
@@ -612,7 +613,7 @@ async fn create_air_removal_test(
 /// An air-removal test and its history.
 #[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Air-removal test id")),
-    responses((status = 200, body = AirRemovalView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = AirRemovalView), NotFound))]
 #[get("/air-removal-tests/{id}")]
 async fn get_air_removal_test(
     state: web::Data<AppState>,
@@ -635,9 +636,9 @@ async fn get_air_removal_test(
     request_body = AmendmentRequest,
     responses(
         (status = 201, body = AirRemovalView),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
+        Unprocessable,
     ))]
 #[post("/air-removal-tests/{id}/amendments")]
 async fn amend_air_removal_test(
