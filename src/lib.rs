@@ -115,7 +115,7 @@ impl Application {
         } else {
             None
         };
-        if state.backend.name() == "sqlite" {
+        if matches!(state.backend, db::Backend::Sqlite(_)) {
             keep_statistics_current(Arc::downgrade(&state.clone().into_inner()));
         }
         let metrics_server = match settings.metrics.bind.trim() {

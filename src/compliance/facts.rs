@@ -328,7 +328,12 @@ fn staff_at(
     let mut out = Vec::new();
     let mut expiries = Vec::new();
     for (user_id, name, role, practising) in members_at(conn, clinic_id, at)? {
-        if !practising || role == "inspector" {
+        // Staff only, by the closed set of roles: an unknown role is nobody's practitioner.
+        let staff = matches!(
+            crate::auth::Role::parse(&role),
+            Some(crate::auth::Role::Owner | crate::auth::Role::Technician)
+        );
+        if !practising || !staff {
             continue;
         }
         for c in creds.iter().filter(|c| c.user_id == user_id) {

@@ -705,7 +705,7 @@ fn lots(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>) -> 
                     vec![
                         s(&l.label),
                         s(&l.expiry_date.to_string()),
-                        if status == "usable" {
+                        if l.status == crate::lots::model::LotStatus::Usable {
                             s(&status)
                         } else {
                             red(&status)
