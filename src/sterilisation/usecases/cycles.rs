@@ -1,0 +1,549 @@
+//! Cycles and the packs they make: logging, correcting and reading loads, and packs by their code.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::*;
+use crate::audit::{self, AuditContext};
+use crate::auth::{store as accounts, Role};
+use crate::db::{self, to_utc, DbConn};
+use crate::error::{AppError, AppResult};
+use crate::jurisdiction::profiles::Profiles;
+use crate::records::*;
+use crate::sterilisation::model::*;
+use crate::sterilisation::store::{self, *};
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MechanicalView {
+    pub passed: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PackView {
+    /// The code printed on the label; type it or scan its QR code.
+    pub code: String,
+    pub cycle_id: String,
+    pub cycle_number: i64,
+    pub steriliser_id: String,
+    pub contents: String,
+    pub indicator: Option<ChemicalIndicator>,
+    pub sterilised_at: DateTime<Utc>,
+    pub operator_initials: String,
+    /// None under an event-related shelf-life policy.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub state: PackState,
+    pub state_reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CycleView {
+    pub id: String,
+    pub version: i32,
+    #[serde(flatten)]
+    pub fields: CycleFields,
+    pub operator_initials: String,
+    pub mechanical: MechanicalView,
+    /// The load's chemical indicator and every pack's passed.
+    pub chemical_passed: bool,
+    pub biological: Biological,
+    /// Derived, never typed in: pass only if every indicator passed.
+    pub outcome: Outcome,
+    /// Things an inspector would ask about, e.g. a gap in cycle numbers.
+    pub warnings: Vec<String>,
+    pub packs: Vec<PackView>,
+    pub spore_test_ids: Vec<String>,
+    pub recorded_at: DateTime<Utc>,
+    pub recorded_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<VersionView>,
+}
+
+pub(super) fn cycle_fields(row: &CycleRow) -> CycleFields {
+    CycleFields {
+        steriliser_id: row.steriliser_id.clone(),
+        cycle_number: row.cycle_number,
+        program: Program {
+            name: row.program_name.clone(),
+            temperature_c: row.program_temperature_c,
+            hold_minutes: row.program_hold_minutes,
+        },
+        started_at: to_utc(row.started_at),
+        finished_at: to_utc(row.finished_at),
+        peak_temperature_c: row.peak_temperature_c,
+        peak_pressure_kpa: row.peak_pressure_kpa,
+        hold_minutes: row.hold_minutes,
+        operator_id: Some(row.operator_id.clone()),
+        load_indicator: ChemicalIndicator {
+            indicator_type: row.load_indicator_type,
+            passed: row.load_indicator_passed,
+        },
+        notes: row.notes.clone(),
+    }
+}
+
+pub(super) fn cycle_row(
+    id: String,
+    version: i32,
+    clinic_id: &str,
+    f: &CycleFields,
+    operator_id: &str,
+    ctx: &AuditContext,
+    reason: Option<String>,
+) -> CycleRow {
+    CycleRow {
+        id,
+        version,
+        clinic_id: clinic_id.to_owned(),
+        steriliser_id: f.steriliser_id.clone(),
+        cycle_number: f.cycle_number,
+        program_name: f.program.name.clone(),
+        program_temperature_c: f.program.temperature_c,
+        program_hold_minutes: f.program.hold_minutes,
+        started_at: f.started_at.naive_utc(),
+        finished_at: f.finished_at.naive_utc(),
+        peak_temperature_c: f.peak_temperature_c,
+        peak_pressure_kpa: f.peak_pressure_kpa,
+        hold_minutes: f.hold_minutes,
+        operator_id: operator_id.to_owned(),
+        load_indicator_type: f.load_indicator.indicator_type,
+        load_indicator_passed: f.load_indicator.passed,
+        notes: f.notes.clone(),
+        recorded_by: ctx.actor.id().map(str::to_owned),
+        recorded_at: db::now(),
+        amendment_reason: reason,
+    }
+}
+
+pub(super) fn mechanical(f: &CycleFields) -> MechanicalView {
+    let passed = f.mechanical_passed();
+    let detail = if passed {
+        format!(
+            "reached {} °C for {} min against a program minimum of {} °C for {} min",
+            f.peak_temperature_c, f.hold_minutes, f.program.temperature_c, f.program.hold_minutes
+        )
+    } else if f.peak_temperature_c < f.program.temperature_c {
+        format!(
+            "peak {} °C is below the program's {} °C",
+            f.peak_temperature_c, f.program.temperature_c
+        )
+    } else {
+        format!(
+            "held {} min, less than the program's {} min",
+            f.hold_minutes, f.program.hold_minutes
+        )
+    };
+    MechanicalView { passed, detail }
+}
+
+/// The operator must be an active owner or technician of the clinic.
+pub(super) fn check_operator(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    operator_id: &str,
+) -> AppResult<()> {
+    match accounts::find_member(conn, clinic_id, operator_id)? {
+        Some((m, _)) if m.active && m.role() != Role::Inspector => Ok(()),
+        _ => Err(AppError::invalid(
+            "operator_id",
+            "is not an active owner or technician of this clinic",
+        )),
+    }
+}
+
+/// Names by user id, for operator initials on cycles and labels.
+pub(super) fn staff_names(
+    conn: &mut DbConn,
+    clinic_id: &str,
+) -> AppResult<HashMap<String, String>> {
+    Ok(accounts::members_of(conn, clinic_id)?
+        .into_iter()
+        .map(|(_, u)| (u.id, u.display_name))
+        .collect())
+}
+
+/// Builds full views of cycles with their packs, tests and derived states, in a few queries.
+pub(super) fn cycle_views(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    clinic_id: &str,
+    rows: Vec<CycleRow>,
+) -> AppResult<Vec<CycleView>> {
+    cycle_views_counting_use(conn, profiles, clinic_id, rows, true)
+}
+
+/// `count_use: false` judges packs as if nobody had opened them yet (a session about to start
+/// judges the very packs it has opened).
+pub(super) fn cycle_views_counting_use(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    clinic_id: &str,
+    rows: Vec<CycleRow>,
+    count_use: bool,
+) -> AppResult<Vec<CycleView>> {
+    // The spore-test interval of the clinic's jurisdiction, in its time zone (rule 1).
+    let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
+    let tz = context.tz;
+    let interval = context.profile.sterilisation.spore_test_interval_days.value;
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let packs = store::packs_of_cycles(conn, clinic_id, &ids)?;
+    let tests = store::spore_tests_of_cycles(conn, clinic_id, &ids)?;
+    let names = staff_names(conn, clinic_id)?;
+    let codes: Vec<String> = packs.iter().map(|p| p.code.clone()).collect();
+    let used = if count_use {
+        store::opened_pack_codes(conn, clinic_id, &codes)?
+    } else {
+        Vec::new()
+    };
+    let mut windows: HashMap<String, Vec<Window>> = HashMap::new();
+    let mut negatives: HashMap<String, Vec<chrono::NaiveDateTime>> = HashMap::new();
+    for row in &rows {
+        if !windows.contains_key(&row.steriliser_id) {
+            let read = store::read_tests_of_steriliser(conn, clinic_id, &row.steriliser_id)?;
+            windows.insert(row.steriliser_id.clone(), lookback_windows(&read));
+            negatives.insert(
+                row.steriliser_id.clone(),
+                read.iter()
+                    .filter(|t| t.valid && t.result == SporeResult::Negative)
+                    .map(|t| t.cycle_started_at)
+                    .collect(),
+            );
+        }
+    }
+    let now = db::now();
+    let mut views = Vec::with_capacity(rows.len());
+    for row in rows {
+        let fields = cycle_fields(&row);
+        let own_tests: Vec<&(SporeTestRow, Option<SporeResultRow>)> =
+            tests.iter().filter(|(t, _)| t.cycle_id == row.id).collect();
+        // With several tests in one load, a positive outweighs a pending, which outweighs a negative.
+        let biological = own_tests
+            .iter()
+            .map(|(_, r)| biological(true, r.as_ref().map(|r| (r.result(), r.valid()))))
+            .max_by_key(|b| match b {
+                Biological::Positive => 4,
+                Biological::Invalid => 3,
+                Biological::Pending => 2,
+                Biological::Negative => 1,
+                Biological::None => 0,
+            })
+            .unwrap_or(Biological::None);
+        let own_packs: Vec<&PackRow> = packs.iter().filter(|p| p.cycle_id == row.id).collect();
+        let mech = mechanical(&fields);
+        let chemical_passed = row.load_indicator_passed
+            && own_packs.iter().all(|p| p.indicator_passed != Some(false));
+        let outcome = cycle_outcome(
+            mech.passed,
+            row.load_indicator_passed,
+            own_packs.iter().map(|p| p.indicator_passed != Some(false)),
+            biological,
+        );
+        let previous =
+            store::previous_cycle_number(conn, clinic_id, &row.steriliser_id, row.cycle_number)?;
+        let warnings: Vec<String> = cycle_number_gap(row.cycle_number, previous)
+            .into_iter()
+            .collect();
+        let initials = initials(names.get(&row.operator_id).map_or("", String::as_str));
+        let lookback = windows.get(&row.steriliser_id).cloned().unwrap_or_default();
+        let overdue = run_while_overdue(
+            row.started_at,
+            negatives
+                .get(&row.steriliser_id)
+                .map_or(&[][..], Vec::as_slice),
+            interval,
+            tz,
+        );
+        let pack_views = own_packs
+            .iter()
+            .map(|p| {
+                let expires_at = p
+                    .shelf_life_days
+                    .map(|d| row.finished_at + Duration::days(i64::from(d)));
+                let (state, state_reason) = pack_state(
+                    &PackFacts {
+                        used: used.contains(&p.code),
+                        cycle_outcome: outcome,
+                        cycle_started_at: row.started_at,
+                        biological,
+                        lookback: lookback.clone(),
+                        expires_at,
+                        run_while_overdue: overdue,
+                    },
+                    now,
+                );
+                PackView {
+                    code: p.code.clone(),
+                    cycle_id: row.id.clone(),
+                    cycle_number: row.cycle_number,
+                    steriliser_id: row.steriliser_id.clone(),
+                    contents: p.contents.clone(),
+                    indicator: p.indicator_type.zip(p.indicator_passed).map(|(t, passed)| {
+                        ChemicalIndicator {
+                            indicator_type: t,
+                            passed,
+                        }
+                    }),
+                    sterilised_at: to_utc(row.finished_at),
+                    operator_initials: initials.clone(),
+                    expires_at: expires_at.map(to_utc),
+                    state,
+                    state_reason,
+                }
+            })
+            .collect();
+        views.push(CycleView {
+            id: row.id.clone(),
+            version: row.version,
+            fields,
+            operator_initials: initials,
+            mechanical: mech,
+            chemical_passed,
+            biological,
+            outcome,
+            warnings,
+            packs: pack_views,
+            spore_test_ids: own_tests.iter().map(|(t, _)| t.id.clone()).collect(),
+            recorded_at: to_utc(row.recorded_at),
+            recorded_by: row.recorded_by.clone(),
+            history: Vec::new(),
+        });
+    }
+    Ok(views)
+}
+
+pub(super) fn one_cycle_view(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    clinic_id: &str,
+    row: CycleRow,
+) -> AppResult<CycleView> {
+    cycle_views(conn, profiles, clinic_id, vec![row])?
+        .pop()
+        .ok_or(AppError::NotFound)
+}
+
+pub(super) fn unique_pack_code(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    taken: &[String],
+) -> AppResult<String> {
+    // 30 random bits per code: a collision is rare, so a few tries always suffice.
+    for _ in 0..20 {
+        let code = new_pack_code();
+        if !taken.contains(&code) && !store::code_taken(conn, clinic_id, &code)? {
+            return Ok(code);
+        }
+    }
+    Err(AppError::internal("could not find a free pack code"))
+}
+
+pub fn create_cycle(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    mut input: CycleInput,
+) -> AppResult<CycleView> {
+    input.fields.normalise();
+    for pack in &mut input.packs {
+        pack.contents = pack.contents.trim().to_owned();
+    }
+    validated(input.validate(crate::clock::now()))?;
+    audit::audited(conn, clinic_id, |conn| {
+        let f = &input.fields;
+        existing_steriliser(conn, clinic_id, &f.steriliser_id, "steriliser_id")?;
+        let operator_id = f
+            .operator_id
+            .clone()
+            .or_else(|| ctx.actor.id().map(str::to_owned))
+            .ok_or_else(|| AppError::invalid("operator_id", "is required"))?;
+        check_operator(conn, clinic_id, &operator_id)?;
+        let status = store::current_status(conn, clinic_id, &f.steriliser_id)?;
+        if status.as_ref().is_some_and(|s| !s.in_service) && !input.packs.is_empty() {
+            return Err(AppError::Conflict(
+                "the steriliser is out of service: it may only run empty test cycles (no packs) until it returns to service".into(),
+            ));
+        }
+        if store::cycle_number_taken(conn, clinic_id, &f.steriliser_id, f.cycle_number, None)? {
+            return Err(AppError::Conflict(format!(
+                "cycle_number: cycle {} is already recorded for this steriliser",
+                f.cycle_number
+            )));
+        }
+        let id = db::new_id();
+        let row = cycle_row(id.clone(), 1, clinic_id, f, &operator_id, ctx, None);
+        store::insert_cycle(conn, &row)?;
+        let shelf_life =
+            crate::clinics::store::find(conn, clinic_id)?.and_then(|c| c.pack_shelf_life_days);
+        let mut codes: Vec<String> = Vec::new();
+        let mut packs = Vec::with_capacity(input.packs.len());
+        for pack in &input.packs {
+            let code = unique_pack_code(conn, clinic_id, &codes)?;
+            codes.push(code.clone());
+            packs.push(PackRow {
+                id: db::new_id(),
+                clinic_id: clinic_id.to_owned(),
+                cycle_id: id.clone(),
+                code,
+                contents: pack.contents.clone(),
+                indicator_type: pack.indicator.map(|i| i.indicator_type),
+                indicator_passed: pack.indicator.map(|i| i.passed),
+                shelf_life_days: shelf_life,
+                created_at: db::now(),
+            });
+        }
+        store::insert_packs(conn, &packs)?;
+        let view = one_cycle_view(conn, profiles, clinic_id, row)?;
+        audit::append(
+            conn,
+            clinic_id,
+            ctx,
+            event("cycle.recorded", "cycle", &id, payload(&view), None),
+        )?;
+        Ok(view)
+    })
+}
+
+pub fn amend_cycle(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    id: &str,
+    req: &AmendmentRequest,
+) -> AppResult<CycleView> {
+    let reason = req.reason()?;
+    audit::audited(conn, clinic_id, |conn| {
+        let current = store::find_cycle(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        let mut fields: CycleFields = apply_changes(&cycle_fields(&current), &req.changes, &[])?;
+        fields.normalise();
+        // An amendment corrects a past record, so "now" is not the time the load ran.
+        validated(fields.validate(crate::clock::now()))?;
+        existing_steriliser(
+            conn,
+            clinic_id,
+            &fields.steriliser_id,
+            "changes.steriliser_id",
+        )?;
+        let operator_id = fields
+            .operator_id
+            .clone()
+            .unwrap_or_else(|| current.operator_id.clone());
+        check_operator(conn, clinic_id, &operator_id).map_err(|_| {
+            AppError::invalid(
+                "changes.operator_id",
+                "is not an active owner or technician of this clinic",
+            )
+        })?;
+        if store::cycle_number_taken(
+            conn,
+            clinic_id,
+            &fields.steriliser_id,
+            fields.cycle_number,
+            Some(id),
+        )? {
+            return Err(AppError::Conflict(format!(
+                "cycle_number: cycle {} is already recorded for this steriliser",
+                fields.cycle_number
+            )));
+        }
+        let row = cycle_row(
+            id.to_owned(),
+            current.version + 1,
+            clinic_id,
+            &fields,
+            &operator_id,
+            ctx,
+            Some(reason.clone()),
+        );
+        store::insert_cycle(conn, &row)?;
+        let view = one_cycle_view(conn, profiles, clinic_id, row)?;
+        audit::append(
+            conn,
+            clinic_id,
+            ctx,
+            event("cycle.amended", "cycle", id, payload(&view), Some(reason)),
+        )?;
+        Ok(view)
+    })
+}
+
+pub fn get_cycle(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    clinic_id: &str,
+    id: &str,
+) -> AppResult<CycleView> {
+    let row = store::find_cycle(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+    let mut view = one_cycle_view(conn, profiles, clinic_id, row)?;
+    view.history = history(
+        store::cycle_history(conn, clinic_id, id)?
+            .into_iter()
+            .map(|r| {
+                (
+                    r.version,
+                    r.recorded_at,
+                    r.recorded_by.clone(),
+                    r.amendment_reason.clone(),
+                    cycle_fields(&r),
+                )
+            })
+            .collect(),
+    );
+    Ok(view)
+}
+
+pub fn list_cycles(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    clinic_id: &str,
+    filter: &LogFilter,
+) -> AppResult<(Vec<CycleView>, Option<String>)> {
+    let mut rows = store::list_cycles(
+        conn,
+        clinic_id,
+        &LogFilter {
+            limit: filter.limit + 1,
+            ..filter.clone()
+        },
+    )?;
+    let next = next_cursor(&mut rows, filter.limit, |r| TimeCursor {
+        at: r.started_at,
+        id: r.id.clone(),
+    });
+    Ok((cycle_views(conn, profiles, clinic_id, rows)?, next))
+}
+
+/// A pack as it would be if it had not been opened: what a session checks before it starts.
+pub fn pack_before_use(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    clinic_id: &str,
+    code: &str,
+) -> AppResult<PackView> {
+    let pack = store::find_pack(conn, clinic_id, code)?.ok_or(AppError::NotFound)?;
+    let cycle = store::find_cycle(conn, clinic_id, &pack.cycle_id)?.ok_or(AppError::NotFound)?;
+    cycle_views_counting_use(conn, profiles, clinic_id, vec![cycle], false)?
+        .pop()
+        .and_then(|c| c.packs.into_iter().find(|p| p.code == code))
+        .ok_or(AppError::NotFound)
+}
+
+pub fn get_pack(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    clinic_id: &str,
+    typed_code: &str,
+) -> AppResult<PackView> {
+    let code = normalise_pack_code(typed_code).ok_or(AppError::NotFound)?;
+    let pack = store::find_pack(conn, clinic_id, &code)?.ok_or(AppError::NotFound)?;
+    let cycle = store::find_cycle(conn, clinic_id, &pack.cycle_id)?.ok_or(AppError::NotFound)?;
+    one_cycle_view(conn, profiles, clinic_id, cycle)?
+        .packs
+        .into_iter()
+        .find(|p| p.code == code)
+        .ok_or(AppError::NotFound)
+}
