@@ -1,0 +1,61 @@
+//! Air-removal (Bowie-Dick) tests.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::FieldError;
+
+use super::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AirRemovalTestType {
+    BowieDick,
+    Helix,
+    Electronic,
+}
+
+impl AirRemovalTestType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BowieDick => "bowie_dick",
+            Self::Helix => "helix",
+            Self::Electronic => "electronic",
+        }
+    }
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "helix" => Self::Helix,
+            "electronic" => Self::Electronic,
+            _ => Self::BowieDick,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AirRemovalInput {
+    pub steriliser_id: String,
+    pub performed_at: DateTime<Utc>,
+    pub test_type: AirRemovalTestType,
+    /// Uniform colour change (Bowie-Dick), or the device's pass.
+    pub passed: bool,
+    pub notes: Option<String>,
+}
+
+impl AirRemovalInput {
+    pub fn normalise(&mut self) {
+        trim_opt(&mut self.notes);
+        self.performed_at = crate::db::to_utc(crate::db::truncate(self.performed_at.naive_utc()));
+    }
+
+    pub fn validate(&self, now: DateTime<Utc>) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if self.performed_at > now + Duration::minutes(1) {
+            errors.push(FieldError::new("performed_at", "must not be in the future"));
+        }
+        optional_text("notes", &self.notes, 2000, &mut errors);
+        errors
+    }
+}

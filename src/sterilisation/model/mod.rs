@@ -1,0 +1,492 @@
+//! Sterilisation types, their validation, and the values derived from them: a cycle's
+//! indicators and outcome, a pack's state, the look-back window of a failed spore test.
+//! Everything here is pure; `store` does the I/O.
+
+use crate::error::FieldError;
+
+mod air_removal;
+mod cycles;
+mod packs;
+mod spore_tests;
+mod sterilisers;
+
+pub use air_removal::*;
+pub use cycles::*;
+pub use packs::*;
+pub use spore_tests::*;
+pub use sterilisers::*;
+
+// ---------------------------------------------------------------------------------------------
+// Physics
+
+/// Saturated steam temperatures a steam steriliser can plausibly report (°C). Small steam
+/// sterilisers run 121–137 °C (DOMAIN.md 1.1); anything outside this band is a typing error.
+pub const MIN_TEMPERATURE_C: f64 = 100.0;
+pub const MAX_TEMPERATURE_C: f64 = 140.0;
+
+/// How far a measured absolute pressure may stray from saturated steam at the measured
+/// temperature: ±10 % (air in the chamber raises it, superheat lowers it, gauges drift).
+pub const PRESSURE_TOLERANCE: f64 = 0.10;
+
+/// Absolute pressure (kPa) of saturated steam at `celsius`, by the Antoine equation for water
+/// (constants for 99–374 °C): log10(P / mmHg) = 8.14019 − 1810.94 / (244.485 + T).
+pub fn saturation_pressure_kpa(celsius: f64) -> f64 {
+    let mmhg = 10f64.powf(8.14019 - 1810.94 / (244.485 + celsius));
+    mmhg * 0.133_322_368
+}
+
+fn check_temperature(field: &str, celsius: f64, errors: &mut Vec<FieldError>) {
+    if !celsius.is_finite() || !(MIN_TEMPERATURE_C..=MAX_TEMPERATURE_C).contains(&celsius) {
+        errors.push(FieldError::new(
+            field,
+            format!(
+                "{celsius} °C is not a steam sterilisation temperature (expected {MIN_TEMPERATURE_C}–{MAX_TEMPERATURE_C} °C)"
+            ),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, TimeZone, Utc};
+
+    fn t(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 20, h, m, 0).unwrap()
+    }
+
+    fn cycle() -> CycleFields {
+        CycleFields {
+            steriliser_id: "s".into(),
+            cycle_number: 7,
+            program: Program {
+                name: "134 °C / 3.5 min".into(),
+                temperature_c: 134.0,
+                hold_minutes: 3.5,
+            },
+            started_at: t(9, 0),
+            finished_at: t(9, 40),
+            peak_temperature_c: 135.0,
+            peak_pressure_kpa: 313.0,
+            hold_minutes: 4.0,
+            operator_id: None,
+            load_indicator: ChemicalIndicator {
+                indicator_type: 5,
+                passed: true,
+            },
+            notes: None,
+        }
+    }
+
+    fn fields_of(errors: Vec<FieldError>) -> Vec<String> {
+        errors.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn saturated_steam_matches_steam_tables() {
+        // Steam tables: 121 °C ≈ 205 kPa, 134 °C ≈ 304 kPa absolute.
+        assert!((saturation_pressure_kpa(121.0) - 205.0).abs() < 3.0);
+        assert!((saturation_pressure_kpa(134.0) - 304.0).abs() < 3.0);
+    }
+
+    #[test]
+    fn a_plausible_cycle_validates_and_passes_mechanically() {
+        let c = cycle();
+        assert!(
+            c.validate(t(12, 0)).is_empty(),
+            "{:?}",
+            c.validate(t(12, 0))
+        );
+        assert!(c.mechanical_passed());
+        let short_hold = CycleFields {
+            hold_minutes: 3.0,
+            ..cycle()
+        };
+        assert!(!short_hold.mechanical_passed());
+        let cool = CycleFields {
+            peak_temperature_c: 133.5,
+            peak_pressure_kpa: 300.0,
+            ..cycle()
+        };
+        assert!(!cool.mechanical_passed());
+    }
+
+    #[test]
+    fn physics_boundaries() {
+        let now = t(12, 0);
+        assert_eq!(
+            fields_of(
+                CycleFields {
+                    peak_temperature_c: 300.0,
+                    ..cycle()
+                }
+                .validate(now)
+            ),
+            ["peak_temperature_c"]
+        );
+        assert_eq!(
+            fields_of(
+                CycleFields {
+                    peak_temperature_c: 140.1,
+                    ..cycle()
+                }
+                .validate(now)
+            ),
+            ["peak_temperature_c"]
+        );
+        // 10 % either side of saturation is accepted; just beyond is not.
+        let sat = saturation_pressure_kpa(135.0);
+        assert!(CycleFields {
+            peak_pressure_kpa: sat * 1.099,
+            ..cycle()
+        }
+        .validate(now)
+        .is_empty());
+        assert!(CycleFields {
+            peak_pressure_kpa: sat * 0.901,
+            ..cycle()
+        }
+        .validate(now)
+        .is_empty());
+        assert_eq!(
+            fields_of(
+                CycleFields {
+                    peak_pressure_kpa: sat * 1.11,
+                    ..cycle()
+                }
+                .validate(now)
+            ),
+            ["peak_pressure_kpa"]
+        );
+        assert_eq!(
+            fields_of(
+                CycleFields {
+                    peak_pressure_kpa: 101.0,
+                    ..cycle()
+                }
+                .validate(now)
+            ),
+            ["peak_pressure_kpa"]
+        );
+        assert_eq!(
+            fields_of(
+                CycleFields {
+                    hold_minutes: 0.0,
+                    ..cycle()
+                }
+                .validate(now)
+            ),
+            ["hold_minutes"]
+        );
+        assert_eq!(
+            fields_of(
+                CycleFields {
+                    finished_at: t(8, 59),
+                    ..cycle()
+                }
+                .validate(now)
+            ),
+            ["finished_at"]
+        );
+        assert_eq!(
+            fields_of(
+                CycleFields {
+                    finished_at: t(12, 2),
+                    ..cycle()
+                }
+                .validate(now)
+            ),
+            ["finished_at"]
+        );
+        assert!(CycleFields {
+            finished_at: t(12, 1),
+            ..cycle()
+        }
+        .validate(now)
+        .is_empty());
+        assert_eq!(
+            fields_of(
+                CycleFields {
+                    hold_minutes: 41.0,
+                    program: Program {
+                        hold_minutes: 3.5,
+                        ..cycle().program
+                    },
+                    ..cycle()
+                }
+                .validate(now)
+            ),
+            ["hold_minutes"]
+        );
+        assert_eq!(
+            fields_of(
+                CycleFields {
+                    load_indicator: ChemicalIndicator {
+                        indicator_type: 7,
+                        passed: true
+                    },
+                    ..cycle()
+                }
+                .validate(now)
+            ),
+            ["load_indicator.type"]
+        );
+    }
+
+    #[test]
+    fn outcome_needs_every_indicator() {
+        assert_eq!(
+            cycle_outcome(true, true, [true, true], Biological::None),
+            Outcome::Pass
+        );
+        assert_eq!(
+            cycle_outcome(true, true, [true, false], Biological::None),
+            Outcome::Fail
+        );
+        assert_eq!(
+            cycle_outcome(false, true, [], Biological::None),
+            Outcome::Fail
+        );
+        assert_eq!(
+            cycle_outcome(true, false, [], Biological::None),
+            Outcome::Fail
+        );
+        assert_eq!(
+            cycle_outcome(true, true, [], Biological::Positive),
+            Outcome::Fail
+        );
+        assert_eq!(
+            cycle_outcome(true, true, [], Biological::Pending),
+            Outcome::Pass
+        );
+    }
+
+    #[test]
+    fn gaps_in_cycle_numbers_are_named() {
+        assert_eq!(cycle_number_gap(8, Some(7)), None);
+        assert_eq!(cycle_number_gap(1, None), None);
+        assert!(cycle_number_gap(9, Some(7))
+            .unwrap()
+            .contains("cycle number 8 is missing"));
+        assert!(cycle_number_gap(12, Some(7)).unwrap().contains("8 to 11"));
+    }
+
+    fn read(h: u32, result: SporeResult) -> ReadTest {
+        ReadTest {
+            cycle_started_at: t(h, 0).naive_utc(),
+            result,
+            valid: true,
+        }
+    }
+
+    #[test]
+    fn lookback_reaches_back_to_the_last_negative_and_ends_at_the_retest() {
+        let tests = [
+            read(8, SporeResult::Negative),
+            read(11, SporeResult::Positive),
+            read(15, SporeResult::Negative),
+        ];
+        let windows = lookback_windows(&tests);
+        assert_eq!(windows.len(), 1);
+        let w = &windows[0];
+        assert!(
+            !in_window(t(8, 0).naive_utc(), w),
+            "the load of the last negative is fine"
+        );
+        assert!(in_window(t(9, 0).naive_utc(), w));
+        assert!(in_window(t(11, 0).naive_utc(), w), "the failed load itself");
+        assert!(in_window(t(14, 59).naive_utc(), w));
+        assert!(
+            !in_window(t(15, 0).naive_utc(), w),
+            "the passing retest's load"
+        );
+        assert!(!in_window(t(16, 0).naive_utc(), w));
+        // Without a retest the window stays open; an invalid negative does not close it.
+        let open = lookback_windows(&[
+            read(11, SporeResult::Positive),
+            ReadTest {
+                valid: false,
+                ..read(15, SporeResult::Negative)
+            },
+        ]);
+        assert_eq!(open, vec![(None, None)]);
+    }
+
+    #[test]
+    fn loads_run_while_the_spore_test_is_overdue_wait_for_the_next_negative() {
+        let tz = chrono_tz::Europe::London;
+        let day = |d: u32, h: u32| {
+            chrono::NaiveDate::from_ymd_opt(2026, 3, d)
+                .unwrap()
+                .and_hms_opt(h, 0, 0)
+                .unwrap()
+        };
+        // Negative test in a load on 1 March; weekly: due by the end of 8 March (London time).
+        let negatives = [day(1, 21)];
+        assert!(!run_while_overdue(day(8, 23), &negatives, Some(7), tz));
+        assert!(run_while_overdue(day(9, 8), &negatives, Some(7), tz));
+        // The next negative test, run in a load after it, releases it.
+        assert!(!run_while_overdue(
+            day(9, 8),
+            &[day(1, 21), day(9, 21)],
+            Some(7),
+            tz
+        ));
+        // Across the clock change (29 March): due by the end of 29 March, London time.
+        let negatives = [day(22, 21)];
+        assert!(!run_while_overdue(day(29, 22), &negatives, Some(7), tz));
+        // 23:00 UTC on the 29th is already 00:00 on the 30th in London: overdue.
+        assert!(run_while_overdue(day(29, 23), &negatives, Some(7), tz));
+        assert!(run_while_overdue(day(30, 7), &negatives, Some(7), tz));
+        // No periodic test in the profile, or no negative test yet: not judged here.
+        assert!(!run_while_overdue(day(30, 7), &negatives, None, tz));
+        assert!(!run_while_overdue(day(30, 7), &[], Some(7), tz));
+    }
+
+    #[test]
+    fn pack_states() {
+        let now = t(12, 0).naive_utc();
+        let base = PackFacts {
+            used: false,
+            cycle_outcome: Outcome::Pass,
+            cycle_started_at: t(9, 0).naive_utc(),
+            biological: Biological::None,
+            lookback: vec![],
+            expires_at: Some(t(13, 0).naive_utc()),
+            run_while_overdue: false,
+        };
+        assert_eq!(pack_state(&base, now).0, PackState::Released);
+        assert_eq!(
+            pack_state(
+                &PackFacts {
+                    run_while_overdue: true,
+                    ..base.clone()
+                },
+                now
+            )
+            .0,
+            PackState::Pending
+        );
+        assert_eq!(
+            pack_state(
+                &PackFacts {
+                    biological: Biological::Pending,
+                    ..base.clone()
+                },
+                now
+            )
+            .0,
+            PackState::Pending
+        );
+        assert_eq!(
+            pack_state(
+                &PackFacts {
+                    cycle_outcome: Outcome::Fail,
+                    ..base.clone()
+                },
+                now
+            )
+            .0,
+            PackState::Quarantined
+        );
+        assert_eq!(
+            pack_state(
+                &PackFacts {
+                    lookback: vec![(None, None)],
+                    ..base.clone()
+                },
+                now
+            )
+            .0,
+            PackState::Quarantined
+        );
+        assert_eq!(
+            pack_state(
+                &PackFacts {
+                    expires_at: Some(now),
+                    ..base.clone()
+                },
+                now
+            )
+            .0,
+            PackState::Expired
+        );
+        assert_eq!(
+            pack_state(
+                &PackFacts {
+                    expires_at: None,
+                    ..base.clone()
+                },
+                now
+            )
+            .0,
+            PackState::Released
+        );
+        assert_eq!(
+            pack_state(
+                &PackFacts {
+                    used: true,
+                    cycle_outcome: Outcome::Fail,
+                    ..base
+                },
+                now
+            )
+            .0,
+            PackState::Used
+        );
+    }
+
+    #[test]
+    fn pack_codes_are_short_and_forgiving() {
+        for _ in 0..100 {
+            let code = new_pack_code();
+            assert_eq!(code.len(), 7);
+            assert_eq!(normalise_pack_code(&code).as_deref(), Some(code.as_str()));
+            assert_eq!(
+                normalise_pack_code(&code.to_lowercase().replace('-', " ")).as_deref(),
+                Some(code.as_str())
+            );
+        }
+        assert_eq!(normalise_pack_code("ab0-o1l").as_deref(), Some("AB0-011"));
+        assert_eq!(normalise_pack_code("AB0-01"), None);
+        assert_eq!(normalise_pack_code("AB0-01U"), None);
+    }
+
+    #[test]
+    fn initials_for_labels() {
+        assert_eq!(initials("Sam Q. Tech"), "SQT");
+        assert_eq!(initials("owner@ink.example"), "OIE");
+        assert_eq!(initials("Zoë"), "Z");
+    }
+}
+
+#[cfg(test)]
+mod stored_readings {
+    use super::*;
+
+    #[test]
+    fn only_an_exact_valid_negative_passes() {
+        assert!(is_valid_negative("negative", "growth"));
+        for (result, control) in [
+            ("negative", "no_growth"),
+            ("Negative", "growth"),
+            ("", "growth"),
+            ("positive", "growth"),
+            ("negative", "grown"),
+        ] {
+            assert!(!is_valid_negative(result, control), "{result} {control}");
+        }
+        assert!(is_valid_positive("positive", "growth"));
+        assert!(
+            is_valid_positive("unreadable", "growth"),
+            "unknown never reads as a pass"
+        );
+        assert!(!is_valid_positive("positive", "no_growth"));
+        for r in [SporeResult::Negative, SporeResult::Positive] {
+            assert_eq!(SporeResult::from_db(r.as_db()), r);
+        }
+        for c in [ControlResult::Growth, ControlResult::NoGrowth] {
+            assert_eq!(ControlResult::from_db(c.as_db()), c);
+        }
+    }
+}
