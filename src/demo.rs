@@ -632,147 +632,26 @@ pub fn generate(
     // A cartridge lot in use for a couple of weeks is recalled a third of the way through.
     let recall_day = (days / 3 + 14).min(days - 3).max(1);
     let packs_per_load = opts.sessions_per_day.div_ceil(opts.cycles_per_day.max(1));
-    let mut failed_spore_test_id = String::new();
-    let mut recalled_lot_id = String::new();
-    let mut open_incident_id = String::new();
+    let plan = Plan {
+        opts,
+        days,
+        fail_day,
+        recall_day,
+        spore_days,
+        packs_per_load,
+        main: &main,
+        backup: &backup,
+        staff: &staff,
+    };
+    let mut milestones = Milestones::default();
 
     for d in 0..days {
         let day = first + Duration::days(d);
         // The morning after the failed test the main steriliser is quarantined: the backup
         // runs the day's loads while the main one is retested.
-        let out_of_service = d == fail_day + 1;
         // Each day in one transaction: an interrupted run leaves whole days.
         db::begin_write(&mut *g.conn)?;
-        let result = (|| -> AppResult<()> {
-            // Yearly renewals, a month before the anniversary.
-            if d > 0 && d % 335 == 0 {
-                let at = g.at(day, 6, 30);
-                g.on(at, |g| {
-                    for u in &staff {
-                        g.renewals(u, day)?;
-                    }
-                    Ok(())
-                })?;
-            }
-            // New stock monthly.
-            if d > 0 && d % 30 == 0 {
-                let at = g.at(day, 6, 40);
-                g.on(at, |g| {
-                    g.cartridge_lot = g.receive_lot(day, "needle_cartridge")?;
-                    g.pigment_lot = g.receive_lot(day, "pigment")?;
-                    Ok(())
-                })?;
-            }
-            let (steriliser, which, gravity) = if out_of_service {
-                (backup.clone(), 1, true)
-            } else {
-                (main.clone(), 0, false)
-            };
-            if !gravity {
-                let at = g.at(day, 7, 0);
-                g.air_removal(&steriliser, at)?;
-            }
-            if out_of_service {
-                let at = g.at(day, 7, 10);
-                g.spore_test(&main, 0, at, false, false, true)?;
-            }
-            // The day's loads, then the sessions that use their packs.
-            let mut packs: Vec<(NaiveDateTime, String)> = Vec::new();
-            let mut start = g.at(day, 7, 30);
-            for _ in 0..opts.cycles_per_day {
-                let (_, codes, finish) =
-                    g.cycle(&steriliser, which, start, gravity, packs_per_load)?;
-                packs.extend(codes.into_iter().map(|c| (finish, c)));
-                start = finish + Duration::minutes(10);
-            }
-            let open = g.at(day, 8, 30);
-            let slot = Duration::minutes(12 * 60 / i64::from(opts.sessions_per_day.max(1)));
-            for (i, (ready, code)) in packs
-                .into_iter()
-                .enumerate()
-                .take(opts.sessions_per_day as usize)
-            {
-                let t = (open + slot * i as i32).max(ready + Duration::minutes(5));
-                g.session(t, i % 2, &code)?;
-            }
-            // Weekly spore tests, in evening loads of their own.
-            if d % spore_days == 0 {
-                let at = g.at(day, 21, 0);
-                if !out_of_service {
-                    let positive = d == fail_day;
-                    let id = g.spore_test(&main, 0, at, false, positive, false)?;
-                    if positive {
-                        failed_spore_test_id = id;
-                    }
-                }
-                g.spore_test(&backup, 1, at + Duration::minutes(5), true, false, false)?;
-            }
-            if d == recall_day {
-                let at = g.at(day, 21, 30);
-                let lot = g.cartridge_lot.clone();
-                g.on(at, |g| {
-                    let (conn, owner, clinic) = (&mut *g.conn, g.owner.clone(), g.clinic.clone());
-                    let recall = input(json!({
-                        "reason": "manufacturer recall: sterility of the lot cannot be assured",
-                        "reference": format!("FSN-{}", day.format("%Y-%m"))}))?;
-                    crate::reactions::run(conn, g.profiles, &owner, |conn| {
-                        lots::usecases::recall_lot(conn, &owner, &clinic, &lot, &recall)
-                    })
-                })?;
-                recalled_lot_id = lot;
-                let replacement = g.at(day, 21, 45);
-                g.on(replacement, |g| {
-                    g.cartridge_lot = g.receive_lot(day, "needle_cartridge")?;
-                    Ok(())
-                })?;
-            }
-            // A client's reaction every six weeks or so, reported and closed.
-            if d % 45 == 20 {
-                let at = g.at(day, 16, 0);
-                let client = g.clients.last().cloned();
-                let id = g.incident(at, json!({"kind": "adverse_reaction", "occurred_at": db::to_utc(at - Duration::days(2)).to_rfc3339(),
-                    "location": "Chair 1", "people": [{"client_id": client, "role": "affected"}],
-                    "description": "redness and swelling two days after the session", "immediate_actions": "advised a GP visit; photos taken"}))?;
-                let done = g.at(day + Duration::days(1), 10, 0);
-                g.follow_up(
-                    done,
-                    &id,
-                    "authority_report",
-                    "reported to the environmental health officer by email",
-                )?;
-                let profiles = g.profiles;
-                let owner = g.owner.clone();
-                g.on(done + Duration::minutes(30), |g| {
-                    let clinic = g.clinic.clone();
-                    incidents::store::close(
-                        &mut *g.conn,
-                        profiles,
-                        &owner,
-                        &clinic,
-                        &id,
-                        input(json!({"summary": "resolved with antihistamines; no infection"}))?,
-                    )
-                })?;
-            }
-            // A needle-stick two days before today, still open: the written opinion is due.
-            if d == days - 2 {
-                let at = g.at(day, 15, 10);
-                let tech = staff[1].clone();
-                let id = g.incident(at, json!({"kind": "sharps_injury", "occurred_at": db::to_utc(at).to_rfc3339(),
-                    "location": "Chair 1", "people": [{"user_id": tech, "role": "injured"}],
-                    "description": "needle-stick while breaking down the station", "immediate_actions": "washed, reported, sent to occupational health",
-                    "sharps": {"device_type": "tattoo cartridge needle", "device_brand": "Cheyenne Craft", "work_area": "Chair 1", "how_it_happened": "recapping a used cartridge"}}))?;
-                g.follow_up(
-                    at + Duration::hours(1),
-                    &id,
-                    "evaluation_offered",
-                    "occupational health appointment booked",
-                )?;
-                open_incident_id = id;
-            }
-            g.counts.days += 1;
-            Ok(())
-        })();
+        let result = one_day(&mut g, d, day, &plan, &mut milestones);
         db::finish(&mut *g.conn, result)?;
     }
     // Whatever fell due by now (this morning's readings, say) has happened; later ones wait.
@@ -795,10 +674,185 @@ pub fn generate(
         clinic_id,
         name,
         accounts,
-        failed_spore_test_id,
-        recalled_lot_id,
-        open_incident_id,
+        failed_spore_test_id: milestones.failed_spore_test,
+        recalled_lot_id: milestones.recalled_lot,
+        open_incident_id: milestones.open_incident,
         main_steriliser_id: main,
         counts: g.counts,
     })
+}
+
+/// What every day of the demo follows.
+struct Plan<'a> {
+    opts: &'a DemoOptions,
+    days: i64,
+    /// The weekly spore test that reads positive.
+    fail_day: i64,
+    /// The day a cartridge lot is recalled.
+    recall_day: i64,
+    spore_days: i64,
+    packs_per_load: u32,
+    main: &'a str,
+    backup: &'a str,
+    staff: &'a [String],
+}
+
+/// The records a newcomer is pointed at.
+#[derive(Default)]
+struct Milestones {
+    failed_spore_test: String,
+    recalled_lot: String,
+    open_incident: String,
+}
+
+/// Day `d` of the demo: renewals and stock, the morning tests, the day's loads and the sessions
+/// that use their packs, the weekly spore tests, and the day's planned events.
+fn one_day(
+    g: &mut Gen<'_>,
+    d: i64,
+    day: NaiveDate,
+    plan: &Plan<'_>,
+    milestones: &mut Milestones,
+) -> AppResult<()> {
+    let Plan {
+        opts,
+        days,
+        fail_day,
+        recall_day,
+        spore_days,
+        packs_per_load,
+        main,
+        backup,
+        staff,
+    } = *plan;
+    // The morning after the failed test the main steriliser is quarantined: the backup runs the
+    // day's loads while the main one is retested.
+    let out_of_service = d == fail_day + 1;
+    // Yearly renewals, a month before the anniversary.
+    if d > 0 && d % 335 == 0 {
+        let at = g.at(day, 6, 30);
+        g.on(at, |g| {
+            for u in staff {
+                g.renewals(u, day)?;
+            }
+            Ok(())
+        })?;
+    }
+    // New stock monthly.
+    if d > 0 && d % 30 == 0 {
+        let at = g.at(day, 6, 40);
+        g.on(at, |g| {
+            g.cartridge_lot = g.receive_lot(day, "needle_cartridge")?;
+            g.pigment_lot = g.receive_lot(day, "pigment")?;
+            Ok(())
+        })?;
+    }
+    let (steriliser, which, gravity) = if out_of_service {
+        (backup, 1, true)
+    } else {
+        (main, 0, false)
+    };
+    if !gravity {
+        let at = g.at(day, 7, 0);
+        g.air_removal(steriliser, at)?;
+    }
+    if out_of_service {
+        let at = g.at(day, 7, 10);
+        g.spore_test(main, 0, at, false, false, true)?;
+    }
+    // The day's loads, then the sessions that use their packs.
+    let mut packs: Vec<(NaiveDateTime, String)> = Vec::new();
+    let mut start = g.at(day, 7, 30);
+    for _ in 0..opts.cycles_per_day {
+        let (_, codes, finish) = g.cycle(steriliser, which, start, gravity, packs_per_load)?;
+        packs.extend(codes.into_iter().map(|c| (finish, c)));
+        start = finish + Duration::minutes(10);
+    }
+    let open = g.at(day, 8, 30);
+    let slot = Duration::minutes(12 * 60 / i64::from(opts.sessions_per_day.max(1)));
+    for (i, (ready, code)) in packs
+        .into_iter()
+        .enumerate()
+        .take(opts.sessions_per_day as usize)
+    {
+        let t = (open + slot * i as i32).max(ready + Duration::minutes(5));
+        g.session(t, i % 2, &code)?;
+    }
+    // Weekly spore tests, in evening loads of their own.
+    if d % spore_days == 0 {
+        let at = g.at(day, 21, 0);
+        if !out_of_service {
+            let positive = d == fail_day;
+            let id = g.spore_test(main, 0, at, false, positive, false)?;
+            if positive {
+                milestones.failed_spore_test = id;
+            }
+        }
+        g.spore_test(backup, 1, at + Duration::minutes(5), true, false, false)?;
+    }
+    if d == recall_day {
+        let at = g.at(day, 21, 30);
+        let lot = g.cartridge_lot.clone();
+        g.on(at, |g| {
+            let (conn, owner, clinic) = (&mut *g.conn, g.owner.clone(), g.clinic.clone());
+            let recall = input(json!({
+                "reason": "manufacturer recall: sterility of the lot cannot be assured",
+                "reference": format!("FSN-{}", day.format("%Y-%m"))}))?;
+            crate::reactions::run(conn, g.profiles, &owner, |conn| {
+                lots::usecases::recall_lot(conn, &owner, &clinic, &lot, &recall)
+            })
+        })?;
+        milestones.recalled_lot = lot;
+        let replacement = g.at(day, 21, 45);
+        g.on(replacement, |g| {
+            g.cartridge_lot = g.receive_lot(day, "needle_cartridge")?;
+            Ok(())
+        })?;
+    }
+    // A client's reaction every six weeks or so, reported and closed.
+    if d % 45 == 20 {
+        let at = g.at(day, 16, 0);
+        let client = g.clients.last().cloned();
+        let id = g.incident(at, json!({"kind": "adverse_reaction", "occurred_at": db::to_utc(at - Duration::days(2)).to_rfc3339(),
+            "location": "Chair 1", "people": [{"client_id": client, "role": "affected"}],
+            "description": "redness and swelling two days after the session", "immediate_actions": "advised a GP visit; photos taken"}))?;
+        let done = g.at(day + Duration::days(1), 10, 0);
+        g.follow_up(
+            done,
+            &id,
+            "authority_report",
+            "reported to the environmental health officer by email",
+        )?;
+        let profiles = g.profiles;
+        let owner = g.owner.clone();
+        g.on(done + Duration::minutes(30), |g| {
+            let clinic = g.clinic.clone();
+            incidents::store::close(
+                &mut *g.conn,
+                profiles,
+                &owner,
+                &clinic,
+                &id,
+                input(json!({"summary": "resolved with antihistamines; no infection"}))?,
+            )
+        })?;
+    }
+    // A needle-stick two days before today, still open: the written opinion is due.
+    if d == days - 2 {
+        let at = g.at(day, 15, 10);
+        let tech = staff[1].clone();
+        let id = g.incident(at, json!({"kind": "sharps_injury", "occurred_at": db::to_utc(at).to_rfc3339(),
+            "location": "Chair 1", "people": [{"user_id": tech, "role": "injured"}],
+            "description": "needle-stick while breaking down the station", "immediate_actions": "washed, reported, sent to occupational health",
+            "sharps": {"device_type": "tattoo cartridge needle", "device_brand": "Cheyenne Craft", "work_area": "Chair 1", "how_it_happened": "recapping a used cartridge"}}))?;
+        g.follow_up(
+            at + Duration::hours(1),
+            &id,
+            "evaluation_offered",
+            "occupational health appointment booked",
+        )?;
+        milestones.open_incident = id;
+    }
+    g.counts.days += 1;
+    Ok(())
 }
