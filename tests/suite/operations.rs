@@ -359,7 +359,23 @@ async fn a_stalled_or_dropped_database_gives_503_and_the_service_recovers() {
     if !is_postgres() {
         return;
     }
-    let upstream: std::net::SocketAddr = "127.0.0.1:5432".parse().unwrap();
+    // The server's host:port, as TEST_DATABASE_URL names it (postgres://user@host:port/db).
+    let admin = std::env::var("TEST_DATABASE_URL").unwrap();
+    let authority = admin
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .map(|a| a.rsplit('@').next().unwrap_or(a).to_owned())
+        .unwrap();
+    let address = if authority.contains(':') {
+        authority.clone()
+    } else {
+        format!("{authority}:5432")
+    };
+    let upstream = std::net::ToSocketAddrs::to_socket_addrs(&address)
+        .unwrap()
+        .next()
+        .unwrap();
     let proxy = Proxy::start(upstream);
     let via = proxy.addr;
     let app = TestApp::spawn_with(move |s| {
@@ -367,7 +383,11 @@ async fn a_stalled_or_dropped_database_gives_503_and_the_service_recovers() {
             .database
             .url
             .expose()
-            .replace("127.0.0.1:5432", &via.to_string());
+            .replacen(&format!("{authority}/"), &format!("{via}/"), 1);
+        assert!(
+            url.contains(&via.to_string()),
+            "the database is reached through the proxy"
+        );
         s.database.url = Secret::new(url);
         s.database.statement_timeout_secs = 2;
         s.database.ready_timeout_secs = 1;
