@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::AppError;
+use crate::input::parse;
 
 /// Largest accepted body, set from `server.json_limit_bytes`.
 #[derive(Debug, Clone, Copy)]
@@ -74,26 +75,20 @@ async fn read<T: DeserializeOwned>(
     limit: usize,
     payload: &mut Payload,
 ) -> Result<T, AppError> {
-    {
-        {
-            if !json {
-                return Err(AppError::UnsupportedMediaType);
-            }
-            if declared.is_some_and(|n| n > limit) {
-                return Err(AppError::PayloadTooLarge { limit });
-            }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk
-                    .map_err(|e| AppError::BadRequest(format!("cannot read the body: {e}")))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(AppError::PayloadTooLarge { limit });
-                }
-                body.extend_from_slice(&chunk);
-            }
-            parse(&body)
-        }
+    if !json {
+        return Err(AppError::UnsupportedMediaType);
     }
+    if declared.is_some_and(|n| n > limit) {
+        return Err(AppError::PayloadTooLarge { limit });
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| AppError::BadRequest(format!("cannot read the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(AppError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    parse(&body)
 }
-
-pub use crate::input::{from_value, parse};

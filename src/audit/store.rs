@@ -92,10 +92,6 @@ pub fn head_seq(conn: &mut DbConn, clinic_id: &str) -> QueryResult<i64> {
     lock_head(conn, clinic_id).map(|(seq, _)| seq)
 }
 
-pub fn lock_clinic(conn: &mut DbConn, clinic_id: &str) -> QueryResult<()> {
-    lock_head(conn, clinic_id).map(|_| ())
-}
-
 /// Appends one event to the clinic's chain. Must run inside the write transaction of the change
 /// it records (see [`crate::db::write_transaction`]).
 pub fn append(

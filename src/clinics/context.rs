@@ -55,13 +55,6 @@ pub fn profile<'p>(profiles: &'p Profiles, clinic: &ClinicRow) -> AppResult<&'p 
     })
 }
 
-impl ClinicContext<'_> {
-    /// The clinic-local day that holds `at` (UTC), with its UTC bounds.
-    pub fn local_day(&self, at: NaiveDateTime) -> (NaiveDate, NaiveDateTime, NaiveDateTime) {
-        local_day(at, self.tz)
-    }
-}
-
 /// The clinic-local day that holds `at`, as UTC bounds.
 pub fn local_day(at: NaiveDateTime, tz: Tz) -> (NaiveDate, NaiveDateTime, NaiveDateTime) {
     let today = at.and_utc().with_timezone(&tz).date_naive();

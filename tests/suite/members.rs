@@ -233,6 +233,10 @@ async fn technicians_and_inspectors_cannot_manage_staff() {
                 app.clinic_path(&format!("/members/{target}/reactivate")),
                 json!({"reason": "back"}),
             ),
+            (
+                app.clinic_path(&format!("/members/{}/works-on-clients", app.owner.user_id)),
+                json!({"works_on_clients": false, "reason": "x"}),
+            ),
         ];
         for (path, body) in calls {
             assert_problem(app.post(&path, actor, &body).await, 403, None).await;
@@ -395,6 +399,11 @@ async fn another_clinics_users_see_nothing_and_change_nothing() {
             Method::POST,
             format!("/members/{tech}/reactivate"),
             json!({"reason": "x"}),
+        ),
+        (
+            Method::POST,
+            format!("/members/{tech}/works-on-clients"),
+            json!({"works_on_clients": false, "reason": "x"}),
         ),
         (Method::GET, "/audit/events".into(), Value::Null),
         (Method::GET, "/audit/verify".into(), Value::Null),
