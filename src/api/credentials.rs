@@ -61,7 +61,7 @@ async fn list_credentials(
     let query = query.into_inner();
     let filter = CredentialFilter {
         user_id: query.user_id,
-        kind: query.kind.map(|k| k.as_str().to_owned()),
+        kind: query.kind.map(|k| k.as_db().to_owned()),
         after_id: page.cursor.clone(),
         limit: page.limit()?,
     };

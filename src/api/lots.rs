@@ -69,7 +69,7 @@ async fn list_lots(
         }
     }
     let filter = LotFilter {
-        kind: query.kind.map(|k| k.as_str().to_owned()),
+        kind: query.kind.map(|k| k.as_db().to_owned()),
         received_from: query.from,
         received_to: query.to,
         after_id: page.cursor.clone(),

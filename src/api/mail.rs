@@ -45,7 +45,7 @@ async fn resend(
         crate::mail::worker::domain(&state.settings),
     );
     let view = db::run(&state.pool, move |conn| {
-        outbox::resend(conn, &ctx, &clinic, &id).map(|row| outbox::view(row, &domain))
+        outbox::resend(conn, &ctx, &clinic, &id).and_then(|row| outbox::view(row, &domain))
     })
     .await?;
     Ok(HttpResponse::Accepted().json(view))
@@ -68,7 +68,7 @@ async fn list_mail(
     let filter = query.into_inner();
     let mut errors = Vec::new();
     if let Some(s) = &filter.state {
-        if !matches!(s.as_str(), "pending" | "sent" | "failed") {
+        if outbox::MailState::from_db(s).is_err() {
             errors.push(FieldError::new("state", "must be pending, sent or failed"));
         }
     }
@@ -174,7 +174,7 @@ async fn send_export(
     );
     let view = db::run(&state.pool, move |conn| {
         crate::mail::usecases::send_now(conn, &profiles, &ctx, &clinic, &id, &input.to, &public_url)
-            .map(|row| outbox::view(row, &domain))
+            .and_then(|row| outbox::view(row, &domain))
     })
     .await?;
     Ok(HttpResponse::Accepted().json(view))

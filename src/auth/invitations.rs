@@ -33,7 +33,7 @@ pub fn record(
             invitations::created_at.eq(now),
             invitations::expires_at.eq(expires),
             invitations::clinic_id.eq(offer.map(|o| o.0)),
-            invitations::role.eq(offer.map(|o| o.1.as_str())),
+            invitations::role.eq(offer.map(|o| o.1.as_db())),
             invitations::works_on_clients.eq(offer.map(|o| o.2)),
             invitations::invited_by.eq(invited_by),
         ))

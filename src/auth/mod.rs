@@ -23,24 +23,13 @@ pub enum Role {
     Inspector,
 }
 
+crate::stored_as!(Role, "role", {
+    Owner => "owner",
+    Technician => "technician",
+    Inspector => "inspector",
+});
+
 impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Owner => "owner",
-            Self::Technician => "technician",
-            Self::Inspector => "inspector",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "owner" => Some(Self::Owner),
-            "technician" => Some(Self::Technician),
-            "inspector" => Some(Self::Inspector),
-            _ => None,
-        }
-    }
-
     /// Whether a member of this role works on clients, given what an owner said of themself:
     /// technicians always do, inspectors never, owners as they choose.
     pub fn works_on_clients(self, owner_says: bool) -> bool {

@@ -37,7 +37,7 @@ pub struct MembershipRow {
 impl MembershipRow {
     pub fn role(&self) -> Role {
         // The column has a CHECK constraint; an unknown value is read as the least privileged.
-        Role::parse(&self.role).unwrap_or(Role::Inspector)
+        Role::from_db(&self.role).unwrap_or(Role::Inspector)
     }
 }
 
@@ -183,7 +183,7 @@ pub fn insert_membership(
         id: db::new_id(),
         clinic_id: clinic_id.to_owned(),
         user_id: user_id.to_owned(),
-        role: role.as_str().to_owned(),
+        role: role.as_db().to_owned(),
         active: true,
         created_at: now,
         updated_at: now,
@@ -204,7 +204,7 @@ pub fn update_membership(
 ) -> QueryResult<MembershipRow> {
     diesel::update(memberships::table.find(membership_id))
         .set((
-            memberships::role.eq(role.as_str()),
+            memberships::role.eq(role.as_db()),
             memberships::active.eq(active),
             memberships::works_on_clients.eq(role.works_on_clients(works_on_clients)),
             memberships::updated_at.eq(db::now()),
@@ -220,7 +220,7 @@ pub fn update_membership(
 pub fn active_owner_count(conn: &mut DbConn, clinic_id: &str) -> QueryResult<i64> {
     memberships::table
         .filter(memberships::clinic_id.eq(clinic_id))
-        .filter(memberships::role.eq(Role::Owner.as_str()))
+        .filter(memberships::role.eq(Role::Owner.as_db()))
         .filter(memberships::active.eq(true))
         .count()
         .get_result(conn)

@@ -98,7 +98,7 @@ pub fn invite(
                 entity_id: hash_token(&token)[..16].to_owned(),
                 payload: json!({
                     "email": view.email,
-                    "role": view.role.as_str(),
+                    "role": view.role.as_db(),
                     "works_on_clients": works,
                     "expires_at": audit::chain::format_time(expires),
                 }),
@@ -150,7 +150,7 @@ fn invitation_text(
          \"password\": \"...\"}}\n\n\
          where the password is {password}.\n\n\
          Nothing changes until you accept. If you did not expect this message, ignore it.\n",
-        role.as_str(),
+        role.as_db(),
         expires.format("%Y-%m-%d %H:%M UTC"),
         public_url.trim_end_matches('/'),
     )
@@ -220,8 +220,8 @@ pub fn accept(conn: &mut DbConn, token: &str, new_hash: Option<&str>) -> AppResu
         if let Some(hash) = new_hash {
             accounts::change_password(conn, &user_id, hash)?;
         }
-        let (Some(clinic_id), Some(role)) = (clinic_id, role.as_deref().and_then(Role::parse))
-        else {
+        let role = role.as_deref().map(Role::from_db).transpose()?;
+        let (Some(clinic_id), Some(role)) = (clinic_id, role) else {
             return Ok(user_id);
         };
         let user = accounts::find_user(conn, &user_id)?.ok_or(AppError::NotFound)?;

@@ -316,7 +316,7 @@ pub fn change_member(
                 if role == current_role {
                     return Err(AppError::Conflict(format!(
                         "the member already has the role {}",
-                        role.as_str()
+                        role.as_db()
                     )));
                 }
                 // A technician made owner goes on working on clients until they say otherwise.
@@ -327,7 +327,7 @@ pub fn change_member(
                 if current_role != Role::Owner {
                     return Err(AppError::Conflict(format!(
                         "only an owner chooses this: a {} {}",
-                        current_role.as_str(),
+                        current_role.as_db(),
                         if current_role == Role::Technician {
                             "always works on clients"
                         } else {

@@ -183,7 +183,7 @@ fn sterilisers_at(
                 "{} {} ({})",
                 current.make, current.model, current.serial_number
             ),
-            pre_vacuum: SteriliserKind::parse(&current.kind) == SteriliserKind::PreVacuum,
+            pre_vacuum: SteriliserKind::from_db(&current.kind)? == SteriliserKind::PreVacuum,
             in_service: status.is_none_or(|s| s.in_service),
             quarantined: crate::sterilisation::usecases::is_quarantined(status),
             last_negative_spore_test: last_negative,
@@ -330,8 +330,8 @@ fn staff_at(
     for (user_id, name, role, practising) in members_at(conn, clinic_id, at)? {
         // Staff only, by the closed set of roles: an unknown role is nobody's practitioner.
         let staff = matches!(
-            crate::auth::Role::parse(&role),
-            Some(crate::auth::Role::Owner | crate::auth::Role::Technician)
+            crate::auth::Role::from_db(&role),
+            Ok(crate::auth::Role::Owner | crate::auth::Role::Technician)
         );
         if !practising || !staff {
             continue;
@@ -341,7 +341,7 @@ fn staff_at(
                 expiries.push(CredentialExpiryFacts {
                     credential_id: c.id.clone(),
                     member: name.clone(),
-                    kind: CredentialKind::parse(&c.kind),
+                    kind: CredentialKind::from_db(&c.kind)?,
                     expires_on,
                 });
             }
@@ -349,14 +349,16 @@ fn staff_at(
         let facts: Vec<CredentialFact> = creds
             .iter()
             .filter(|c| c.user_id == user_id)
-            .map(|c| CredentialFact {
-                id: c.id.clone(),
-                kind: CredentialKind::parse(&c.kind),
-                issued_on: c.issued_on.or(c.declined_on),
-                expires_on: c.expires_on,
-                verified: verified.contains(&(c.id.clone(), c.version)),
+            .map(|c| {
+                Ok(CredentialFact {
+                    id: c.id.clone(),
+                    kind: CredentialKind::from_db(&c.kind)?,
+                    issued_on: c.issued_on.or(c.declined_on),
+                    expires_on: c.expires_on,
+                    verified: verified.contains(&(c.id.clone(), c.version)),
+                })
             })
-            .collect();
+            .collect::<AppResult<_>>()?;
         out.push(StaffFacts {
             user_id,
             name,
@@ -426,19 +428,20 @@ fn follow_ups_at(
         .incident_report_working_days
         .value
         .unwrap_or(DEFAULT_REPORT_WORKING_DAYS);
-    Ok(open
-        .iter()
-        .flat_map(|i| {
-            required_follow_ups(IncidentKind::parse(&i.kind), i.occurred_at, tz, days)
-                .into_iter()
-                .map(|(kind, due)| FollowUpFacts {
-                    incident_id: i.id.clone(),
-                    kind: kind.as_str().to_owned(),
-                    due,
-                    done: done.contains(&(i.id.clone(), kind.as_str().to_owned())),
-                })
-        })
-        .collect())
+    let mut out = Vec::new();
+    for i in &open {
+        for (kind, due) in
+            required_follow_ups(IncidentKind::from_db(&i.kind)?, i.occurred_at, tz, days)
+        {
+            out.push(FollowUpFacts {
+                incident_id: i.id.clone(),
+                kind: kind.as_db().to_owned(),
+                due,
+                done: done.contains(&(i.id.clone(), kind.as_db().to_owned())),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Packs on the shelf at `at` (made, not yet opened in a session), from recent loads.
@@ -548,7 +551,7 @@ fn sessions_missing_lots_at(
             )
             .filter(session_lots::session_id.eq(session_starts::session_id))
             .filter(session_lots::added_at.le(at))
-            .filter(lots::kind.eq(kind.as_str()));
+            .filter(lots::kind.eq(kind.as_db()));
         // Start refuses a session without them unless an owner overrides, so only overridden
         // starts can lack them (judged against the profile as it is now).
         let ids: Vec<String> = session_starts::table

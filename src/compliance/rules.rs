@@ -19,9 +19,54 @@ pub enum Severity {
     Info,
 }
 
+/// Which rule a finding comes from: a closed set, so a reader (the summary mail, the report) can
+/// select findings by rule without matching on spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    FailedSporeTest,
+    SporeTestInterval,
+    SporeTestUnread,
+    SporeTestAfterEvent,
+    LoadRelease,
+    PackShelfLife,
+    SessionLots,
+    DailyAirRemoval,
+    LotRecalled,
+    LotExpired,
+    LotExpiring,
+    TechnicianEligibility,
+    IncidentFollowUp,
+    MailDelivery,
+    AuthorityAddress,
+}
+
+impl Rule {
+    /// The rule's name as the API and the exports spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FailedSporeTest => "failed_spore_test",
+            Self::SporeTestInterval => "spore_test_interval",
+            Self::SporeTestUnread => "spore_test_unread",
+            Self::SporeTestAfterEvent => "spore_test_after_event",
+            Self::LoadRelease => "load_release",
+            Self::PackShelfLife => "pack_shelf_life",
+            Self::SessionLots => "session_lots",
+            Self::DailyAirRemoval => "daily_air_removal",
+            Self::LotRecalled => "lot_recalled",
+            Self::LotExpired => "lot_expired",
+            Self::LotExpiring => "lot_expiring",
+            Self::TechnicianEligibility => "technician_eligibility",
+            Self::IncidentFollowUp => "incident_follow_up",
+            Self::MailDelivery => "mail_delivery",
+            Self::AuthorityAddress => "authority_address",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Finding {
-    pub rule: String,
+    pub rule: Rule,
     pub severity: Severity,
     /// What the finding is about, e.g. `steriliser:<id>`.
     pub subject: String,
@@ -140,7 +185,7 @@ fn utc(t: NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
 }
 
 fn finding(
-    rule: &str,
+    rule: Rule,
     severity: Severity,
     subject: String,
     message: String,
@@ -148,7 +193,7 @@ fn finding(
     due: Option<NaiveDateTime>,
 ) -> Finding {
     Finding {
-        rule: rule.into(),
+        rule,
         severity,
         subject,
         message,
@@ -164,7 +209,7 @@ pub fn spore_tests(p: &Profile, f: &Facts) -> Vec<Finding> {
     for s in &f.sterilisers {
         let subject = format!("steriliser:{}", s.id);
         if s.quarantined {
-            out.push(finding("failed_spore_test", Severity::Blocker, subject.clone(), format!("{} is quarantined after a positive spore test: retest, and reprocess the look-back packs", s.label), "CDC 2008; NEHA Body Art Model Code [S2][B1]", None));
+            out.push(finding(Rule::FailedSporeTest, Severity::Blocker, subject.clone(), format!("{} is quarantined after a positive spore test: retest, and reprocess the look-back packs", s.label), "CDC 2008; NEHA Body Art Model Code [S2][B1]", None));
             continue;
         }
         if !s.in_service {
@@ -175,7 +220,7 @@ pub fn spore_tests(p: &Profile, f: &Facts) -> Vec<Finding> {
         };
         match s.last_negative_spore_test {
             None => out.push(finding(
-                "spore_test_interval",
+                Rule::SporeTestInterval,
                 Severity::Blocker,
                 subject,
                 format!("{} has no passing spore test on record", s.label),
@@ -195,7 +240,7 @@ pub fn spore_tests(p: &Profile, f: &Facts) -> Vec<Finding> {
                 if let Some(placed) = incubating.filter(|t| local(*t) <= due_day) {
                     if f.now - placed > Duration::days(7) {
                         out.push(finding(
-                            "spore_test_unread",
+                            Rule::SporeTestUnread,
                             Severity::Warning,
                             subject,
                             format!(
@@ -211,7 +256,7 @@ pub fn spore_tests(p: &Profile, f: &Facts) -> Vec<Finding> {
                 }
                 if f.now > due {
                     out.push(finding(
-                        "spore_test_interval",
+                        Rule::SporeTestInterval,
                         Severity::Blocker,
                         subject,
                         format!(
@@ -226,7 +271,7 @@ pub fn spore_tests(p: &Profile, f: &Facts) -> Vec<Finding> {
                     ));
                 } else if f.today >= due_day {
                     out.push(finding(
-                        "spore_test_interval",
+                        Rule::SporeTestInterval,
                         Severity::Warning,
                         subject,
                         format!("{}'s spore test is due today", s.label),
@@ -254,7 +299,7 @@ pub fn spore_tests_after_events(p: &Profile, f: &Facts) -> Vec<Finding> {
             let tested_after = s.last_negative_spore_test.is_some_and(|t| t > event.at);
             (!tested_after).then(|| {
                 finding(
-                    "spore_test_after_event",
+                    Rule::SporeTestAfterEvent,
                     Severity::Blocker,
                     format!("steriliser:{}", s.id),
                     format!(
@@ -296,7 +341,7 @@ pub fn stock(p: &Profile, f: &Facts) -> Vec<Finding> {
         }
         if !reasons.is_empty() {
             out.push(finding(
-                "load_release",
+                Rule::LoadRelease,
                 Severity::Blocker,
                 subject,
                 format!(
@@ -310,7 +355,7 @@ pub fn stock(p: &Profile, f: &Facts) -> Vec<Finding> {
             ));
         } else if pack.run_while_overdue {
             out.push(finding(
-                "load_release",
+                Rule::LoadRelease,
                 Severity::Warning,
                 subject,
                 format!(
@@ -322,7 +367,7 @@ pub fn stock(p: &Profile, f: &Facts) -> Vec<Finding> {
             ));
         } else if let Some(expired) = pack.expires_at.filter(|e| *e < f.now) {
             out.push(finding(
-                "pack_shelf_life",
+                Rule::PackShelfLife,
                 Severity::Warning,
                 subject,
                 format!(
@@ -353,7 +398,7 @@ pub fn session_lots(p: &Profile, f: &Facts) -> Vec<Finding> {
         .map(|s| {
             let kinds: Vec<&str> = s.kinds.iter().map(|k| k.label()).collect();
             finding(
-                "session_lots",
+                Rule::SessionLots,
                 Severity::Warning,
                 format!("session:{}", s.session_id),
                 format!(
@@ -380,7 +425,7 @@ pub fn air_removal(p: &Profile, f: &Facts) -> Vec<Finding> {
             let subject = format!("steriliser:{}", s.id);
             if s.loads_today {
                 finding(
-                    "daily_air_removal",
+                    Rule::DailyAirRemoval,
                     Severity::Blocker,
                     subject,
                     format!(
@@ -392,7 +437,7 @@ pub fn air_removal(p: &Profile, f: &Facts) -> Vec<Finding> {
                 )
             } else {
                 finding(
-                    "daily_air_removal",
+                    Rule::DailyAirRemoval,
                     Severity::Info,
                     subject,
                     format!(
@@ -416,7 +461,7 @@ pub fn lots(f: &Facts) -> Vec<Finding> {
             let subject = format!("lot:{}", l.id);
             match l.status {
                 LotStatus::Recalled => Some(finding(
-                    "lot_recalled",
+                    Rule::LotRecalled,
                     Severity::Warning,
                     subject,
                     format!("{} is recalled: quarantine the stock", l.label),
@@ -424,7 +469,7 @@ pub fn lots(f: &Facts) -> Vec<Finding> {
                     None,
                 )),
                 LotStatus::Expired => Some(finding(
-                    "lot_expired",
+                    Rule::LotExpired,
                     Severity::Warning,
                     subject,
                     format!("{} expired on {}", l.label, l.expiry_date),
@@ -433,7 +478,7 @@ pub fn lots(f: &Facts) -> Vec<Finding> {
                 )),
                 LotStatus::Usable if l.expiry_date - f.today <= Duration::days(30) => {
                     Some(finding(
-                        "lot_expiring",
+                        Rule::LotExpiring,
                         Severity::Info,
                         subject,
                         format!("{} expires on {}", l.label, l.expiry_date),
@@ -454,7 +499,7 @@ pub fn staff(f: &Facts) -> Vec<Finding> {
         let subject = format!("member:{}", s.user_id);
         for r in &s.eligibility.reasons {
             out.push(finding(
-                "technician_eligibility",
+                Rule::TechnicianEligibility,
                 Severity::Blocker,
                 subject.clone(),
                 format!("{}: {}", s.name, r.message),
@@ -464,7 +509,7 @@ pub fn staff(f: &Facts) -> Vec<Finding> {
         }
         for w in &s.eligibility.warnings {
             out.push(finding(
-                "technician_eligibility",
+                Rule::TechnicianEligibility,
                 Severity::Warning,
                 subject.clone(),
                 format!("{}: {w}", s.name),
@@ -484,7 +529,7 @@ pub fn incidents(f: &Facts) -> Vec<Finding> {
         .map(|u| {
             let overdue = f.now > u.due;
             finding(
-                "incident_follow_up",
+                Rule::IncidentFollowUp,
                 if overdue {
                     Severity::Blocker
                 } else {
@@ -509,7 +554,7 @@ pub fn mail(p: &Profile, f: &Facts) -> Vec<Finding> {
     let mut out = Vec::new();
     for (kind, recipient, subject) in &f.mail.failed {
         out.push(finding(
-            "mail_delivery",
+            Rule::MailDelivery,
             Severity::Warning,
             format!("mail:{recipient}"),
             format!("{kind} mail to {recipient} could not be delivered: {subject}"),
@@ -525,7 +570,7 @@ pub fn mail(p: &Profile, f: &Facts) -> Vec<Finding> {
             .map(|e| format!("{e:?}"))
             .collect();
         out.push(finding(
-            "authority_address",
+            Rule::AuthorityAddress,
             Severity::Warning,
             "mail_settings".into(),
             format!(
@@ -554,7 +599,7 @@ pub fn evaluate(p: &Profile, f: &Facts) -> Vec<Finding> {
     all.sort_by(|a, b| {
         a.severity
             .cmp(&b.severity)
-            .then(a.rule.cmp(&b.rule))
+            .then(a.rule.as_str().cmp(b.rule.as_str()))
             .then(a.subject.cmp(&b.subject))
     });
     all
@@ -638,7 +683,7 @@ mod tests {
             late[0].message
         );
         let forgotten = spore_tests(baseline, &facts(at(16, 22), incubating(at(8, 21))));
-        assert_eq!(forgotten[0].rule, "spore_test_unread");
+        assert_eq!(forgotten[0].rule, Rule::SporeTestUnread);
         assert_eq!(forgotten[0].severity, Severity::Warning);
         // California allows 30 days.
         let ca = profiles.get("us-ca").unwrap();
@@ -764,14 +809,14 @@ mod tests {
             }];
             lots(&f).into_iter().map(|x| x.rule).collect::<Vec<_>>()
         };
-        assert_eq!(judge(london(2026, 3, 30, 12, 0)), ["lot_expiring"]);
-        assert_eq!(judge(london(2026, 3, 31, 23, 59)), ["lot_expiring"]);
+        assert_eq!(judge(london(2026, 3, 30, 12, 0)), [Rule::LotExpiring]);
+        assert_eq!(judge(london(2026, 3, 31, 23, 59)), [Rule::LotExpiring]);
         // 23:30 UTC on 31 March is 00:30 on 1 April in London: expired there.
         let late = NaiveDate::from_ymd_opt(2026, 3, 31)
             .unwrap()
             .and_hms_opt(23, 30, 0)
             .unwrap();
-        assert_eq!(judge(late), ["lot_expired"]);
+        assert_eq!(judge(late), [Rule::LotExpired]);
     }
 
     #[test]
@@ -786,7 +831,7 @@ mod tests {
             ..steriliser(Some(at(5, 11)))
         };
         let found = spore_tests_after_events(baseline, &facts(at(5, 13), moved.clone()));
-        assert_eq!(found[0].rule, "spore_test_after_event");
+        assert_eq!(found[0].rule, Rule::SporeTestAfterEvent);
         assert_eq!(found[0].severity, Severity::Blocker);
         let retested = SteriliserFacts {
             last_negative_spore_test: Some(at(5, 13)),
@@ -829,7 +874,7 @@ mod tests {
         f.stock = vec![pack(Some(at(10, 12) - Duration::microseconds(1)))];
         assert_eq!(
             judge(&f, baseline),
-            [("pack_shelf_life".to_owned(), Severity::Warning)]
+            [(Rule::PackShelfLife, Severity::Warning)]
         );
         // Load release: a failed load, or a type 4 indicator where California wants type 5.
         f.stock = vec![pack(None)];
@@ -837,7 +882,7 @@ mod tests {
         let california = profiles.get("us-ca").unwrap();
         assert_eq!(
             judge(&f, california),
-            [("load_release".to_owned(), Severity::Blocker)]
+            [(Rule::LoadRelease, Severity::Blocker)]
         );
         f.stock = vec![StockPackFacts {
             mechanical_passed: false,
@@ -845,7 +890,7 @@ mod tests {
         }];
         assert_eq!(
             judge(&f, baseline),
-            [("load_release".to_owned(), Severity::Blocker)],
+            [(Rule::LoadRelease, Severity::Blocker)],
             "a rejected load outweighs its shelf life"
         );
         // A load run while the spore test was overdue is held, not rejected.
@@ -855,7 +900,7 @@ mod tests {
         }];
         assert_eq!(
             judge(&f, baseline),
-            [("load_release".to_owned(), Severity::Warning)]
+            [(Rule::LoadRelease, Severity::Warning)]
         );
     }
 

@@ -18,25 +18,12 @@ pub enum HepatitisBStatus {
     Contraindicated,
 }
 
-impl HepatitisBStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Vaccinated => "vaccinated",
-            Self::ImmuneByTitre => "immune_by_titre",
-            Self::Declined => "declined",
-            Self::Contraindicated => "contraindicated",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "vaccinated" => Some(Self::Vaccinated),
-            "immune_by_titre" => Some(Self::ImmuneByTitre),
-            "declined" => Some(Self::Declined),
-            "contraindicated" => Some(Self::Contraindicated),
-            _ => None,
-        }
-    }
-}
+crate::stored_as!(HepatitisBStatus, "hepatitis B status", {
+    Vaccinated => "vaccinated",
+    ImmuneByTitre => "immune_by_titre",
+    Declined => "declined",
+    Contraindicated => "contraindicated",
+});
 
 /// The fields of a credential record (what is submitted, and what an amendment may correct).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

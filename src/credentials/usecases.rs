@@ -46,10 +46,10 @@ pub struct EligibilityView {
     pub requirements: Vec<Requirement>,
 }
 
-fn fields(row: &CredentialRow) -> CredentialInput {
-    CredentialInput {
+fn fields(row: &CredentialRow) -> AppResult<CredentialInput> {
+    Ok(CredentialInput {
         user_id: row.user_id.clone(),
-        kind: CredentialKind::parse(&row.kind),
+        kind: CredentialKind::from_db(&row.kind)?,
         issuer: row.issuer.clone(),
         number: row.number.clone(),
         issued_on: row.issued_on,
@@ -57,9 +57,10 @@ fn fields(row: &CredentialRow) -> CredentialInput {
         hepatitis_b_status: row
             .hepatitis_b_status
             .as_deref()
-            .and_then(HepatitisBStatus::parse),
+            .map(HepatitisBStatus::from_db)
+            .transpose()?,
         declined_on: row.declined_on,
-    }
+    })
 }
 
 fn row(
@@ -75,12 +76,12 @@ fn row(
         version,
         clinic_id: clinic_id.to_owned(),
         user_id: f.user_id.clone(),
-        kind: f.kind.as_str().to_owned(),
+        kind: f.kind.as_db().to_owned(),
         issuer: f.issuer.clone(),
         number: f.number.clone(),
         issued_on: f.issued_on,
         expires_on: f.expires_on,
-        hepatitis_b_status: f.hepatitis_b_status.map(|s| s.as_str().to_owned()),
+        hepatitis_b_status: f.hepatitis_b_status.map(|s| s.as_db().to_owned()),
         declined_on: f.declined_on,
         recorded_by: ctx.actor.id().map(str::to_owned),
         recorded_at: db::now(),
@@ -88,11 +89,11 @@ fn row(
     }
 }
 
-fn view(row: &CredentialRow, verifications: &[VerificationRow]) -> CredentialView {
-    CredentialView {
+fn view(row: &CredentialRow, verifications: &[VerificationRow]) -> AppResult<CredentialView> {
+    Ok(CredentialView {
         id: row.id.clone(),
         version: row.version,
-        fields: fields(row),
+        fields: fields(row)?,
         verification: verifications
             .iter()
             .find(|v| v.credential_id == row.id && v.credential_version == row.version)
@@ -103,7 +104,7 @@ fn view(row: &CredentialRow, verifications: &[VerificationRow]) -> CredentialVie
         recorded_at: to_utc(row.recorded_at),
         recorded_by: row.recorded_by.clone(),
         history: Vec::new(),
-    }
+    })
 }
 
 /// Who may act on whose credentials: owners on anyone's; technicians on their own only.
@@ -145,7 +146,7 @@ pub fn submit(
         check_holder(conn, clinic_id, &input.user_id, "user_id")?;
         let row = row(db::new_id(), 1, clinic_id, &input, ctx, None);
         store::insert(conn, &row)?;
-        let view = view(&row, &[]);
+        let view = view(&row, &[])?;
         audit::append(
             conn,
             clinic_id,
@@ -179,7 +180,7 @@ pub fn amend(
         }
         may_act_for(role, &caller, &current.user_id)?;
         // A credential stays with its holder; a wrong holder is a new credential.
-        let mut f: CredentialInput = apply_changes(&fields(&current), &req.changes, &["user_id"])?;
+        let mut f: CredentialInput = apply_changes(&fields(&current)?, &req.changes, &["user_id"])?;
         f.normalise();
         validated(f.validate(crate::clock::now().date_naive()))?;
         let row = row(
@@ -191,7 +192,7 @@ pub fn amend(
             Some(reason.clone()),
         );
         store::insert(conn, &row)?;
-        let view = view(&row, &[]);
+        let view = view(&row, &[])?;
         audit::append(
             conn,
             clinic_id,
@@ -234,7 +235,7 @@ pub fn verify(
             verified_at: db::now(),
         };
         store::insert_verification(conn, &verification)?;
-        let view = view(&current, &[verification]);
+        let view = view(&current, &[verification])?;
         audit::append(
             conn,
             clinic_id,
@@ -264,20 +265,20 @@ pub fn get(
         return Err(AppError::NotFound);
     }
     let verifications = store::verifications_of(conn, clinic_id, &[id.to_owned()], None)?;
-    let mut v = view(&row, &verifications);
+    let mut v = view(&row, &verifications)?;
     v.history = history(
         store::history(conn, clinic_id, id)?
             .into_iter()
             .map(|r| {
-                (
+                Ok((
                     r.version,
                     r.recorded_at,
                     r.recorded_by.clone(),
                     r.amendment_reason.clone(),
-                    fields(&r),
-                )
+                    fields(&r)?,
+                ))
             })
-            .collect(),
+            .collect::<AppResult<_>>()?,
     );
     Ok(v)
 }
@@ -301,7 +302,12 @@ pub fn list(
     let next = cut_page(&mut rows, limit, |r| r.id.clone());
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let verifications = store::verifications_of(conn, clinic_id, &ids, None)?;
-    Ok((rows.iter().map(|r| view(r, &verifications)).collect(), next))
+    Ok((
+        rows.iter()
+            .map(|r| view(r, &verifications))
+            .collect::<AppResult<_>>()?,
+        next,
+    ))
 }
 
 /// Whether `user_id` may work on a client at `at`, judged on the clinic-local day.
@@ -333,16 +339,18 @@ pub fn member_eligibility(
     let verifications = store::verifications_of(conn, clinic_id, &ids, Some(moment))?;
     let facts: Vec<CredentialFact> = rows
         .iter()
-        .map(|r| CredentialFact {
-            id: r.id.clone(),
-            kind: CredentialKind::parse(&r.kind),
-            issued_on: r.issued_on.or(r.declined_on),
-            expires_on: r.expires_on,
-            verified: verifications
-                .iter()
-                .any(|v| v.credential_id == r.id && v.credential_version == r.version),
+        .map(|r| {
+            Ok(CredentialFact {
+                id: r.id.clone(),
+                kind: CredentialKind::from_db(&r.kind)?,
+                issued_on: r.issued_on.or(r.declined_on),
+                expires_on: r.expires_on,
+                verified: verifications
+                    .iter()
+                    .any(|v| v.credential_id == r.id && v.credential_version == r.version),
+            })
         })
-        .collect();
+        .collect::<AppResult<_>>()?;
     let mut eligibility = eligibility(&requirements, &facts, on);
     let blocked_by = if !membership.active {
         Some("the member is deactivated".to_owned())

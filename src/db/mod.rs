@@ -1,6 +1,7 @@
 //! The database: SQLite or PostgreSQL, picked at run time by the URL scheme.
 
 pub mod schema;
+pub mod stored;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

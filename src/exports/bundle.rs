@@ -1046,7 +1046,7 @@ fn findings_csv<W: Write + Seek>(
                         String::new(),
                         vec![
                             t(judged_at),
-                            f.rule,
+                            f.rule.as_str().to_owned(),
                             serde_json::to_value(f.severity)
                                 .ok()
                                 .and_then(|v| v.as_str().map(str::to_owned))

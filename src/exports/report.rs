@@ -225,7 +225,7 @@ fn cover(m: &mut String, r: &ReportInput<'_>, d: &Doc<'_>) -> AppResult<()> {
                         } else {
                             s(&sev)
                         },
-                        s(&f.rule),
+                        s(f.rule.as_str()),
                         s(&f.message),
                     ]
                 })
@@ -782,14 +782,15 @@ fn incidents(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>
             .filter(incident_follow_ups::recorded_at.le(r.judged_at))
             .select(incident_follow_ups::kind)
             .load(conn)?;
-        let required = required_follow_ups(IncidentKind::parse(&i.kind), i.occurred_at, tz, days);
+        let required =
+            required_follow_ups(IncidentKind::from_db(&i.kind)?, i.occurred_at, tz, days);
         let open: Vec<String> = required
             .iter()
-            .filter(|(k, _)| !done.iter().any(|d| d == k.as_str()))
+            .filter(|(k, _)| !done.iter().any(|d| d == k.as_db()))
             .map(|(k, due)| {
                 format!(
                     "{} due {}{}",
-                    k.as_str().replace('_', " "),
+                    k.as_db().replace('_', " "),
                     local(*due, tz),
                     if *due < r.judged_at { " (OVERDUE)" } else { "" }
                 )

@@ -21,28 +21,14 @@ pub enum IncidentKind {
     Spill,
 }
 
-impl IncidentKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SharpsInjury => "sharps_injury",
-            Self::BloodBodyFluidExposure => "blood_body_fluid_exposure",
-            Self::AdverseReaction => "adverse_reaction",
-            Self::SuspectedInfection => "suspected_infection",
-            Self::EquipmentFailure => "equipment_failure",
-            Self::Spill => "spill",
-        }
-    }
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "sharps_injury" => Self::SharpsInjury,
-            "blood_body_fluid_exposure" => Self::BloodBodyFluidExposure,
-            "adverse_reaction" => Self::AdverseReaction,
-            "suspected_infection" => Self::SuspectedInfection,
-            "equipment_failure" => Self::EquipmentFailure,
-            _ => Self::Spill,
-        }
-    }
-}
+crate::stored_as!(IncidentKind, "incident kind", {
+    SharpsInjury => "sharps_injury",
+    BloodBodyFluidExposure => "blood_body_fluid_exposure",
+    AdverseReaction => "adverse_reaction",
+    SuspectedInfection => "suspected_infection",
+    EquipmentFailure => "equipment_failure",
+    Spill => "spill",
+});
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -56,24 +42,12 @@ pub enum FollowUpKind {
     Other,
 }
 
-impl FollowUpKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::EvaluationOffered => "evaluation_offered",
-            Self::WrittenOpinion => "written_opinion",
-            Self::AuthorityReport => "authority_report",
-            Self::Other => "other",
-        }
-    }
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "evaluation_offered" => Self::EvaluationOffered,
-            "written_opinion" => Self::WrittenOpinion,
-            "authority_report" => Self::AuthorityReport,
-            _ => Self::Other,
-        }
-    }
-}
+crate::stored_as!(FollowUpKind, "follow-up kind", {
+    EvaluationOffered => "evaluation_offered",
+    WrittenOpinion => "written_opinion",
+    AuthorityReport => "authority_report",
+    Other => "other",
+});
 
 /// The sharps-injury-log fields (29 CFR 1904.8; DOMAIN.md 4.1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -112,9 +112,9 @@ pub struct IncidentView {
     pub history: Vec<VersionView>,
 }
 
-fn fields(r: &IncidentRow) -> IncidentInput {
-    IncidentInput {
-        kind: IncidentKind::parse(&r.kind),
+fn fields(r: &IncidentRow) -> AppResult<IncidentInput> {
+    Ok(IncidentInput {
+        kind: IncidentKind::from_db(&r.kind)?,
         occurred_at: to_utc(r.occurred_at),
         location: r.location.clone(),
         session_id: r.session_id.clone(),
@@ -130,7 +130,7 @@ fn fields(r: &IncidentRow) -> IncidentInput {
             }),
             _ => None,
         },
-    }
+    })
 }
 
 fn row(
@@ -145,7 +145,7 @@ fn row(
         id,
         version,
         clinic_id: clinic_id.to_owned(),
-        kind: f.kind.as_str().to_owned(),
+        kind: f.kind.as_db().to_owned(),
         occurred_at: db::truncate(f.occurred_at.naive_utc()),
         location: f.location.trim().to_owned(),
         session_id: f.session_id.clone(),
@@ -194,37 +194,43 @@ fn view(conn: &mut DbConn, profiles: &Profiles, r: &IncidentRow) -> AppResult<In
         .optional()?;
     let (tz, report_days) = clinic_rules(conn, profiles, &r.clinic_id)?;
     let now = db::now();
-    let required: Vec<RequiredFollowUp> =
-        required_follow_ups(IncidentKind::parse(&r.kind), r.occurred_at, tz, report_days)
-            .into_iter()
-            .map(|(kind, due)| {
-                let done = follow_ups
-                    .iter()
-                    .filter(|f| f.kind == kind.as_str())
-                    .map(|f| f.done_at)
-                    .min();
-                RequiredFollowUp {
-                    kind,
-                    due: to_utc(due),
-                    status: follow_up_status(due, done, now),
-                }
-            })
-            .collect();
+    let required: Vec<RequiredFollowUp> = required_follow_ups(
+        IncidentKind::from_db(&r.kind)?,
+        r.occurred_at,
+        tz,
+        report_days,
+    )
+    .into_iter()
+    .map(|(kind, due)| {
+        let done = follow_ups
+            .iter()
+            .filter(|f| f.kind == kind.as_db())
+            .map(|f| f.done_at)
+            .min();
+        RequiredFollowUp {
+            kind,
+            due: to_utc(due),
+            status: follow_up_status(due, done, now),
+        }
+    })
+    .collect();
     Ok(IncidentView {
         id: r.id.clone(),
         version: r.version,
-        fields: fields(r),
+        fields: fields(r)?,
         overdue: required.iter().any(|f| f.status == FollowUpStatus::Overdue),
         required_follow_ups: required,
         follow_ups: follow_ups
             .iter()
-            .map(|f| FollowUpView {
-                kind: FollowUpKind::parse(&f.kind),
-                note: f.note.clone(),
-                done_at: to_utc(f.done_at),
-                recorded_by: f.recorded_by.clone(),
+            .map(|f| {
+                Ok(FollowUpView {
+                    kind: FollowUpKind::from_db(&f.kind)?,
+                    note: f.note.clone(),
+                    done_at: to_utc(f.done_at),
+                    recorded_by: f.recorded_by.clone(),
+                })
             })
-            .collect(),
+            .collect::<AppResult<_>>()?,
         closed_at: closure.as_ref().map(|c| to_utc(c.closed_at)),
         closure_summary: closure.map(|c| c.summary),
         recorded_at: to_utc(r.recorded_at),
@@ -315,7 +321,7 @@ pub fn amend(
     let reason = req.reason()?;
     audit::audited(conn, clinic_id, |conn| {
         let current = find(conn, clinic_id, id)?;
-        let f: IncidentInput = apply_changes(&fields(&current), &req.changes, &[])?;
+        let f: IncidentInput = apply_changes(&fields(&current)?, &req.changes, &[])?;
         validated(f.validate(crate::clock::now()))?;
         check_links(conn, clinic_id, &f, "changes.")?;
         let r = row(
@@ -383,7 +389,7 @@ pub fn add_follow_up(
             id: db::new_id(),
             clinic_id: clinic_id.to_owned(),
             incident_id: id.to_owned(),
-            kind: input.kind.as_str().to_owned(),
+            kind: input.kind.as_db().to_owned(),
             note: note.clone(),
             done_at: input
                 .done_at
@@ -440,7 +446,7 @@ pub fn close(
             .filter(|f| f.status != FollowUpStatus::Done)
             .map(|f| {
                 FieldError::new(
-                    format!("follow_ups.{}", f.kind.as_str()),
+                    format!("follow_ups.{}", f.kind.as_db()),
                     format!("is not done (due {})", f.due.to_rfc3339()),
                 )
             })
@@ -493,15 +499,15 @@ pub fn get(
         versions
             .iter()
             .map(|x| {
-                (
+                Ok((
                     x.version,
                     x.recorded_at,
                     x.recorded_by.clone(),
                     x.amendment_reason.clone(),
-                    fields(x),
-                )
+                    fields(x)?,
+                ))
             })
-            .collect(),
+            .collect::<AppResult<_>>()?,
     );
     Ok(v)
 }

@@ -19,27 +19,16 @@ pub enum CredentialKind {
     SmpPmuTraining,
 }
 
+crate::stored_as!(CredentialKind, "credential kind", {
+    BloodbornePathogenTraining => "bloodborne_pathogen_training",
+    HepatitisB => "hepatitis_b",
+    FirstAidCpr => "first_aid_cpr",
+    Licence => "licence",
+    InfectionControl => "infection_control",
+    SmpPmuTraining => "smp_pmu_training",
+});
+
 impl CredentialKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::BloodbornePathogenTraining => "bloodborne_pathogen_training",
-            Self::HepatitisB => "hepatitis_b",
-            Self::FirstAidCpr => "first_aid_cpr",
-            Self::Licence => "licence",
-            Self::InfectionControl => "infection_control",
-            Self::SmpPmuTraining => "smp_pmu_training",
-        }
-    }
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "bloodborne_pathogen_training" => Self::BloodbornePathogenTraining,
-            "hepatitis_b" => Self::HepatitisB,
-            "first_aid_cpr" => Self::FirstAidCpr,
-            "licence" => Self::Licence,
-            "infection_control" => Self::InfectionControl,
-            _ => Self::SmpPmuTraining,
-        }
-    }
     pub fn label(self) -> &'static str {
         match self {
             Self::BloodbornePathogenTraining => "bloodborne-pathogen training",
@@ -62,22 +51,13 @@ pub enum LotKind {
     Other,
 }
 
-impl LotKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NeedleCartridge => "needle_cartridge",
-            Self::Pigment => "pigment",
-            Self::Other => "other",
-        }
-    }
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "needle_cartridge" => Self::NeedleCartridge,
-            "pigment" => Self::Pigment,
-            _ => Self::Other,
-        }
-    }
+crate::stored_as!(LotKind, "lot kind", {
+    NeedleCartridge => "needle_cartridge",
+    Pigment => "pigment",
+    Other => "other",
+});
 
+impl LotKind {
     pub fn label(self) -> &'static str {
         match self {
             Self::NeedleCartridge => "needle-cartridge lot",

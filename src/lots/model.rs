@@ -18,24 +18,12 @@ pub enum SterilisationMethod {
     NotSterile,
 }
 
-impl SterilisationMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::EthyleneOxide => "ethylene_oxide",
-            Self::Gamma => "gamma",
-            Self::EBeam => "e_beam",
-            Self::NotSterile => "not_sterile",
-        }
-    }
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "ethylene_oxide" => Self::EthyleneOxide,
-            "gamma" => Self::Gamma,
-            "e_beam" => Self::EBeam,
-            _ => Self::NotSterile,
-        }
-    }
-}
+crate::stored_as!(SterilisationMethod, "sterilisation method", {
+    EthyleneOxide => "ethylene_oxide",
+    Gamma => "gamma",
+    EBeam => "e_beam",
+    NotSterile => "not_sterile",
+});
 
 /// The fields of a lot record (what is received, and what an amendment may correct).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

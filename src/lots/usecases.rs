@@ -44,20 +44,20 @@ pub struct RecallRequest {
     pub reference: String,
 }
 
-fn lot_fields(row: &LotRow) -> LotInput {
-    LotInput {
-        kind: LotKind::parse(&row.kind),
+fn lot_fields(row: &LotRow) -> AppResult<LotInput> {
+    Ok(LotInput {
+        kind: LotKind::from_db(&row.kind)?,
         manufacturer: row.manufacturer.clone(),
         product_name: row.product_name.clone(),
         product_code: row.product_code.clone(),
         gtin: row.gtin.clone(),
         lot_number: row.lot_number.clone(),
         expiry_date: row.expiry_date,
-        sterilisation_method: SterilisationMethod::parse(&row.sterilisation_method),
+        sterilisation_method: SterilisationMethod::from_db(&row.sterilisation_method)?,
         supplier: row.supplier.clone(),
         received_on: row.received_on,
         quantity_received: row.quantity_received,
-    }
+    })
 }
 
 fn lot_row(
@@ -72,14 +72,14 @@ fn lot_row(
         id,
         version,
         clinic_id: clinic_id.to_owned(),
-        kind: f.kind.as_str().to_owned(),
+        kind: f.kind.as_db().to_owned(),
         manufacturer: f.manufacturer.clone(),
         product_name: f.product_name.clone(),
         product_code: f.product_code.clone(),
         gtin: f.gtin.clone(),
         lot_number: f.lot_number.clone(),
         expiry_date: f.expiry_date,
-        sterilisation_method: f.sterilisation_method.as_str().to_owned(),
+        sterilisation_method: f.sterilisation_method.as_db().to_owned(),
         supplier: f.supplier.clone(),
         received_on: f.received_on,
         quantity_received: f.quantity_received,
@@ -89,11 +89,11 @@ fn lot_row(
     }
 }
 
-fn lot_view(row: &LotRow, recall: Option<&RecallRow>, today: NaiveDate) -> LotView {
-    LotView {
+fn lot_view(row: &LotRow, recall: Option<&RecallRow>, today: NaiveDate) -> AppResult<LotView> {
+    Ok(LotView {
         id: row.id.clone(),
         version: row.version,
-        fields: lot_fields(row),
+        fields: lot_fields(row)?,
         status: lot_status(row.expiry_date, recall.is_some(), today),
         recall: recall.map(|r| RecallView {
             reason: r.reason.clone(),
@@ -104,7 +104,7 @@ fn lot_view(row: &LotRow, recall: Option<&RecallRow>, today: NaiveDate) -> LotVi
         recorded_at: to_utc(row.recorded_at),
         recorded_by: row.recorded_by.clone(),
         history: Vec::new(),
-    }
+    })
 }
 
 fn duplicate(f: &LotInput) -> AppError {
@@ -136,7 +136,7 @@ pub fn receive_lot(
         }
         let row = lot_row(db::new_id(), 1, clinic_id, &input, ctx, None);
         store::insert_lot(conn, &row)?;
-        let view = lot_view(&row, None, today);
+        let view = lot_view(&row, None, today)?;
         audit::append(
             conn,
             clinic_id,
@@ -158,7 +158,7 @@ pub fn amend_lot(
     let today = crate::clock::now().date_naive();
     audit::audited(conn, clinic_id, |conn| {
         let current = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
-        let mut fields: LotInput = apply_changes(&lot_fields(&current), &req.changes, &[])?;
+        let mut fields: LotInput = apply_changes(&lot_fields(&current)?, &req.changes, &[])?;
         fields.normalise();
         validated(fields.validate(today))?;
         if store::lot_number_taken(
@@ -181,7 +181,7 @@ pub fn amend_lot(
         );
         store::insert_lot(conn, &row)?;
         let recall = store::recalls_of(conn, clinic_id, &[id.to_owned()])?;
-        let view = lot_view(&row, recall.first(), today);
+        let view = lot_view(&row, recall.first(), today)?;
         audit::append(
             conn,
             clinic_id,
@@ -232,7 +232,7 @@ pub fn recall_lot(
             recalled_at: db::now(),
         };
         store::insert_recall(conn, &recall)?;
-        let view = lot_view(&row, Some(&recall), crate::clock::now().date_naive());
+        let view = lot_view(&row, Some(&recall), crate::clock::now().date_naive())?;
         audit::append(
             conn,
             clinic_id,
@@ -263,20 +263,20 @@ pub fn recall_lot(
 pub fn get_lot(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<LotView> {
     let row = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
     let recall = store::recalls_of(conn, clinic_id, &[id.to_owned()])?;
-    let mut view = lot_view(&row, recall.first(), crate::clock::now().date_naive());
+    let mut view = lot_view(&row, recall.first(), crate::clock::now().date_naive())?;
     view.history = history(
         store::lot_history(conn, clinic_id, id)?
             .into_iter()
             .map(|r| {
-                (
+                Ok((
                     r.version,
                     r.recorded_at,
                     r.recorded_by.clone(),
                     r.amendment_reason.clone(),
-                    lot_fields(&r),
-                )
+                    lot_fields(&r)?,
+                ))
             })
-            .collect(),
+            .collect::<AppResult<_>>()?,
     );
     Ok(view)
 }
@@ -301,7 +301,7 @@ pub fn list_lots(
     Ok((
         rows.iter()
             .map(|r| lot_view(r, recalls.iter().find(|x| x.lot_id == r.id), today))
-            .collect(),
+            .collect::<AppResult<_>>()?,
         next,
     ))
 }

@@ -7,7 +7,7 @@ use diesel::dsl::not;
 use diesel::prelude::*;
 
 use crate::compliance::lookback::{compute, Trigger};
-use crate::compliance::rules::{Finding, Severity};
+use crate::compliance::rules::{Finding, Rule, Severity};
 use crate::db::schema::{
     air_removal_tests, cycles, incident_closures, incidents, sessions, spore_test_results,
     spore_tests,
@@ -299,8 +299,8 @@ fn finding_sections(findings: &[Finding], tz: chrono_tz::Tz) -> Vec<Section> {
     let expiring: Vec<String> = findings
         .iter()
         .filter(|f| {
-            f.rule == "lot_expiring"
-                || (f.rule == "technician_eligibility" && f.severity == Severity::Warning)
+            f.rule == Rule::LotExpiring
+                || (f.rule == Rule::TechnicianEligibility && f.severity == Severity::Warning)
         })
         .map(line)
         .collect();
@@ -316,8 +316,8 @@ fn finding_sections(findings: &[Finding], tz: chrono_tz::Tz) -> Vec<Section> {
         .iter()
         .filter(|f| {
             f.severity != Severity::Blocker
-                && f.rule != "lot_expiring"
-                && f.rule != "technician_eligibility"
+                && f.rule != Rule::LotExpiring
+                && f.rule != Rule::TechnicianEligibility
         })
         .map(line)
         .collect();

@@ -482,7 +482,7 @@ impl Mailer {
                 }
             }
             for f in crate::compliance::rules::spore_tests(profile, &facts) {
-                if f.rule != "spore_test_interval" {
+                if f.rule != crate::compliance::rules::Rule::SporeTestInterval {
                     continue;
                 }
                 let day = f

@@ -15,22 +15,10 @@ pub enum Frequency {
     Monthly,
 }
 
-impl Frequency {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Weekly => "weekly",
-            Self::Monthly => "monthly",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "weekly" => Some(Self::Weekly),
-            "monthly" => Some(Self::Monthly),
-            _ => None,
-        }
-    }
-}
+crate::stored_as!(Frequency, "summary frequency", {
+    Weekly => "weekly",
+    Monthly => "monthly",
+});
 
 /// When the audit summary goes out, in the clinic's local time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

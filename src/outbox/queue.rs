@@ -78,7 +78,7 @@ pub fn enqueue(conn: &mut DbConn, mail: NewMail) -> QueryResult<OutboxRow> {
         body_html: mail.body_html,
         export_id: mail.export_id,
         created_at: now,
-        state: "pending".into(),
+        state: MailState::Pending.as_db().into(),
         attempts: 0,
         next_attempt_at: now,
         claimed_until: None,
@@ -120,7 +120,7 @@ pub fn take_key(conn: &mut DbConn, clinic_id: &str, kind: &str, period: &str) ->
 pub fn claim_due(conn: &mut DbConn, lease: Duration, limit: i64) -> QueryResult<Vec<OutboxRow>> {
     let now = db::now();
     let due = mail_outbox::table
-        .filter(mail_outbox::state.eq("pending"))
+        .filter(mail_outbox::state.eq(MailState::Pending.as_db()))
         .filter(mail_outbox::next_attempt_at.le(now))
         .filter(
             mail_outbox::claimed_until
@@ -154,10 +154,10 @@ pub fn mark_sent(conn: &mut DbConn, id: &str) -> QueryResult<()> {
     diesel::update(
         mail_outbox::table
             .filter(mail_outbox::id.eq(id))
-            .filter(mail_outbox::state.eq("pending")),
+            .filter(mail_outbox::state.eq(MailState::Pending.as_db())),
     )
     .set((
-        mail_outbox::state.eq("sent"),
+        mail_outbox::state.eq(MailState::Sent.as_db()),
         mail_outbox::attempts.eq(mail_outbox::attempts + 1),
         mail_outbox::finished_at.eq(now),
         mail_outbox::claimed_until.eq(None::<NaiveDateTime>),
@@ -187,7 +187,7 @@ pub fn mark_retry(
     diesel::update(
         mail_outbox::table
             .filter(mail_outbox::id.eq(id))
-            .filter(mail_outbox::state.eq("pending")),
+            .filter(mail_outbox::state.eq(MailState::Pending.as_db())),
     )
     .set((
         mail_outbox::attempts.eq(mail_outbox::attempts + 1),
@@ -206,10 +206,10 @@ pub fn mark_failed(conn: &mut DbConn, row: &OutboxRow, error: &str) -> AppResult
         let n = diesel::update(
             mail_outbox::table
                 .filter(mail_outbox::id.eq(&row.id))
-                .filter(mail_outbox::state.eq("pending")),
+                .filter(mail_outbox::state.eq(MailState::Pending.as_db())),
         )
         .set((
-            mail_outbox::state.eq("failed"),
+            mail_outbox::state.eq(MailState::Failed.as_db()),
             mail_outbox::attempts.eq(mail_outbox::attempts + 1),
             mail_outbox::finished_at.eq(db::now()),
             mail_outbox::claimed_until.eq(None::<NaiveDateTime>),
@@ -248,6 +248,12 @@ pub enum MailState {
     Failed,
 }
 
+crate::stored_as!(MailState, "mail state", {
+    Pending => "pending",
+    Sent => "sent",
+    Failed => "failed",
+});
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MailView {
     pub id: String,
@@ -272,13 +278,9 @@ pub fn message_id(id: &str, domain: &str) -> String {
     format!("<{id}@{domain}>")
 }
 
-pub fn view(r: OutboxRow, domain: &str) -> MailView {
-    let state = match r.state.as_str() {
-        "sent" => MailState::Sent,
-        "failed" => MailState::Failed,
-        _ => MailState::Pending,
-    };
-    MailView {
+pub fn view(r: OutboxRow, domain: &str) -> AppResult<MailView> {
+    let state = MailState::from_db(&r.state)?;
+    Ok(MailView {
         message_id: message_id(&r.id, domain),
         id: r.id,
         kind: r.kind,
@@ -291,7 +293,7 @@ pub fn view(r: OutboxRow, domain: &str) -> MailView {
         finished_at: r.finished_at.map(to_utc),
         last_error: r.last_error,
         export_id: r.export_id,
-    }
+    })
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
@@ -325,7 +327,7 @@ pub fn list(
     if let Some(before) = &filter.before {
         q = q.filter(mail_outbox::id.lt(before.clone()));
     }
-    Ok(q.load(conn)?.into_iter().map(|r| view(r, domain)).collect())
+    q.load(conn)?.into_iter().map(|r| view(r, domain)).collect()
 }
 
 /// Queues a message given up on again, as a new message (its own Message-ID and retry period),
@@ -344,7 +346,7 @@ pub fn resend(
             .first(conn)
             .optional()?
             .ok_or(AppError::NotFound)?;
-        if failed.state != "failed" {
+        if failed.state != MailState::Failed.as_db() {
             return Err(AppError::Conflict(format!(
                 "only a message given up on can be resent; this one is {}",
                 failed.state
@@ -416,7 +418,7 @@ pub fn failed_by(
 ) -> QueryResult<Vec<(String, String, String)>> {
     mail_outbox::table
         .filter(mail_outbox::clinic_id.eq(clinic_id))
-        .filter(mail_outbox::state.eq("failed"))
+        .filter(mail_outbox::state.eq(MailState::Failed.as_db()))
         .filter(mail_outbox::finished_at.le(at))
         .filter(mail_outbox::created_at.gt(at - Duration::days(30)))
         .filter(diesel::dsl::not(diesel::dsl::exists(

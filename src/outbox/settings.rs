@@ -30,7 +30,7 @@ pub struct SettingsRow {
 impl SettingsRow {
     pub fn schedule(&self) -> Option<Schedule> {
         let input = ScheduleInput {
-            frequency: Frequency::parse(self.frequency.as_deref()?)?,
+            frequency: Frequency::from_db(self.frequency.as_deref()?).ok()?,
             day: u32::try_from(self.day?).ok()?,
             time: self.local_time.clone()?,
         };
@@ -150,7 +150,7 @@ pub fn put(
     }
     let row = SettingsRow {
         clinic_id: clinic_id.to_owned(),
-        frequency: schedule.map(|s| s.frequency.as_str().to_owned()),
+        frequency: schedule.map(|s| s.frequency.as_db().to_owned()),
         day: schedule.and_then(|s| i32::try_from(s.day).ok()),
         local_time: schedule.map(|s| s.time_text()),
         recipients: serde_json::to_string(&recipients).map_err(AppError::internal)?,

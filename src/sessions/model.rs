@@ -13,6 +13,27 @@ use crate::error::FieldError;
 use crate::lots::model::LotStatus;
 use crate::sterilisation::model::PackState;
 
+/// Where a session stands: derived from whether it was started and completed, never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// Booked: no start recorded yet.
+    Planned,
+    /// Started (setup checked and supplies recorded), not yet completed.
+    InProgress,
+    Completed,
+}
+
+impl SessionState {
+    pub fn of(started: bool, completed: bool) -> Self {
+        match (started, completed) {
+            (_, true) => Self::Completed,
+            (true, false) => Self::InProgress,
+            (false, false) => Self::Planned,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionInput {

@@ -701,8 +701,7 @@ impl TraceView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TraceView {
     pub id: String,
-    /// planned, in_progress or completed.
-    pub status: String,
+    pub status: SessionState,
     pub client_id: String,
     pub client_name: Option<String>,
     pub technician_id: String,
@@ -778,14 +777,10 @@ pub fn trace(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<TraceVie
     let client_name = crate::clients::store::find(conn, clinic_id, &s.client_id)?.map(|c| c.name);
     let technician_name =
         accounts::find_member(conn, clinic_id, &s.technician_id)?.map(|(_, u)| u.display_name);
-    let status = match (&start, &completion) {
-        (_, Some(_)) => "completed",
-        (Some(_), None) => "in_progress",
-        _ => "planned",
-    };
+    let status = SessionState::of(start.is_some(), completion.is_some());
     Ok(TraceView {
         id: s.id.clone(),
-        status: status.to_owned(),
+        status,
         client_id: s.client_id.clone(),
         client_name,
         technician_id: s.technician_id.clone(),

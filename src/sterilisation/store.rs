@@ -377,13 +377,20 @@ pub struct SporeResultRow {
 }
 
 impl SporeResultRow {
+    /// Fail-safe: a result that does not read as negative counts as growth.
     pub fn result(&self) -> SporeResult {
-        SporeResult::from_db(&self.result)
+        match SporeResult::from_db(&self.result) {
+            Ok(SporeResult::Negative) => SporeResult::Negative,
+            _ => SporeResult::Positive,
+        }
     }
 
     /// A test whose control vial did not grow proves nothing.
     pub fn valid(&self) -> bool {
-        ControlResult::from_db(&self.control_result) == ControlResult::Growth
+        matches!(
+            ControlResult::from_db(&self.control_result),
+            Ok(ControlResult::Growth)
+        )
     }
 }
 
@@ -534,8 +541,12 @@ pub fn read_tests_of_steriliser(
         .into_iter()
         .map(|(_, result, control, started)| ReadTest {
             cycle_started_at: started,
-            result: SporeResult::from_db(&result),
-            valid: ControlResult::from_db(&control) == ControlResult::Growth,
+            result: if crate::sterilisation::model::is_valid_negative(&result, &control) {
+                SporeResult::Negative
+            } else {
+                SporeResult::Positive
+            },
+            valid: matches!(ControlResult::from_db(&control), Ok(ControlResult::Growth)),
         })
         .collect())
 }

@@ -16,22 +16,11 @@ pub enum AirRemovalTestType {
     Electronic,
 }
 
-impl AirRemovalTestType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::BowieDick => "bowie_dick",
-            Self::Helix => "helix",
-            Self::Electronic => "electronic",
-        }
-    }
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "helix" => Self::Helix,
-            "electronic" => Self::Electronic,
-            _ => Self::BowieDick,
-        }
-    }
-}
+crate::stored_as!(AirRemovalTestType, "air-removal test type", {
+    BowieDick => "bowie_dick",
+    Helix => "helix",
+    Electronic => "electronic",
+});
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -103,54 +103,28 @@ pub enum ControlResult {
     NoGrowth,
 }
 
-// The one place these closed sets meet the database's text columns. Reading is fail-safe: a
-// stored value that is not exactly a passing one never reads as a pass.
-impl SporeResult {
-    pub fn as_db(self) -> &'static str {
-        match self {
-            Self::Negative => "negative",
-            Self::Positive => "positive",
-        }
-    }
+crate::stored_as!(SporeResult, "spore-test result", {
+    Negative => "negative",
+    Positive => "positive",
+});
 
-    /// Only `negative` is a negative: anything else counts as growth.
-    pub fn from_db(value: &str) -> Self {
-        if value == "negative" {
-            Self::Negative
-        } else {
-            Self::Positive
-        }
-    }
-}
-
-impl ControlResult {
-    pub fn as_db(self) -> &'static str {
-        match self {
-            Self::Growth => "growth",
-            Self::NoGrowth => "no_growth",
-        }
-    }
-
-    /// Only `growth` makes a reading valid.
-    pub fn from_db(value: &str) -> Self {
-        if value == "growth" {
-            Self::Growth
-        } else {
-            Self::NoGrowth
-        }
-    }
-}
+crate::stored_as!(ControlResult, "spore-test control result", {
+    Growth => "growth",
+    NoGrowth => "no_growth",
+});
 
 /// Whether a stored reading is a valid negative: the only reading that passes a steriliser.
+/// Fail-safe: a stored value that is not exactly a passing one never reads as a pass.
 pub fn is_valid_negative(result: &str, control: &str) -> bool {
-    SporeResult::from_db(result) == SporeResult::Negative
-        && ControlResult::from_db(control) == ControlResult::Growth
+    matches!(SporeResult::from_db(result), Ok(SporeResult::Negative))
+        && matches!(ControlResult::from_db(control), Ok(ControlResult::Growth))
 }
 
 /// Whether a stored reading is a valid positive: the steriliser failed.
+/// Fail-safe: a result that does not read as negative counts as growth.
 pub fn is_valid_positive(result: &str, control: &str) -> bool {
-    SporeResult::from_db(result) == SporeResult::Positive
-        && ControlResult::from_db(control) == ControlResult::Growth
+    !matches!(SporeResult::from_db(result), Ok(SporeResult::Negative))
+        && matches!(ControlResult::from_db(control), Ok(ControlResult::Growth))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -16,22 +16,11 @@ pub enum SteriliserKind {
     Other,
 }
 
-impl SteriliserKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PreVacuum => "pre_vacuum",
-            Self::Gravity => "gravity",
-            Self::Other => "other",
-        }
-    }
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "pre_vacuum" => Self::PreVacuum,
-            "gravity" => Self::Gravity,
-            _ => Self::Other,
-        }
-    }
-}
+crate::stored_as!(SteriliserKind, "steriliser kind", {
+    PreVacuum => "pre_vacuum",
+    Gravity => "gravity",
+    Other => "other",
+});
 
 /// The fields of a steriliser record (what is created, and what an amendment may correct).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

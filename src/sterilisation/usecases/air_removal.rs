@@ -24,25 +24,25 @@ pub struct AirRemovalView {
     pub history: Vec<VersionView>,
 }
 
-pub(super) fn air_fields(row: &AirRemovalRow) -> AirRemovalInput {
-    AirRemovalInput {
+pub(super) fn air_fields(row: &AirRemovalRow) -> AppResult<AirRemovalInput> {
+    Ok(AirRemovalInput {
         steriliser_id: row.steriliser_id.clone(),
         performed_at: to_utc(row.performed_at),
-        test_type: AirRemovalTestType::parse(&row.test_type),
+        test_type: AirRemovalTestType::from_db(&row.test_type)?,
         passed: row.passed,
         notes: row.notes.clone(),
-    }
+    })
 }
 
-pub(super) fn air_view(row: &AirRemovalRow) -> AirRemovalView {
-    AirRemovalView {
+pub(super) fn air_view(row: &AirRemovalRow) -> AppResult<AirRemovalView> {
+    Ok(AirRemovalView {
         id: row.id.clone(),
         version: row.version,
-        fields: air_fields(row),
+        fields: air_fields(row)?,
         recorded_at: to_utc(row.recorded_at),
         recorded_by: row.recorded_by.clone(),
         history: Vec::new(),
-    }
+    })
 }
 
 pub(super) fn air_row(
@@ -59,7 +59,7 @@ pub(super) fn air_row(
         clinic_id: clinic_id.to_owned(),
         steriliser_id: f.steriliser_id.clone(),
         performed_at: f.performed_at.naive_utc(),
-        test_type: f.test_type.as_str().to_owned(),
+        test_type: f.test_type.as_db().to_owned(),
         passed: f.passed,
         notes: f.notes.clone(),
         recorded_by: ctx.actor.id().map(str::to_owned),
@@ -76,7 +76,7 @@ pub(super) fn check_pre_vacuum(
     field: &str,
 ) -> AppResult<()> {
     let s = existing_steriliser(conn, clinic_id, steriliser_id, field)?;
-    if SteriliserKind::parse(&s.kind) != SteriliserKind::PreVacuum {
+    if SteriliserKind::from_db(&s.kind)? != SteriliserKind::PreVacuum {
         return Err(AppError::invalid(field, "is not a pre-vacuum steriliser: air-removal tests apply to pre-vacuum sterilisers only"));
     }
     Ok(())
@@ -94,7 +94,7 @@ pub fn create_air_removal(
         check_pre_vacuum(conn, clinic_id, &input.steriliser_id, "steriliser_id")?;
         let row = air_row(db::new_id(), 1, clinic_id, &input, ctx, None);
         store::insert_air_removal(conn, &row)?;
-        let view = air_view(&row);
+        let view = air_view(&row)?;
         audit::append(
             conn,
             clinic_id,
@@ -121,7 +121,7 @@ pub fn amend_air_removal(
     let reason = req.reason()?;
     audit::audited(conn, clinic_id, |conn| {
         let current = store::find_air_removal(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
-        let mut fields: AirRemovalInput = apply_changes(&air_fields(&current), &req.changes, &[])?;
+        let mut fields: AirRemovalInput = apply_changes(&air_fields(&current)?, &req.changes, &[])?;
         fields.normalise();
         validated(fields.validate(crate::clock::now()))?;
         check_pre_vacuum(
@@ -139,7 +139,7 @@ pub fn amend_air_removal(
             Some(reason.clone()),
         );
         store::insert_air_removal(conn, &row)?;
-        let view = air_view(&row);
+        let view = air_view(&row)?;
         audit::append(
             conn,
             clinic_id,
@@ -158,20 +158,20 @@ pub fn amend_air_removal(
 
 pub fn get_air_removal(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<AirRemovalView> {
     let row = store::find_air_removal(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
-    let mut view = air_view(&row);
+    let mut view = air_view(&row)?;
     view.history = history(
         store::air_removal_history(conn, clinic_id, id)?
             .into_iter()
             .map(|r| {
-                (
+                Ok((
                     r.version,
                     r.recorded_at,
                     r.recorded_by.clone(),
                     r.amendment_reason.clone(),
-                    air_fields(&r),
-                )
+                    air_fields(&r)?,
+                ))
             })
-            .collect(),
+            .collect::<AppResult<_>>()?,
     );
     Ok(view)
 }
@@ -193,5 +193,5 @@ pub fn list_air_removal(
         at: r.performed_at,
         id: r.id.clone(),
     });
-    Ok((rows.iter().map(air_view).collect(), next))
+    Ok((rows.iter().map(air_view).collect::<AppResult<_>>()?, next))
 }

@@ -34,27 +34,27 @@ pub fn is_quarantined(status: Option<&StatusChangeRow>) -> bool {
     status.is_some_and(|s| !s.in_service && s.cause == "spore_test_positive")
 }
 
-pub(super) fn steriliser_fields(row: &SteriliserRow) -> SteriliserInput {
-    SteriliserInput {
+pub(super) fn steriliser_fields(row: &SteriliserRow) -> AppResult<SteriliserInput> {
+    Ok(SteriliserInput {
         make: row.make.clone(),
         model: row.model.clone(),
         serial_number: row.serial_number.clone(),
-        kind: SteriliserKind::parse(&row.kind),
+        kind: SteriliserKind::from_db(&row.kind)?,
         chamber_litres: row.chamber_litres,
         location: row.location.clone(),
         installed_on: row.installed_on,
-    }
+    })
 }
 
 pub(super) fn steriliser_view(
     row: &SteriliserRow,
     status: Option<&StatusChangeRow>,
-) -> SteriliserView {
+) -> AppResult<SteriliserView> {
     let in_service = status.is_none_or(|s| s.in_service);
-    SteriliserView {
+    Ok(SteriliserView {
         id: row.id.clone(),
         version: row.version,
-        fields: steriliser_fields(row),
+        fields: steriliser_fields(row)?,
         in_service,
         quarantined: is_quarantined(status),
         status_reason: status.map(|s| s.reason.clone()),
@@ -62,7 +62,7 @@ pub(super) fn steriliser_view(
         recorded_at: to_utc(row.recorded_at),
         recorded_by: row.recorded_by.clone(),
         history: Vec::new(),
-    }
+    })
 }
 
 pub(super) fn steriliser_row(
@@ -80,7 +80,7 @@ pub(super) fn steriliser_row(
         make: f.make.clone(),
         model: f.model.clone(),
         serial_number: f.serial_number.clone(),
-        kind: f.kind.as_str().to_owned(),
+        kind: f.kind.as_db().to_owned(),
         chamber_litres: f.chamber_litres,
         location: f.location.clone(),
         installed_on: f.installed_on,
@@ -117,7 +117,7 @@ pub fn create_steriliser(
         }
         let row = steriliser_row(db::new_id(), 1, clinic_id, &input, ctx, None);
         store::insert_steriliser(conn, &row)?;
-        let view = steriliser_view(&row, None);
+        let view = steriliser_view(&row, None)?;
         audit::append(
             conn,
             clinic_id,
@@ -145,7 +145,7 @@ pub fn amend_steriliser(
     audit::audited(conn, clinic_id, |conn| {
         let current = store::find_steriliser(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
         let mut fields: SteriliserInput =
-            apply_changes(&steriliser_fields(&current), &req.changes, &[])?;
+            apply_changes(&steriliser_fields(&current)?, &req.changes, &[])?;
         fields.normalise();
         validated(fields.validate(crate::clock::now().date_naive()))?;
         if store::serial_taken(conn, clinic_id, &fields.serial_number, Some(id))? {
@@ -163,7 +163,7 @@ pub fn amend_steriliser(
         );
         store::insert_steriliser(conn, &row)?;
         let status = store::current_status(conn, clinic_id, id)?;
-        let view = steriliser_view(&row, status.as_ref());
+        let view = steriliser_view(&row, status.as_ref())?;
         audit::append(
             conn,
             clinic_id,
@@ -183,20 +183,20 @@ pub fn amend_steriliser(
 pub fn get_steriliser(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<SteriliserView> {
     let row = store::find_steriliser(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
     let status = store::current_status(conn, clinic_id, id)?;
-    let mut view = steriliser_view(&row, status.as_ref());
+    let mut view = steriliser_view(&row, status.as_ref())?;
     view.history = history(
         store::steriliser_history(conn, clinic_id, id)?
             .into_iter()
             .map(|r| {
-                (
+                Ok((
                     r.version,
                     r.recorded_at,
                     r.recorded_by.clone(),
                     r.amendment_reason.clone(),
-                    steriliser_fields(&r),
-                )
+                    steriliser_fields(&r)?,
+                ))
             })
-            .collect(),
+            .collect::<AppResult<_>>()?,
     );
     Ok(view)
 }
@@ -206,7 +206,7 @@ pub fn list_sterilisers(conn: &mut DbConn, clinic_id: &str) -> AppResult<Vec<Ste
     rows.iter()
         .map(|row| {
             let status = store::current_status(conn, clinic_id, &row.id)?;
-            Ok(steriliser_view(row, status.as_ref()))
+            steriliser_view(row, status.as_ref())
         })
         .collect()
 }
@@ -258,7 +258,7 @@ pub fn set_in_service(
             changed_at: db::now(),
         };
         store::insert_status_change(conn, &change)?;
-        let view = steriliser_view(&row, Some(&change));
+        let view = steriliser_view(&row, Some(&change))?;
         let action = if in_service {
             "steriliser.returned_to_service"
         } else {
