@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::audit::{Actor, AuditContext};
 use crate::auth::{password, Role};
 use crate::clinics::model::NewClinic;
-use crate::clinics::store::{self as clinics, NewMember, OwnerAccount};
+use crate::clinics::usecases::{self as clinics, NewMember, OwnerAccount};
 use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::jurisdiction::profiles::Profiles;
@@ -160,7 +160,7 @@ impl Gen<'_> {
                 Later::Complete { tech, session } => {
                     let ctx = self.techs[tech].1.clone();
                     crate::clock::backdated(at, || {
-                        sessions::store::complete(
+                        sessions::usecases::complete(
                             conn,
                             &ctx,
                             &clinic,
@@ -378,7 +378,7 @@ impl Gen<'_> {
                 "date_of_birth": format!("19{}-0{}-1{}", self.rng.gen_range(60..99), self.rng.gen_range(1..9), self.rng.gen_range(0..9))});
             let ctx = self.techs[tech].1.clone();
             let c = self.on(t, |g| {
-                clients::store::create(&mut *g.conn, &ctx, &g.clinic.clone(), input(body)?)
+                clients::usecases::create(&mut *g.conn, &ctx, &g.clinic.clone(), input(body)?)
             })?;
             let id = id_of(&c)?;
             self.clients.push(id.clone());
@@ -394,7 +394,7 @@ impl Gen<'_> {
             let (clinic, profiles) = (g.clinic.clone(), g.profiles);
             let conn = &mut *g.conn;
             db::write_transaction(conn, |conn| {
-                let trace = sessions::store::create(
+                let trace = sessions::usecases::create(
                     conn,
                     &ctx,
                     &clinic,
@@ -420,10 +420,10 @@ impl Gen<'_> {
                             .collect()
                     })
                     .unwrap_or_default();
-                sessions::store::answer(conn, &ctx, &clinic, &id, input(json!({"answers": answers}))?)?;
-                sessions::store::add_pack(conn, profiles, &ctx, &clinic, &id, input(json!({"code": pack}))?)?;
+                sessions::usecases::answer(conn, &ctx, &clinic, &id, input(json!({"answers": answers}))?)?;
+                sessions::usecases::add_pack(conn, profiles, &ctx, &clinic, &id, input(json!({"code": pack}))?)?;
                 for lot in [&cartridge, &pigment] {
-                    sessions::store::add_lot(conn, &ctx, &clinic, &id, input(json!({"lot_id": lot}))?)?;
+                    sessions::usecases::add_lot(conn, &ctx, &clinic, &id, input(json!({"lot_id": lot}))?)?;
                 }
                 Ok::<_, AppError>(id)
             })
@@ -431,7 +431,7 @@ impl Gen<'_> {
         let profiles = self.profiles;
         self.on(t + Duration::minutes(4), |g| {
             let clinic = g.clinic.clone();
-            sessions::store::start(
+            sessions::usecases::start(
                 &mut *g.conn,
                 profiles,
                 &ctx,
@@ -457,7 +457,7 @@ impl Gen<'_> {
         let profiles = self.profiles;
         let incident = self.on(t + Duration::minutes(15), |g| {
             let clinic = g.clinic.clone();
-            incidents::store::report(&mut *g.conn, profiles, &ctx, &clinic, input(body)?)
+            incidents::usecases::report(&mut *g.conn, profiles, &ctx, &clinic, input(body)?)
         })?;
         self.counts.incidents += 1;
         id_of(&incident)
@@ -471,7 +471,7 @@ impl Gen<'_> {
         );
         self.on(t + Duration::minutes(5), |g| {
             let clinic = g.clinic.clone();
-            incidents::store::add_follow_up(
+            incidents::usecases::add_follow_up(
                 &mut *g.conn,
                 profiles,
                 &owner,
@@ -660,7 +660,7 @@ pub fn generate(
     let result = g.catch_up(now);
     db::finish(&mut *g.conn, result)?;
     // The inspector may look for the next 90 days.
-    crate::inspectors::store::grant(
+    crate::inspectors::usecases::grant(
         &mut *g.conn,
         &owner,
         &clinic_id,
@@ -827,7 +827,7 @@ fn one_day(
         let owner = g.owner.clone();
         g.on(done + Duration::minutes(30), |g| {
             let clinic = g.clinic.clone();
-            incidents::store::close(
+            incidents::usecases::close(
                 &mut *g.conn,
                 profiles,
                 &owner,

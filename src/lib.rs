@@ -91,7 +91,7 @@ impl Application {
             // Exports acknowledged before a stop are built now, off the start-up path.
             let state = state.clone();
             std::thread::spawn(move || {
-                match exports::store::resume(
+                match exports::usecases::resume(
                     &state.pool,
                     &state.profiles,
                     &state.export_key,

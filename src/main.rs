@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use aseptic::audit::AuditContext;
 use aseptic::auth::{check_email, normalise_email, password, store as accounts};
 use aseptic::clinics::model::NewClinic;
-use aseptic::clinics::store::{self as clinics, OwnerAccount};
+use aseptic::clinics::usecases::{self as clinics, OwnerAccount};
 use aseptic::config::Settings;
 use aseptic::error::AppError;
 use clap::{Parser, Subcommand};
@@ -431,7 +431,7 @@ fn export(
     to: &str,
     out: &std::path::Path,
 ) -> Result<(), String> {
-    let input = aseptic::exports::store::ExportInput {
+    let input = aseptic::exports::usecases::ExportInput {
         from: moment(from, "from")?,
         to: moment(to, "to")?,
     };
@@ -451,9 +451,9 @@ fn export(
         AppError::NotFound => format!("no clinic {clinic}"),
         other => other.to_string(),
     };
-    let requested = aseptic::exports::store::request(&mut conn, &profiles, &ctx, clinic, &input)
+    let requested = aseptic::exports::usecases::request(&mut conn, &profiles, &ctx, clinic, &input)
         .map_err(shown)?;
-    let built = aseptic::exports::store::build(
+    let built = aseptic::exports::usecases::build(
         &mut conn,
         &profiles,
         &key,
@@ -462,11 +462,11 @@ fn export(
         &requested.id,
     )
     .map_err(shown)?;
-    if built.state != aseptic::exports::store::ExportState::Ready {
+    if built.state != aseptic::exports::usecases::ExportState::Ready {
         return Err(built.error.unwrap_or_else(|| "the export failed".into()));
     }
     std::fs::copy(
-        aseptic::exports::store::file_path(&settings.exports.dir, clinic, &requested.id),
+        aseptic::exports::usecases::file_path(&settings.exports.dir, clinic, &requested.id),
         out,
     )
     .map_err(|e| format!("--out {}: {e}", out.display()))?;

@@ -10,7 +10,7 @@ use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::ValidJson;
 use crate::checklists::model::TemplateInput;
-use crate::checklists::store::{self, TemplateView};
+use crate::checklists::usecases::{self, TemplateView};
 use crate::db;
 use crate::error::AppResult;
 use crate::records::AmendmentRequest;
@@ -37,7 +37,7 @@ async fn list_templates(
     access: ClinicAccess,
 ) -> AppResult<web::Json<TemplateList>> {
     let clinic = access.clinic_id.clone();
-    let items = db::run(&state.pool, move |conn| store::list(conn, &clinic)).await?;
+    let items = db::run(&state.pool, move |conn| usecases::list(conn, &clinic)).await?;
     Ok(web::Json(TemplateList { items }))
 }
 
@@ -59,7 +59,7 @@ async fn create_template(
         body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
-        store::create(conn, &ctx, &clinic, input)
+        usecases::create(conn, &ctx, &clinic, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -78,7 +78,7 @@ async fn get_template(
     let (_, id) = path.into_inner();
     let clinic = access.clinic_id.clone();
     Ok(web::Json(
-        db::run(&state.pool, move |conn| store::get(conn, &clinic, &id)).await?,
+        db::run(&state.pool, move |conn| usecases::get(conn, &clinic, &id)).await?,
     ))
 }
 
@@ -102,7 +102,7 @@ async fn amend_template(
         body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
-        store::amend(conn, &ctx, &clinic, &id, &req)
+        usecases::amend(conn, &ctx, &clinic, &id, &req)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))

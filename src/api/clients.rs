@@ -9,7 +9,7 @@ use crate::api::problem::{Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::{PageQuery, ValidJson};
-use crate::clients::store::{self, ClientAnswer, ClientView};
+use crate::clients::usecases::{self, ClientAnswer, ClientView};
 use crate::clients::ClientInput;
 use crate::db;
 use crate::error::AppResult;
@@ -41,7 +41,7 @@ async fn list_clients(
     let limit = page.limit()?;
     let (clinic, cursor) = (access.clinic_id.clone(), page.cursor.clone());
     let (items, next_cursor) = db::run(&state.pool, move |conn| {
-        store::list(conn, &clinic, cursor, limit)
+        usecases::list(conn, &clinic, cursor, limit)
     })
     .await?;
     let items = items
@@ -69,7 +69,7 @@ async fn create_client(
         body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
-        store::create(conn, &ctx, &clinic, input)
+        usecases::create(conn, &ctx, &clinic, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -88,7 +88,7 @@ async fn get_client(
 ) -> AppResult<web::Json<ClientAnswer>> {
     let (_, id) = path.into_inner();
     let clinic = access.clinic_id.clone();
-    let view = db::run(&state.pool, move |conn| store::get(conn, &clinic, &id)).await?;
+    let view = db::run(&state.pool, move |conn| usecases::get(conn, &clinic, &id)).await?;
     Ok(web::Json(view.for_caller(access.client_details)))
 }
 
@@ -112,7 +112,7 @@ async fn amend_client(
         body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
-        store::amend(conn, &ctx, &clinic, &id, &req)
+        usecases::amend(conn, &ctx, &clinic, &id, &req)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))

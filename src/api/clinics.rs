@@ -13,7 +13,7 @@ use crate::auth::store::{self as accounts, MembershipRow, UserRow};
 use crate::auth::{check_email, normalise_email, Role};
 use crate::clinics::invitations::{self, InvitationView, NewInvitation};
 use crate::clinics::model::ClinicView;
-use crate::clinics::store::{self, MemberChange};
+use crate::clinics::usecases::{self, MemberChange};
 use crate::db;
 use crate::error::{AppError, AppResult, FieldError, Problem};
 
@@ -69,7 +69,7 @@ async fn update_settings(
     let ctx = access.audit_context();
     let clinic_id = access.clinic_id.clone();
     let row = db::run(&state.pool, move |conn| {
-        store::set_pack_shelf_life(conn, &ctx, &clinic_id, days)
+        usecases::set_pack_shelf_life(conn, &ctx, &clinic_id, days)
     })
     .await?;
     Ok(web::Json(row.into()))
@@ -88,9 +88,11 @@ async fn get_clinic(
     access: ClinicAccess,
 ) -> AppResult<web::Json<ClinicView>> {
     let clinic_id = access.clinic_id.clone();
-    let row = db::run(&state.pool, move |conn| Ok(store::find(conn, &clinic_id)?))
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let row = db::run(&state.pool, move |conn| {
+        Ok(crate::clinics::store::find(conn, &clinic_id)?)
+    })
+    .await?
+    .ok_or(AppError::NotFound)?;
     Ok(web::Json(row.into()))
 }
 
@@ -325,7 +327,7 @@ async fn apply_change(
     let ctx = access.audit_context();
     let clinic_id = access.clinic_id.clone();
     let (m, u) = db::run(&state.pool, move |conn| {
-        store::change_member(conn, &ctx, &clinic_id, &user_id, change)
+        usecases::change_member(conn, &ctx, &clinic_id, &user_id, change)
     })
     .await?;
     Ok(web::Json(MemberView::new(m, u)))

@@ -13,7 +13,7 @@ use crate::api::ClinicAccess;
 use crate::api::ValidJson;
 use crate::db;
 use crate::error::{AppError, AppResult, Problem};
-use crate::exports::store::{self, ExportInput, ExportView};
+use crate::exports::usecases::{self, ExportInput, ExportView};
 
 pub fn well_known(cfg: &mut ServiceConfig) {
     cfg.service(export_key);
@@ -79,7 +79,7 @@ async fn list_exports(
     access.require_owner_or_inspector()?;
     let clinic = access.clinic_id.clone();
     Ok(web::Json(
-        db::run(&state.pool, move |conn| store::list(conn, &clinic)).await?,
+        db::run(&state.pool, move |conn| usecases::list(conn, &clinic)).await?,
     ))
 }
 
@@ -107,7 +107,7 @@ async fn request_export(
     let requested = {
         let clinic = clinic.clone();
         db::run(&state.pool, move |conn| {
-            store::request(conn, &profiles, &ctx, &clinic, &input)
+            usecases::request(conn, &profiles, &ctx, &clinic, &input)
         })
         .await?
     };
@@ -123,7 +123,7 @@ async fn request_export(
     db::after_commit(move || {
         actix_web::rt::spawn(async move {
             let built = db::run_unbounded(&pool, move |conn| {
-                store::build(conn, &profiles, &key, &dir, &clinic, &id)
+                usecases::build(conn, &profiles, &key, &dir, &clinic, &id)
             })
             .await;
             if let Err(e) = built {
@@ -149,7 +149,7 @@ async fn get_export(
     access.require_owner_or_inspector()?;
     let (clinic, id) = (access.clinic_id.clone(), path.into_inner().1);
     Ok(web::Json(
-        db::run(&state.pool, move |conn| store::get(conn, &clinic, &id)).await?,
+        db::run(&state.pool, move |conn| usecases::get(conn, &clinic, &id)).await?,
     ))
 }
 
@@ -169,20 +169,24 @@ async fn download_export(
     let (clinic, id) = (access.clinic_id.clone(), path.into_inner().1);
     let view = {
         let (clinic, id) = (clinic.clone(), id.clone());
-        db::run(&state.pool, move |conn| store::get(conn, &clinic, &id)).await?
+        db::run(&state.pool, move |conn| usecases::get(conn, &clinic, &id)).await?
     };
-    if view.state != store::ExportState::Ready {
+    if view.state != usecases::ExportState::Ready {
         return Err(AppError::Conflict(format!(
             "the export is {}: download it once it is ready",
-            if view.state == store::ExportState::Building {
+            if view.state == usecases::ExportState::Building {
                 "still being built"
             } else {
                 "failed"
             }
         )));
     }
-    let file = std::fs::File::open(store::file_path(&state.settings.exports.dir, &clinic, &id))
-        .map_err(|_| AppError::Conflict("the export's file is gone: request it again".into()))?;
+    let file = std::fs::File::open(usecases::file_path(
+        &state.settings.exports.dir,
+        &clinic,
+        &id,
+    ))
+    .map_err(|_| AppError::Conflict("the export's file is gone: request it again".into()))?;
     let size = u64::try_from(view.bytes.unwrap_or(0)).unwrap_or(0);
     // Read in chunks on the blocking pool: memory stays flat whatever the file's size.
     let stream = futures_util::stream::unfold(Some(file), |file| async move {

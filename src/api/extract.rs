@@ -216,7 +216,7 @@ impl FromRequest for ClinicAccess {
                                 "your inspection access to this clinic is not active (ended, revoked or not yet begun)",
                             ),
                         )?;
-                    crate::inspectors::store::record_read(
+                    crate::inspectors::usecases::record_read(
                         conn,
                         &ctx,
                         &clinic,

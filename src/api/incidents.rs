@@ -12,7 +12,7 @@ use crate::api::{PageQuery, ValidJson};
 use crate::db;
 use crate::error::{AppError, AppResult, Problem};
 use crate::incidents::model::IncidentInput;
-use crate::incidents::store::{self, CloseInput, FollowUpInput, IncidentView};
+use crate::incidents::usecases::{self, CloseInput, FollowUpInput, IncidentView};
 use crate::records::{AmendmentRequest, TimeCursor};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -62,7 +62,7 @@ async fn list_incidents(
     let clinic = access.clinic_id.clone();
     let profiles = state.profiles.clone();
     let (items, next_cursor) = db::run(&state.pool, move |conn| {
-        store::list(conn, &profiles, &clinic, after, limit, overdue)
+        usecases::list(conn, &profiles, &clinic, after, limit, overdue)
     })
     .await?;
     Ok(web::Json(IncidentPage { items, next_cursor }))
@@ -88,7 +88,7 @@ async fn report_incident(
     );
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        store::report(conn, &profiles, &ctx, &clinic, input)
+        usecases::report(conn, &profiles, &ctx, &clinic, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -108,7 +108,7 @@ async fn get_incident(
     let (clinic, profiles) = (access.clinic_id.clone(), state.profiles.clone());
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            store::get(conn, &profiles, &clinic, &id)
+            usecases::get(conn, &profiles, &clinic, &id)
         })
         .await?,
     ))
@@ -136,7 +136,7 @@ async fn add_follow_up(
     );
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        store::add_follow_up(conn, &profiles, &ctx, &clinic, &id, input)
+        usecases::add_follow_up(conn, &profiles, &ctx, &clinic, &id, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -163,7 +163,7 @@ async fn close_incident(
     );
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        store::close(conn, &profiles, &ctx, &clinic, &id, input)
+        usecases::close(conn, &profiles, &ctx, &clinic, &id, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -190,7 +190,7 @@ async fn amend_incident(
     );
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        store::amend(conn, &profiles, &ctx, &clinic, &id, &req)
+        usecases::amend(conn, &profiles, &ctx, &clinic, &id, &req)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))

@@ -14,7 +14,7 @@ use crate::auth::password::{self, Verdict};
 use crate::clinics::invitations;
 use crate::db;
 use crate::error::{AppError, AppResult, FieldError, Problem};
-use crate::inspectors::store::{self, GrantInput, GrantView, RevokeInput};
+use crate::inspectors::usecases::{self, GrantInput, GrantView, RevokeInput};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list).service(grant).service(revoke);
@@ -36,7 +36,7 @@ async fn list(
     access.require_owner()?;
     let clinic = access.clinic_id.clone();
     Ok(web::Json(
-        db::run(&state.pool, move |conn| store::list(conn, &clinic)).await?,
+        db::run(&state.pool, move |conn| usecases::list(conn, &clinic)).await?,
     ))
 }
 
@@ -59,7 +59,7 @@ async fn grant(
     let input = body.into_inner()?;
     let public_url = state.settings.mail.public_url.clone();
     let view = db::run(&state.pool, move |conn| {
-        store::grant(conn, &ctx, &clinic, input, &public_url)
+        usecases::grant(conn, &ctx, &clinic, input, &public_url)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -87,7 +87,7 @@ async fn revoke(
     let input = body.into_inner()?;
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            store::revoke(conn, &ctx, &clinic, &id, input)
+            usecases::revoke(conn, &ctx, &clinic, &id, input)
         })
         .await?,
     ))

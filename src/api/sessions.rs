@@ -16,7 +16,7 @@ use crate::records::TimeCursor;
 use crate::sessions::model::{
     AnswersInput, CompleteInput, LotUse, PackUse, SessionInput, StartInput,
 };
-use crate::sessions::store::{self, TraceView};
+use crate::sessions::usecases::{self, TraceView};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_sessions)
@@ -57,7 +57,7 @@ async fn list_sessions(
         };
     let clinic = access.clinic_id.clone();
     let (items, next_cursor) = db::run(&state.pool, move |conn| {
-        store::list(conn, &clinic, after, limit)
+        usecases::list(conn, &clinic, after, limit)
     })
     .await?;
     let items = if access.client_details {
@@ -86,7 +86,7 @@ async fn create_session(
         body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
-        store::create(conn, &ctx, &clinic, input)
+        usecases::create(conn, &ctx, &clinic, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -105,7 +105,7 @@ async fn get_session(
 ) -> AppResult<web::Json<TraceView>> {
     let (_, id) = path.into_inner();
     let clinic = access.clinic_id.clone();
-    let view = db::run(&state.pool, move |conn| store::trace(conn, &clinic, &id)).await?;
+    let view = db::run(&state.pool, move |conn| usecases::trace(conn, &clinic, &id)).await?;
     Ok(web::Json(if access.client_details {
         view
     } else {
@@ -134,7 +134,7 @@ async fn answer_checklist(
         body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
-        store::answer(conn, &ctx, &clinic, &id, input)
+        usecases::answer(conn, &ctx, &clinic, &id, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -161,7 +161,7 @@ async fn add_pack(
     );
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        store::add_pack(conn, &profiles, &ctx, &clinic, &id, input)
+        usecases::add_pack(conn, &profiles, &ctx, &clinic, &id, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -187,7 +187,7 @@ async fn add_lot(
         body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
-        store::add_lot(conn, &ctx, &clinic, &id, input)
+        usecases::add_lot(conn, &ctx, &clinic, &id, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -217,7 +217,7 @@ async fn start_session(
     );
     let profiles = state.profiles.clone();
     let view = db::run(&state.pool, move |conn| {
-        store::start(conn, &profiles, &ctx, role, &clinic, &id, input)
+        usecases::start(conn, &profiles, &ctx, role, &clinic, &id, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -243,7 +243,7 @@ async fn complete_session(
         body.into_inner()?,
     );
     let view = db::run(&state.pool, move |conn| {
-        store::complete(conn, &ctx, &clinic, &id, input)
+        usecases::complete(conn, &ctx, &clinic, &id, input)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))

@@ -23,7 +23,7 @@ pub enum Role {
     Inspector,
 }
 
-crate::stored_as!(Role, "role", {
+crate::db::stored::stored_as!(Role, "role", {
     Owner => "owner",
     Technician => "technician",
     Inspector => "inspector",

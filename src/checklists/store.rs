@@ -1,15 +1,13 @@
-//! Checklist template queries and use cases. A change makes a new version; sessions keep the
-//! version they were run with.
+//! Checklists queries: the rows and how they are read and written. Every write takes the
+//! transaction it runs in.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
-use super::model::{default_template, TemplateInput};
-use crate::audit::{self, AuditContext};
+use super::model::TemplateInput;
+use crate::audit::AuditContext;
 use crate::db::schema::checklist_templates as templates;
-use crate::db::{self, to_utc, DbConn};
+use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::records::*;
 
@@ -26,37 +24,7 @@ pub struct TemplateRow {
     pub amendment_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct TemplateView {
-    pub id: String,
-    pub version: i32,
-    #[serde(flatten)]
-    pub fields: TemplateInput,
-    pub recorded_at: DateTime<Utc>,
-    pub recorded_by: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub history: Vec<VersionView>,
-}
-
-pub fn fields(row: &TemplateRow) -> TemplateInput {
-    TemplateInput {
-        name: row.name.clone(),
-        items: serde_json::from_str(&row.items).unwrap_or_default(),
-    }
-}
-
-fn view(row: &TemplateRow) -> TemplateView {
-    TemplateView {
-        id: row.id.clone(),
-        version: row.version,
-        fields: fields(row),
-        recorded_at: to_utc(row.recorded_at),
-        recorded_by: row.recorded_by.clone(),
-        history: Vec::new(),
-    }
-}
-
-fn insert(
+pub fn insert(
     conn: &mut DbConn,
     id: String,
     version: i32,
@@ -113,123 +81,4 @@ pub fn newest(conn: &mut DbConn, clinic_id: &str) -> QueryResult<Option<Template
         .order(templates::id.desc())
         .first(conn)
         .optional()
-}
-
-/// Called in the transaction that creates a clinic.
-pub fn create_default(
-    conn: &mut DbConn,
-    ctx: &AuditContext,
-    clinic_id: &str,
-) -> AppResult<TemplateView> {
-    let row = insert(
-        conn,
-        db::new_id(),
-        1,
-        clinic_id,
-        &default_template(),
-        ctx,
-        None,
-    )?;
-    let v = view(&row);
-    audit::append(
-        conn,
-        clinic_id,
-        ctx,
-        event("checklist.created", "checklist", &row.id, payload(&v), None),
-    )?;
-    Ok(v)
-}
-
-pub fn create(
-    conn: &mut DbConn,
-    ctx: &AuditContext,
-    clinic_id: &str,
-    input: TemplateInput,
-) -> AppResult<TemplateView> {
-    validated(input.validate())?;
-    audit::audited(conn, clinic_id, |conn| {
-        let row = insert(conn, db::new_id(), 1, clinic_id, &input, ctx, None)?;
-        let v = view(&row);
-        audit::append(
-            conn,
-            clinic_id,
-            ctx,
-            event("checklist.created", "checklist", &row.id, payload(&v), None),
-        )?;
-        Ok(v)
-    })
-}
-
-pub fn amend(
-    conn: &mut DbConn,
-    ctx: &AuditContext,
-    clinic_id: &str,
-    id: &str,
-    req: &AmendmentRequest,
-) -> AppResult<TemplateView> {
-    let reason = req.reason()?;
-    audit::audited(conn, clinic_id, |conn| {
-        let current = find(conn, clinic_id, id, None)?.ok_or(AppError::NotFound)?;
-        let f: TemplateInput = apply_changes(&fields(&current), &req.changes, &[])?;
-        validated(f.validate())?;
-        let row = insert(
-            conn,
-            id.to_owned(),
-            current.version + 1,
-            clinic_id,
-            &f,
-            ctx,
-            Some(reason.clone()),
-        )?;
-        let v = view(&row);
-        audit::append(
-            conn,
-            clinic_id,
-            ctx,
-            event(
-                "checklist.amended",
-                "checklist",
-                id,
-                payload(&v),
-                Some(reason),
-            ),
-        )?;
-        Ok(v)
-    })
-}
-
-pub fn get(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<TemplateView> {
-    let row = find(conn, clinic_id, id, None)?.ok_or(AppError::NotFound)?;
-    let mut v = view(&row);
-    let versions: Vec<TemplateRow> = templates::table
-        .filter(templates::clinic_id.eq(clinic_id))
-        .filter(templates::id.eq(id))
-        .select(TemplateRow::as_select())
-        .order(templates::version.asc())
-        .load(conn)?;
-    v.history = history(
-        versions
-            .iter()
-            .map(|r| {
-                (
-                    r.version,
-                    r.recorded_at,
-                    r.recorded_by.clone(),
-                    r.amendment_reason.clone(),
-                    fields(r),
-                )
-            })
-            .collect(),
-    );
-    Ok(v)
-}
-
-pub fn list(conn: &mut DbConn, clinic_id: &str) -> AppResult<Vec<TemplateView>> {
-    let rows: Vec<TemplateRow> = templates::table
-        .filter(templates::clinic_id.eq(clinic_id))
-        .filter(current("checklist_templates"))
-        .select(TemplateRow::as_select())
-        .order(templates::id.desc())
-        .load(conn)?;
-    Ok(rows.iter().map(view).collect())
 }

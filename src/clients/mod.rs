@@ -2,6 +2,7 @@
 //! check). Other records refer to a client by id only, so personal data stays in one place.
 
 pub mod store;
+pub mod usecases;
 
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::store::member_event;
+use super::usecases::member_event;
 use crate::audit::{self, Actor, AuditContext, NewEvent};
 use crate::auth::invitations::{hash_token, record as record_invitation};
 use crate::auth::store::{self as accounts, UserRow};
@@ -62,7 +62,7 @@ pub fn invite(
         let clinic = super::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
         let user = match accounts::find_user_by_email(conn, &new.email)? {
             Some(user) => {
-                super::store::ensure_not_member(conn, clinic_id, &user.id)?;
+                super::usecases::ensure_not_member(conn, clinic_id, &user.id)?;
                 user
             }
             None => accounts::insert_user(

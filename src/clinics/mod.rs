@@ -5,3 +5,4 @@ pub mod context;
 pub mod invitations;
 pub mod model;
 pub mod store;
+pub mod usecases;

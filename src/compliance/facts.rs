@@ -30,7 +30,8 @@ use crate::db::schema::{
 use crate::db::DbConn;
 use crate::error::AppResult;
 use crate::incidents::model::{required_follow_ups, IncidentKind};
-use crate::incidents::store::{IncidentRow, DEFAULT_REPORT_WORKING_DAYS};
+use crate::incidents::store::IncidentRow;
+use crate::incidents::usecases::DEFAULT_REPORT_WORKING_DAYS;
 use crate::jurisdiction::profiles::Profile;
 use crate::lots::model::{lot_status, LotKind};
 use crate::lots::store::LotRow;

@@ -18,7 +18,7 @@ pub enum HepatitisBStatus {
     Contraindicated,
 }
 
-crate::stored_as!(HepatitisBStatus, "hepatitis B status", {
+crate::db::stored::stored_as!(HepatitisBStatus, "hepatitis B status", {
     Vaccinated => "vaccinated",
     ImmuneByTitre => "immune_by_titre",
     Declined => "declined",

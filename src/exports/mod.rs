@@ -8,5 +8,6 @@ pub mod pages;
 pub mod pdf;
 pub mod report;
 pub mod store;
+pub mod usecases;
 
 pub use key::ExportKey;

@@ -774,7 +774,7 @@ fn incidents(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>
     let days = profile
         .incident_report_working_days
         .value
-        .unwrap_or(crate::incidents::store::DEFAULT_REPORT_WORKING_DAYS);
+        .unwrap_or(crate::incidents::usecases::DEFAULT_REPORT_WORKING_DAYS);
     let mut rows = Vec::new();
     for (i, closed) in &inc {
         let done: Vec<String> = incident_follow_ups::table

@@ -21,7 +21,7 @@ pub enum IncidentKind {
     Spill,
 }
 
-crate::stored_as!(IncidentKind, "incident kind", {
+crate::db::stored::stored_as!(IncidentKind, "incident kind", {
     SharpsInjury => "sharps_injury",
     BloodBodyFluidExposure => "blood_body_fluid_exposure",
     AdverseReaction => "adverse_reaction",
@@ -42,7 +42,7 @@ pub enum FollowUpKind {
     Other,
 }
 
-crate::stored_as!(FollowUpKind, "follow-up kind", {
+crate::db::stored::stored_as!(FollowUpKind, "follow-up kind", {
     EvaluationOffered => "evaluation_offered",
     WrittenOpinion => "written_opinion",
     AuthorityReport => "authority_report",

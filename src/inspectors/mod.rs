@@ -2,3 +2,4 @@
 //! recorded read by read in the clinic's audit chain.
 
 pub mod store;
+pub mod usecases;

@@ -19,7 +19,7 @@ pub enum CredentialKind {
     SmpPmuTraining,
 }
 
-crate::stored_as!(CredentialKind, "credential kind", {
+crate::db::stored::stored_as!(CredentialKind, "credential kind", {
     BloodbornePathogenTraining => "bloodborne_pathogen_training",
     HepatitisB => "hepatitis_b",
     FirstAidCpr => "first_aid_cpr",
@@ -51,7 +51,7 @@ pub enum LotKind {
     Other,
 }
 
-crate::stored_as!(LotKind, "lot kind", {
+crate::db::stored::stored_as!(LotKind, "lot kind", {
     NeedleCartridge => "needle_cartridge",
     Pigment => "pigment",
     Other => "other",

@@ -18,7 +18,7 @@ pub enum SterilisationMethod {
     NotSterile,
 }
 
-crate::stored_as!(SterilisationMethod, "sterilisation method", {
+crate::db::stored::stored_as!(SterilisationMethod, "sterilisation method", {
     EthyleneOxide => "ethylene_oxide",
     Gamma => "gamma",
     EBeam => "e_beam",

@@ -7,7 +7,7 @@ use super::summary::{self, SummaryInput};
 use crate::audit::{self, NewEvent};
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
-use crate::exports::store::{self as exports, ExportState};
+use crate::exports::usecases::{self as exports, ExportState};
 use crate::outbox::{self, settings, NewMail};
 
 /// Queues the summary of export `id` for `to`, who must be a running inspector of the clinic or
@@ -28,7 +28,8 @@ pub fn send_now(
             "the export failed: request it again, then send it".into(),
         ));
     }
-    let allowed = crate::inspectors::store::active_inspector_emails(conn, clinic_id)?.contains(&to)
+    let allowed = crate::inspectors::usecases::active_inspector_emails(conn, clinic_id)?
+        .contains(&to)
         || settings::find(conn, clinic_id)?.is_some_and(|s| s.recipients().contains(&to));
     if !allowed {
         return Err(AppError::invalid(

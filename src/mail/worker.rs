@@ -21,7 +21,7 @@ use crate::config::Settings;
 use crate::db::schema::clinics;
 use crate::db::{self, DbConn, Pool};
 use crate::error::{AppError, AppResult};
-use crate::exports::store::{self as exports, ExportInput, ExportState};
+use crate::exports::usecases::{self as exports, ExportInput, ExportState};
 use crate::exports::ExportKey;
 use crate::jurisdiction::profiles::Profiles;
 use crate::outbox::model::{backoff, reminder_threshold};
@@ -370,7 +370,7 @@ impl Mailer {
                 &ExportInput { from, to },
             )?;
             let mut recipients =
-                crate::inspectors::store::active_inspector_emails(conn, clinic_id)?;
+                crate::inspectors::usecases::active_inspector_emails(conn, clinic_id)?;
             if let Some(s) = settings::find(conn, clinic_id)? {
                 for r in s.recipients() {
                     if !recipients.contains(&r) {

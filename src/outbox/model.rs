@@ -15,7 +15,7 @@ pub enum Frequency {
     Monthly,
 }
 
-crate::stored_as!(Frequency, "summary frequency", {
+crate::db::stored::stored_as!(Frequency, "summary frequency", {
     Weekly => "weekly",
     Monthly => "monthly",
 });

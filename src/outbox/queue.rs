@@ -248,7 +248,7 @@ pub enum MailState {
     Failed,
 }
 
-crate::stored_as!(MailState, "mail state", {
+crate::db::stored::stored_as!(MailState, "mail state", {
     Pending => "pending",
     Sent => "sent",
     Failed => "failed",

@@ -418,12 +418,12 @@ async fn an_export_interrupted_by_a_stop_is_built_after() {
     let id = {
         let mut conn = app.raw_connection();
         let profiles = aseptic::jurisdiction::profiles::Profiles::load(None).unwrap();
-        aseptic::exports::store::request(
+        aseptic::exports::usecases::request(
             &mut conn,
             &profiles,
             &aseptic::audit::AuditContext::operator(),
             &app.clinic_id,
-            &aseptic::exports::store::ExportInput {
+            &aseptic::exports::usecases::ExportInput {
                 from: Utc::now() - Duration::days(1),
                 to: Utc::now(),
             },
@@ -439,7 +439,7 @@ async fn an_export_interrupted_by_a_stop_is_built_after() {
     // What a restart does.
     let (pool, settings) = (app.pool.clone(), app.settings.clone());
     let resumed = actix_web::rt::task::spawn_blocking(move || {
-        aseptic::exports::store::resume(
+        aseptic::exports::usecases::resume(
             &pool,
             &aseptic::jurisdiction::profiles::Profiles::load(None).unwrap(),
             &ExportKey::load_or_create(&settings.exports.signing_key_path).unwrap(),

@@ -1007,7 +1007,7 @@ async fn a_message_that_cannot_be_prepared_is_retried_and_holds_up_no_other() {
     let app = TestApp::spawn().await;
     let export = ready_export(&app).await;
     // The export's file is lost (a disk replaced, say): its summary cannot carry the report.
-    std::fs::remove_file(aseptic::exports::store::file_path(
+    std::fs::remove_file(aseptic::exports::usecases::file_path(
         &app.settings.exports.dir,
         &app.clinic_id,
         &export,

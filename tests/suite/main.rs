@@ -8,6 +8,7 @@ mod common;
 mod audit;
 mod auth;
 mod cli;
+mod closed_sets;
 mod compliance;
 mod credentials;
 mod demo;

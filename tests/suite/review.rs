@@ -401,7 +401,7 @@ async fn a_new_clinics_owner_has_no_practitioner_blocker_by_default() {
     let app = TestApp::spawn().await;
     let mut conn = app.raw_connection();
     let profiles = aseptic::load_profiles(&app.settings).unwrap();
-    let (clinic, owner) = aseptic::clinics::store::create_clinic(
+    let (clinic, owner) = aseptic::clinics::usecases::create_clinic(
         &mut conn,
         &aseptic::audit::AuditContext::operator(),
         &profiles,
@@ -414,7 +414,7 @@ async fn a_new_clinics_owner_has_no_practitioner_blocker_by_default() {
             owner_works_on_clients: false,
         },
         "desk@front.example",
-        aseptic::clinics::store::OwnerAccount::New {
+        aseptic::clinics::usecases::OwnerAccount::New {
             display_name: "Desk Owner".into(),
             password_hash: aseptic::auth::password::hash(PASSWORD).unwrap(),
         },

@@ -16,7 +16,7 @@ pub enum AirRemovalTestType {
     Electronic,
 }
 
-crate::stored_as!(AirRemovalTestType, "air-removal test type", {
+crate::db::stored::stored_as!(AirRemovalTestType, "air-removal test type", {
     BowieDick => "bowie_dick",
     Helix => "helix",
     Electronic => "electronic",

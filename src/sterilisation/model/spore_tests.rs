@@ -103,12 +103,12 @@ pub enum ControlResult {
     NoGrowth,
 }
 
-crate::stored_as!(SporeResult, "spore-test result", {
+crate::db::stored::stored_as!(SporeResult, "spore-test result", {
     Negative => "negative",
     Positive => "positive",
 });
 
-crate::stored_as!(ControlResult, "spore-test control result", {
+crate::db::stored::stored_as!(ControlResult, "spore-test control result", {
     Growth => "growth",
     NoGrowth => "no_growth",
 });

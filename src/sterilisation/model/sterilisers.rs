@@ -16,7 +16,7 @@ pub enum SteriliserKind {
     Other,
 }
 
-crate::stored_as!(SteriliserKind, "steriliser kind", {
+crate::db::stored::stored_as!(SteriliserKind, "steriliser kind", {
     PreVacuum => "pre_vacuum",
     Gravity => "gravity",
     Other => "other",

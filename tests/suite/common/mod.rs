@@ -10,7 +10,7 @@ use std::path::Path;
 use aseptic::audit::AuditContext;
 use aseptic::auth::{password, Role};
 use aseptic::clinics::model::NewClinic;
-use aseptic::clinics::store::{self as clinics, NewMember, OwnerAccount};
+use aseptic::clinics::usecases::{self as clinics, NewMember, OwnerAccount};
 use aseptic::config::{Secret, Settings};
 use aseptic::db::Pool;
 use diesel::connection::SimpleConnection;
@@ -254,11 +254,11 @@ fn placeholder() -> Actor {
 /// A 30-day inspection grant, as an owner would give it.
 pub fn grant_inspector(pool: &Pool, clinic_id: &str, email: &str) {
     let mut conn = pool.get().unwrap();
-    aseptic::inspectors::store::grant(
+    aseptic::inspectors::usecases::grant(
         &mut conn,
         &aseptic::audit::AuditContext::operator(),
         clinic_id,
-        aseptic::inspectors::store::GrantInput {
+        aseptic::inspectors::usecases::GrantInput {
             email: email.to_owned(),
             display_name: None,
             valid_from: None,

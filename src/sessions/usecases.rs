@@ -1,0 +1,722 @@
+//! Session queries and use cases. A session's facts (answers, packs and lots used, the start, the
+//! completion) are append-only rows; packs, lots and the technician's credentials are copied into
+//! the session as they stood when used, so the trace does not change when those records are
+//! amended later.
+
+use super::store::*;
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::model::*;
+use crate::audit::{self, AuditContext};
+use crate::auth::{store as accounts, Role};
+use crate::checklists::model::{check_answer, AnswerKind, ChecklistItem};
+use crate::db::schema::{
+    session_answers, session_completions, session_lots, session_packs, session_starts, sessions,
+};
+use crate::db::{self, to_utc, DbConn};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::records::{event, not_found, validated, TimeCursor};
+
+fn not_started(conn: &mut DbConn, id: &str) -> AppResult<()> {
+    if start_of(conn, id)?.is_some() {
+        return Err(AppError::Conflict(
+            "the session has started; its setup can no longer change".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn audit_session(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    s: &SessionRow,
+    action: &'static str,
+    payload: Value,
+    reason: Option<String>,
+) -> AppResult<()> {
+    audit::append(
+        conn,
+        &s.clinic_id,
+        ctx,
+        event(action, "session", &s.id, payload, reason),
+    )?;
+    Ok(())
+}
+
+pub fn create(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    input: SessionInput,
+) -> AppResult<TraceView> {
+    validated(input.validate())?;
+    let id = audit::audited(conn, clinic_id, |conn| {
+        crate::clients::store::find(conn, clinic_id, &input.client_id)?
+            .ok_or_else(|| not_found("client_id", "client"))?;
+        let technician_id = input
+            .technician_id
+            .clone()
+            .or_else(|| ctx.actor.id().map(str::to_owned))
+            .ok_or_else(|| AppError::invalid("technician_id", "is required"))?;
+        match accounts::find_member(conn, clinic_id, &technician_id)? {
+            Some((m, _)) if m.works_on_clients => {}
+            Some((m, _)) if m.role() == Role::Owner => {
+                return Err(AppError::invalid(
+                    "technician_id",
+                    "this owner does not work on clients; an owner who does says so on their membership first",
+                ))
+            }
+            Some(_) => {
+                return Err(AppError::invalid(
+                    "technician_id",
+                    "inspectors do not work on clients",
+                ))
+            }
+            None => return Err(not_found("technician_id", "member")),
+        }
+        let template = match &input.checklist_id {
+            Some(t) => crate::checklists::store::find(conn, clinic_id, t, None)?
+                .ok_or_else(|| not_found("checklist_id", "checklist"))?,
+            None => crate::checklists::store::newest(conn, clinic_id)?.ok_or_else(|| {
+                AppError::invalid("checklist_id", "the clinic has no checklist template yet")
+            })?,
+        };
+        let row = SessionRow {
+            id: db::new_id(),
+            clinic_id: clinic_id.to_owned(),
+            client_id: input.client_id.clone(),
+            technician_id,
+            station: input.station.trim().to_owned(),
+            procedure_name: input.procedure.trim().to_owned(),
+            planned_at: db::truncate(input.planned_at.naive_utc()),
+            template_id: template.id.clone(),
+            template_version: template.version,
+            created_by: ctx.actor.id().map(str::to_owned),
+            created_at: db::now(),
+        };
+        diesel::insert_into(sessions::table)
+            .values(&row)
+            .execute(conn)?;
+        audit_session(
+            conn,
+            ctx,
+            &row,
+            "session.planned",
+            json!({
+                "client_id": row.client_id, "technician_id": row.technician_id, "station": row.station,
+                "procedure": row.procedure_name, "planned_at": audit::chain::format_time(row.planned_at),
+                "checklist_id": row.template_id, "checklist_version": row.template_version,
+            }),
+            None,
+        )?;
+        Ok(row.id)
+    })?;
+    trace(conn, clinic_id, &id)
+}
+
+pub fn answer(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    id: &str,
+    input: AnswersInput,
+) -> AppResult<TraceView> {
+    if input.answers.is_empty() {
+        return Err(AppError::invalid("answers", "give at least one answer"));
+    }
+    audit::audited(conn, clinic_id, |conn| {
+        let s = find(conn, clinic_id, id)?;
+        not_started(conn, id)?;
+        let items = template_items(conn, &s)?;
+        let mut errors = Vec::new();
+        for (i, a) in input.answers.iter().enumerate() {
+            match items.iter().find(|it| it.key == a.item_key) {
+                None => errors.push(FieldError::new(
+                    format!("answers[{i}].item_key"),
+                    format!(
+                        "is not an item of this session's checklist (version {})",
+                        s.template_version
+                    ),
+                )),
+                Some(item) => {
+                    if let Err(reason) = check_answer(item, &a.value) {
+                        errors.push(FieldError::new(format!("answers[{i}].value"), reason));
+                    } else if item.answer == AnswerKind::Lot {
+                        let lot_id = a.value.as_str().unwrap_or_default();
+                        if crate::lots::store::find_lot(conn, clinic_id, lot_id)?.is_none() {
+                            return Err(not_found(&format!("answers[{i}].value"), "lot"));
+                        }
+                    }
+                    if a.answered_at
+                        .is_some_and(|t| t > crate::clock::now() + chrono::Duration::minutes(1))
+                    {
+                        errors.push(FieldError::new(
+                            format!("answers[{i}].answered_at"),
+                            "must not be in the future",
+                        ));
+                    }
+                }
+            }
+        }
+        validated(errors)?;
+        for a in &input.answers {
+            let row = AnswerRow {
+                id: db::new_id(),
+                clinic_id: clinic_id.to_owned(),
+                session_id: id.to_owned(),
+                item_key: a.item_key.clone(),
+                answer: a.value.to_string(),
+                answered_at: a
+                    .answered_at
+                    .map_or_else(db::now, |t| db::truncate(t.naive_utc())),
+                recorded_by: ctx.actor.id().map(str::to_owned),
+                recorded_at: db::now(),
+            };
+            diesel::insert_into(session_answers::table)
+                .values(&row)
+                .execute(conn)?;
+        }
+        audit_session(
+            conn,
+            ctx,
+            &s,
+            "session.checklist_answered",
+            json!({"answers": input.answers}),
+            None,
+        )?;
+        Ok(())
+    })?;
+    trace(conn, clinic_id, id)
+}
+
+pub fn add_pack(
+    conn: &mut DbConn,
+    profiles: &crate::jurisdiction::profiles::Profiles,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    id: &str,
+    input: PackUse,
+) -> AppResult<TraceView> {
+    audit::audited(conn, clinic_id, |conn| {
+        let s = find(conn, clinic_id, id)?;
+        not_started(conn, id)?;
+        let pack = crate::sterilisation::usecases::get_pack(conn, profiles, clinic_id, &input.code)
+            .map_err(|e| match e {
+                AppError::NotFound => not_found("code", "pack"),
+                other => other,
+            })?;
+        if !crate::sterilisation::store::opened_pack_codes(
+            conn,
+            clinic_id,
+            std::slice::from_ref(&pack.code),
+        )?
+        .is_empty()
+        {
+            return Err(AppError::Conflict(format!(
+                "pack {} was already opened for a session; packs are single-use",
+                pack.code
+            )));
+        }
+        let snapshot = serde_json::to_value(&pack).map_err(AppError::internal)?;
+        let row = PackUseRow {
+            session_id: id.to_owned(),
+            pack_code: pack.code.clone(),
+            clinic_id: clinic_id.to_owned(),
+            snapshot: snapshot.to_string(),
+            added_by: ctx.actor.id().map(str::to_owned),
+            added_at: db::now(),
+        };
+        diesel::insert_into(session_packs::table)
+            .values(&row)
+            .execute(conn)?;
+        audit_session(
+            conn,
+            ctx,
+            &s,
+            "session.pack_used",
+            json!({"pack": snapshot}),
+            None,
+        )?;
+        Ok(())
+    })?;
+    trace(conn, clinic_id, id)
+}
+
+pub fn add_lot(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    id: &str,
+    input: LotUse,
+) -> AppResult<TraceView> {
+    audit::audited(conn, clinic_id, |conn| {
+        let s = find(conn, clinic_id, id)?;
+        not_started(conn, id)?;
+        let lot_id = match (&input.lot_id, &input.barcode) {
+            (Some(lot_id), None) => lot_id.clone(),
+            (None, Some(barcode)) => {
+                let scan = crate::lots::gs1::parse(barcode, crate::clock::now().date_naive())
+                    .map_err(|e| AppError::invalid("barcode", e.to_string()))?;
+                let Some(lot_number) = scan.lot else {
+                    return Err(AppError::invalid("barcode", "holds no lot number (10)"));
+                };
+                crate::lots::store::find_by_number(
+                    conn,
+                    clinic_id,
+                    scan.gtin.as_deref(),
+                    &lot_number,
+                )?
+                .ok_or_else(|| not_found("barcode", "lot with this GTIN and lot number"))?
+            }
+            _ => return Err(AppError::invalid("lot_id", "give either lot_id or barcode")),
+        };
+        let lot =
+            crate::lots::usecases::get_lot(conn, clinic_id, &lot_id).map_err(|e| match e {
+                AppError::NotFound => not_found("lot_id", "lot"),
+                other => other,
+            })?;
+        let already: i64 = session_lots::table
+            .filter(session_lots::session_id.eq(id))
+            .filter(session_lots::lot_id.eq(&lot_id))
+            .count()
+            .get_result(conn)?;
+        if already > 0 {
+            return Err(AppError::Conflict(
+                "this lot is already recorded for the session".into(),
+            ));
+        }
+        let mut snapshot = serde_json::to_value(&lot).map_err(AppError::internal)?;
+        if let Some(obj) = snapshot.as_object_mut() {
+            obj.remove("history");
+        }
+        let row = LotUseRow {
+            session_id: id.to_owned(),
+            lot_id: lot_id.clone(),
+            clinic_id: clinic_id.to_owned(),
+            lot_version: lot.version,
+            snapshot: snapshot.to_string(),
+            added_by: ctx.actor.id().map(str::to_owned),
+            added_at: db::now(),
+        };
+        diesel::insert_into(session_lots::table)
+            .values(&row)
+            .execute(conn)?;
+        audit_session(
+            conn,
+            ctx,
+            &s,
+            "session.lot_used",
+            json!({"lot": snapshot}),
+            None,
+        )?;
+        Ok(())
+    })?;
+    trace(conn, clinic_id, id)
+}
+
+/// Starts the session if nothing forbids it; otherwise refuses with every reason, unless an owner
+/// overrides with a written reason, which is audited and stays on the session.
+pub fn start(
+    conn: &mut DbConn,
+    profiles: &crate::jurisdiction::profiles::Profiles,
+    ctx: &AuditContext,
+    role: Role,
+    clinic_id: &str,
+    id: &str,
+    input: StartInput,
+) -> AppResult<TraceView> {
+    let override_reason = input
+        .override_reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    audit::audited(conn, clinic_id, |conn| {
+        let s = find(conn, clinic_id, id)?;
+        if start_of(conn, id)?.is_some() {
+            return Err(AppError::Conflict("the session has already started".into()));
+        }
+        let (facts, technician_snapshot) = start_facts(conn, profiles, ctx, clinic_id, &s)?;
+        let refused = refusals(&facts);
+        if !refused.is_empty() {
+            match (&override_reason, role) {
+                (None, _) => return Err(AppError::Refused(refused)),
+                (Some(_), Role::Owner) => {}
+                (Some(_), _) => {
+                    return Err(AppError::Forbidden(
+                        "only an owner may start a session despite refusals",
+                    ))
+                }
+            }
+        }
+        let row = StartRow {
+            session_id: id.to_owned(),
+            clinic_id: clinic_id.to_owned(),
+            started_at: db::now(),
+            started_by: ctx.actor.id().map(str::to_owned),
+            override_reason: if refused.is_empty() {
+                None
+            } else {
+                override_reason.clone()
+            },
+            refusals: serde_json::to_string(&refused).map_err(AppError::internal)?,
+            technician_snapshot: technician_snapshot.to_string(),
+        };
+        diesel::insert_into(session_starts::table)
+            .values(&row)
+            .execute(conn)?;
+        let action = if refused.is_empty() {
+            "session.started"
+        } else {
+            "session.started_with_override"
+        };
+        audit_session(
+            conn,
+            ctx,
+            &s,
+            action,
+            json!({"refusals": refused, "technician": technician_snapshot}),
+            row.override_reason.clone(),
+        )?;
+        Ok(())
+    })?;
+    trace(conn, clinic_id, id)
+}
+
+/// What the start is judged on: the checklist and its answers, each pack and lot as it stands
+/// apart from this session, the technician's eligibility now, the client's age. Also the
+/// technician's record as it stood, kept with the start.
+fn start_facts(
+    conn: &mut DbConn,
+    profiles: &crate::jurisdiction::profiles::Profiles,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    s: &SessionRow,
+) -> AppResult<(StartFacts, Value)> {
+    let items = template_items(conn, s)?;
+    let answers: HashMap<String, Value> = latest_answers(conn, &s.id)?;
+    let uses: Vec<PackUseRow> = session_packs::table
+        .filter(session_packs::session_id.eq(&s.id))
+        .select(PackUseRow::as_select())
+        .load(conn)?;
+    let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
+    let min_type = context.profile.sterilisation.load_indicator_min_type.value;
+    let mut packs = Vec::new();
+    let mut indicator_below = Vec::new();
+    for u in &uses {
+        // This very session opened the pack: judge it as it stands apart from that.
+        let pack = crate::sterilisation::usecases::pack_before_use(
+            conn,
+            profiles,
+            clinic_id,
+            &u.pack_code,
+        )?;
+        // Only the status is needed, not the steriliser's whole view and history.
+        let status =
+            crate::sterilisation::store::current_status(conn, clinic_id, &pack.steriliser_id)?;
+        let quarantined = crate::sterilisation::usecases::is_quarantined(status.as_ref());
+        if let Some(min) = min_type {
+            let found = crate::sterilisation::store::find_cycle(conn, clinic_id, &pack.cycle_id)?
+                .map(|c| c.load_indicator_type);
+            if let Some(found) = found.filter(|t| *t < min) {
+                indicator_below.push((pack.code.clone(), found, min));
+            }
+        }
+        packs.push((pack.code, pack.state, pack.state_reason, quarantined));
+    }
+    let lot_ids: Vec<String> = session_lots::table
+        .filter(session_lots::session_id.eq(&s.id))
+        .select(session_lots::lot_id)
+        .load(conn)?;
+    let mut lots = Vec::new();
+    let mut kinds = Vec::new();
+    for lot_id in lot_ids {
+        let lot = crate::lots::usecases::get_lot(conn, clinic_id, &lot_id)?;
+        kinds.push(lot.fields.kind);
+        lots.push((
+            lot_id,
+            format!(
+                "lot {} of {} {}",
+                lot.fields.lot_number, lot.fields.manufacturer, lot.fields.product_name
+            ),
+            lot.status,
+        ));
+    }
+    let caller = ctx.actor.id().unwrap_or_default().to_owned();
+    let eligibility = crate::credentials::usecases::member_eligibility(
+        conn,
+        profiles,
+        Role::Owner,
+        &caller,
+        clinic_id,
+        &s.technician_id,
+        crate::clock::now(),
+    )?;
+    let credentials = crate::credentials::usecases::list(
+        conn,
+        Role::Owner,
+        &caller,
+        clinic_id,
+        &crate::credentials::store::CredentialFilter {
+            user_id: Some(s.technician_id.clone()),
+            limit: 100,
+            ..Default::default()
+        },
+    )?
+    .0;
+    let client =
+        crate::clients::store::find(conn, clinic_id, &s.client_id)?.ok_or(AppError::NotFound)?;
+    let facts = StartFacts {
+        items,
+        answers,
+        packs,
+        lots,
+        eligibility: eligibility.eligibility.clone(),
+        blocked_by: eligibility.blocked_by.clone(),
+        client_age: crate::clients::age_on(client.date_of_birth, crate::clock::now().date_naive()),
+        indicator_below,
+        missing_lot_kinds: crate::compliance::rules::missing_lot_kinds(
+            context
+                .profile
+                .lots_recorded_per_session
+                .value
+                .as_deref()
+                .unwrap_or_default(),
+            &kinds,
+        ),
+    };
+    let technician_snapshot = json!({"eligibility": eligibility, "credentials": credentials});
+    Ok((facts, technician_snapshot))
+}
+
+pub fn complete(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    id: &str,
+    input: CompleteInput,
+) -> AppResult<TraceView> {
+    let notes = input
+        .notes
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    if notes.as_ref().is_some_and(|n| n.chars().count() > 5000) {
+        return Err(AppError::invalid(
+            "notes",
+            "must be at most 5000 characters",
+        ));
+    }
+    audit::audited(conn, clinic_id, |conn| {
+        let s = find(conn, clinic_id, id)?;
+        if start_of(conn, id)?.is_none() {
+            return Err(AppError::Conflict("the session has not started".into()));
+        }
+        if completion_of(conn, id)?.is_some() {
+            return Err(AppError::Conflict("the session is already complete".into()));
+        }
+        let row = CompletionRow {
+            session_id: id.to_owned(),
+            clinic_id: clinic_id.to_owned(),
+            completed_at: db::now(),
+            completed_by: ctx.actor.id().map(str::to_owned),
+            notes: notes.clone(),
+        };
+        diesel::insert_into(session_completions::table)
+            .values(&row)
+            .execute(conn)?;
+        audit_session(
+            conn,
+            ctx,
+            &s,
+            "session.completed",
+            json!({"notes": notes}),
+            None,
+        )?;
+        Ok(())
+    })?;
+    trace(conn, clinic_id, id)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChecklistLine {
+    #[serde(flatten)]
+    pub item: ChecklistItem,
+    #[schema(value_type = Object)]
+    pub answer: Option<Value>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StartView {
+    pub started_at: DateTime<Utc>,
+    pub started_by: Option<String>,
+    /// The refusals an owner overrode, if any.
+    pub override_reason: Option<String>,
+    pub overridden_refusals: Vec<FieldError>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompletionView {
+    pub completed_at: DateTime<Utc>,
+    pub completed_by: Option<String>,
+    pub notes: Option<String>,
+}
+
+/// A session's full trace: who, for whom, the checklist as answered, and the packs, lots and
+/// credentials as they stood when used.
+impl TraceView {
+    /// The session as someone without access to clients' details reads it: the client by
+    /// pseudonymous id only.
+    pub fn pseudonymous(mut self) -> Self {
+        self.client_name = None;
+        self
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TraceView {
+    pub id: String,
+    pub status: SessionState,
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub technician_id: String,
+    pub technician_name: Option<String>,
+    pub station: String,
+    pub procedure: String,
+    pub planned_at: DateTime<Utc>,
+    pub checklist_id: String,
+    pub checklist_version: i32,
+    pub checklist: Vec<ChecklistLine>,
+    /// Each pack as it stood when opened (its cycle, outcome and spore-test state).
+    #[schema(value_type = Vec<Object>)]
+    pub packs: Vec<Value>,
+    /// Each lot as it stood when used (number, expiry, status, recall).
+    #[schema(value_type = Vec<Object>)]
+    pub lots: Vec<Value>,
+    pub start: Option<StartView>,
+    /// The technician's eligibility and credentials as they stood at the start.
+    #[schema(value_type = Object)]
+    pub technician_at_start: Option<Value>,
+    pub completion: Option<CompletionView>,
+}
+
+pub fn trace(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<TraceView> {
+    let s = find(conn, clinic_id, id)?;
+    let items = template_items(conn, &s)?;
+    let answer_rows: Vec<AnswerRow> = session_answers::table
+        .filter(session_answers::session_id.eq(id))
+        .select(AnswerRow::as_select())
+        .order((
+            session_answers::recorded_at.asc(),
+            session_answers::id.asc(),
+        ))
+        .load(conn)?;
+    let mut latest: HashMap<String, &AnswerRow> = HashMap::new();
+    for a in &answer_rows {
+        latest.insert(a.item_key.clone(), a);
+    }
+    let checklist = items
+        .into_iter()
+        .map(|item| {
+            let a = latest.get(&item.key);
+            let value = a.map(|a| serde_json::from_str(&a.answer).unwrap_or(Value::Null));
+            let done = value
+                .as_ref()
+                .is_some_and(|v| crate::checklists::model::completes(&item, v));
+            ChecklistLine {
+                answered_at: a.map(|a| to_utc(a.answered_at)),
+                answer: value,
+                done,
+                item,
+            }
+        })
+        .collect();
+    let packs: Vec<Value> = session_packs::table
+        .filter(session_packs::session_id.eq(id))
+        .select(session_packs::snapshot)
+        .order(session_packs::added_at.asc())
+        .load::<String>(conn)?
+        .iter()
+        .map(|s| serde_json::from_str(s).unwrap_or(Value::Null))
+        .collect();
+    let lots: Vec<Value> = session_lots::table
+        .filter(session_lots::session_id.eq(id))
+        .select(session_lots::snapshot)
+        .order(session_lots::added_at.asc())
+        .load::<String>(conn)?
+        .iter()
+        .map(|s| serde_json::from_str(s).unwrap_or(Value::Null))
+        .collect();
+    let start = start_of(conn, id)?;
+    let completion = completion_of(conn, id)?;
+    let client_name = crate::clients::store::find(conn, clinic_id, &s.client_id)?.map(|c| c.name);
+    let technician_name =
+        accounts::find_member(conn, clinic_id, &s.technician_id)?.map(|(_, u)| u.display_name);
+    let status = SessionState::of(start.is_some(), completion.is_some());
+    Ok(TraceView {
+        id: s.id.clone(),
+        status,
+        client_id: s.client_id.clone(),
+        client_name,
+        technician_id: s.technician_id.clone(),
+        technician_name,
+        station: s.station.clone(),
+        procedure: s.procedure_name.clone(),
+        planned_at: to_utc(s.planned_at),
+        checklist_id: s.template_id.clone(),
+        checklist_version: s.template_version,
+        checklist,
+        packs,
+        lots,
+        technician_at_start: start
+            .as_ref()
+            .map(|st| serde_json::from_str(&st.technician_snapshot).unwrap_or(Value::Null)),
+        start: start.map(|st| StartView {
+            started_at: to_utc(st.started_at),
+            started_by: st.started_by,
+            override_reason: st.override_reason,
+            overridden_refusals: serde_json::from_str(&st.refusals).unwrap_or_default(),
+        }),
+        completion: completion.map(|c| CompletionView {
+            completed_at: to_utc(c.completed_at),
+            completed_by: c.completed_by,
+            notes: c.notes,
+        }),
+    })
+}
+
+pub fn list(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    after: Option<TimeCursor>,
+    limit: i64,
+) -> AppResult<(Vec<TraceView>, Option<String>)> {
+    let mut query = sessions::table
+        .filter(sessions::clinic_id.eq(clinic_id))
+        .select(SessionRow::as_select())
+        .order((sessions::planned_at.desc(), sessions::id.desc()))
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(c) = after {
+        query = query.filter(
+            sessions::planned_at
+                .lt(c.at)
+                .or(sessions::planned_at.eq(c.at).and(sessions::id.lt(c.id))),
+        );
+    }
+    let mut rows = query.load(conn)?;
+    let next = crate::records::next_cursor(&mut rows, limit, |r| TimeCursor {
+        at: r.planned_at,
+        id: r.id.clone(),
+    });
+    let views = rows
+        .iter()
+        .map(|r| trace(conn, clinic_id, &r.id))
+        .collect::<AppResult<Vec<_>>>()?;
+    Ok((views, next))
+}
