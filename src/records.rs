@@ -154,6 +154,45 @@ pub fn apply_changes<T: Serialize + DeserializeOwned>(
 /// One stored version: number, when, by whom, why, and its fields.
 pub type Version<T> = (i32, NaiveDateTime, Option<String>, Option<String>, T);
 
+/// A row of an amendable record: every version carries its number, when and by whom it was
+/// recorded, and the reason for the amendment.
+pub trait VersionedRow {
+    fn version_of(&self) -> (i32, NaiveDateTime, Option<String>, Option<String>);
+}
+
+/// Implements [`VersionedRow`] for rows with the usual `version`, `recorded_at`, `recorded_by`
+/// and `amendment_reason` columns.
+macro_rules! versioned_rows {
+    ($($row:ty),+ $(,)?) => {
+        $(impl $crate::records::VersionedRow for $row {
+            fn version_of(&self) -> (i32, chrono::NaiveDateTime, Option<String>, Option<String>) {
+                (
+                    self.version,
+                    self.recorded_at,
+                    self.recorded_by.clone(),
+                    self.amendment_reason.clone(),
+                )
+            }
+        })+
+    };
+}
+pub(crate) use versioned_rows;
+
+/// The history of a record from its stored versions, oldest first, each with what changed.
+pub fn history_of<R: VersionedRow, T: Serialize>(
+    versions: &[R],
+    fields: impl Fn(&R) -> AppResult<T>,
+) -> AppResult<Vec<VersionView>> {
+    let versions = versions
+        .iter()
+        .map(|r| {
+            let (version, at, by, reason) = r.version_of();
+            Ok((version, at, by, reason, fields(r)?))
+        })
+        .collect::<AppResult<Vec<_>>>()?;
+    Ok(history(versions))
+}
+
 pub fn history<T: Serialize>(versions: Vec<Version<T>>) -> Vec<VersionView> {
     let mut previous: Option<Value> = None;
     versions

@@ -82,3 +82,5 @@ pub fn newest(conn: &mut DbConn, clinic_id: &str) -> QueryResult<Option<Template
         .first(conn)
         .optional()
 }
+
+crate::records::versioned_rows!(TemplateRow);

@@ -65,3 +65,5 @@ pub fn find(conn: &mut DbConn, clinic_id: &str, id: &str) -> QueryResult<Option<
         .first(conn)
         .optional()
 }
+
+crate::records::versioned_rows!(ClientRow);

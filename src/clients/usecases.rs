@@ -152,20 +152,7 @@ pub fn get(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<ClientView
         .order(clients::version.asc())
         .load(conn)?;
     let mut v = view(&row);
-    v.history = history(
-        versions
-            .iter()
-            .map(|r| {
-                (
-                    r.version,
-                    r.recorded_at,
-                    r.recorded_by.clone(),
-                    r.amendment_reason.clone(),
-                    fields(r),
-                )
-            })
-            .collect(),
-    );
+    v.history = history_of(&versions, |r| Ok(fields(r)))?;
     Ok(v)
 }
 

@@ -147,3 +147,5 @@ pub fn verifications_of(
     }
     query.load(conn)
 }
+
+crate::records::versioned_rows!(CredentialRow);

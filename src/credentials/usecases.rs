@@ -266,20 +266,7 @@ pub fn get(
     }
     let verifications = store::verifications_of(conn, clinic_id, &[id.to_owned()], None)?;
     let mut v = view(&row, &verifications)?;
-    v.history = history(
-        store::history(conn, clinic_id, id)?
-            .into_iter()
-            .map(|r| {
-                Ok((
-                    r.version,
-                    r.recorded_at,
-                    r.recorded_by.clone(),
-                    r.amendment_reason.clone(),
-                    fields(&r)?,
-                ))
-            })
-            .collect::<AppResult<_>>()?,
-    );
+    v.history = history_of(&store::history(conn, clinic_id, id)?, fields)?;
     Ok(v)
 }
 

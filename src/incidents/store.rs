@@ -64,3 +64,5 @@ pub fn find(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<IncidentR
         .optional()?
         .ok_or(AppError::NotFound)
 }
+
+crate::records::versioned_rows!(IncidentRow);

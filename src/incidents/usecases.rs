@@ -440,20 +440,7 @@ pub fn get(
         .select(IncidentRow::as_select())
         .order(incidents::version.asc())
         .load(conn)?;
-    v.history = history(
-        versions
-            .iter()
-            .map(|x| {
-                Ok((
-                    x.version,
-                    x.recorded_at,
-                    x.recorded_by.clone(),
-                    x.amendment_reason.clone(),
-                    fields(x)?,
-                ))
-            })
-            .collect::<AppResult<_>>()?,
-    );
+    v.history = history_of(&versions, fields)?;
     Ok(v)
 }
 

@@ -159,3 +159,5 @@ pub fn recalls_of(
         .select(RecallRow::as_select())
         .load(conn)
 }
+
+crate::records::versioned_rows!(LotRow);

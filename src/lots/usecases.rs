@@ -264,20 +264,7 @@ pub fn get_lot(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<LotVie
     let row = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
     let recall = store::recalls_of(conn, clinic_id, &[id.to_owned()])?;
     let mut view = lot_view(&row, recall.first(), crate::clock::now().date_naive())?;
-    view.history = history(
-        store::lot_history(conn, clinic_id, id)?
-            .into_iter()
-            .map(|r| {
-                Ok((
-                    r.version,
-                    r.recorded_at,
-                    r.recorded_by.clone(),
-                    r.amendment_reason.clone(),
-                    lot_fields(&r)?,
-                ))
-            })
-            .collect::<AppResult<_>>()?,
-    );
+    view.history = history_of(&store::lot_history(conn, clinic_id, id)?, lot_fields)?;
     Ok(view)
 }
 

@@ -654,3 +654,5 @@ pub fn opened_pack_codes(
         .select(session_packs::pack_code)
         .load(conn)
 }
+
+crate::records::versioned_rows!(SteriliserRow, CycleRow, SporeTestRow, AirRemovalRow);

@@ -159,20 +159,10 @@ pub fn amend_air_removal(
 pub fn get_air_removal(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<AirRemovalView> {
     let row = store::find_air_removal(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
     let mut view = air_view(&row)?;
-    view.history = history(
-        store::air_removal_history(conn, clinic_id, id)?
-            .into_iter()
-            .map(|r| {
-                Ok((
-                    r.version,
-                    r.recorded_at,
-                    r.recorded_by.clone(),
-                    r.amendment_reason.clone(),
-                    air_fields(&r)?,
-                ))
-            })
-            .collect::<AppResult<_>>()?,
-    );
+    view.history = history_of(
+        &store::air_removal_history(conn, clinic_id, id)?,
+        air_fields,
+    )?;
     Ok(view)
 }
 

@@ -479,20 +479,9 @@ pub fn get_cycle(
 ) -> AppResult<CycleView> {
     let row = store::find_cycle(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
     let mut view = one_cycle_view(conn, profiles, clinic_id, row)?;
-    view.history = history(
-        store::cycle_history(conn, clinic_id, id)?
-            .into_iter()
-            .map(|r| {
-                (
-                    r.version,
-                    r.recorded_at,
-                    r.recorded_by.clone(),
-                    r.amendment_reason.clone(),
-                    cycle_fields(&r),
-                )
-            })
-            .collect(),
-    );
+    view.history = history_of(&store::cycle_history(conn, clinic_id, id)?, |r| {
+        Ok(cycle_fields(r))
+    })?;
     Ok(view)
 }
 

@@ -339,20 +339,9 @@ pub fn get_spore_test(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult
     let row = store::find_spore_test(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
     let result = store::find_spore_result(conn, clinic_id, id)?;
     let mut view = spore_view(&row, result.as_ref(), crate::clock::now().date_naive());
-    view.history = history(
-        store::spore_test_history(conn, clinic_id, id)?
-            .into_iter()
-            .map(|r| {
-                (
-                    r.version,
-                    r.recorded_at,
-                    r.recorded_by.clone(),
-                    r.amendment_reason.clone(),
-                    spore_fields(&r),
-                )
-            })
-            .collect(),
-    );
+    view.history = history_of(&store::spore_test_history(conn, clinic_id, id)?, |r| {
+        Ok(spore_fields(r))
+    })?;
     Ok(view)
 }
 

@@ -184,20 +184,10 @@ pub fn get_steriliser(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult
     let row = store::find_steriliser(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
     let status = store::current_status(conn, clinic_id, id)?;
     let mut view = steriliser_view(&row, status.as_ref())?;
-    view.history = history(
-        store::steriliser_history(conn, clinic_id, id)?
-            .into_iter()
-            .map(|r| {
-                Ok((
-                    r.version,
-                    r.recorded_at,
-                    r.recorded_by.clone(),
-                    r.amendment_reason.clone(),
-                    steriliser_fields(&r)?,
-                ))
-            })
-            .collect::<AppResult<_>>()?,
-    );
+    view.history = history_of(
+        &store::steriliser_history(conn, clinic_id, id)?,
+        steriliser_fields,
+    )?;
     Ok(view)
 }
 
