@@ -68,8 +68,9 @@ async fn update_settings(
     })?;
     let ctx = access.audit_context();
     let clinic_id = access.clinic_id.clone();
+    let profiles = state.profiles.clone();
     let row = db::run(&state.pool, move |conn| {
-        usecases::set_pack_shelf_life(conn, &ctx, &clinic_id, days)
+        usecases::set_pack_shelf_life(conn, &profiles, &ctx, &clinic_id, days)
     })
     .await?;
     Ok(web::Json(row.into()))

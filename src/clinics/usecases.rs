@@ -35,6 +35,7 @@ pub const DEFAULT_PACK_SHELF_LIFE_DAYS: i32 = 30;
 /// policy they were made under.
 pub fn set_pack_shelf_life(
     conn: &mut DbConn,
+    profiles: &Profiles,
     ctx: &AuditContext,
     clinic_id: &str,
     days: Option<i32>,
@@ -47,6 +48,21 @@ pub fn set_pack_shelf_life(
     }
     audit::audited(conn, clinic_id, |conn| {
         let previous = find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+        // The jurisdiction's limit may only be shortened.
+        let limit = &crate::clinics::context::profile(profiles, &previous)?
+            .sterilisation
+            .pack_shelf_life_days;
+        if let Some(max) = limit.value {
+            if days.is_none_or(|d| i64::from(d) > i64::from(max)) {
+                return Err(AppError::invalid(
+                    "pack_shelf_life_days",
+                    format!(
+                        "must be at most {max} days in this jurisdiction ({})",
+                        limit.source
+                    ),
+                ));
+            }
+        }
         diesel::update(clinics::table.find(clinic_id))
             .set(clinics::pack_shelf_life_days.eq(days))
             .execute(conn)?;

@@ -16,16 +16,14 @@ use diesel::prelude::*;
 
 use super::rules::{
     CredentialExpiryFacts, Facts, FollowUpFacts, LotFacts, MailFacts, SessionLotFacts, StaffFacts,
-    SteriliserFacts, StockPackFacts, TestEvent,
+    SteriliserFacts, StockPackFacts,
 };
 use crate::audit::store::AuditEventRow;
 use crate::credentials::model::{eligibility, CredentialFact, CredentialKind};
 use crate::credentials::store::{CredentialRow, VerificationRow};
 use crate::db::schema::{
-    air_removal_tests, audit_events, credential_verifications, credentials, cycles,
-    incident_closures, incident_follow_ups, incidents, lot_recalls, lots, packs, session_lots,
-    session_packs, session_starts, spore_test_results, spore_tests, steriliser_status_changes,
-    sterilisers,
+    audit_events, credential_verifications, credentials, cycles,
+    incident_closures, incident_follow_ups, incidents, lot_recalls, lots, packs, session_lots, session_starts, spore_test_results, spore_tests,
 };
 use crate::db::DbConn;
 use crate::error::AppResult;
@@ -36,11 +34,11 @@ use crate::jurisdiction::profiles::Profile;
 use crate::lots::model::{lot_status, LotKind};
 use crate::lots::store::LotRow;
 use crate::records::as_of;
-use crate::sterilisation::model::SteriliserKind;
-use crate::sterilisation::store::{CycleRow, PackRow, StatusChangeRow, SteriliserRow};
+use crate::sterilisation::model::{load_checks, LoadRules};
+use crate::sterilisation::usecases::gate::{judge_loads, load_rules, SteriliserAt};
+use crate::sterilisation::store::{CycleRow, PackRow};
 
 /// Load starts of each steriliser's valid negative spore tests read by the moment judged.
-type Negatives = HashMap<String, Vec<NaiveDateTime>>;
 
 /// Unused packs from loads older than this, and lots expired or recalled longer ago, are taken to
 /// have been reprocessed or discarded: the service has no record of that yet, and session start
@@ -57,7 +55,9 @@ pub fn gather(
     at: NaiveDateTime,
 ) -> AppResult<Facts> {
     let (today, day_start, day_end) = local_day(at, tz);
-    let (sterilisers, negatives) = sterilisers_at(conn, clinic_id, at, day_start, day_end)?;
+    let rules = load_rules(profile, tz);
+    let records = crate::sterilisation::usecases::gate::sterilisers_at(conn, clinic_id, at)?;
+    let sterilisers = sterilisers_at(conn, clinic_id, at, &records, &rules, day_start, day_end)?;
     let (staff, credential_expiries) = staff_at(conn, profile, clinic_id, at, today)?;
     let mail = mail_at(conn, profile, clinic_id, at)?;
     Ok(Facts {
@@ -70,7 +70,7 @@ pub fn gather(
         staff,
         credential_expiries,
         follow_ups: follow_ups_at(conn, profile, clinic_id, tz, at)?,
-        stock: stock_at(conn, profile, clinic_id, tz, at, &negatives)?,
+        stock: stock_at(conn, clinic_id, at, &records, &rules)?,
         sessions_missing_lots: sessions_missing_lots_at(conn, profile, clinic_id, at)?,
     })
 }
@@ -79,41 +79,11 @@ fn sterilisers_at(
     conn: &mut DbConn,
     clinic_id: &str,
     at: NaiveDateTime,
+    sterilisers: &BTreeMap<String, SteriliserAt>,
+    rules: &LoadRules,
     day_start: NaiveDateTime,
     day_end: NaiveDateTime,
-) -> AppResult<(Vec<SteriliserFacts>, Negatives)> {
-    let versions: Vec<SteriliserRow> = sterilisers::table
-        .filter(sterilisers::clinic_id.eq(clinic_id))
-        .filter(sterilisers::recorded_at.le(at))
-        .select(SteriliserRow::as_select())
-        .order((sterilisers::id.asc(), sterilisers::version.asc()))
-        .load(conn)?;
-    let statuses: Vec<StatusChangeRow> = steriliser_status_changes::table
-        .filter(steriliser_status_changes::clinic_id.eq(clinic_id))
-        .filter(steriliser_status_changes::changed_at.le(at))
-        .select(StatusChangeRow::as_select())
-        .order((
-            steriliser_status_changes::changed_at.asc(),
-            steriliser_status_changes::id.asc(),
-        ))
-        .load(conn)?;
-    // Every read spore test, with the start of the load it rode in.
-    let reads: Vec<(String, String, String, NaiveDateTime)> = spore_tests::table
-        .inner_join(
-            spore_test_results::table.on(spore_test_results::spore_test_id.eq(spore_tests::id)),
-        )
-        .inner_join(cycles::table.on(cycles::id.eq(spore_tests::cycle_id)))
-        .filter(spore_tests::clinic_id.eq(clinic_id))
-        .filter(as_of("spore_tests", at))
-        .filter(as_of("cycles", at))
-        .filter(spore_test_results::recorded_at.le(at))
-        .select((
-            spore_tests::steriliser_id,
-            spore_test_results::result,
-            spore_test_results::control_result,
-            cycles::started_at,
-        ))
-        .load(conn)?;
+) -> AppResult<Vec<SteriliserFacts>> {
     // Spore tests placed in the last fortnight and not read by `at`, with their load's start.
     let placed: Vec<(String, String, NaiveDateTime)> = spore_tests::table
         .inner_join(cycles::table.on(cycles::id.eq(spore_tests::cycle_id)))
@@ -136,98 +106,59 @@ fn sterilisers_at(
         .load::<String>(conn)?
         .into_iter()
         .collect();
-    let loaded_today: HashSet<String> = cycles::table
+    // Today's loads, each judged against the air-removal tests before it that day.
+    let loads_today: Vec<(String, NaiveDateTime, i32)> = cycles::table
         .filter(cycles::clinic_id.eq(clinic_id))
         .filter(as_of("cycles", at))
         .filter(cycles::started_at.ge(day_start))
         .filter(cycles::started_at.lt(day_end))
         .filter(cycles::started_at.le(at))
-        .select(cycles::steriliser_id)
-        .distinct()
-        .load::<String>(conn)?
-        .into_iter()
-        .collect();
-    let air_today: HashSet<String> = air_removal_tests::table
-        .filter(air_removal_tests::clinic_id.eq(clinic_id))
-        .filter(as_of("air_removal_tests", at))
-        .filter(air_removal_tests::performed_at.ge(day_start))
-        .filter(air_removal_tests::performed_at.lt(day_end))
-        .filter(air_removal_tests::passed.eq(true))
-        .select(air_removal_tests::steriliser_id)
-        .distinct()
-        .load::<String>(conn)?
-        .into_iter()
-        .collect();
+        .select((
+            cycles::steriliser_id,
+            cycles::started_at,
+            cycles::load_indicator_type,
+        ))
+        .load(conn)?;
 
-    let mut negatives: Negatives = HashMap::new();
-    for (s, result, control, started) in &reads {
-        if crate::sterilisation::model::is_valid_negative(result, control) {
-            negatives.entry(s.clone()).or_default().push(*started);
-        }
-    }
-    let mut by_id: BTreeMap<&str, Vec<&SteriliserRow>> = BTreeMap::new();
-    for v in &versions {
-        by_id.entry(v.id.as_str()).or_default().push(v);
-    }
     let mut out = Vec::new();
-    for (id, versions) in by_id {
-        let Some(current) = versions.last() else {
+    for (id, s) in sterilisers {
+        let Some(current) = s.current() else {
             continue;
         };
-        let own: Vec<&StatusChangeRow> =
-            statuses.iter().filter(|s| s.steriliser_id == id).collect();
-        let status = own.last().copied();
-        let last_negative = negatives.get(id).and_then(|n| n.iter().max().copied());
+        let status = s.status();
+        let today: Vec<&(String, NaiveDateTime, i32)> =
+            loads_today.iter().filter(|(sid, _, _)| sid == id).collect();
         out.push(SteriliserFacts {
-            id: id.to_owned(),
+            id: id.clone(),
             label: format!(
                 "{} {} ({})",
                 current.make, current.model, current.serial_number
             ),
-            pre_vacuum: SteriliserKind::from_db(&current.kind)? == SteriliserKind::PreVacuum,
+            pre_vacuum: s.record.pre_vacuum,
             in_service: status.is_none_or(|s| s.in_service),
             quarantined: crate::sterilisation::usecases::is_quarantined(status),
-            last_negative_spore_test: last_negative,
+            last_negative_spore_test: s.record.negatives().into_iter().max(),
             incubating_spore_test: placed
                 .iter()
-                .filter(|(test, s, _)| s == id && !read_by_then.contains(test))
+                .filter(|(test, sid, _)| sid == id && !read_by_then.contains(test))
                 .map(|(_, _, started)| *started)
                 .max(),
-            loads_today: loaded_today.contains(id),
-            air_removal_passed_today: air_today.contains(id),
-            last_event: last_test_event(&versions, &own),
+            loads_today: !today.is_empty(),
+            loads_today_without_air_removal: today
+                .iter()
+                .filter(|(_, started, kind)| {
+                    load_checks(*started, *kind, &s.record, rules).without_air_removal
+                })
+                .count(),
+            air_removal_passed_today: s
+                .record
+                .air_removal_passes
+                .iter()
+                .any(|p| *p >= day_start && *p < day_end),
+            last_event: s.record.last_event.clone(),
         });
     }
-    Ok((out, negatives))
-}
-
-/// The latest relocation or return from repair, each of which needs a passing spore test before
-/// loads are released again (DOMAIN.md rule 2). A return from a positive test's quarantine is
-/// not one: its passing retest came first.
-fn last_test_event(
-    versions: &[&SteriliserRow],
-    statuses: &[&StatusChangeRow],
-) -> Option<TestEvent> {
-    let moved = versions
-        .windows(2)
-        .filter(|w| w[0].location != w[1].location)
-        .map(|w| TestEvent {
-            at: w[1].recorded_at,
-            what: format!(
-                "relocated to {}",
-                w[1].location.as_deref().unwrap_or("an unrecorded place")
-            ),
-        })
-        .next_back();
-    let repaired = statuses
-        .windows(2)
-        .filter(|w| !w[0].in_service && w[0].cause != "spore_test_positive" && w[1].in_service)
-        .map(|w| TestEvent {
-            at: w[1].changed_at,
-            what: format!("returned to service after \"{}\"", w[0].reason),
-        })
-        .next_back();
-    [moved, repaired].into_iter().flatten().max_by_key(|e| e.at)
+    Ok(out)
 }
 
 fn lots_at(
@@ -445,19 +376,15 @@ fn follow_ups_at(
     Ok(out)
 }
 
-/// Packs on the shelf at `at` (made, not yet opened in a session), from recent loads.
+/// Packs on the shelf at `at` (made, not yet opened in a session that started), from recent
+/// loads, each with the facts the one pack judgement takes.
 fn stock_at(
     conn: &mut DbConn,
-    profile: &Profile,
     clinic_id: &str,
-    tz: Tz,
     at: NaiveDateTime,
-    negatives: &Negatives,
+    sterilisers: &BTreeMap<String, SteriliserAt>,
+    rules: &LoadRules,
 ) -> AppResult<Vec<StockPackFacts>> {
-    let opened_by_then = session_packs::table
-        .filter(session_packs::clinic_id.eq(clinic_id))
-        .filter(session_packs::pack_code.eq(packs::code))
-        .filter(session_packs::added_at.le(at));
     // The recent loads first, then their packs: both by index however long the history.
     let recent: Vec<CycleRow> = cycles::table
         .filter(cycles::clinic_id.eq(clinic_id))
@@ -466,71 +393,31 @@ fn stock_at(
         .select(CycleRow::as_select())
         .load(conn)?;
     let recent_ids: Vec<&str> = recent.iter().map(|c| c.id.as_str()).collect();
-    let on_shelf: Vec<PackRow> = packs::table
+    let made: Vec<PackRow> = packs::table
         .filter(packs::clinic_id.eq(clinic_id))
         .filter(packs::cycle_id.eq_any(&recent_ids))
         .filter(packs::created_at.le(at))
-        .filter(not(exists(opened_by_then)))
         .select(PackRow::as_select())
         .load(conn)?;
+    let codes: Vec<String> = made.iter().map(|p| p.code.clone()).collect();
+    let used: HashSet<String> =
+        crate::sterilisation::store::used_pack_codes(conn, clinic_id, &codes, at)?
+            .into_iter()
+            .collect();
+    let judged = judge_loads(conn, clinic_id, rules, sterilisers, &recent, &made, &used, at)?;
     let by_id: HashMap<&str, &CycleRow> = recent.iter().map(|c| (c.id.as_str(), c)).collect();
-    let rows: Vec<(PackRow, CycleRow)> = on_shelf
-        .into_iter()
-        .filter_map(|p| {
-            let c = by_id.get(p.cycle_id.as_str()).map(|c| (*c).clone())?;
-            Some((p, c))
-        })
-        .collect();
-    let cycle_ids: Vec<String> = rows
+    Ok(made
         .iter()
-        .map(|(_, c)| c.id.clone())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let positive: HashSet<String> = spore_tests::table
-        .inner_join(
-            spore_test_results::table.on(spore_test_results::spore_test_id.eq(spore_tests::id)),
-        )
-        .filter(spore_tests::clinic_id.eq(clinic_id))
-        .filter(spore_tests::cycle_id.eq_any(&cycle_ids))
-        .filter(as_of("spore_tests", at))
-        .filter(spore_test_results::recorded_at.le(at))
-        .filter(spore_test_results::result.eq("positive"))
-        .filter(spore_test_results::control_result.eq("growth"))
-        .select(spore_tests::cycle_id)
-        .load::<String>(conn)?
-        .into_iter()
-        .collect();
-    let interval = profile.sterilisation.spore_test_interval_days.value;
-    // A load is judged with all of its packs' indicators.
-    let mut packs_ok: HashMap<String, bool> = HashMap::new();
-    for (p, c) in &rows {
-        let ok = packs_ok.entry(c.id.clone()).or_insert(true);
-        *ok &= p.indicator_passed != Some(false);
-    }
-    Ok(rows
-        .into_iter()
-        .map(|(p, c)| StockPackFacts {
-            code: p.code,
-            cycle_id: c.id.clone(),
-            cycle_number: c.cycle_number,
-            mechanical_passed: c.peak_temperature_c >= c.program_temperature_c
-                && c.hold_minutes >= c.program_hold_minutes,
-            indicators_passed: c.load_indicator_passed
-                && packs_ok.get(&c.id).copied().unwrap_or(true),
-            indicator_type: c.load_indicator_type,
-            spore_test_positive: positive.contains(&c.id),
-            run_while_overdue: crate::sterilisation::model::run_while_overdue(
-                c.started_at,
-                negatives
-                    .get(&c.steriliser_id)
-                    .map_or(&[][..], Vec::as_slice),
-                interval,
-                tz,
-            ),
-            expires_at: p
-                .shelf_life_days
-                .map(|d| c.finished_at + Duration::days(i64::from(d))),
+        .filter(|p| !used.contains(&p.code))
+        .filter_map(|p| {
+            let load = by_id.get(p.cycle_id.as_str())?;
+            let facts = judged.get(&load.id)?.packs.get(&p.code)?.clone();
+            Some(StockPackFacts {
+                code: p.code.clone(),
+                cycle_id: load.id.clone(),
+                cycle_number: load.cycle_number,
+                facts,
+            })
         })
         .collect())
 }

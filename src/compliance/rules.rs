@@ -9,6 +9,7 @@ use crate::credentials::model::Eligibility;
 use crate::incidents::model::end_of_day;
 use crate::jurisdiction::profiles::Profile;
 use crate::lots::model::{LotKind, LotStatus};
+use crate::sterilisation::model::{pack_judgement, PackCause, PackState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -89,31 +90,23 @@ pub struct SteriliserFacts {
     /// (incubating): a test run in time meets the interval while it incubates.
     pub incubating_spore_test: Option<NaiveDateTime>,
     pub loads_today: bool,
+    /// Loads run today with no passing air-removal test before them that day.
+    pub loads_today_without_air_removal: usize,
     pub air_removal_passed_today: bool,
     /// The latest relocation or repair, which needs a passing spore test after it.
     pub last_event: Option<TestEvent>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct TestEvent {
-    pub at: NaiveDateTime,
-    pub what: String,
-}
+pub use crate::sterilisation::model::TestEvent;
 
-/// A pack on the shelf: made, not yet opened in a session.
+/// A pack on the shelf: made, not yet opened in a session that started.
 #[derive(Debug, Clone)]
 pub struct StockPackFacts {
     pub code: String,
     pub cycle_id: String,
     pub cycle_number: i64,
-    pub mechanical_passed: bool,
-    pub indicators_passed: bool,
-    /// ISO 11140-1 type of the load's chemical indicator.
-    pub indicator_type: i32,
-    pub spore_test_positive: bool,
-    /// Its load ran after the steriliser's spore test fell overdue; no later test has passed.
-    pub run_while_overdue: bool,
-    pub expires_at: Option<NaiveDateTime>,
+    /// What the one pack judgement (`sterilisation::model::pack_state`) takes.
+    pub facts: crate::sterilisation::model::PackFacts,
 }
 
 #[derive(Debug, Clone)]
@@ -209,7 +202,7 @@ pub fn spore_tests(p: &Profile, f: &Facts) -> Vec<Finding> {
     for s in &f.sterilisers {
         let subject = format!("steriliser:{}", s.id);
         if s.quarantined {
-            out.push(finding(Rule::FailedSporeTest, Severity::Blocker, subject.clone(), format!("{} is quarantined after a positive spore test: retest, and reprocess the look-back packs", s.label), "CDC 2008; NEHA Body Art Model Code [S2][B1]", None));
+            out.push(finding(Rule::FailedSporeTest, Severity::Blocker, subject.clone(), format!("{} is quarantined after a positive spore test: retest, and reprocess the look-back packs", s.label), &p.sterilisation.failed_spore_test_recall.source, None));
             continue;
         }
         if !s.in_service {
@@ -314,70 +307,50 @@ pub fn spore_tests_after_events(p: &Profile, f: &Facts) -> Vec<Finding> {
         .collect()
 }
 
-/// Load release (rule 5) and pack shelf life (rule 6), for packs still on the shelf: a pack from
-/// a load that failed, or whose indicator is below the profile's type, must be reprocessed; an
-/// expired pack must be reprocessed before use.
+/// Packs on the shelf that must not be used, judged by the same function as the pack views and
+/// the session start (`pack_judgement`): every pack the start would refuse is a blocker here,
+/// with the rule and source of the reason it is held.
 pub fn stock(p: &Profile, f: &Facts) -> Vec<Finding> {
-    let min_type = p.sterilisation.load_indicator_min_type.value;
-    let release_source = &p.sterilisation.load_indicator_min_type.source;
+    let st = &p.sterilisation;
     let mut out = Vec::new();
     for pack in &f.stock {
-        let subject = format!("pack:{}", pack.code);
-        let mut reasons = Vec::new();
-        if !pack.mechanical_passed {
-            reasons.push("the load did not reach its program's temperature and hold".to_owned());
-        }
-        if !pack.indicators_passed {
-            reasons.push("a chemical indicator failed".to_owned());
-        }
-        if pack.spore_test_positive {
-            reasons.push("the load's spore test was positive".to_owned());
-        }
-        if let Some(min) = min_type.filter(|m| pack.indicator_type < *m) {
-            reasons.push(format!(
-                "the load's indicator is type {}, the jurisdiction requires type {min} or higher",
-                pack.indicator_type
-            ));
-        }
-        if !reasons.is_empty() {
-            out.push(finding(
-                Rule::LoadRelease,
-                Severity::Blocker,
-                subject,
-                format!(
-                    "pack {} from load {} must not be used: {}; reprocess it",
-                    pack.code,
-                    pack.cycle_number,
-                    reasons.join("; ")
-                ),
-                release_source,
-                None,
-            ));
-        } else if pack.run_while_overdue {
-            out.push(finding(
-                Rule::LoadRelease,
-                Severity::Warning,
-                subject,
-                format!(
-                    "pack {} from load {} ran while the steriliser's spore test was overdue: hold it until a spore test in a later load reads negative",
-                    pack.code, pack.cycle_number
-                ),
-                &p.sterilisation.spore_test_interval_days.source,
-                None,
-            ));
-        } else if let Some(expired) = pack.expires_at.filter(|e| *e < f.now) {
-            out.push(finding(
-                Rule::PackShelfLife,
-                Severity::Warning,
-                subject,
-                format!(
-                    "pack {} from load {} passed its shelf life: reprocess it before use",
-                    pack.code, pack.cycle_number
-                ),
-                "Pack label and shelf life (DOMAIN.md rule 6) [S3]",
-                Some(expired),
-            ));
-        }
+        let (state, reason, cause) = pack_judgement(&pack.facts, f.now);
+        let (rule, source) = match cause {
+            PackCause::Used | PackCause::Released => continue,
+            PackCause::LoadFailed | PackCause::IndicatorBelowProfile => {
+                (Rule::LoadRelease, &st.load_indicator_min_type.source)
+            }
+            PackCause::LookBack => (Rule::FailedSporeTest, &st.failed_spore_test_recall.source),
+            PackCause::NoAirRemovalTest => {
+                (Rule::DailyAirRemoval, &st.daily_air_removal_test.source)
+            }
+            PackCause::SteriliserNotQualified if pack.facts.checks.unqualified.is_some() => {
+                match st.spore_test_after_events.value {
+                    Some(true) => (Rule::SporeTestAfterEvent, &st.spore_test_after_events.source),
+                    _ => (Rule::SporeTestInterval, &st.spore_test_interval_days.source),
+                }
+            }
+            PackCause::SteriliserNotQualified
+            | PackCause::RunWhileOverdue
+            | PackCause::SporeTestUnread => {
+                (Rule::SporeTestInterval, &st.spore_test_interval_days.source)
+            }
+            PackCause::ShelfLifeOver => (Rule::PackShelfLife, &st.pack_shelf_life_days.source),
+        };
+        let due = (state == PackState::Expired)
+            .then_some(pack.facts.expires_at)
+            .flatten();
+        out.push(finding(
+            rule,
+            Severity::Blocker,
+            format!("pack:{}", pack.code),
+            format!(
+                "pack {} from load {} must not be used: {reason}",
+                pack.code, pack.cycle_number
+            ),
+            source,
+            due,
+        ));
     }
     out
 }
@@ -412,7 +385,9 @@ pub fn session_lots(p: &Profile, f: &Facts) -> Vec<Finding> {
         .collect()
 }
 
-/// Daily air-removal test before the first load of a pre-vacuum steriliser (rule 4).
+/// Daily air-removal test before the first load of a pre-vacuum steriliser: a load run before
+/// that day's passing test is a blocker (its packs are quarantined, and stay so on the shelf);
+/// a test still to do before today's first load is information.
 pub fn air_removal(p: &Profile, f: &Facts) -> Vec<Finding> {
     if p.sterilisation.daily_air_removal_test.value != Some(true) {
         return Vec::new();
@@ -420,23 +395,23 @@ pub fn air_removal(p: &Profile, f: &Facts) -> Vec<Finding> {
     let source = &p.sterilisation.daily_air_removal_test.source;
     f.sterilisers
         .iter()
-        .filter(|s| s.pre_vacuum && s.in_service && !s.air_removal_passed_today)
-        .map(|s| {
+        .filter(|s| s.pre_vacuum && s.in_service)
+        .filter_map(|s| {
             let subject = format!("steriliser:{}", s.id);
-            if s.loads_today {
-                finding(
+            if s.loads_today_without_air_removal > 0 {
+                Some(finding(
                     Rule::DailyAirRemoval,
                     Severity::Blocker,
                     subject,
                     format!(
-                        "{} ran loads today without a passing air-removal test",
-                        s.label
+                        "{} ran {} load(s) today before a passing air-removal test: run the test before the next load, and reprocess those loads' packs",
+                        s.label, s.loads_today_without_air_removal
                     ),
                     source,
                     None,
-                )
-            } else {
-                finding(
+                ))
+            } else if !s.air_removal_passed_today && !s.loads_today {
+                Some(finding(
                     Rule::DailyAirRemoval,
                     Severity::Info,
                     subject,
@@ -446,7 +421,9 @@ pub fn air_removal(p: &Profile, f: &Facts) -> Vec<Finding> {
                     ),
                     source,
                     None,
-                )
+                ))
+            } else {
+                None
             }
         })
         .collect()
@@ -462,17 +439,17 @@ pub fn lots(f: &Facts) -> Vec<Finding> {
             match l.status {
                 LotStatus::Recalled => Some(finding(
                     Rule::LotRecalled,
-                    Severity::Warning,
+                    Severity::Blocker,
                     subject,
-                    format!("{} is recalled: quarantine the stock", l.label),
+                    format!("{} is recalled: do not use it; quarantine the stock", l.label),
                     reference,
                     None,
                 )),
                 LotStatus::Expired => Some(finding(
                     Rule::LotExpired,
-                    Severity::Warning,
+                    Severity::Blocker,
                     subject,
-                    format!("{} expired on {}", l.label, l.expiry_date),
+                    format!("{} expired on {}: do not use it", l.label, l.expiry_date),
                     reference,
                     None,
                 )),
@@ -483,7 +460,7 @@ pub fn lots(f: &Facts) -> Vec<Finding> {
                         subject,
                         format!("{} expires on {}", l.label, l.expiry_date),
                         reference,
-                        l.expiry_date.and_hms_opt(23, 59, 59),
+                        Some(end_of_day(l.expiry_date, f.tz)),
                     ))
                 }
                 LotStatus::Usable => None,
@@ -608,6 +585,7 @@ pub fn evaluate(p: &Profile, f: &Facts) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sterilisation::model::{pack_state, Biological, LoadChecks, Outcome, PackFacts};
     use crate::jurisdiction::profiles::Profiles;
 
     fn at(d: u32, h: u32) -> NaiveDateTime {
@@ -627,6 +605,7 @@ mod tests {
             last_negative_spore_test: last,
             incubating_spore_test: None,
             loads_today: false,
+            loads_today_without_air_removal: 0,
             air_removal_passed_today: true,
             last_event: None,
         }
@@ -848,17 +827,20 @@ mod tests {
             code: "ABC-234".into(),
             cycle_id: "c".into(),
             cycle_number: 7,
-            mechanical_passed: true,
-            indicators_passed: true,
-            indicator_type: 4,
-            spore_test_positive: false,
-            run_while_overdue: false,
-            expires_at,
+            facts: PackFacts {
+                used: false,
+                cycle_outcome: Outcome::Pass,
+                cycle_started_at: at(9, 9),
+                biological: Biological::None,
+                lookback: vec![],
+                expires_at,
+                checks: LoadChecks::default(),
+            },
         }
     }
 
     #[test]
-    fn packs_on_the_shelf_follow_load_release_and_shelf_life() {
+    fn every_pack_the_start_would_refuse_is_a_blocker_on_the_shelf() {
         let profiles = Profiles::load(None).unwrap();
         let baseline = profiles.get("baseline").unwrap();
         let mut f = facts(at(10, 12), steriliser(Some(at(9, 9))));
@@ -868,40 +850,40 @@ mod tests {
                 .map(|x| (x.rule, x.severity))
                 .collect::<Vec<_>>()
         };
-        // Shelf life: the moment of expiry is still fine, a microsecond later it is not.
-        f.stock = vec![pack(Some(at(10, 12)))];
+        // Shelf life: the moment of expiry is already past it (the end of a day is exclusive).
+        f.stock = vec![pack(Some(at(10, 12) + Duration::microseconds(1)))];
         assert!(judge(&f, baseline).is_empty());
-        f.stock = vec![pack(Some(at(10, 12) - Duration::microseconds(1)))];
+        f.stock = vec![pack(Some(at(10, 12)))];
         assert_eq!(
             judge(&f, baseline),
-            [(Rule::PackShelfLife, Severity::Warning)]
+            [(Rule::PackShelfLife, Severity::Blocker)]
         );
-        // Load release: a failed load, or a type 4 indicator where California wants type 5.
-        f.stock = vec![pack(None)];
-        assert!(judge(&f, baseline).is_empty());
-        let california = profiles.get("us-ca").unwrap();
-        assert_eq!(
-            judge(&f, california),
-            [(Rule::LoadRelease, Severity::Blocker)]
-        );
-        f.stock = vec![StockPackFacts {
-            mechanical_passed: false,
-            ..pack(Some(at(1, 0)))
-        }];
+        let mut failed = pack(Some(at(1, 0)));
+        failed.facts.cycle_outcome = Outcome::Fail;
+        f.stock = vec![failed];
         assert_eq!(
             judge(&f, baseline),
             [(Rule::LoadRelease, Severity::Blocker)],
             "a rejected load outweighs its shelf life"
         );
-        // A load run while the spore test was overdue is held, not rejected.
-        f.stock = vec![StockPackFacts {
-            run_while_overdue: true,
-            ..pack(None)
-        }];
+        let mut held = pack(None);
+        held.facts.checks.run_while_overdue = true;
+        f.stock = vec![held];
         assert_eq!(
             judge(&f, baseline),
-            [(Rule::LoadRelease, Severity::Warning)]
+            [(Rule::SporeTestInterval, Severity::Blocker)]
         );
+        let mut untested = pack(None);
+        untested.facts.checks.without_air_removal = true;
+        f.stock = vec![untested];
+        assert_eq!(
+            judge(&f, baseline),
+            [(Rule::DailyAirRemoval, Severity::Blocker)]
+        );
+        // Each pack's state and the view agree: anything but released is a blocker.
+        for p in &f.stock {
+            assert_ne!(pack_state(&p.facts, f.now).0, PackState::Released);
+        }
     }
 
     #[test]
@@ -931,10 +913,20 @@ mod tests {
         );
         let loaded = SteriliserFacts {
             loads_today: true,
+            loads_today_without_air_removal: 1,
             ..missing
         };
         assert_eq!(
             air_removal(p, &facts(at(2, 9), loaded.clone()))[0].severity,
+            Severity::Blocker
+        );
+        // A pass recorded after the day's first load does not clear that load.
+        let passed_late = SteriliserFacts {
+            air_removal_passed_today: true,
+            ..loaded.clone()
+        };
+        assert_eq!(
+            air_removal(p, &facts(at(2, 10), passed_late))[0].severity,
             Severity::Blocker
         );
         let gravity = SteriliserFacts {

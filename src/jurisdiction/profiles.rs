@@ -81,6 +81,12 @@ pub struct SterilisationRules {
     /// A passing spore test is needed after installation, relocation or repair before loads are
     /// released again.
     pub spore_test_after_events: Sourced<bool>,
+    /// A positive spore test takes the steriliser out of service and quarantines every load back
+    /// to its last negative test.
+    pub failed_spore_test_recall: Sourced<bool>,
+    /// The longest a sterilised pack may stay on the shelf, in days; a clinic may set a shorter
+    /// one. Absent where the sources make shelf life event-related.
+    pub pack_shelf_life_days: Sourced<u32>,
     pub record_retention_years: Sourced<u32>,
 }
 

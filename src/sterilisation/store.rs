@@ -655,4 +655,24 @@ pub fn opened_pack_codes(
         .load(conn)
 }
 
+/// Of `codes`, the packs opened in a session that had started by `at`: a pack scanned into a
+/// session whose start was refused is still on the shelf.
+pub fn used_pack_codes(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    codes: &[String],
+    at: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    use crate::db::schema::{session_packs, session_starts};
+    session_packs::table
+        .inner_join(
+            session_starts::table.on(session_starts::session_id.eq(session_packs::session_id)),
+        )
+        .filter(session_packs::clinic_id.eq(clinic_id))
+        .filter(session_packs::pack_code.eq_any(codes))
+        .filter(session_starts::started_at.le(at))
+        .select(session_packs::pack_code)
+        .load(conn)
+}
+
 crate::records::versioned_rows!(SteriliserRow, CycleRow, SporeTestRow, AirRemovalRow);

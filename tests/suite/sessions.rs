@@ -46,9 +46,10 @@ async fn setup_with(app: &TestApp, with_pigment: bool) -> Setup {
         .as_str()
         .unwrap()
         .to_owned();
-    let started = Utc::now() - Duration::hours(6);
+    let started = common::load_time_hours_ago(6);
+    common::qualify_steriliser(app, &steriliser, 1, started).await;
     let cycle = created(app.post(&app.clinic_path("/cycles"), o, &json!({
-        "steriliser_id": steriliser, "cycle_number": 1,
+        "steriliser_id": steriliser, "cycle_number": 2,
         "program": {"name": "134", "temperature_c": 134.0, "hold_minutes": 3.5},
         "started_at": started.to_rfc3339(), "finished_at": (started + Duration::minutes(40)).to_rfc3339(),
         "peak_temperature_c": 135.0, "peak_pressure_kpa": 313.0, "hold_minutes": 4.0,

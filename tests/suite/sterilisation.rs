@@ -211,7 +211,8 @@ async fn owners_register_sterilisers_and_technicians_read_them() {
 async fn a_cycle_derives_its_outcome_and_makes_labelled_packs() {
     let app = TestApp::spawn().await;
     let steriliser = register(&app, "SN-1", "pre_vacuum").await;
-    let started = Utc::now() - Duration::hours(4);
+    let started = common::load_time_hours_ago(4);
+    common::qualify_steriliser(&app, &steriliser, 100, started).await;
     let view = record(&app, &app.technician, &cycle(&steriliser, 101, started, 5)).await;
     assert_eq!(view["outcome"], "pass");
     assert_eq!(view["mechanical"]["passed"], true);
@@ -249,7 +250,18 @@ async fn a_cycle_derives_its_outcome_and_makes_labelled_packs() {
     assert_eq!(pack["cycle_number"], 101);
     let expires: DateTime<Utc> = pack["expires_at"].as_str().unwrap().parse().unwrap();
     let finished: DateTime<Utc> = view["finished_at"].as_str().unwrap().parse().unwrap();
-    assert_eq!(expires - finished, Duration::days(30), "default shelf life");
+    // The default shelf life ends with the clinic-local day 30 days after the load finished.
+    let london = |t: DateTime<Utc>| t.with_timezone(&chrono_tz::Europe::London);
+    assert_eq!(
+        london(expires).date_naive(),
+        london(finished).date_naive() + Duration::days(30),
+        "default shelf life"
+    );
+    assert_eq!(
+        london(expires + Duration::microseconds(1)).time(),
+        chrono::NaiveTime::MIN,
+        "to the end of that day"
+    );
 
     let label = app
         .get(
@@ -486,7 +498,8 @@ async fn cycle_numbers_are_unique_per_steriliser_and_gaps_are_flagged() {
 #[actix_web::test]
 async fn a_positive_spore_test_quarantines_back_to_the_last_negative_until_a_retest_passes() {
     let app = TestApp::spawn().await;
-    let s = register(&app, "SN-1", "pre_vacuum").await;
+    // Gravity: no air-removal test is needed, so the spore tests alone decide.
+    let s = register(&app, "SN-1", "gravity").await;
     let t0 = Utc::now() - Duration::days(3);
 
     // Load 1 carries a spore test that reads negative.
@@ -642,8 +655,8 @@ async fn a_positive_spore_test_quarantines_back_to_the_last_negative_until_a_ret
 #[actix_web::test]
 async fn spore_test_bad_input() {
     let app = TestApp::spawn().await;
-    let s1 = register(&app, "SN-1", "pre_vacuum").await;
-    let s2 = register(&app, "SN-2", "pre_vacuum").await;
+    let s1 = register(&app, "SN-1", "gravity").await;
+    let s2 = register(&app, "SN-2", "gravity").await;
     let t0 = Utc::now() - Duration::days(1);
     let c1 = record(&app, &app.technician, &cycle(&s1, 1, t0, 1)).await;
     let c1_id = c1["id"].as_str().unwrap();
@@ -717,6 +730,7 @@ async fn spore_test_bad_input() {
 async fn shelf_life_comes_from_clinic_settings_and_expired_packs_say_so() {
     let app = TestApp::spawn().await;
     let s = register(&app, "SN-1", "gravity").await;
+    common::qualify_steriliser(&app, &s, 90, Utc::now() - Duration::days(4)).await;
     let settings = app.clinic_path("/settings");
     assert_problem(
         app.request(Method::PUT, &settings, &app.technician)

@@ -353,13 +353,16 @@ mod tests {
             biological: Biological::None,
             lookback: vec![],
             expires_at: Some(t(13, 0).naive_utc()),
-            run_while_overdue: false,
+            checks: LoadChecks::default(),
         };
         assert_eq!(pack_state(&base, now).0, PackState::Released);
         assert_eq!(
             pack_state(
                 &PackFacts {
-                    run_while_overdue: true,
+                    checks: LoadChecks {
+                        run_while_overdue: true,
+                        ..LoadChecks::default()
+                    },
                     ..base.clone()
                 },
                 now
@@ -427,13 +430,85 @@ mod tests {
                 &PackFacts {
                     used: true,
                     cycle_outcome: Outcome::Fail,
-                    ..base
+                    ..base.clone()
                 },
                 now
             )
             .0,
             PackState::Used
         );
+        // What the steriliser's record says holds or quarantines the pack too.
+        let with = |checks: LoadChecks| pack_state(&PackFacts { checks, ..base.clone() }, now).0;
+        assert_eq!(
+            with(LoadChecks {
+                unqualified: Some("its steriliser has no passing spore test on record".into()),
+                ..LoadChecks::default()
+            }),
+            PackState::Pending
+        );
+        assert_eq!(
+            with(LoadChecks {
+                without_air_removal: true,
+                ..LoadChecks::default()
+            }),
+            PackState::Quarantined
+        );
+        assert_eq!(
+            with(LoadChecks {
+                indicator_below: Some((4, 5)),
+                ..LoadChecks::default()
+            }),
+            PackState::Quarantined
+        );
+    }
+
+    #[test]
+    fn a_load_is_judged_against_its_sterilisers_record() {
+        let tz: chrono_tz::Tz = "Pacific/Auckland".parse().unwrap();
+        let rules = LoadRules {
+            spore_test_interval_days: Some(7),
+            spore_test_after_events: true,
+            daily_air_removal_test: true,
+            load_indicator_min_type: Some(5),
+            tz,
+        };
+        let negative = |at: chrono::NaiveDateTime| ReadTest {
+            cycle_started_at: at,
+            result: SporeResult::Negative,
+            valid: true,
+        };
+        // 20:00 UTC on 19 November is 09:00 on the 20th in Auckland.
+        let load = t(9, 0).naive_utc() - chrono::Duration::hours(13);
+        let mut record = SteriliserRecord {
+            pre_vacuum: true,
+            reads: vec![],
+            last_event: None,
+            air_removal_passes: vec![],
+        };
+        let checks = load_checks(load, 5, &record, &rules);
+        assert!(checks.unqualified.is_some(), "never spore-tested");
+        assert!(checks.without_air_removal, "no air-removal test that day");
+        record.reads = vec![negative(load - chrono::Duration::days(2))];
+        // A pass at 08:00 Auckland (the same local day, before the load) clears it; one at
+        // 11:00 UTC the day before (00:00 Auckland, the same local day) does too; one after the
+        // load does not.
+        record.air_removal_passes = vec![load + chrono::Duration::minutes(5)];
+        assert!(load_checks(load, 5, &record, &rules).without_air_removal);
+        record.air_removal_passes = vec![load - chrono::Duration::hours(1)];
+        let checks = load_checks(load, 5, &record, &rules);
+        assert_eq!(checks, LoadChecks::default());
+        assert_eq!(
+            load_checks(load, 4, &record, &rules).indicator_below,
+            Some((4, 5))
+        );
+        // Relocated before the load: held until a test run after the move passes.
+        record.last_event = Some(TestEvent {
+            at: load - chrono::Duration::hours(2),
+            what: "relocated to room 2".into(),
+        });
+        assert!(load_checks(load, 5, &record, &rules).unqualified.is_some());
+        record.reads.push(negative(load + chrono::Duration::hours(1)));
+        assert!(load_checks(load, 5, &record, &rules).unqualified.is_none());
     }
 
     #[test]

@@ -21,6 +21,110 @@ pub enum PackState {
     Used,
 }
 
+/// A relocation or a return from repair: the steriliser must pass a spore test run after it
+/// before its loads are released again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestEvent {
+    pub at: NaiveDateTime,
+    pub what: String,
+}
+
+/// What a steriliser's own record says about the loads it runs, as the records stood at a
+/// moment: read spore tests, its latest relocation or repair, its passing air-removal tests.
+#[derive(Debug, Clone, Default)]
+pub struct SteriliserRecord {
+    pub pre_vacuum: bool,
+    /// Read spore tests, each with the start of the load it rode in.
+    pub reads: Vec<ReadTest>,
+    pub last_event: Option<TestEvent>,
+    /// When each passing air-removal test was performed.
+    pub air_removal_passes: Vec<NaiveDateTime>,
+}
+
+impl SteriliserRecord {
+    /// The starts of the loads whose spore test read a valid negative.
+    pub fn negatives(&self) -> Vec<NaiveDateTime> {
+        self.reads
+            .iter()
+            .filter(|t| t.valid && t.result == SporeResult::Negative)
+            .map(|t| t.cycle_started_at)
+            .collect()
+    }
+}
+
+/// The profile's rules a load is judged by, in the clinic's time zone.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadRules {
+    pub spore_test_interval_days: Option<u32>,
+    pub spore_test_after_events: bool,
+    pub daily_air_removal_test: bool,
+    pub load_indicator_min_type: Option<i32>,
+    pub tz: chrono_tz::Tz,
+}
+
+/// What the steriliser's record and the profile say of one load, beyond its own indicators.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadChecks {
+    /// The load ran after the steriliser's spore test fell overdue, and no test in a load started
+    /// at or after it has read negative yet.
+    pub run_while_overdue: bool,
+    /// Why the steriliser was not qualified when the load ran (never spore-tested, or relocated
+    /// or repaired with no passing test since), while that is still so.
+    pub unqualified: Option<String>,
+    /// A pre-vacuum load with no passing air-removal test earlier the same clinic-local day.
+    pub without_air_removal: bool,
+    /// The load's chemical indicator type, and the lowest type the profile accepts.
+    pub indicator_below: Option<(i32, i32)>,
+}
+
+/// Judges one load against its steriliser's record and the profile.
+pub fn load_checks(
+    load_started: NaiveDateTime,
+    load_indicator_type: i32,
+    record: &SteriliserRecord,
+    rules: &LoadRules,
+) -> LoadChecks {
+    let negatives = record.negatives();
+    let local = |t: NaiveDateTime| t.and_utc().with_timezone(&rules.tz).date_naive();
+    let unqualified = if !rules.spore_test_after_events && rules.spore_test_interval_days.is_none()
+    {
+        None
+    } else {
+        match &record.last_event {
+            // Relocated or repaired before this load ran: held until a test run after the event
+            // passes.
+            Some(e) if rules.spore_test_after_events && e.at <= load_started => {
+                (!negatives.iter().any(|n| *n > e.at)).then(|| {
+                    format!("its steriliser was {} and has not passed a spore test since", e.what)
+                })
+            }
+            _ => negatives
+                .is_empty()
+                .then(|| "its steriliser has no passing spore test on record".to_owned()),
+        }
+    };
+    let without_air_removal = record.pre_vacuum
+        && rules.daily_air_removal_test
+        && !record
+            .air_removal_passes
+            .iter()
+            .any(|p| *p <= load_started && local(*p) == local(load_started));
+    LoadChecks {
+        run_while_overdue: run_while_overdue(
+            load_started,
+            &negatives,
+            rules.spore_test_interval_days,
+            rules.tz,
+        ),
+        unqualified,
+        without_air_removal,
+        indicator_below: rules
+            .load_indicator_min_type
+            .filter(|min| load_indicator_type < *min)
+            .map(|min| (load_indicator_type, min)),
+    }
+}
+
 /// Everything a pack's state depends on.
 #[derive(Debug, Clone)]
 pub struct PackFacts {
@@ -30,33 +134,73 @@ pub struct PackFacts {
     pub biological: Biological,
     pub lookback: Vec<Window>,
     pub expires_at: Option<NaiveDateTime>,
-    /// Its load ran after the steriliser's spore test fell overdue, and no later test of that
-    /// steriliser has read negative yet (DOMAIN.md rule 1).
-    pub run_while_overdue: bool,
+    pub checks: LoadChecks,
 }
 
-/// The pack's state and why. Used beats everything (it is history); then quarantine (a failed
-/// load or look-back); then expiry; then a spore test still incubating.
-pub fn pack_state(f: &PackFacts, now: NaiveDateTime) -> (PackState, String) {
+/// Why a pack is in its state: picks the rule (and its source) a finding about it cites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackCause {
+    Used,
+    LoadFailed,
+    LookBack,
+    IndicatorBelowProfile,
+    NoAirRemovalTest,
+    SteriliserNotQualified,
+    RunWhileOverdue,
+    ShelfLifeOver,
+    SporeTestUnread,
+    Released,
+}
+
+/// The pack's state and why: the one judgement of whether a pack may be used, shared by the
+/// pack views, the session start and the compliance view. Used beats everything (it is history);
+/// then quarantine (reprocess it); then a hold until a spore test passes; then expiry; then a
+/// spore test of its own load still incubating.
+pub fn pack_judgement(f: &PackFacts, now: NaiveDateTime) -> (PackState, String, PackCause) {
     if f.used {
-        return (PackState::Used, "opened for a client session".into());
+        return (PackState::Used, "opened for a client session".into(), PackCause::Used);
     }
     if f.cycle_outcome == Outcome::Fail {
         return (
             PackState::Quarantined,
-            "its load failed an indicator".into(),
+            "its load failed an indicator: reprocess it".into(),
+            PackCause::LoadFailed,
         );
     }
     if f.lookback.iter().any(|w| in_window(f.cycle_started_at, w)) {
         return (
             PackState::Quarantined,
             "a positive spore test reaches back to its load: reprocess it".into(),
+            PackCause::LookBack,
         );
     }
-    if f.run_while_overdue {
+    if let Some((found, min)) = f.checks.indicator_below {
+        return (
+            PackState::Quarantined,
+            format!("its load's chemical indicator is type {found}; the jurisdiction requires type {min} or higher: reprocess it"),
+            PackCause::IndicatorBelowProfile,
+        );
+    }
+    if f.checks.without_air_removal {
+        return (
+            PackState::Quarantined,
+            "its load ran without a passing air-removal test before it that day: reprocess it"
+                .into(),
+            PackCause::NoAirRemovalTest,
+        );
+    }
+    if let Some(why) = &f.checks.unqualified {
+        return (
+            PackState::Pending,
+            format!("{why}: hold it until one passes"),
+            PackCause::SteriliserNotQualified,
+        );
+    }
+    if f.checks.run_while_overdue {
         return (
             PackState::Pending,
             "its load ran while the steriliser's spore test was overdue: hold it until a spore test of that steriliser reads negative".into(),
+            PackCause::RunWhileOverdue,
         );
     }
     if let Some(expiry) = f.expires_at {
@@ -64,6 +208,7 @@ pub fn pack_state(f: &PackFacts, now: NaiveDateTime) -> (PackState, String) {
             return (
                 PackState::Expired,
                 "past its shelf life: reprocess it".into(),
+                PackCause::ShelfLifeOver,
             );
         }
     }
@@ -71,16 +216,45 @@ pub fn pack_state(f: &PackFacts, now: NaiveDateTime) -> (PackState, String) {
         Biological::Pending => (
             PackState::Pending,
             "its load's spore test has not been read".into(),
+            PackCause::SporeTestUnread,
         ),
         Biological::Invalid => (
             PackState::Pending,
             "its load's spore test was invalid (control did not grow); repeat it".into(),
+            PackCause::SporeTestUnread,
         ),
-        _ => (PackState::Released, "all indicators passed".into()),
+        _ => (
+            PackState::Released,
+            "all indicators passed".into(),
+            PackCause::Released,
+        ),
     }
 }
 
-/// DOMAIN.md rule 1: a load started after its steriliser's spore test fell due (the end of the
+/// The pack's state and why, as [`pack_judgement`] gives it.
+pub fn pack_state(f: &PackFacts, now: NaiveDateTime) -> (PackState, String) {
+    let (state, reason, _) = pack_judgement(f, now);
+    (state, reason)
+}
+
+/// The shelf life a new pack is given: the clinic's own limit, never longer than the
+/// jurisdiction's.
+pub fn effective_shelf_life(clinic: Option<i32>, jurisdiction: Option<u32>) -> Option<i32> {
+    let jurisdiction = jurisdiction.and_then(|d| i32::try_from(d).ok());
+    match (clinic, jurisdiction) {
+        (Some(c), Some(j)) => Some(c.min(j)),
+        (c, j) => c.or(j),
+    }
+}
+
+/// The end of a pack's shelf life: the end of the clinic-local day `days` after the day its
+/// load finished, whatever the clock does in between.
+pub fn pack_expiry(finished_at: NaiveDateTime, days: u32, tz: chrono_tz::Tz) -> NaiveDateTime {
+    let day = finished_at.and_utc().with_timezone(&tz).date_naive() + Duration::days(i64::from(days));
+    crate::clinics::context::end_of_day(day, tz)
+}
+
+/// A load started after its steriliser's spore test fell due (the end of the
 /// clinic-local day `interval_days` after the last negative test's load) is not releasable until
 /// a spore test in a load started at or after it reads negative. A steriliser with no negative
 /// test yet is left to rule 2 (a test after installation), not judged here.
@@ -97,7 +271,7 @@ pub fn run_while_overdue(
         return false;
     };
     let due_day = last.and_utc().with_timezone(&tz).date_naive() + Duration::days(i64::from(days));
-    if load_started <= crate::incidents::model::end_of_day(due_day, tz) {
+    if load_started <= crate::clinics::context::end_of_day(due_day, tz) {
         return false;
     }
     !negatives.iter().any(|t| *t >= load_started)

@@ -1,8 +1,8 @@
 //! Cycles and the packs they make: logging, correcting and reading loads, and packs by their code.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -184,97 +184,57 @@ pub(super) fn cycle_views_counting_use(
     rows: Vec<CycleRow>,
     count_use: bool,
 ) -> AppResult<Vec<CycleView>> {
-    // The spore-test interval of the clinic's jurisdiction, in its time zone (rule 1).
     let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
-    let tz = context.tz;
-    let interval = context.profile.sterilisation.spore_test_interval_days.value;
+    let rules = gate::load_rules(context.profile, context.tz);
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let packs = store::packs_of_cycles(conn, clinic_id, &ids)?;
     let tests = store::spore_tests_of_cycles(conn, clinic_id, &ids)?;
     let names = staff_names(conn, clinic_id)?;
     let codes: Vec<String> = packs.iter().map(|p| p.code.clone()).collect();
-    let used = if count_use {
-        store::opened_pack_codes(conn, clinic_id, &codes)?
-    } else {
-        Vec::new()
-    };
-    let mut windows: HashMap<String, Vec<Window>> = HashMap::new();
-    let mut negatives: HashMap<String, Vec<chrono::NaiveDateTime>> = HashMap::new();
-    for row in &rows {
-        if !windows.contains_key(&row.steriliser_id) {
-            let read = store::read_tests_of_steriliser(conn, clinic_id, &row.steriliser_id)?;
-            windows.insert(row.steriliser_id.clone(), lookback_windows(&read));
-            negatives.insert(
-                row.steriliser_id.clone(),
-                read.iter()
-                    .filter(|t| t.valid && t.result == SporeResult::Negative)
-                    .map(|t| t.cycle_started_at)
-                    .collect(),
-            );
-        }
-    }
     let now = db::now();
+    let used: HashSet<String> = if count_use {
+        store::used_pack_codes(conn, clinic_id, &codes, now)?
+            .into_iter()
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    let sterilisers = gate::sterilisers_at(conn, clinic_id, now)?;
+    let judged = gate::judge_loads(
+        conn,
+        clinic_id,
+        &rules,
+        &sterilisers,
+        &rows,
+        &packs,
+        &used,
+        now,
+    )?;
     let mut views = Vec::with_capacity(rows.len());
     for row in rows {
         let fields = cycle_fields(&row);
         let own_tests: Vec<&(SporeTestRow, Option<SporeResultRow>)> =
             tests.iter().filter(|(t, _)| t.cycle_id == row.id).collect();
-        // With several tests in one load, a positive outweighs a pending, which outweighs a negative.
-        let biological = own_tests
-            .iter()
-            .map(|(_, r)| biological(true, r.as_ref().map(|r| (r.result(), r.valid()))))
-            .max_by_key(|b| match b {
-                Biological::Positive => 4,
-                Biological::Invalid => 3,
-                Biological::Pending => 2,
-                Biological::Negative => 1,
-                Biological::None => 0,
-            })
-            .unwrap_or(Biological::None);
+        let Some(load) = judged.get(&row.id) else {
+            continue;
+        };
+        let (biological, outcome) = (load.biological, load.outcome);
         let own_packs: Vec<&PackRow> = packs.iter().filter(|p| p.cycle_id == row.id).collect();
         let mech = mechanical(&fields);
         let chemical_passed = row.load_indicator_passed
             && own_packs.iter().all(|p| p.indicator_passed != Some(false));
-        let outcome = cycle_outcome(
-            mech.passed,
-            row.load_indicator_passed,
-            own_packs.iter().map(|p| p.indicator_passed != Some(false)),
-            biological,
-        );
         let previous =
             store::previous_cycle_number(conn, clinic_id, &row.steriliser_id, row.cycle_number)?;
         let warnings: Vec<String> = cycle_number_gap(row.cycle_number, previous)
             .into_iter()
             .collect();
         let initials = initials(names.get(&row.operator_id).map_or("", String::as_str));
-        let lookback = windows.get(&row.steriliser_id).cloned().unwrap_or_default();
-        let overdue = run_while_overdue(
-            row.started_at,
-            negatives
-                .get(&row.steriliser_id)
-                .map_or(&[][..], Vec::as_slice),
-            interval,
-            tz,
-        );
         let pack_views = own_packs
             .iter()
-            .map(|p| {
-                let expires_at = p
-                    .shelf_life_days
-                    .map(|d| row.finished_at + Duration::days(i64::from(d)));
-                let (state, state_reason) = pack_state(
-                    &PackFacts {
-                        used: used.contains(&p.code),
-                        cycle_outcome: outcome,
-                        cycle_started_at: row.started_at,
-                        biological,
-                        lookback: lookback.clone(),
-                        expires_at,
-                        run_while_overdue: overdue,
-                    },
-                    now,
-                );
-                PackView {
+            .filter_map(|p| {
+                let facts = load.packs.get(&p.code)?;
+                let (state, state_reason) = pack_state(facts, now);
+                Some(PackView {
                     code: p.code.clone(),
                     cycle_id: row.id.clone(),
                     cycle_number: row.cycle_number,
@@ -288,10 +248,10 @@ pub(super) fn cycle_views_counting_use(
                     }),
                     sterilised_at: to_utc(row.finished_at),
                     operator_initials: initials.clone(),
-                    expires_at: expires_at.map(to_utc),
+                    expires_at: facts.expires_at.map(to_utc),
                     state,
                     state_reason,
-                }
+                })
             })
             .collect();
         views.push(CycleView {
@@ -376,8 +336,11 @@ pub fn create_cycle(
         let id = db::new_id();
         let row = cycle_row(id.clone(), 1, clinic_id, f, &operator_id, ctx, None);
         store::insert_cycle(conn, &row)?;
-        let shelf_life =
-            crate::clinics::store::find(conn, clinic_id)?.and_then(|c| c.pack_shelf_life_days);
+        let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
+        let shelf_life = effective_shelf_life(
+            context.clinic.pack_shelf_life_days,
+            context.profile.sterilisation.pack_shelf_life_days.value,
+        );
         let mut codes: Vec<String> = Vec::new();
         let mut packs = Vec::with_capacity(input.packs.len());
         for pack in &input.packs {

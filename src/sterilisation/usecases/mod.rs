@@ -3,6 +3,7 @@
 
 mod air_removal;
 mod cycles;
+pub mod gate;
 mod spore_tests;
 mod sterilisers;
 

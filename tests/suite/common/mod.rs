@@ -441,3 +441,67 @@ pub async fn built_export(app: &TestApp, id: &str) -> Value {
     assert_eq!(state["state"], "ready", "{state}");
     state
 }
+
+/// A moment six hours ago, moved so that a minute before it is the same day in London (the test
+/// clinics' zone): loads started then can be preceded by that day's air-removal test.
+pub fn load_time_hours_ago(hours: i64) -> chrono::DateTime<chrono::Utc> {
+    let t = chrono::Utc::now() - chrono::Duration::hours(hours);
+    let london = t.with_timezone(&chrono_tz::Europe::London);
+    if chrono::Timelike::hour(&london) == 0 && chrono::Timelike::minute(&london) < 5 {
+        t + chrono::Duration::minutes(10)
+    } else {
+        t
+    }
+}
+
+/// Makes a new steriliser fit to release a load started at `load_at`, as a clinic would: a
+/// qualifying load two days before whose spore test read negative, and (for a pre-vacuum
+/// steriliser) a passing air-removal test a minute before the load, the same day.
+pub async fn qualify_steriliser(
+    app: &TestApp,
+    steriliser_id: &str,
+    cycle_number: i64,
+    load_at: chrono::DateTime<chrono::Utc>,
+) {
+    use chrono::Duration;
+    let o = &app.owner;
+    let started = load_at - Duration::days(2);
+    let res = app
+        .post(&app.clinic_path("/cycles"), o, &json!({
+            "steriliser_id": steriliser_id, "cycle_number": cycle_number,
+            "program": {"name": "134", "temperature_c": 134.0, "hold_minutes": 3.5},
+            "started_at": started.to_rfc3339(), "finished_at": (started + Duration::minutes(40)).to_rfc3339(),
+            "peak_temperature_c": 135.0, "peak_pressure_kpa": 313.0, "hold_minutes": 4.0,
+            "load_indicator": {"type": 5, "passed": true}, "packs": []}))
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap_or_default());
+    let cycle: Value = res.json().await.unwrap();
+    let res = app
+        .post(&app.clinic_path("/spore-tests"), o, &json!({
+            "steriliser_id": steriliser_id, "cycle_id": cycle["id"], "bi_product": "Attest 1292",
+            "bi_lot": "2026-07A", "placed_at": (started + Duration::minutes(1)).to_rfc3339(),
+            "incubation": {"kind": "in_house", "hours": 24}}))
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap_or_default());
+    let test: Value = res.json().await.unwrap();
+    let res = app
+        .post(
+            &app.clinic_path(&format!("/spore-tests/{}/result", test["id"].as_str().unwrap())),
+            o,
+            &json!({"result": "negative", "control_result": "growth",
+                    "read_at": (started + Duration::hours(25)).to_rfc3339()}),
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap_or_default());
+    let res = app
+        .post(&app.clinic_path("/air-removal-tests"), o, &json!({
+            "steriliser_id": steriliser_id, "performed_at": (load_at - Duration::minutes(1)).to_rfc3339(),
+            "test_type": "bowie_dick", "passed": true}))
+        .await;
+    // A gravity steriliser takes no air-removal test.
+    assert!(
+        res.status() == 201 || res.status() == 422,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+}

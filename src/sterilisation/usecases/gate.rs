@@ -1,0 +1,288 @@
+//! Whether a pack may be used, as the records stood at a moment. This is the one place that
+//! gathers what a pack's state depends on; the pack views, the session start and the compliance
+//! view all judge packs through it, so none of them can release what another holds.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::{
+    air_removal_tests, cycles, spore_test_results, spore_tests, steriliser_status_changes,
+    sterilisers,
+};
+use crate::db::DbConn;
+use crate::error::AppResult;
+use crate::jurisdiction::profiles::Profile;
+use crate::records::as_of;
+use crate::sterilisation::model::*;
+use crate::sterilisation::store::{CycleRow, PackRow, StatusChangeRow, SteriliserRow};
+
+/// A steriliser as it stood at a moment: its versions and status changes so far, and what its
+/// record says about the loads it runs.
+#[derive(Debug, Clone)]
+pub struct SteriliserAt {
+    pub versions: Vec<SteriliserRow>,
+    pub statuses: Vec<StatusChangeRow>,
+    pub record: SteriliserRecord,
+}
+
+impl SteriliserAt {
+    pub fn current(&self) -> Option<&SteriliserRow> {
+        self.versions.last()
+    }
+
+    pub fn status(&self) -> Option<&StatusChangeRow> {
+        self.statuses.last()
+    }
+}
+
+/// The rules of the clinic's profile a load is judged by.
+pub fn load_rules(profile: &Profile, tz: chrono_tz::Tz) -> LoadRules {
+    let s = &profile.sterilisation;
+    LoadRules {
+        spore_test_interval_days: s.spore_test_interval_days.value,
+        spore_test_after_events: s.spore_test_after_events.value == Some(true),
+        daily_air_removal_test: s.daily_air_removal_test.value == Some(true),
+        load_indicator_min_type: s.load_indicator_min_type.value,
+        tz,
+    }
+}
+
+/// Every steriliser of the clinic as it stood at `at`.
+pub fn sterilisers_at(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    at: NaiveDateTime,
+) -> AppResult<BTreeMap<String, SteriliserAt>> {
+    let versions: Vec<SteriliserRow> = sterilisers::table
+        .filter(sterilisers::clinic_id.eq(clinic_id))
+        .filter(sterilisers::recorded_at.le(at))
+        .select(SteriliserRow::as_select())
+        .order((sterilisers::id.asc(), sterilisers::version.asc()))
+        .load(conn)?;
+    let statuses: Vec<StatusChangeRow> = steriliser_status_changes::table
+        .filter(steriliser_status_changes::clinic_id.eq(clinic_id))
+        .filter(steriliser_status_changes::changed_at.le(at))
+        .select(StatusChangeRow::as_select())
+        .order((
+            steriliser_status_changes::changed_at.asc(),
+            steriliser_status_changes::id.asc(),
+        ))
+        .load(conn)?;
+    // Every spore test read by `at`, with the start of the load it rode in.
+    let reads: Vec<(String, String, String, NaiveDateTime)> = spore_tests::table
+        .inner_join(
+            spore_test_results::table.on(spore_test_results::spore_test_id.eq(spore_tests::id)),
+        )
+        .inner_join(cycles::table.on(cycles::id.eq(spore_tests::cycle_id)))
+        .filter(spore_tests::clinic_id.eq(clinic_id))
+        .filter(as_of("spore_tests", at))
+        .filter(as_of("cycles", at))
+        .filter(spore_test_results::recorded_at.le(at))
+        .select((
+            spore_tests::steriliser_id,
+            spore_test_results::result,
+            spore_test_results::control_result,
+            cycles::started_at,
+        ))
+        .load(conn)?;
+    let air: Vec<(String, NaiveDateTime)> = air_removal_tests::table
+        .filter(air_removal_tests::clinic_id.eq(clinic_id))
+        .filter(as_of("air_removal_tests", at))
+        .filter(air_removal_tests::passed.eq(true))
+        .filter(air_removal_tests::performed_at.le(at))
+        .select((
+            air_removal_tests::steriliser_id,
+            air_removal_tests::performed_at,
+        ))
+        .load(conn)?;
+
+    let mut out: BTreeMap<String, SteriliserAt> = BTreeMap::new();
+    for v in versions {
+        out.entry(v.id.clone())
+            .or_insert_with(|| SteriliserAt {
+                versions: Vec::new(),
+                statuses: Vec::new(),
+                record: SteriliserRecord::default(),
+            })
+            .versions
+            .push(v);
+    }
+    for s in statuses {
+        if let Some(at) = out.get_mut(&s.steriliser_id) {
+            at.statuses.push(s);
+        }
+    }
+    for (id, result, control, started) in reads {
+        if let Some(at) = out.get_mut(&id) {
+            at.record.reads.push(read_test(&result, &control, started));
+        }
+    }
+    for (id, performed) in air {
+        if let Some(at) = out.get_mut(&id) {
+            at.record.air_removal_passes.push(performed);
+        }
+    }
+    for s in out.values_mut() {
+        s.record.pre_vacuum = match s.current() {
+            Some(c) => SteriliserKind::from_db(&c.kind)? == SteriliserKind::PreVacuum,
+            None => false,
+        };
+        let versions: Vec<&SteriliserRow> = s.versions.iter().collect();
+        let statuses: Vec<&StatusChangeRow> = s.statuses.iter().collect();
+        s.record.last_event = last_test_event(&versions, &statuses);
+    }
+    Ok(out)
+}
+
+/// A stored reading, fail-safe: only a valid negative reads as negative.
+pub fn read_test(result: &str, control: &str, cycle_started_at: NaiveDateTime) -> ReadTest {
+    ReadTest {
+        cycle_started_at,
+        result: if is_valid_negative(result, control) {
+            SporeResult::Negative
+        } else {
+            SporeResult::Positive
+        },
+        valid: matches!(ControlResult::from_db(control), Ok(ControlResult::Growth)),
+    }
+}
+
+/// The latest relocation or return from repair, each of which needs a passing spore test before
+/// loads are released again. A return from a positive test's quarantine is not one: its passing
+/// retest came first.
+pub fn last_test_event(
+    versions: &[&SteriliserRow],
+    statuses: &[&StatusChangeRow],
+) -> Option<TestEvent> {
+    let moved = versions
+        .windows(2)
+        .filter(|w| w[0].location != w[1].location)
+        .map(|w| TestEvent {
+            at: w[1].recorded_at,
+            what: format!(
+                "relocated to {}",
+                w[1].location.as_deref().unwrap_or("an unrecorded place")
+            ),
+        })
+        .next_back();
+    let repaired = statuses
+        .windows(2)
+        .filter(|w| !w[0].in_service && w[0].cause != "spore_test_positive" && w[1].in_service)
+        .map(|w| TestEvent {
+            at: w[1].changed_at,
+            what: format!("returned to service after \"{}\"", w[0].reason),
+        })
+        .next_back();
+    [moved, repaired].into_iter().flatten().max_by_key(|e| e.at)
+}
+
+/// A load judged as the records stood at a moment: its biological result, its outcome, and the
+/// facts each of its packs is judged on.
+#[derive(Debug, Clone)]
+pub struct JudgedLoad {
+    pub biological: Biological,
+    pub outcome: Outcome,
+    pub packs: HashMap<String, PackFacts>,
+}
+
+/// Judges `loads` and their `packs` as the records stood at `at`. `used` holds the codes of the
+/// packs opened in a session that had started by then.
+#[allow(clippy::too_many_arguments)]
+pub fn judge_loads(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    rules: &LoadRules,
+    sterilisers: &BTreeMap<String, SteriliserAt>,
+    loads: &[CycleRow],
+    packs: &[PackRow],
+    used: &HashSet<String>,
+    at: NaiveDateTime,
+) -> AppResult<HashMap<String, JudgedLoad>> {
+    let ids: Vec<&str> = loads.iter().map(|c| c.id.as_str()).collect();
+    // Each load's own spore tests, read or not by `at`.
+    let tests: Vec<(String, Option<(String, String)>)> = spore_tests::table
+        .left_join(
+            spore_test_results::table.on(spore_test_results::spore_test_id
+                .eq(spore_tests::id)
+                .and(spore_test_results::recorded_at.le(at))),
+        )
+        .filter(spore_tests::clinic_id.eq(clinic_id))
+        .filter(spore_tests::cycle_id.eq_any(&ids))
+        .filter(as_of("spore_tests", at))
+        .select((
+            spore_tests::cycle_id,
+            (
+                spore_test_results::result,
+                spore_test_results::control_result,
+            )
+                .nullable(),
+        ))
+        .load(conn)?;
+    let empty = SteriliserRecord::default();
+    let mut out = HashMap::new();
+    for load in loads {
+        // With several tests in one load, a positive outweighs an invalid, which outweighs a
+        // pending, which outweighs a negative.
+        let biological = tests
+            .iter()
+            .filter(|(cycle, _)| *cycle == load.id)
+            .map(|(_, read)| {
+                let read = read.as_ref().map(|(r, c)| {
+                    let t = read_test(r, c, load.started_at);
+                    (t.result, t.valid)
+                });
+                crate::sterilisation::model::biological(true, read)
+            })
+            .max_by_key(|b| match b {
+                Biological::Positive => 4,
+                Biological::Invalid => 3,
+                Biological::Pending => 2,
+                Biological::Negative => 1,
+                Biological::None => 0,
+            })
+            .unwrap_or(Biological::None);
+        let own: Vec<&PackRow> = packs.iter().filter(|p| p.cycle_id == load.id).collect();
+        let mechanical = load.peak_temperature_c >= load.program_temperature_c
+            && load.hold_minutes >= load.program_hold_minutes;
+        let outcome = cycle_outcome(
+            mechanical,
+            load.load_indicator_passed,
+            own.iter().map(|p| p.indicator_passed != Some(false)),
+            biological,
+        );
+        let record = sterilisers
+            .get(&load.steriliser_id)
+            .map_or(&empty, |s| &s.record);
+        let lookback = lookback_windows(&record.reads);
+        let checks = load_checks(load.started_at, load.load_indicator_type, record, rules);
+        let packs = own
+            .iter()
+            .map(|p| {
+                let facts = PackFacts {
+                    used: used.contains(&p.code),
+                    cycle_outcome: outcome,
+                    cycle_started_at: load.started_at,
+                    biological,
+                    lookback: lookback.clone(),
+                    expires_at: p
+                        .shelf_life_days
+                        .and_then(|d| u32::try_from(d).ok())
+                        .map(|d| pack_expiry(load.finished_at, d, rules.tz)),
+                    checks: checks.clone(),
+                };
+                (p.code.clone(), facts)
+            })
+            .collect();
+        out.insert(
+            load.id.clone(),
+            JudgedLoad {
+                biological,
+                outcome,
+                packs,
+            },
+        );
+    }
+    Ok(out)
+}
