@@ -538,8 +538,11 @@ pub fn generate(
         .map(|a| password::hash(&a.password).map_err(AppError::internal))
         .collect::<AppResult<Vec<_>>>()?;
 
+    // The clinic opens the day before its first working day, to commission its sterilisers:
+    // no load is released until a steriliser has passed a spore test.
+    let commissioning = first - Duration::days(1);
     let opened = tz
-        .from_local_datetime(&first.and_hms_opt(6, 0, 0).unwrap_or_default())
+        .from_local_datetime(&commissioning.and_hms_opt(6, 0, 0).unwrap_or_default())
         .earliest()
         .map(|t| t.naive_utc())
         .unwrap_or_default();
@@ -616,13 +619,22 @@ pub fn generate(
             "chamber_litres": 20.0, "location": "Decontamination room (backup)"}))?)?;
         Ok((id_of(&a)?, id_of(&b)?))
     })?;
+    // Commissioning: a spore test in an empty load of each steriliser, read by the evening.
+    db::begin_write(&mut *g.conn)?;
+    let result = (|| {
+        g.air_removal(&main, g.at(commissioning, 7, 0))?;
+        g.spore_test(&main, 0, g.at(commissioning, 7, 30), false, false, false)?;
+        g.spore_test(&backup, 1, g.at(commissioning, 7, 45), true, false, false)?;
+        g.catch_up(g.at(commissioning, 20, 0))
+    })();
+    db::finish(&mut *g.conn, result)?;
     let staff: Vec<String> = accounts[..3].iter().map(|a| a.user_id.clone()).collect();
     g.on(setup_at + Duration::minutes(5), |g| {
         for u in &staff {
-            g.credentials_for(u, first)?;
+            g.credentials_for(u, commissioning)?;
         }
-        g.cartridge_lot = g.receive_lot(first, "needle_cartridge")?;
-        g.pigment_lot = g.receive_lot(first, "pigment")?;
+        g.cartridge_lot = g.receive_lot(commissioning, "needle_cartridge")?;
+        g.pigment_lot = g.receive_lot(commissioning, "pigment")?;
         Ok(())
     })?;
 
@@ -802,10 +814,14 @@ fn one_day(
                 lots::usecases::recall_lot(conn, &owner, &clinic, &lot, &recall)
             })
         })?;
-        milestones.recalled_lot = lot;
+        milestones.recalled_lot = lot.clone();
         let replacement = g.at(day, 21, 45);
         g.on(replacement, |g| {
             g.cartridge_lot = g.receive_lot(day, "needle_cartridge")?;
+            let (conn, owner, clinic) = (&mut *g.conn, g.owner.clone(), g.clinic.clone());
+            let withdrawal = input(json!({
+                "reason": "remaining cartridges returned to the supplier under the recall"}))?;
+            lots::usecases::withdraw_lot(conn, &owner, &clinic, &lot, &withdrawal)?;
             Ok(())
         })?;
     }

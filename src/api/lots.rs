@@ -15,7 +15,7 @@ use crate::error::{AppError, AppResult, Problem};
 use crate::lots::gs1::{self, Scan};
 use crate::lots::model::{LotInput, LotKind};
 use crate::lots::store::LotFilter;
-use crate::lots::usecases::{self, LotView, RecallRequest};
+use crate::lots::usecases::{self, LotView, RecallRequest, WithdrawalRequest};
 use crate::records::AmendmentRequest;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -24,7 +24,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(parse_barcode)
         .service(get_lot)
         .service(amend_lot)
-        .service(recall_lot);
+        .service(recall_lot)
+        .service(withdraw_lot);
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -213,6 +214,40 @@ async fn recall_lot(
         crate::reactions::run(conn, &profiles, &ctx, |conn| {
             usecases::recall_lot(conn, &ctx, &clinic, &id, &req)
         })
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Record that a lot's remaining stock was taken off the shelf (returned to the supplier or
+/// destroyed), owner only, with what happened to it. A recalled or expired lot then stops being
+/// a finding, and the lot can no longer be used in a session. Recorded once; never undone.
+#[utoipa::path(tag = "lots", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Lot id")),
+    request_body = WithdrawalRequest,
+    responses(
+        (status = 201, body = LotView),
+        Forbidden,
+        NotFound,
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "Already withdrawn"),
+        Unprocessable,
+    ))]
+#[post("/lots/{id}/withdraw")]
+async fn withdraw_lot(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+    body: ValidJson<WithdrawalRequest>,
+) -> AppResult<HttpResponse> {
+    access.require_owner()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, req) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner()?,
+    );
+    let view = db::run(&state.pool, move |conn| {
+        usecases::withdraw_lot(conn, &ctx, &clinic, &id, &req)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))

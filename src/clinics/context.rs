@@ -55,6 +55,14 @@ pub fn profile<'p>(profiles: &'p Profiles, clinic: &ClinicRow) -> AppResult<&'p 
     })
 }
 
+/// The clinic's own date now: dates a person reads (a lot's expiry, a birthday, a certificate's
+/// issue) turn at the clinic's midnight, not at UTC's.
+pub fn today(conn: &mut DbConn, clinic_id: &str) -> AppResult<NaiveDate> {
+    let clinic = super::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+    let tz = time_zone(&clinic)?;
+    Ok(crate::clock::now().with_timezone(&tz).date_naive())
+}
+
 /// The clinic-local day that holds `at`, as UTC bounds.
 pub fn local_day(at: NaiveDateTime, tz: Tz) -> (NaiveDate, NaiveDateTime, NaiveDateTime) {
     let today = at.and_utc().with_timezone(&tz).date_naive();

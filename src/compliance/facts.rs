@@ -22,8 +22,9 @@ use crate::audit::store::AuditEventRow;
 use crate::credentials::model::{eligibility, CredentialFact, CredentialKind};
 use crate::credentials::store::{CredentialRow, VerificationRow};
 use crate::db::schema::{
-    audit_events, credential_verifications, credentials, cycles,
-    incident_closures, incident_follow_ups, incidents, lot_recalls, lots, packs, session_lots, session_starts, spore_test_results, spore_tests,
+    audit_events, credential_verifications, credentials, cycles, incident_closures,
+    incident_follow_ups, incidents, lot_recalls, lot_withdrawals, lots, packs, session_lots,
+    session_starts, spore_test_results, spore_tests,
 };
 use crate::db::DbConn;
 use crate::error::AppResult;
@@ -35,8 +36,8 @@ use crate::lots::model::{lot_status, LotKind};
 use crate::lots::store::LotRow;
 use crate::records::as_of;
 use crate::sterilisation::model::{load_checks, LoadRules};
-use crate::sterilisation::usecases::gate::{judge_loads, load_rules, SteriliserAt};
 use crate::sterilisation::store::{CycleRow, PackRow};
+use crate::sterilisation::usecases::gate::{judge_loads, load_rules, SteriliserAt};
 
 /// Load starts of each steriliser's valid negative spore tests read by the moment judged.
 
@@ -180,9 +181,18 @@ fn lots_at(
         .load::<(String, NaiveDateTime)>(conn)?
         .into_iter()
         .collect();
+    let withdrawn: HashSet<String> = lot_withdrawals::table
+        .filter(lot_withdrawals::clinic_id.eq(clinic_id))
+        .filter(lot_withdrawals::withdrawn_at.le(at))
+        .select(lot_withdrawals::lot_id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
     let horizon = Duration::days(STOCK_HORIZON_DAYS);
     Ok(rows
         .into_iter()
+        // Stock taken off the shelf asks nothing more of the clinic.
+        .filter(|l| !withdrawn.contains(&l.id))
         // Like packs, a lot long expired or long recalled is taken to be off the shelf.
         .filter(|l| match recalled.get(&l.id) {
             Some(when) => *when >= at - horizon,
@@ -404,7 +414,16 @@ fn stock_at(
         crate::sterilisation::store::used_pack_codes(conn, clinic_id, &codes, at)?
             .into_iter()
             .collect();
-    let judged = judge_loads(conn, clinic_id, rules, sterilisers, &recent, &made, &used, at)?;
+    let judged = judge_loads(
+        conn,
+        clinic_id,
+        rules,
+        sterilisers,
+        &recent,
+        &made,
+        &used,
+        at,
+    )?;
     let by_id: HashMap<&str, &CycleRow> = recent.iter().map(|c| (c.id.as_str(), c)).collect();
     Ok(made
         .iter()

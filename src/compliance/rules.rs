@@ -326,7 +326,10 @@ pub fn stock(p: &Profile, f: &Facts) -> Vec<Finding> {
             }
             PackCause::SteriliserNotQualified if pack.facts.checks.unqualified.is_some() => {
                 match st.spore_test_after_events.value {
-                    Some(true) => (Rule::SporeTestAfterEvent, &st.spore_test_after_events.source),
+                    Some(true) => (
+                        Rule::SporeTestAfterEvent,
+                        &st.spore_test_after_events.source,
+                    ),
                     _ => (Rule::SporeTestInterval, &st.spore_test_interval_days.source),
                 }
             }
@@ -441,7 +444,10 @@ pub fn lots(f: &Facts) -> Vec<Finding> {
                     Rule::LotRecalled,
                     Severity::Blocker,
                     subject,
-                    format!("{} is recalled: do not use it; quarantine the stock", l.label),
+                    format!(
+                        "{} is recalled: do not use it; quarantine the stock",
+                        l.label
+                    ),
                     reference,
                     None,
                 )),
@@ -463,7 +469,7 @@ pub fn lots(f: &Facts) -> Vec<Finding> {
                         Some(end_of_day(l.expiry_date, f.tz)),
                     ))
                 }
-                LotStatus::Usable => None,
+                LotStatus::Usable | LotStatus::Withdrawn => None,
             }
         })
         .collect()
@@ -585,8 +591,8 @@ pub fn evaluate(p: &Profile, f: &Facts) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sterilisation::model::{pack_state, Biological, LoadChecks, Outcome, PackFacts};
     use crate::jurisdiction::profiles::Profiles;
+    use crate::sterilisation::model::{pack_state, Biological, LoadChecks, Outcome, PackFacts};
 
     fn at(d: u32, h: u32) -> NaiveDateTime {
         NaiveDate::from_ymd_opt(2026, 11, d)

@@ -248,6 +248,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    lot_withdrawals (lot_id) {
+        lot_id -> Text,
+        clinic_id -> Text,
+        reason -> Text,
+        withdrawn_by -> Nullable<Text>,
+        withdrawn_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     credentials (id, version) {
         id -> Text,
         version -> Integer,
@@ -558,6 +568,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     air_removal_tests,
     lots,
     lot_recalls,
+    lot_withdrawals,
     credentials,
     credential_verifications,
     checklist_templates,

@@ -149,6 +149,8 @@ pub enum LotStatus {
     Expired,
     /// Recalled by the manufacturer or a regulator: must not be used on a client.
     Recalled,
+    /// Its stock was taken off the shelf (returned or destroyed): there is none left to use.
+    Withdrawn,
 }
 
 /// Whether a lot may be used on `on`: a recall always wins; a lot is usable through its expiry

@@ -3,7 +3,7 @@
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
-use crate::db::schema::{lot_recalls, lots};
+use crate::db::schema::{lot_recalls, lot_withdrawals, lots};
 use crate::db::DbConn;
 use crate::records::current;
 
@@ -157,6 +157,37 @@ pub fn recalls_of(
         .filter(lot_recalls::clinic_id.eq(clinic_id))
         .filter(lot_recalls::lot_id.eq_any(lot_ids))
         .select(RecallRow::as_select())
+        .load(conn)
+}
+
+/// The remaining stock of a lot taken off the shelf: it is no longer in stock, so a recall or
+/// expiry no longer asks anything of the clinic.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = lot_withdrawals)]
+pub struct WithdrawalRow {
+    pub lot_id: String,
+    pub clinic_id: String,
+    pub reason: String,
+    pub withdrawn_by: Option<String>,
+    pub withdrawn_at: NaiveDateTime,
+}
+
+pub fn insert_withdrawal(conn: &mut DbConn, row: &WithdrawalRow) -> QueryResult<()> {
+    diesel::insert_into(lot_withdrawals::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn withdrawals_of(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    lot_ids: &[String],
+) -> QueryResult<Vec<WithdrawalRow>> {
+    lot_withdrawals::table
+        .filter(lot_withdrawals::clinic_id.eq(clinic_id))
+        .filter(lot_withdrawals::lot_id.eq_any(lot_ids))
+        .select(WithdrawalRow::as_select())
         .load(conn)
 }
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::model::*;
-use super::store::{self, LotFilter, LotRow, RecallRow};
+use super::store::{self, LotFilter, LotRow, RecallRow, WithdrawalRow};
 use crate::audit::{self, AuditContext};
 use crate::db::{self, to_utc, DbConn};
 use crate::error::{AppError, AppResult};
@@ -30,10 +30,26 @@ pub struct LotView {
     /// Whether the lot may be used on a client today.
     pub status: LotStatus,
     pub recall: Option<RecallView>,
+    /// When the remaining stock was taken off the shelf, and why.
+    pub withdrawal: Option<WithdrawalView>,
     pub recorded_at: DateTime<Utc>,
     pub recorded_by: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<VersionView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WithdrawalView {
+    pub reason: String,
+    pub withdrawn_by: Option<String>,
+    pub withdrawn_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawalRequest {
+    /// What happened to the stock, e.g. "returned to the supplier under recall FSN-2026-11".
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -89,17 +105,41 @@ fn lot_row(
     }
 }
 
-fn lot_view(row: &LotRow, recall: Option<&RecallRow>, today: NaiveDate) -> AppResult<LotView> {
+/// What is known of a lot's stock beyond its record: a recall, and the stock's withdrawal.
+#[derive(Default)]
+struct Stock<'a> {
+    recall: Option<&'a RecallRow>,
+    withdrawal: Option<&'a WithdrawalRow>,
+}
+
+fn stock_of<'a>(recalls: &'a [RecallRow], withdrawals: &'a [WithdrawalRow], id: &str) -> Stock<'a> {
+    Stock {
+        recall: recalls.iter().find(|r| r.lot_id == id),
+        withdrawal: withdrawals.iter().find(|w| w.lot_id == id),
+    }
+}
+
+fn lot_view(row: &LotRow, stock: Stock<'_>, today: NaiveDate) -> AppResult<LotView> {
+    let Stock { recall, withdrawal } = stock;
     Ok(LotView {
         id: row.id.clone(),
         version: row.version,
         fields: lot_fields(row)?,
-        status: lot_status(row.expiry_date, recall.is_some(), today),
+        status: if withdrawal.is_some() {
+            LotStatus::Withdrawn
+        } else {
+            lot_status(row.expiry_date, recall.is_some(), today)
+        },
         recall: recall.map(|r| RecallView {
             reason: r.reason.clone(),
             reference: r.reference.clone(),
             recalled_by: r.recalled_by.clone(),
             recalled_at: to_utc(r.recalled_at),
+        }),
+        withdrawal: withdrawal.map(|w| WithdrawalView {
+            reason: w.reason.clone(),
+            withdrawn_by: w.withdrawn_by.clone(),
+            withdrawn_at: to_utc(w.withdrawn_at),
         }),
         recorded_at: to_utc(row.recorded_at),
         recorded_by: row.recorded_by.clone(),
@@ -136,7 +176,7 @@ pub fn receive_lot(
         }
         let row = lot_row(db::new_id(), 1, clinic_id, &input, ctx, None);
         store::insert_lot(conn, &row)?;
-        let view = lot_view(&row, None, today)?;
+        let view = lot_view(&row, Stock::default(), today)?;
         audit::append(
             conn,
             clinic_id,
@@ -180,8 +220,12 @@ pub fn amend_lot(
             Some(reason.clone()),
         );
         store::insert_lot(conn, &row)?;
-        let recall = store::recalls_of(conn, clinic_id, &[id.to_owned()])?;
-        let view = lot_view(&row, recall.first(), today)?;
+        let ids = [id.to_owned()];
+        let (recalls, withdrawals) = (
+            store::recalls_of(conn, clinic_id, &ids)?,
+            store::withdrawals_of(conn, clinic_id, &ids)?,
+        );
+        let view = lot_view(&row, stock_of(&recalls, &withdrawals, id), today)?;
         audit::append(
             conn,
             clinic_id,
@@ -232,7 +276,13 @@ pub fn recall_lot(
             recalled_at: db::now(),
         };
         store::insert_recall(conn, &recall)?;
-        let view = lot_view(&row, Some(&recall), crate::clock::now().date_naive())?;
+        let withdrawals = store::withdrawals_of(conn, clinic_id, &[id.to_owned()])?;
+        let today = crate::clinics::context::today(conn, clinic_id)?;
+        let stock = Stock {
+            recall: Some(&recall),
+            withdrawal: withdrawals.first(),
+        };
+        let view = lot_view(&row, stock, today)?;
         audit::append(
             conn,
             clinic_id,
@@ -262,8 +312,13 @@ pub fn recall_lot(
 
 pub fn get_lot(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<LotView> {
     let row = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
-    let recall = store::recalls_of(conn, clinic_id, &[id.to_owned()])?;
-    let mut view = lot_view(&row, recall.first(), crate::clock::now().date_naive())?;
+    let ids = [id.to_owned()];
+    let (recalls, withdrawals) = (
+        store::recalls_of(conn, clinic_id, &ids)?,
+        store::withdrawals_of(conn, clinic_id, &ids)?,
+    );
+    let today = crate::clinics::context::today(conn, clinic_id)?;
+    let mut view = lot_view(&row, stock_of(&recalls, &withdrawals, id), today)?;
     view.history = history_of(&store::lot_history(conn, clinic_id, id)?, lot_fields)?;
     Ok(view)
 }
@@ -284,11 +339,67 @@ pub fn list_lots(
     let next = cut_page(&mut rows, filter.limit, |r| r.id.clone());
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let recalls = store::recalls_of(conn, clinic_id, &ids)?;
-    let today = crate::clock::now().date_naive();
+    let withdrawals = store::withdrawals_of(conn, clinic_id, &ids)?;
+    let today = crate::clinics::context::today(conn, clinic_id)?;
     Ok((
         rows.iter()
-            .map(|r| lot_view(r, recalls.iter().find(|x| x.lot_id == r.id), today))
+            .map(|r| lot_view(r, stock_of(&recalls, &withdrawals, &r.id), today))
             .collect::<AppResult<_>>()?,
         next,
     ))
+}
+
+/// Records that the lot's remaining stock was taken off the shelf (returned or destroyed): a
+/// recalled or expired lot then asks nothing more of the clinic, and it can no longer be used.
+pub fn withdraw_lot(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    id: &str,
+    req: &WithdrawalRequest,
+) -> AppResult<LotView> {
+    let reason = req.reason.trim().to_owned();
+    if reason.is_empty() {
+        return Err(AppError::invalid(
+            "reason",
+            "is required: say what happened to the stock",
+        ));
+    }
+    if reason.chars().count() > 2000 {
+        return Err(AppError::invalid(
+            "reason",
+            "must be at most 2000 characters",
+        ));
+    }
+    audit::audited(conn, clinic_id, |conn| {
+        let row = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        let ids = [id.to_owned()];
+        if !store::withdrawals_of(conn, clinic_id, &ids)?.is_empty() {
+            return Err(AppError::Conflict(
+                "this lot's stock is already withdrawn".into(),
+            ));
+        }
+        let withdrawal = WithdrawalRow {
+            lot_id: id.to_owned(),
+            clinic_id: clinic_id.to_owned(),
+            reason: reason.clone(),
+            withdrawn_by: ctx.actor.id().map(str::to_owned),
+            withdrawn_at: db::now(),
+        };
+        store::insert_withdrawal(conn, &withdrawal)?;
+        let recalls = store::recalls_of(conn, clinic_id, &ids)?;
+        let today = crate::clinics::context::today(conn, clinic_id)?;
+        let stock = Stock {
+            recall: recalls.first(),
+            withdrawal: Some(&withdrawal),
+        };
+        let view = lot_view(&row, stock, today)?;
+        audit::append(
+            conn,
+            clinic_id,
+            ctx,
+            event("lot.withdrawn", "lot", id, payload(&view), Some(reason)),
+        )?;
+        Ok(view)
+    })
 }

@@ -188,6 +188,10 @@ pub fn refusals(f: &StartFacts) -> Vec<FieldError> {
                 format!("lots.{id}"),
                 format!("{label} is expired"),
             )),
+            LotStatus::Withdrawn => out.push(FieldError::new(
+                format!("lots.{id}"),
+                format!("{label} was withdrawn from stock"),
+            )),
             LotStatus::Recalled => out.push(FieldError::new(
                 format!("lots.{id}"),
                 format!("{label} is recalled"),

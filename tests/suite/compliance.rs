@@ -108,7 +108,7 @@ async fn findings_follow_the_records() {
     let v = view(&app).await;
     assert_eq!(
         rules_for(&v, &format!("lot:{}", lot["id"].as_str().unwrap())),
-        [("lot_recalled".to_owned(), "warning".to_owned())]
+        [("lot_recalled".to_owned(), "blocker".to_owned())]
     );
     assert_eq!(
         rules_for(
@@ -242,7 +242,7 @@ async fn the_view_as_of_a_past_moment_ignores_what_came_later() {
         .contains(&("spore_test_after_event".to_owned(), "blocker".to_owned())));
     assert_eq!(
         rules_for(&now, &format!("lot:{lot_id}")),
-        [("lot_recalled".to_owned(), "warning".to_owned())]
+        [("lot_recalled".to_owned(), "blocker".to_owned())]
     );
     assert!(rules_for(&now, &format!("member:{}", app.technician.user_id)).is_empty());
     assert_eq!(rules_for(&now, &format!("member:{owner_id}")).len(), 1);
@@ -305,6 +305,7 @@ async fn packs_on_the_shelf_from_a_failed_load_or_past_their_shelf_life_are_flag
         .await)
     .await;
     let sid = s["id"].as_str().unwrap();
+    common::qualify_steriliser(&app, sid, 100, Utc::now() - Duration::hours(50)).await;
     ok(app
         .request(Method::PUT, &app.clinic_path("/settings"), o)
         .json(&json!({"pack_shelf_life_days": 1}))
@@ -342,7 +343,7 @@ async fn packs_on_the_shelf_from_a_failed_load_or_past_their_shelf_life_are_flag
     );
     assert_eq!(
         rules_for(&v, &format!("pack:{}", code(&old))),
-        [("pack_shelf_life".to_owned(), "warning".to_owned())]
+        [("pack_shelf_life".to_owned(), "blocker".to_owned())]
     );
     assert!(rules_for(&v, &format!("pack:{}", code(&fresh))).is_empty());
 }
@@ -480,9 +481,9 @@ async fn packs_from_a_load_run_while_the_spore_test_was_overdue_wait_for_the_nex
             .as_array()
             .unwrap()
             .iter()
-            .any(|f| f["rule"] == "load_release"
+            .any(|f| f["rule"] == "spore_test_interval"
                 && f["subject"] == format!("pack:{code}").as_str()
-                && f["severity"] == "warning"),
+                && f["severity"] == "blocker"),
         "{held}"
     );
     // A spore test in a later load reads negative: the pack is released.

@@ -76,7 +76,15 @@ async fn the_demo_clinic_lives_its_history() {
     .await;
     assert!(!recalled["sessions"].as_array().unwrap().is_empty());
 
-    // Now: the recall and the open incident show; nothing blocks.
+    // The recalled stock went back to the supplier: the lot says so, and asks nothing more.
+    let lot = get(path(&format!("/lots/{}", demo.recalled_lot_id)), &owner).await;
+    assert_eq!(lot["status"], "withdrawn", "{lot}");
+    assert!(
+        lot["recall"].is_object() && lot["withdrawal"].is_object(),
+        "{lot}"
+    );
+
+    // Now: the open incident shows; nothing blocks.
     let now = get(path("/compliance"), &inspector).await;
     let rules: Vec<&str> = now["findings"]
         .as_array()
@@ -85,7 +93,7 @@ async fn the_demo_clinic_lives_its_history() {
         .map(|f| f["rule"].as_str().unwrap())
         .collect();
     assert_eq!(now["summary"]["blocker"], 0, "{now}");
-    assert!(rules.contains(&"lot_recalled"), "{now}");
+    assert!(!rules.contains(&"lot_recalled"), "{now}");
     assert!(rules.contains(&"incident_follow_up"), "{now}");
 
     // As of the morning the test was read positive, the steriliser was quarantined.

@@ -438,7 +438,16 @@ mod tests {
             PackState::Used
         );
         // What the steriliser's record says holds or quarantines the pack too.
-        let with = |checks: LoadChecks| pack_state(&PackFacts { checks, ..base.clone() }, now).0;
+        let with = |checks: LoadChecks| {
+            pack_state(
+                &PackFacts {
+                    checks,
+                    ..base.clone()
+                },
+                now,
+            )
+            .0
+        };
         assert_eq!(
             with(LoadChecks {
                 unqualified: Some("its steriliser has no passing spore test on record".into()),
@@ -507,7 +516,9 @@ mod tests {
             what: "relocated to room 2".into(),
         });
         assert!(load_checks(load, 5, &record, &rules).unqualified.is_some());
-        record.reads.push(negative(load + chrono::Duration::hours(1)));
+        record
+            .reads
+            .push(negative(load + chrono::Duration::hours(1)));
         assert!(load_checks(load, 5, &record, &rules).unqualified.is_none());
     }
 

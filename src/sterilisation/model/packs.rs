@@ -95,7 +95,10 @@ pub fn load_checks(
             // passes.
             Some(e) if rules.spore_test_after_events && e.at <= load_started => {
                 (!negatives.iter().any(|n| *n > e.at)).then(|| {
-                    format!("its steriliser was {} and has not passed a spore test since", e.what)
+                    format!(
+                        "its steriliser was {} and has not passed a spore test since",
+                        e.what
+                    )
                 })
             }
             _ => negatives
@@ -158,7 +161,11 @@ pub enum PackCause {
 /// spore test of its own load still incubating.
 pub fn pack_judgement(f: &PackFacts, now: NaiveDateTime) -> (PackState, String, PackCause) {
     if f.used {
-        return (PackState::Used, "opened for a client session".into(), PackCause::Used);
+        return (
+            PackState::Used,
+            "opened for a client session".into(),
+            PackCause::Used,
+        );
     }
     if f.cycle_outcome == Outcome::Fail {
         return (
@@ -250,7 +257,8 @@ pub fn effective_shelf_life(clinic: Option<i32>, jurisdiction: Option<u32>) -> O
 /// The end of a pack's shelf life: the end of the clinic-local day `days` after the day its
 /// load finished, whatever the clock does in between.
 pub fn pack_expiry(finished_at: NaiveDateTime, days: u32, tz: chrono_tz::Tz) -> NaiveDateTime {
-    let day = finished_at.and_utc().with_timezone(&tz).date_naive() + Duration::days(i64::from(days));
+    let day =
+        finished_at.and_utc().with_timezone(&tz).date_naive() + Duration::days(i64::from(days));
     crate::clinics::context::end_of_day(day, tz)
 }
 

@@ -474,25 +474,46 @@ pub async fn qualify_steriliser(
             "peak_temperature_c": 135.0, "peak_pressure_kpa": 313.0, "hold_minutes": 4.0,
             "load_indicator": {"type": 5, "passed": true}, "packs": []}))
         .await;
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap_or_default());
+    assert_eq!(
+        res.status(),
+        201,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
     let cycle: Value = res.json().await.unwrap();
     let res = app
-        .post(&app.clinic_path("/spore-tests"), o, &json!({
+        .post(
+            &app.clinic_path("/spore-tests"),
+            o,
+            &json!({
             "steriliser_id": steriliser_id, "cycle_id": cycle["id"], "bi_product": "Attest 1292",
             "bi_lot": "2026-07A", "placed_at": (started + Duration::minutes(1)).to_rfc3339(),
-            "incubation": {"kind": "in_house", "hours": 24}}))
+            "incubation": {"kind": "in_house", "hours": 24}}),
+        )
         .await;
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap_or_default());
+    assert_eq!(
+        res.status(),
+        201,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
     let test: Value = res.json().await.unwrap();
     let res = app
         .post(
-            &app.clinic_path(&format!("/spore-tests/{}/result", test["id"].as_str().unwrap())),
+            &app.clinic_path(&format!(
+                "/spore-tests/{}/result",
+                test["id"].as_str().unwrap()
+            )),
             o,
             &json!({"result": "negative", "control_result": "growth",
                     "read_at": (started + Duration::hours(25)).to_rfc3339()}),
         )
         .await;
-    assert!(res.status().is_success(), "{}", res.text().await.unwrap_or_default());
+    assert!(
+        res.status().is_success(),
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
     let res = app
         .post(&app.clinic_path("/air-removal-tests"), o, &json!({
             "steriliser_id": steriliser_id, "performed_at": (load_at - Duration::minutes(1)).to_rfc3339(),
