@@ -321,6 +321,7 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_served() {
         ("/api/v1/clinics/{clinic}/lots/{id}", "get"),
         ("/api/v1/clinics/{clinic}/lots/{id}/amendments", "post"),
         ("/api/v1/clinics/{clinic}/lots/{id}/recall", "post"),
+        ("/api/v1/clinics/{clinic}/lots/{id}/withdraw", "post"),
         ("/api/v1/clinics/{clinic}/credentials", "get"),
         ("/api/v1/clinics/{clinic}/credentials", "post"),
         ("/api/v1/clinics/{clinic}/credentials/{id}", "get"),

@@ -178,6 +178,48 @@ async fn a_recall_makes_a_lot_unusable_once() {
     assert_eq!(recall["reason"], "sterility cannot be assured");
 }
 
+/// A recalled lot on the shelf is a blocker (work with it must stop) until its stock is
+/// withdrawn; the withdrawal is recorded once, by an owner, with what happened to the stock.
+#[actix_web::test]
+async fn a_recalled_lot_blocks_until_its_stock_is_withdrawn() {
+    let app = TestApp::spawn().await;
+    let view = receive(&app, &lot("L-BACK")).await;
+    let id = view["id"].as_str().unwrap();
+    let recall = app.clinic_path(&format!("/lots/{id}/recall"));
+    let res = app
+        .post(&recall, &app.owner, &json!({"reason": "sterility cannot be assured", "reference": "FSN-1"}))
+        .await;
+    assert_eq!(res.status(), 201);
+    let subject = format!("lot:{id}");
+    let severity_of = |v: &Value| {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["subject"] == subject.as_str())
+            .map(|f| (f["rule"].clone(), f["severity"].clone()))
+    };
+    let v: Value = app.get(&app.clinic_path("/compliance"), &app.owner).await.json().await.unwrap();
+    assert_eq!(severity_of(&v), Some((json!("lot_recalled"), json!("blocker"))), "{v}");
+
+    let withdraw = app.clinic_path(&format!("/lots/{id}/withdraw"));
+    let body = json!({"reason": "remaining cartridges returned to the supplier"});
+    assert_problem(app.post(&withdraw, &app.technician, &body).await, 403, None).await;
+    assert_problem(app.post(&withdraw, &app.owner, &json!({"reason": "  "})).await, 422, Some("reason")).await;
+    let res = app.post(&withdraw, &app.owner, &body).await;
+    assert_eq!(res.status(), 201);
+    let withdrawn: Value = res.json().await.unwrap();
+    assert_eq!(withdrawn["status"], "withdrawn");
+    assert_eq!(withdrawn["recall"]["reference"], "FSN-1");
+    assert_eq!(withdrawn["withdrawal"]["reason"], "remaining cartridges returned to the supplier");
+    assert_problem(app.post(&withdraw, &app.owner, &body).await, 409, None).await;
+
+    let v: Value = app.get(&app.clinic_path("/compliance"), &app.owner).await.json().await.unwrap();
+    assert_eq!(severity_of(&v), None, "{v}");
+    let events = app.audit_events().await;
+    assert!(events.iter().any(|e| e["action"] == "lot.withdrawn"));
+}
+
 #[actix_web::test]
 async fn an_expired_lot_says_so_and_amendments_keep_history() {
     let app = TestApp::spawn().await;
@@ -263,6 +305,11 @@ async fn another_clinic_sees_and_changes_no_lot() {
             Method::POST,
             format!("/lots/{id}/recall"),
             json!({"reason": "x", "reference": "y"}),
+        ),
+        (
+            Method::POST,
+            format!("/lots/{id}/withdraw"),
+            json!({"reason": "returned"}),
         ),
         (
             Method::POST,
