@@ -9,7 +9,7 @@ use crate::credentials::model::Eligibility;
 use crate::incidents::model::end_of_day;
 use crate::jurisdiction::profiles::Profile;
 use crate::lots::model::{LotKind, LotStatus};
-use crate::sterilisation::model::{pack_judgement, PackCause, PackState};
+use crate::sterilisation::model::{pack_judgement, PackCause, PackState, Unqualified};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -324,14 +324,16 @@ pub fn stock(p: &Profile, f: &Facts) -> Vec<Finding> {
             PackCause::NoAirRemovalTest => {
                 (Rule::DailyAirRemoval, &st.daily_air_removal_test.source)
             }
-            PackCause::SteriliserNotQualified if pack.facts.checks.unqualified.is_some() => {
-                match st.spore_test_after_events.value {
-                    Some(true) => (
-                        Rule::SporeTestAfterEvent,
-                        &st.spore_test_after_events.source,
-                    ),
-                    _ => (Rule::SporeTestInterval, &st.spore_test_interval_days.source),
-                }
+            PackCause::SteriliserNotQualified
+                if matches!(
+                    pack.facts.checks.unqualified,
+                    Some(Unqualified::SinceEvent(_))
+                ) =>
+            {
+                (
+                    Rule::SporeTestAfterEvent,
+                    &st.spore_test_after_events.source,
+                )
             }
             PackCause::SteriliserNotQualified
             | PackCause::RunWhileOverdue

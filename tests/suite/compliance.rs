@@ -533,3 +533,51 @@ async fn a_clinic_whose_profile_is_not_installed_gets_an_error_that_names_it() {
         );
     }
 }
+
+/// California wants a type 5 integrator in every load: a load with a type 4 indicator is not
+/// released, and the pack view and the compliance view say the same.
+#[actix_web::test]
+async fn a_load_below_the_jurisdictions_indicator_type_is_held_everywhere() {
+    use diesel::connection::SimpleConnection;
+    let app = TestApp::spawn().await;
+    app.raw_connection()
+        .batch_execute(&format!(
+            "UPDATE clinics SET jurisdiction = 'us-ca' WHERE id = '{}'",
+            app.clinic_id
+        ))
+        .unwrap();
+    let o = &app.owner;
+    let s = ok(app
+        .post(
+            &app.clinic_path("/sterilisers"),
+            o,
+            &json!({"make": "Tuttnauer", "model": "2340M", "serial_number": "T1", "kind": "gravity"}),
+        )
+        .await)
+    .await;
+    let sid = s["id"].as_str().unwrap();
+    let started = common::load_time_hours_ago(2);
+    common::qualify_steriliser(&app, sid, 1, started).await;
+    let load = |n: i64, indicator: i64| {
+        json!({
+            "steriliser_id": sid, "cycle_number": n, "program": {"name": "121", "temperature_c": 121.0, "hold_minutes": 30.0},
+            "started_at": started.to_rfc3339(), "finished_at": (started + Duration::minutes(50)).to_rfc3339(),
+            "peak_temperature_c": 122.0, "peak_pressure_kpa": 213.0, "hold_minutes": 31.0,
+            "load_indicator": {"type": indicator, "passed": true}, "packs": [{"contents": "grips"}]})
+    };
+    let type4 = ok(app.post(&app.clinic_path("/cycles"), o, &load(2, 4)).await).await;
+    let type5 = ok(app.post(&app.clinic_path("/cycles"), o, &load(3, 5)).await).await;
+    let code = |c: &Value| c["packs"][0]["code"].as_str().unwrap().to_owned();
+    assert_eq!(type4["packs"][0]["state"], "quarantined", "{type4}");
+    assert!(type4["packs"][0]["state_reason"]
+        .as_str()
+        .unwrap()
+        .contains("type 5"));
+    assert_eq!(type5["packs"][0]["state"], "released", "{type5}");
+    let v = view(&app).await;
+    assert_eq!(
+        rules_for(&v, &format!("pack:{}", code(&type4))),
+        [("load_release".to_owned(), "blocker".to_owned())]
+    );
+    assert!(rules_for(&v, &format!("pack:{}", code(&type5))).is_empty());
+}

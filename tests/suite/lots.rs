@@ -187,7 +187,11 @@ async fn a_recalled_lot_blocks_until_its_stock_is_withdrawn() {
     let id = view["id"].as_str().unwrap();
     let recall = app.clinic_path(&format!("/lots/{id}/recall"));
     let res = app
-        .post(&recall, &app.owner, &json!({"reason": "sterility cannot be assured", "reference": "FSN-1"}))
+        .post(
+            &recall,
+            &app.owner,
+            &json!({"reason": "sterility cannot be assured", "reference": "FSN-1"}),
+        )
         .await;
     assert_eq!(res.status(), 201);
     let subject = format!("lot:{id}");
@@ -199,22 +203,45 @@ async fn a_recalled_lot_blocks_until_its_stock_is_withdrawn() {
             .find(|f| f["subject"] == subject.as_str())
             .map(|f| (f["rule"].clone(), f["severity"].clone()))
     };
-    let v: Value = app.get(&app.clinic_path("/compliance"), &app.owner).await.json().await.unwrap();
-    assert_eq!(severity_of(&v), Some((json!("lot_recalled"), json!("blocker"))), "{v}");
+    let v: Value = app
+        .get(&app.clinic_path("/compliance"), &app.owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        severity_of(&v),
+        Some((json!("lot_recalled"), json!("blocker"))),
+        "{v}"
+    );
 
     let withdraw = app.clinic_path(&format!("/lots/{id}/withdraw"));
     let body = json!({"reason": "remaining cartridges returned to the supplier"});
     assert_problem(app.post(&withdraw, &app.technician, &body).await, 403, None).await;
-    assert_problem(app.post(&withdraw, &app.owner, &json!({"reason": "  "})).await, 422, Some("reason")).await;
+    assert_problem(
+        app.post(&withdraw, &app.owner, &json!({"reason": "  "}))
+            .await,
+        422,
+        Some("reason"),
+    )
+    .await;
     let res = app.post(&withdraw, &app.owner, &body).await;
     assert_eq!(res.status(), 201);
     let withdrawn: Value = res.json().await.unwrap();
     assert_eq!(withdrawn["status"], "withdrawn");
     assert_eq!(withdrawn["recall"]["reference"], "FSN-1");
-    assert_eq!(withdrawn["withdrawal"]["reason"], "remaining cartridges returned to the supplier");
+    assert_eq!(
+        withdrawn["withdrawal"]["reason"],
+        "remaining cartridges returned to the supplier"
+    );
     assert_problem(app.post(&withdraw, &app.owner, &body).await, 409, None).await;
 
-    let v: Value = app.get(&app.clinic_path("/compliance"), &app.owner).await.json().await.unwrap();
+    let v: Value = app
+        .get(&app.clinic_path("/compliance"), &app.owner)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(severity_of(&v), None, "{v}");
     let events = app.audit_events().await;
     assert!(events.iter().any(|e| e["action"] == "lot.withdrawn"));

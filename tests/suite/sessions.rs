@@ -819,3 +819,154 @@ async fn another_clinic_sees_and_changes_no_session_client_or_checklist() {
     }
     assert_eq!(app.audit_events().await.len(), before);
 }
+
+/// One judgement of packs: what the start refuses is a blocker on the view, and a refused start
+/// leaves the pack on the shelf.
+#[actix_web::test]
+async fn the_start_and_the_view_agree_on_every_pack() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let o = &app.owner;
+    let register = |serial: &'static str, kind: &'static str| {
+        let app = &app;
+        async move {
+            created(
+                app.post(
+                    &app.clinic_path("/sterilisers"),
+                    &app.owner,
+                    &json!({"make": "W&H", "model": "Lisa", "serial_number": serial, "kind": kind}),
+                )
+                .await,
+            )
+            .await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let load = |steriliser: &str, n: i64, started: chrono::DateTime<Utc>| {
+        json!({
+            "steriliser_id": steriliser, "cycle_number": n,
+            "program": {"name": "134", "temperature_c": 134.0, "hold_minutes": 3.5},
+            "started_at": started.to_rfc3339(), "finished_at": (started + Duration::minutes(40)).to_rfc3339(),
+            "peak_temperature_c": 135.0, "peak_pressure_kpa": 313.0, "hold_minutes": 4.0,
+            "load_indicator": {"type": 5, "passed": true}, "packs": [{"contents": "grips"}]})
+    };
+    let view = || async {
+        app.get(&app.clinic_path("/compliance"), &app.owner)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let finding = |v: &Value, subject: &str| {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["subject"] == subject)
+            .map(|f| {
+                (
+                    f["rule"].as_str().unwrap().to_owned(),
+                    f["severity"].as_str().unwrap().to_owned(),
+                )
+            })
+    };
+    let pack_state = |code: String| {
+        let app = &app;
+        async move {
+            app.get(&app.clinic_path(&format!("/packs/{code}")), &app.owner)
+                .await
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+
+    // A steriliser never spore-tested: its pack is held, the view says so as a blocker, and the
+    // start refuses it.
+    let untested = register("S-NEW", "gravity").await;
+    let c = created(
+        app.post(
+            &app.clinic_path("/cycles"),
+            o,
+            &load(&untested, 1, common::load_time_hours_ago(3)),
+        )
+        .await,
+    )
+    .await;
+    let held = c["packs"][0]["code"].as_str().unwrap().to_owned();
+    assert_eq!(pack_state(held.clone()).await["state"], "pending");
+    let v = view().await;
+    assert_eq!(
+        finding(&v, &format!("pack:{held}")),
+        Some(("spore_test_interval".into(), "blocker".into())),
+        "{v}"
+    );
+    assert_eq!(
+        finding(&v, &format!("steriliser:{untested}")),
+        Some(("spore_test_interval".into(), "blocker".into())),
+        "{v}"
+    );
+
+    // A load run before that day's air-removal test: the test recorded after it does not clear
+    // it; its pack is quarantined and stays a blocker on the shelf.
+    let late = register("S-LATE", "pre_vacuum").await;
+    common::qualify_steriliser(&app, &late, 1, Utc::now() - Duration::days(5)).await;
+    let started = common::load_time_hours_ago(2);
+    let c = created(
+        app.post(&app.clinic_path("/cycles"), o, &load(&late, 2, started))
+            .await,
+    )
+    .await;
+    let untested_load = c["packs"][0]["code"].as_str().unwrap().to_owned();
+    created(app.post(&app.clinic_path("/air-removal-tests"), o, &json!({"steriliser_id": late,
+        "performed_at": (started + Duration::minutes(45)).to_rfc3339(), "test_type": "bowie_dick", "passed": true})).await).await;
+    let pack = pack_state(untested_load.clone()).await;
+    assert_eq!(pack["state"], "quarantined", "{pack}");
+    assert!(
+        pack["state_reason"]
+            .as_str()
+            .unwrap()
+            .contains("air-removal"),
+        "{pack}"
+    );
+    assert_eq!(
+        finding(&view().await, &format!("pack:{untested_load}")),
+        Some(("daily_air_removal".into(), "blocker".into()))
+    );
+
+    // Both scanned into the session: the start refuses each, and a refused start leaves them on
+    // the shelf, not used.
+    for code in [&held, &untested_load] {
+        created(
+            app.post(
+                &app.clinic_path(&format!("/sessions/{}/packs", s.session)),
+                &app.technician,
+                &json!({"code": code}),
+            )
+            .await,
+        )
+        .await;
+    }
+    let problem = refused_for(&app, &s, &format!("packs.{held}")).await;
+    assert!(
+        problem["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["field"] == format!("packs.{untested_load}")),
+        "{problem}"
+    );
+    assert_eq!(pack_state(held.clone()).await["state"], "pending");
+    assert_eq!(
+        pack_state(untested_load.clone()).await["state"],
+        "quarantined"
+    );
+    let v = view().await;
+    assert!(
+        finding(&v, &format!("pack:{held}")).is_some()
+            && finding(&v, &format!("pack:{untested_load}")).is_some(),
+        "{v}"
+    );
+}

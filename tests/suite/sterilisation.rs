@@ -626,8 +626,26 @@ async fn a_positive_spore_test_quarantines_back_to_the_last_negative_until_a_ret
     assert_eq!(back.status(), 200);
     assert_eq!(back.json::<Value>().await.unwrap()["quarantined"], false);
 
-    // Packs of the suspect loads stay quarantined; new loads are released.
+    // Packs of the suspect loads stay quarantined, and the view still names each one on the
+    // shelf; new loads are released.
     assert_eq!(pack_state(&app, &codes(&c2)[0]).await, "quarantined");
+    let view: Value = app
+        .get(&app.clinic_path("/compliance"), &app.owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    for code in codes(&c2).iter().chain(codes(&c3).iter()) {
+        assert!(
+            view["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["subject"] == format!("pack:{code}").as_str()
+                    && f["severity"] == "blocker"),
+            "{code}: {view}"
+        );
+    }
     let c5 = record(
         &app,
         &app.technician,

@@ -450,7 +450,7 @@ mod tests {
         };
         assert_eq!(
             with(LoadChecks {
-                unqualified: Some("its steriliser has no passing spore test on record".into()),
+                unqualified: Some(Unqualified::NeverTested),
                 ..LoadChecks::default()
             }),
             PackState::Pending

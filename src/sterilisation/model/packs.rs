@@ -62,6 +62,26 @@ pub struct LoadRules {
     pub tz: chrono_tz::Tz,
 }
 
+/// Why a steriliser could not release loads when one ran.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unqualified {
+    /// No passing spore test on record at all.
+    NeverTested,
+    /// Relocated or repaired (the text says which), with no passing test since.
+    SinceEvent(String),
+}
+
+impl Unqualified {
+    pub fn reason(&self) -> String {
+        match self {
+            Self::NeverTested => "its steriliser has no passing spore test on record".into(),
+            Self::SinceEvent(what) => {
+                format!("its steriliser was {what} and has not passed a spore test since")
+            }
+        }
+    }
+}
+
 /// What the steriliser's record and the profile say of one load, beyond its own indicators.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LoadChecks {
@@ -70,7 +90,7 @@ pub struct LoadChecks {
     pub run_while_overdue: bool,
     /// Why the steriliser was not qualified when the load ran (never spore-tested, or relocated
     /// or repaired with no passing test since), while that is still so.
-    pub unqualified: Option<String>,
+    pub unqualified: Option<Unqualified>,
     /// A pre-vacuum load with no passing air-removal test earlier the same clinic-local day.
     pub without_air_removal: bool,
     /// The load's chemical indicator type, and the lowest type the profile accepts.
@@ -94,16 +114,10 @@ pub fn load_checks(
             // Relocated or repaired before this load ran: held until a test run after the event
             // passes.
             Some(e) if rules.spore_test_after_events && e.at <= load_started => {
-                (!negatives.iter().any(|n| *n > e.at)).then(|| {
-                    format!(
-                        "its steriliser was {} and has not passed a spore test since",
-                        e.what
-                    )
-                })
+                (!negatives.iter().any(|n| *n > e.at))
+                    .then(|| Unqualified::SinceEvent(e.what.clone()))
             }
-            _ => negatives
-                .is_empty()
-                .then(|| "its steriliser has no passing spore test on record".to_owned()),
+            _ => negatives.is_empty().then_some(Unqualified::NeverTested),
         }
     };
     let without_air_removal = record.pre_vacuum
@@ -199,7 +213,7 @@ pub fn pack_judgement(f: &PackFacts, now: NaiveDateTime) -> (PackState, String, 
     if let Some(why) = &f.checks.unqualified {
         return (
             PackState::Pending,
-            format!("{why}: hold it until one passes"),
+            format!("{}: hold it until one passes", why.reason()),
             PackCause::SteriliserNotQualified,
         );
     }
