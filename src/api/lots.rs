@@ -122,12 +122,18 @@ async fn receive_lot(
     responses((status = 200, body = Scan), (status = 422, body = Problem, content_type = "application/problem+json", description = "Not a well-formed GS1 element string")))]
 #[post("/lots/parse-barcode")]
 async fn parse_barcode(
+    state: web::Data<AppState>,
     access: ClinicAccess,
     body: ValidJson<BarcodeRequest>,
 ) -> AppResult<web::Json<Scan>> {
-    let _ = access;
-    let scan = gs1::parse(&body.into_inner()?.text, crate::clock::now().date_naive())
-        .map_err(|e| AppError::invalid("text", e.to_string()))?;
+    let text = body.into_inner()?.text;
+    // Whether the printed expiry has passed is judged on the clinic's own date.
+    let clinic = access.clinic_id.clone();
+    let today = db::run(&state.pool, move |conn| {
+        crate::clinics::context::today(conn, &clinic)
+    })
+    .await?;
+    let scan = gs1::parse(&text, today).map_err(|e| AppError::invalid("text", e.to_string()))?;
     Ok(web::Json(scan))
 }
 

@@ -86,7 +86,7 @@ pub fn create(
     mut input: ClientInput,
 ) -> AppResult<ClientView> {
     input.normalise();
-    validated(input.validate(crate::clock::now().date_naive()))?;
+    validated(input.validate(crate::clinics::context::today(conn, clinic_id)?))?;
     audit::audited(conn, clinic_id, |conn| {
         let row = insert(conn, db::new_id(), 1, clinic_id, &input, ctx, None)?;
         audit::append(
@@ -117,7 +117,7 @@ pub fn amend(
         let current = find(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
         let mut f: ClientInput = apply_changes(&fields(&current), &req.changes, &[])?;
         f.normalise();
-        validated(f.validate(crate::clock::now().date_naive()))?;
+        validated(f.validate(crate::clinics::context::today(conn, clinic_id)?))?;
         let row = insert(
             conn,
             id.to_owned(),

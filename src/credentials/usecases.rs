@@ -141,7 +141,7 @@ pub fn submit(
     input.normalise();
     let caller = ctx.actor.id().unwrap_or_default().to_owned();
     may_act_for(role, &caller, &input.user_id)?;
-    validated(input.validate(crate::clock::now().date_naive()))?;
+    validated(input.validate(crate::clinics::context::today(conn, clinic_id)?))?;
     audit::audited(conn, clinic_id, |conn| {
         check_holder(conn, clinic_id, &input.user_id, "user_id")?;
         let row = row(db::new_id(), 1, clinic_id, &input, ctx, None);
@@ -182,7 +182,7 @@ pub fn amend(
         // A credential stays with its holder; a wrong holder is a new credential.
         let mut f: CredentialInput = apply_changes(&fields(&current)?, &req.changes, &["user_id"])?;
         f.normalise();
-        validated(f.validate(crate::clock::now().date_naive()))?;
+        validated(f.validate(crate::clinics::context::today(conn, clinic_id)?))?;
         let row = row(
             id.to_owned(),
             current.version + 1,

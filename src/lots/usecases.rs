@@ -161,7 +161,7 @@ pub fn receive_lot(
     mut input: LotInput,
 ) -> AppResult<LotView> {
     input.normalise();
-    let today = crate::clock::now().date_naive();
+    let today = crate::clinics::context::today(conn, clinic_id)?;
     validated(input.validate(today))?;
     audit::audited(conn, clinic_id, |conn| {
         if store::lot_number_taken(
@@ -195,7 +195,7 @@ pub fn amend_lot(
     req: &AmendmentRequest,
 ) -> AppResult<LotView> {
     let reason = req.reason()?;
-    let today = crate::clock::now().date_naive();
+    let today = crate::clinics::context::today(conn, clinic_id)?;
     audit::audited(conn, clinic_id, |conn| {
         let current = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
         let mut fields: LotInput = apply_changes(&lot_fields(&current)?, &req.changes, &[])?;

@@ -17,6 +17,7 @@ mod http;
 mod incidents;
 mod inspectors;
 mod layering;
+mod local_dates;
 mod lookbacks;
 mod lots;
 mod mail;

@@ -107,7 +107,7 @@ pub fn create_steriliser(
     mut input: SteriliserInput,
 ) -> AppResult<SteriliserView> {
     input.normalise();
-    validated(input.validate(crate::clock::now().date_naive()))?;
+    validated(input.validate(crate::clinics::context::today(conn, clinic_id)?))?;
     audit::audited(conn, clinic_id, |conn| {
         if store::serial_taken(conn, clinic_id, &input.serial_number, None)? {
             return Err(AppError::Conflict(format!(
@@ -147,7 +147,7 @@ pub fn amend_steriliser(
         let mut fields: SteriliserInput =
             apply_changes(&steriliser_fields(&current)?, &req.changes, &[])?;
         fields.normalise();
-        validated(fields.validate(crate::clock::now().date_naive()))?;
+        validated(fields.validate(crate::clinics::context::today(conn, clinic_id)?))?;
         if store::serial_taken(conn, clinic_id, &fields.serial_number, Some(id))? {
             return Err(AppError::Conflict(
                 "serial_number: another steriliser of the clinic has this serial number".into(),
