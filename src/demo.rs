@@ -853,7 +853,8 @@ fn one_day(
             )
         })?;
     }
-    // A needle-stick two days before today, still open: the written opinion is due.
+    // A needle-stick two days before today, evaluated the next day, still open: the written
+    // opinion is due within 15 days of the evaluation.
     if d == days - 2 {
         let at = g.at(day, 15, 10);
         let tech = staff[1].clone();
@@ -866,6 +867,12 @@ fn one_day(
             &id,
             "evaluation_offered",
             "occupational health appointment booked",
+        )?;
+        g.follow_up(
+            g.at(day + Duration::days(1), 11, 0),
+            &id,
+            "evaluation_completed",
+            "seen at occupational health; bloods taken",
         )?;
         milestones.open_incident = id;
     }

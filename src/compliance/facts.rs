@@ -22,15 +22,13 @@ use crate::audit::store::AuditEventRow;
 use crate::credentials::model::{eligibility, CredentialFact, CredentialKind};
 use crate::credentials::store::{CredentialRow, VerificationRow};
 use crate::db::schema::{
-    audit_events, credential_verifications, credentials, cycles, incident_closures,
-    incident_follow_ups, incidents, lot_recalls, lot_withdrawals, lots, packs, session_lots,
-    session_starts, spore_test_results, spore_tests,
+    audit_events, credential_verifications, credentials, cycles, incident_closures, incidents,
+    lot_recalls, lot_withdrawals, lots, packs, session_lots, session_starts, spore_test_results,
+    spore_tests,
 };
 use crate::db::DbConn;
 use crate::error::AppResult;
-use crate::incidents::model::{required_follow_ups, IncidentKind};
 use crate::incidents::store::IncidentRow;
-use crate::incidents::usecases::DEFAULT_REPORT_WORKING_DAYS;
 use crate::jurisdiction::profiles::Profile;
 use crate::lots::model::{lot_status, LotKind};
 use crate::lots::store::LotRow;
@@ -39,11 +37,9 @@ use crate::sterilisation::model::{load_checks, LoadRules};
 use crate::sterilisation::store::{CycleRow, PackRow};
 use crate::sterilisation::usecases::gate::{judge_loads, load_rules, SteriliserAt};
 
-/// Load starts of each steriliser's valid negative spore tests read by the moment judged.
-
-/// Unused packs from loads older than this, and lots expired or recalled longer ago, are taken to
-/// have been reprocessed or discarded: the service has no record of that yet, and session start
-/// refuses them whatever their age.
+/// Unused packs from loads older than this, and lots expired or recalled longer ago without a
+/// recorded withdrawal, are taken to have been reprocessed or discarded; session start refuses
+/// them whatever their age.
 pub const STOCK_HORIZON_DAYS: i64 = 90;
 
 pub use crate::clinics::context::local_day;
@@ -357,29 +353,14 @@ fn follow_ups_at(
         .filter(not(exists(closed_by_then)))
         .select(IncidentRow::as_select())
         .load(conn)?;
-    let ids: Vec<&str> = open.iter().map(|i| i.id.as_str()).collect();
-    let done: HashSet<(String, String)> = incident_follow_ups::table
-        .filter(incident_follow_ups::clinic_id.eq(clinic_id))
-        .filter(incident_follow_ups::incident_id.eq_any(&ids))
-        .filter(incident_follow_ups::recorded_at.le(at))
-        .select((incident_follow_ups::incident_id, incident_follow_ups::kind))
-        .load::<(String, String)>(conn)?
-        .into_iter()
-        .collect();
-    let days = profile
-        .incident_report_working_days
-        .value
-        .unwrap_or(DEFAULT_REPORT_WORKING_DAYS);
     let mut out = Vec::new();
     for i in &open {
-        for (kind, due) in
-            required_follow_ups(IncidentKind::from_db(&i.kind)?, i.occurred_at, tz, days)
-        {
+        for f in crate::incidents::usecases::required_at(conn, profile, tz, i, at)? {
             out.push(FollowUpFacts {
                 incident_id: i.id.clone(),
-                kind: kind.as_db().to_owned(),
-                due,
-                done: done.contains(&(i.id.clone(), kind.as_db().to_owned())),
+                kind: f.kind,
+                due: f.due,
+                done: f.done_at.is_some(),
             });
         }
     }

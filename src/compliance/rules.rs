@@ -133,7 +133,7 @@ pub struct StaffFacts {
 #[derive(Debug, Clone)]
 pub struct FollowUpFacts {
     pub incident_id: String,
-    pub kind: String,
+    pub kind: crate::incidents::model::FollowUpKind,
     pub due: NaiveDateTime,
     pub done: bool,
 }
@@ -506,27 +506,50 @@ pub fn staff(f: &Facts) -> Vec<Finding> {
     out
 }
 
-/// Incident follow-ups past their deadline (rules 10 and 11).
-pub fn incidents(f: &Facts) -> Vec<Finding> {
+/// Incident follow-ups, graded by what must happen: one past its deadline (or due at once, like
+/// an exposure's medical evaluation) is a blocker; one due by the end of today a warning; one due
+/// later information. The reference is the rule behind that follow-up in the clinic's profile.
+pub fn incidents(p: &Profile, f: &Facts) -> Vec<Finding> {
+    use crate::incidents::model::FollowUpKind;
     f.follow_ups
         .iter()
         .filter(|u| !u.done)
         .map(|u| {
             let overdue = f.now > u.due;
+            let today = u.due.and_utc().with_timezone(&f.tz).date_naive() <= f.today;
+            let severity = if overdue {
+                Severity::Blocker
+            } else if today {
+                Severity::Warning
+            } else {
+                Severity::Info
+            };
+            let (what, reference) = match u.kind {
+                FollowUpKind::EvaluationOffered => (
+                    "the confidential medical evaluation must be offered to the exposed person now",
+                    "29 CFR 1910.1030(f)(3): post-exposure evaluation and follow-up made available immediately",
+                ),
+                FollowUpKind::WrittenOpinion => (
+                    "the clinician's written opinion must be given to the exposed person",
+                    "29 CFR 1910.1030(f)(5): the healthcare professional's written opinion within 15 days of the evaluation's completion",
+                ),
+                FollowUpKind::AuthorityReport => (
+                    "the report to the authority must be made",
+                    p.incident_report_working_days.source.as_str(),
+                ),
+                FollowUpKind::EvaluationCompleted | FollowUpKind::Other => {
+                    ("a follow-up must be recorded", "")
+                }
+            };
             finding(
                 Rule::IncidentFollowUp,
-                if overdue {
-                    Severity::Blocker
-                } else {
-                    Severity::Info
-                },
+                severity,
                 format!("incident:{}", u.incident_id),
                 format!(
-                    "{} {}",
-                    u.kind.replace('_', " "),
-                    if overdue { "is overdue" } else { "is due" }
+                    "{what} ({})",
+                    if overdue { "overdue" } else { "due" }
                 ),
-                "29 CFR 1910.1030(f); jurisdiction reporting deadline (DOMAIN.md rules 10, 11)",
+                reference,
                 Some(u.due),
             )
         })
@@ -579,7 +602,7 @@ pub fn evaluate(p: &Profile, f: &Facts) -> Vec<Finding> {
     all.extend(session_lots(p, f));
     all.extend(lots(f));
     all.extend(staff(f));
-    all.extend(incidents(f));
+    all.extend(incidents(p, f));
     all.extend(mail(p, f));
     all.sort_by(|a, b| {
         a.severity
@@ -945,18 +968,33 @@ mod tests {
     }
 
     #[test]
-    fn follow_ups_turn_overdue_after_their_deadline() {
+    fn follow_ups_are_graded_by_what_must_happen() {
+        use crate::incidents::model::FollowUpKind;
+        let profiles = Profiles::load(None).unwrap();
+        let p = profiles.get("baseline").unwrap();
         let mut f = facts(at(10, 12), steriliser(Some(at(9, 9))));
         f.follow_ups = vec![FollowUpFacts {
             incident_id: "i".into(),
-            kind: "written_opinion".into(),
-            due: at(10, 12),
+            kind: FollowUpKind::WrittenOpinion,
+            due: at(12, 12),
             done: false,
         }];
-        assert_eq!(incidents(&f)[0].severity, Severity::Info);
-        f.now = at(10, 13);
-        assert_eq!(incidents(&f)[0].severity, Severity::Blocker);
+        assert_eq!(incidents(p, &f)[0].severity, Severity::Info, "due later");
+        f.now = at(12, 9);
+        f.today = f.now.date();
+        assert_eq!(incidents(p, &f)[0].severity, Severity::Warning, "due today");
+        f.now = at(12, 13);
+        assert_eq!(incidents(p, &f)[0].severity, Severity::Blocker, "overdue");
+        assert!(incidents(p, &f)[0].reference.contains("1910.1030(f)(5)"));
+        // An evaluation is due at once: not done is a blocker straight away.
+        f.follow_ups = vec![FollowUpFacts {
+            incident_id: "i".into(),
+            kind: FollowUpKind::EvaluationOffered,
+            due: at(12, 12),
+            done: false,
+        }];
+        assert_eq!(incidents(p, &f)[0].severity, Severity::Blocker);
         f.follow_ups[0].done = true;
-        assert!(incidents(&f).is_empty());
+        assert!(incidents(p, &f).is_empty());
     }
 }

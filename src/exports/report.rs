@@ -16,12 +16,11 @@ use crate::compliance::rules::Facts;
 use crate::compliance::rules::Severity;
 use crate::compliance::view::ComplianceView;
 use crate::db::schema::{
-    air_removal_tests, cycles, incident_closures, incident_follow_ups, incidents, lot_recalls,
-    lots, spore_test_results, spore_tests, sterilisers,
+    air_removal_tests, cycles, incident_closures, incidents, lot_recalls, lots, spore_test_results,
+    spore_tests, sterilisers,
 };
 use crate::db::DbConn;
 use crate::error::AppResult;
-use crate::incidents::model::{required_follow_ups, IncidentKind};
 use crate::jurisdiction::profiles::Profile;
 use crate::jurisdiction::profiles::Profiles;
 use crate::records::current;
@@ -771,28 +770,22 @@ fn incidents(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>
         ))
         .order(incidents::occurred_at.asc())
         .load(conn)?;
-    let days = profile
-        .incident_report_working_days
-        .value
-        .unwrap_or(crate::incidents::usecases::DEFAULT_REPORT_WORKING_DAYS);
     let mut rows = Vec::new();
     for (i, closed) in &inc {
-        let done: Vec<String> = incident_follow_ups::table
-            .filter(incident_follow_ups::incident_id.eq(&i.id))
-            .filter(incident_follow_ups::recorded_at.le(r.judged_at))
-            .select(incident_follow_ups::kind)
-            .load(conn)?;
-        let required =
-            required_follow_ups(IncidentKind::from_db(&i.kind)?, i.occurred_at, tz, days);
+        let required = crate::incidents::usecases::required_at(conn, profile, tz, i, r.judged_at)?;
         let open: Vec<String> = required
             .iter()
-            .filter(|(k, _)| !done.iter().any(|d| d == k.as_db()))
-            .map(|(k, due)| {
+            .filter(|f| f.done_at.is_none())
+            .map(|f| {
                 format!(
                     "{} due {}{}",
-                    k.as_db().replace('_', " "),
-                    local(*due, tz),
-                    if *due < r.judged_at { " (OVERDUE)" } else { "" }
+                    f.kind.as_db().replace('_', " "),
+                    local(f.due, tz),
+                    if f.due < r.judged_at {
+                        " (OVERDUE)"
+                    } else {
+                        ""
+                    }
                 )
             })
             .collect();

@@ -1,7 +1,9 @@
 //! Incident types, validation, and the follow-ups each kind of incident requires, with their
 //! due dates (pure).
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Utc, Weekday};
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+
+use crate::jurisdiction::holidays::Calendar;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -35,6 +37,8 @@ crate::db::stored::stored_as!(IncidentKind, "incident kind", {
 pub enum FollowUpKind {
     /// Confidential medical evaluation offered to the exposed person.
     EvaluationOffered,
+    /// The evaluation was completed: the written opinion is due 15 days later.
+    EvaluationCompleted,
     /// The clinician's written opinion given to the exposed person.
     WrittenOpinion,
     /// Written report to the health authority.
@@ -44,6 +48,7 @@ pub enum FollowUpKind {
 
 crate::db::stored::stored_as!(FollowUpKind, "follow-up kind", {
     EvaluationOffered => "evaluation_offered",
+    EvaluationCompleted => "evaluation_completed",
     WrittenOpinion => "written_opinion",
     AuthorityReport => "authority_report",
     Other => "other",
@@ -149,45 +154,54 @@ impl IncidentInput {
     }
 }
 
-/// Adds `n` working days (Monday to Friday) to a date.
-pub fn add_working_days(from: NaiveDate, n: u32) -> NaiveDate {
-    let mut day = from;
-    let mut left = n;
-    while left > 0 {
-        day += Duration::days(1);
-        if !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
-            left -= 1;
-        }
-    }
-    day
-}
-
 pub use crate::clinics::context::end_of_day;
 
-/// The follow-ups an incident requires and when each is due: for an exposure, evaluation offered
-/// the same day and the written opinion within 15 days (29 CFR 1910.1030(f)); for a client's
-/// infection or reaction, a report to the authority within `report_working_days` (default 5).
+/// The moments an incident's deadlines run from.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowUpClock {
+    pub occurred_at: NaiveDateTime,
+    /// When the clinic learned of it: when it was first recorded.
+    pub known_at: NaiveDateTime,
+    /// When the exposed person's medical evaluation was completed, once recorded.
+    pub evaluation_completed_at: Option<NaiveDateTime>,
+}
+
+/// The follow-ups an incident requires and when each is due.
+/// - An exposure: the confidential medical evaluation offered immediately (29 CFR
+///   1910.1030(f)(3)), so due at the moment it occurred; the clinician's written opinion within
+///   15 days of the evaluation's completion (1910.1030(f)(5)), due once the completion is
+///   recorded.
+/// - A client's infection or reaction, where the profile asks for a report: the report within
+///   its working days of the occurrence or of the clinic learning of it, whichever is later,
+///   skipping the jurisdiction's holidays.
 pub fn required_follow_ups(
     kind: IncidentKind,
-    occurred_at: NaiveDateTime,
+    clock: &FollowUpClock,
     tz: Tz,
-    report_working_days: u32,
+    report: Option<&(u32, Calendar)>,
 ) -> Vec<(FollowUpKind, NaiveDateTime)> {
-    let local_day = occurred_at.and_utc().with_timezone(&tz).date_naive();
+    let local = |t: NaiveDateTime| t.and_utc().with_timezone(&tz).date_naive();
     match kind {
-        IncidentKind::SharpsInjury | IncidentKind::BloodBodyFluidExposure => vec![
-            (FollowUpKind::EvaluationOffered, end_of_day(local_day, tz)),
-            (
-                FollowUpKind::WrittenOpinion,
-                end_of_day(local_day + Duration::days(15), tz),
-            ),
-        ],
-        IncidentKind::SuspectedInfection | IncidentKind::AdverseReaction => {
-            vec![(
-                FollowUpKind::AuthorityReport,
-                end_of_day(add_working_days(local_day, report_working_days), tz),
-            )]
+        IncidentKind::SharpsInjury | IncidentKind::BloodBodyFluidExposure => {
+            let mut due = vec![(FollowUpKind::EvaluationOffered, clock.occurred_at)];
+            if let Some(done) = clock.evaluation_completed_at {
+                due.push((
+                    FollowUpKind::WrittenOpinion,
+                    end_of_day(local(done) + Duration::days(15), tz),
+                ));
+            }
+            due
         }
+        IncidentKind::SuspectedInfection | IncidentKind::AdverseReaction => match report {
+            Some((days, calendar)) => {
+                let from = local(clock.occurred_at.max(clock.known_at));
+                vec![(
+                    FollowUpKind::AuthorityReport,
+                    end_of_day(calendar.add_working_days(from, *days), tz),
+                )]
+            }
+            None => Vec::new(),
+        },
         IncidentKind::EquipmentFailure | IncidentKind::Spill => Vec::new(),
     }
 }
@@ -218,43 +232,61 @@ mod tests {
     use chrono::TimeZone;
 
     #[test]
-    fn working_days_skip_weekends() {
-        // Thursday 2026-11-26 + 5 working days = Thursday 2026-12-03.
-        let thu = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
-        assert_eq!(
-            add_working_days(thu, 5),
-            NaiveDate::from_ymd_opt(2026, 12, 3).unwrap()
-        );
-        let fri = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
-        assert_eq!(
-            add_working_days(fri, 1),
-            NaiveDate::from_ymd_opt(2026, 11, 30).unwrap()
-        );
-    }
-
-    #[test]
-    fn exposure_follow_ups_are_due_the_same_local_day_and_in_15_days() {
+    fn an_exposure_needs_an_evaluation_at_once_and_an_opinion_15_days_after_it() {
         let tz: Tz = "Europe/London".parse().unwrap();
-        // 23:30 UTC on 31 March 2026 is 00:30 on 1 April in London (BST).
         let at = Utc
             .with_ymd_and_hms(2026, 3, 31, 23, 30, 0)
             .unwrap()
             .naive_utc();
-        let due = required_follow_ups(IncidentKind::SharpsInjury, at, tz, 5);
-        assert_eq!(due[0].0, FollowUpKind::EvaluationOffered);
-        // End of 1 April in London = 22:59:59.999999 UTC on 1 April.
+        let mut clock = FollowUpClock {
+            occurred_at: at,
+            known_at: at,
+            evaluation_completed_at: None,
+        };
+        let due = required_follow_ups(IncidentKind::SharpsInjury, &clock, tz, None);
+        assert_eq!(due, [(FollowUpKind::EvaluationOffered, at)], "immediately");
+        // Evaluated on 10 April (London): the opinion is due by the end of 25 April.
+        clock.evaluation_completed_at = Some(
+            Utc.with_ymd_and_hms(2026, 4, 10, 9, 0, 0)
+                .unwrap()
+                .naive_utc(),
+        );
+        let due = required_follow_ups(IncidentKind::SharpsInjury, &clock, tz, None);
+        assert_eq!(due[1].0, FollowUpKind::WrittenOpinion);
         assert_eq!(
-            due[0].1,
-            Utc.with_ymd_and_hms(2026, 4, 1, 22, 59, 59)
+            due[1].1 + Duration::microseconds(1),
+            Utc.with_ymd_and_hms(2026, 4, 25, 23, 0, 0)
                 .unwrap()
                 .naive_utc()
-                + Duration::microseconds(999_999)
         );
+        assert!(required_follow_ups(IncidentKind::Spill, &clock, tz, None).is_empty());
+    }
+
+    #[test]
+    fn a_report_runs_from_knowledge_and_skips_holidays_only_where_a_profile_asks_for_one() {
+        let tz: Tz = "America/Chicago".parse().unwrap();
+        let noon = |d: u32| {
+            Utc.with_ymd_and_hms(2026, 11, d, 18, 0, 0)
+                .unwrap()
+                .naive_utc()
+        };
+        let clock = FollowUpClock {
+            occurred_at: noon(2),
+            known_at: noon(24),
+            evaluation_completed_at: None,
+        };
+        assert!(required_follow_ups(IncidentKind::SuspectedInfection, &clock, tz, None).is_empty());
+        let texas = (
+            5,
+            Calendar::parse(&["4 thu 11".into(), "day after 4 thu 11".into()]).unwrap(),
+        );
+        let due = required_follow_ups(IncidentKind::SuspectedInfection, &clock, tz, Some(&texas));
+        // Learned of on Tuesday 24 November: Wed 25, (Thanksgiving and the day after, the
+        // weekend), Mon 30, Tue 1, Wed 2, Thu 3 December.
         assert_eq!(
-            due[1].1.date(),
-            NaiveDate::from_ymd_opt(2026, 4, 16).unwrap()
+            due[0].1.and_utc().with_timezone(&tz).date_naive(),
+            chrono::NaiveDate::from_ymd_opt(2026, 12, 3).unwrap()
         );
-        assert!(required_follow_ups(IncidentKind::Spill, at, tz, 5).is_empty());
     }
 
     #[test]

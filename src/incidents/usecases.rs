@@ -15,9 +15,62 @@ use crate::error::{AppError, AppResult, FieldError};
 use crate::jurisdiction::profiles::Profiles;
 use crate::records::*;
 
-/// Client infections and reactions are reported within this many working days when the
-/// jurisdiction's profile gives no deadline (Texas, Massachusetts towns: 5; DOMAIN.md 4.4).
-pub const DEFAULT_REPORT_WORKING_DAYS: u32 = 5;
+/// A follow-up an incident requires, as the records stood at a moment: when it is due and when
+/// it was done, if it was by then.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequiredAt {
+    pub kind: FollowUpKind,
+    pub due: chrono::NaiveDateTime,
+    pub done_at: Option<chrono::NaiveDateTime>,
+}
+
+/// The follow-ups `incident` requires as the records stood at `at`: the one reading of an
+/// incident's deadlines that the incident view, the compliance view and the report share.
+pub fn required_at(
+    conn: &mut DbConn,
+    profile: &crate::jurisdiction::profiles::Profile,
+    tz: chrono_tz::Tz,
+    incident: &IncidentRow,
+    at: chrono::NaiveDateTime,
+) -> AppResult<Vec<RequiredAt>> {
+    let done: Vec<(String, chrono::NaiveDateTime)> = incident_follow_ups::table
+        .filter(incident_follow_ups::clinic_id.eq(&incident.clinic_id))
+        .filter(incident_follow_ups::incident_id.eq(&incident.id))
+        .filter(incident_follow_ups::recorded_at.le(at))
+        .select((incident_follow_ups::kind, incident_follow_ups::done_at))
+        .load(conn)?;
+    let first_done = |kind: FollowUpKind| {
+        done.iter()
+            .filter(|(k, _)| k == kind.as_db())
+            .map(|(_, t)| *t)
+            .min()
+    };
+    let known_at: chrono::NaiveDateTime = incidents::table
+        .filter(incidents::clinic_id.eq(&incident.clinic_id))
+        .filter(incidents::id.eq(&incident.id))
+        .select(diesel::dsl::min(incidents::recorded_at))
+        .first::<Option<chrono::NaiveDateTime>>(conn)?
+        .unwrap_or(incident.recorded_at);
+    let clock = FollowUpClock {
+        occurred_at: incident.occurred_at,
+        known_at,
+        evaluation_completed_at: first_done(FollowUpKind::EvaluationCompleted),
+    };
+    let report = profile.report_rule();
+    Ok(required_follow_ups(
+        IncidentKind::from_db(&incident.kind)?,
+        &clock,
+        tz,
+        report.as_ref(),
+    )
+    .into_iter()
+    .map(|(kind, due)| RequiredAt {
+        kind,
+        due,
+        done_at: first_done(kind),
+    })
+    .collect())
+}
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -122,20 +175,6 @@ fn row(
 }
 
 /// The clinic's time zone and its jurisdiction's reporting deadline for client infections.
-fn clinic_rules(
-    conn: &mut DbConn,
-    profiles: &Profiles,
-    clinic_id: &str,
-) -> AppResult<(chrono_tz::Tz, u32)> {
-    let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
-    let days = context
-        .profile
-        .incident_report_working_days
-        .value
-        .unwrap_or(DEFAULT_REPORT_WORKING_DAYS);
-    Ok((context.tz, days))
-}
-
 fn view(conn: &mut DbConn, profiles: &Profiles, r: &IncidentRow) -> AppResult<IncidentView> {
     let follow_ups: Vec<FollowUpRow> = incident_follow_ups::table
         .filter(incident_follow_ups::clinic_id.eq(&r.clinic_id))
@@ -148,28 +187,16 @@ fn view(conn: &mut DbConn, profiles: &Profiles, r: &IncidentRow) -> AppResult<In
         .select(ClosureRow::as_select())
         .first(conn)
         .optional()?;
-    let (tz, report_days) = clinic_rules(conn, profiles, &r.clinic_id)?;
+    let context = crate::clinics::context::load(conn, profiles, &r.clinic_id)?;
     let now = db::now();
-    let required: Vec<RequiredFollowUp> = required_follow_ups(
-        IncidentKind::from_db(&r.kind)?,
-        r.occurred_at,
-        tz,
-        report_days,
-    )
-    .into_iter()
-    .map(|(kind, due)| {
-        let done = follow_ups
-            .iter()
-            .filter(|f| f.kind == kind.as_db())
-            .map(|f| f.done_at)
-            .min();
-        RequiredFollowUp {
-            kind,
-            due: to_utc(due),
-            status: follow_up_status(due, done, now),
-        }
-    })
-    .collect();
+    let required: Vec<RequiredFollowUp> = required_at(conn, context.profile, context.tz, r, now)?
+        .into_iter()
+        .map(|f| RequiredFollowUp {
+            kind: f.kind,
+            due: to_utc(f.due),
+            status: follow_up_status(f.due, f.done_at, now),
+        })
+        .collect();
     Ok(IncidentView {
         id: r.id.clone(),
         version: r.version,

@@ -103,8 +103,13 @@ pub struct Profile {
     pub sterilisation: SterilisationRules,
     pub required_credentials: Vec<RequiredCredential>,
     pub client_record_retention_years: Sourced<u32>,
-    /// Working days to report a client's infection or reaction to the authority.
+    /// Working days to report a client's infection or reaction to the authority, counted from
+    /// when it occurred or when the clinic learned of it, whichever is later. Absent where no
+    /// source asks for such a report.
     pub incident_report_working_days: Sourced<u32>,
+    /// The jurisdiction's public holidays, which working-day deadlines skip, as rules
+    /// ("12-25", "4 thu 11", "last mon 5", "day after 4 thu 11").
+    pub public_holidays: Sourced<Vec<String>>,
     /// Lot kinds that must be recorded for each session.
     pub lots_recorded_per_session: Sourced<Vec<LotKind>>,
     /// Events mailed to the clinic's authority address as soon as they are recorded.
@@ -119,6 +124,17 @@ pub enum AuthorityEvent {
 }
 
 impl Profile {
+    /// The jurisdiction's holiday calendar (checked when the profile is loaded).
+    pub fn holidays(&self) -> Result<super::holidays::Calendar, String> {
+        super::holidays::Calendar::parse(self.public_holidays.value.as_deref().unwrap_or_default())
+    }
+
+    /// The authority report rule, where the profile has one: working days and the calendar.
+    pub fn report_rule(&self) -> Option<(u32, super::holidays::Calendar)> {
+        let days = self.incident_report_working_days.value?;
+        Some((days, self.holidays().unwrap_or_default()))
+    }
+
     /// The credential requirements in the form the eligibility rule takes.
     pub fn requirements(&self) -> Vec<Requirement> {
         self.required_credentials
@@ -296,6 +312,15 @@ impl Profiles {
                 &p.sterilisation.record_retention_years.source,
             ),
             (
+                "sterilisation.failed_spore_test_recall.source",
+                &p.sterilisation.failed_spore_test_recall.source,
+            ),
+            (
+                "sterilisation.pack_shelf_life_days.source",
+                &p.sterilisation.pack_shelf_life_days.source,
+            ),
+            ("public_holidays.source", &p.public_holidays.source),
+            (
                 "client_record_retention_years.source",
                 &p.client_record_retention_years.source,
             ),
@@ -331,6 +356,9 @@ impl Profiles {
                 "sterilisation.load_indicator_min_type.value",
                 "must be an ISO 11140-1 type from 1 to 6",
             );
+        }
+        if let Err(reason) = p.holidays() {
+            return bad("public_holidays.value", &reason);
         }
         if p.sterilisation.spore_test_interval_days.value == Some(0) {
             return bad(

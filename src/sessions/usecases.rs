@@ -261,8 +261,11 @@ pub fn add_lot(
         let lot_id = match (&input.lot_id, &input.barcode) {
             (Some(lot_id), None) => lot_id.clone(),
             (None, Some(barcode)) => {
-                let scan = crate::lots::gs1::parse(barcode, crate::clinics::context::today(conn, clinic_id)?)
-                    .map_err(|e| AppError::invalid("barcode", e.to_string()))?;
+                let scan = crate::lots::gs1::parse(
+                    barcode,
+                    crate::clinics::context::today(conn, clinic_id)?,
+                )
+                .map_err(|e| AppError::invalid("barcode", e.to_string()))?;
                 let Some(lot_number) = scan.lot else {
                     return Err(AppError::invalid("barcode", "holds no lot number (10)"));
                 };
@@ -477,7 +480,10 @@ fn start_facts(
         lots,
         eligibility: eligibility.eligibility.clone(),
         blocked_by: eligibility.blocked_by.clone(),
-        client_age: crate::clients::age_on(client.date_of_birth, crate::clinics::context::today(conn, clinic_id)?),
+        client_age: crate::clients::age_on(
+            client.date_of_birth,
+            crate::clinics::context::today(conn, clinic_id)?,
+        ),
         indicator_below,
         missing_lot_kinds: crate::compliance::rules::missing_lot_kinds(
             context

@@ -116,7 +116,7 @@ async fn findings_follow_the_records() {
             &format!("incident:{}", incident["id"].as_str().unwrap())
         )
         .len(),
-        2
+        1
     );
     let summary = &v["summary"];
     let total = summary["blocker"].as_u64().unwrap()

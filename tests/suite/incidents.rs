@@ -38,11 +38,10 @@ async fn an_exposure_gets_its_follow_ups_and_closes_when_they_are_done() {
         .iter()
         .map(|f| (f["kind"].as_str().unwrap(), f["status"].as_str().unwrap()))
         .collect();
-    assert_eq!(
-        required,
-        [("evaluation_offered", "due"), ("written_opinion", "due")]
-    );
-    assert_eq!(incident["overdue"], false);
+    // The evaluation is owed at once (29 CFR 1910.1030(f)(3)); the written opinion only once
+    // the evaluation is completed.
+    assert_eq!(required, [("evaluation_offered", "overdue")]);
+    assert_eq!(incident["overdue"], true);
     assert_eq!(incident["sharps"]["work_area"], "procedure station");
     let id = incident["id"].as_str().unwrap();
 
@@ -61,10 +60,45 @@ async fn an_exposure_gets_its_follow_ups_and_closes_when_they_are_done() {
         Some("follow_ups.evaluation_offered"),
     )
     .await;
-    assert_eq!(refused["errors"].as_array().unwrap().len(), 2);
+    assert_eq!(refused["errors"].as_array().unwrap().len(), 1);
 
     let follow = app.clinic_path(&format!("/incidents/{id}/follow-ups"));
-    for kind in ["evaluation_offered", "written_opinion"] {
+    for kind in ["evaluation_offered", "evaluation_completed"] {
+        let res = app
+            .post(
+                &follow,
+                &app.technician,
+                &json!({"kind": kind, "note": "with the occupational health clinic"}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    // Evaluated today: the written opinion is due by the end of the day 15 days on.
+    let now: Value = app
+        .get(&app.clinic_path(&format!("/incidents/{id}")), &app.owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let opinion = now["required_follow_ups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "written_opinion")
+        .cloned()
+        .unwrap_or_else(|| panic!("{now}"));
+    assert_eq!(opinion["status"], "due");
+    let due: chrono::DateTime<Utc> = opinion["due"].as_str().unwrap().parse().unwrap();
+    assert!(due > Utc::now() + Duration::days(14) && due < Utc::now() + Duration::days(17));
+    assert_eq!(now["overdue"], false);
+    assert_problem(
+        app.post(&close, &app.owner, &json!({"summary": "done"}))
+            .await,
+        409,
+        Some("follow_ups.written_opinion"),
+    )
+    .await;
+    for kind in ["written_opinion"] {
         let res = app
             .post(
                 &follow,
@@ -107,7 +141,15 @@ async fn an_exposure_gets_its_follow_ups_and_closes_when_they_are_done() {
 
 #[actix_web::test]
 async fn overdue_follow_ups_are_visible() {
+    use diesel::connection::SimpleConnection;
     let app = TestApp::spawn().await;
+    // Texas asks for a report of a client's infection (25 TAC 229.410(a)).
+    app.raw_connection()
+        .batch_execute(&format!(
+            "UPDATE clinics SET jurisdiction = 'us-tx' WHERE id = '{}'",
+            app.clinic_id
+        ))
+        .unwrap();
     let old = report(&app, &sharps(&app, 20)).await;
     assert_eq!(old["overdue"], true);
     assert!(old["required_follow_ups"]
@@ -249,4 +291,38 @@ async fn another_clinic_sees_and_changes_no_incident() {
     )
     .await;
     assert_eq!(app.audit_events().await.len(), before);
+}
+
+/// A report runs from the occurrence or from when the clinic learned of it, whichever is later,
+/// and only where the jurisdiction asks for one.
+#[actix_web::test]
+async fn a_late_discovered_infection_is_not_overdue_on_recording_and_only_texas_asks() {
+    use diesel::connection::SimpleConnection;
+    let app = TestApp::spawn().await;
+    let mut infection = sharps(&app, 20);
+    infection["kind"] = json!("suspected_infection");
+    infection["sharps"] = Value::Null;
+    infection["people"] = json!([{"name": "a client by phone", "role": "reporter"}]);
+    let baseline = report(&app, &infection).await;
+    assert!(
+        baseline["required_follow_ups"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "no source asks for a report: {baseline}"
+    );
+    app.raw_connection()
+        .batch_execute(&format!(
+            "UPDATE clinics SET jurisdiction = 'us-tx' WHERE id = '{}'",
+            app.clinic_id
+        ))
+        .unwrap();
+    let texas = report(&app, &infection).await;
+    let required = &texas["required_follow_ups"][0];
+    assert_eq!(required["kind"], "authority_report", "{texas}");
+    assert_eq!(required["status"], "due", "learned of today: {texas}");
+    let due: chrono::DateTime<Utc> = required["due"].as_str().unwrap().parse().unwrap();
+    // Five working days from today: at least a week away only across a weekend or holiday,
+    // never less than five days.
+    assert!(due > Utc::now() + Duration::days(4), "{texas}");
 }

@@ -69,9 +69,13 @@ async fn local_dates_hold_in(zone: &str) {
 
     // A certificate issued today, local, is not "in the future".
     let res = app
-        .post(&app.clinic_path("/credentials"), &app.owner, &json!({
+        .post(
+            &app.clinic_path("/credentials"),
+            &app.owner,
+            &json!({
             "user_id": app.technician.user_id, "kind": "bloodborne_pathogen_training",
-            "issued_on": today.to_string()}))
+            "issued_on": today.to_string()}),
+        )
         .await;
     assert_eq!(res.status(), 201, "{zone}: {}", res.text().await.unwrap());
 
@@ -84,9 +88,13 @@ async fn local_dates_hold_in(zone: &str) {
         .await;
     assert_eq!(res.status(), 201, "{zone}: {}", res.text().await.unwrap());
     let tomorrow = app
-        .post(&app.clinic_path("/clients"), &app.technician, &json!({
+        .post(
+            &app.clinic_path("/clients"),
+            &app.technician,
+            &json!({
             "name": "Not Yet Born", "contact": "+64 21 000 001",
-            "date_of_birth": (today + Duration::days(1)).to_string()}))
+            "date_of_birth": (today + Duration::days(1)).to_string()}),
+        )
         .await;
     common::assert_problem(tomorrow, 422, Some("date_of_birth")).await;
 }
