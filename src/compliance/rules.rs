@@ -435,8 +435,8 @@ pub fn air_removal(p: &Profile, f: &Facts) -> Vec<Finding> {
 }
 
 /// Lots in stock that are recalled, expired or about to expire (rule 7).
-pub fn lots(f: &Facts) -> Vec<Finding> {
-    let reference = "Lots recorded, unexpired and not recalled (DOMAIN.md rule 7) [F10][B1]";
+pub fn lots(p: &Profile, f: &Facts) -> Vec<Finding> {
+    let reference = p.lot_expiry_and_recall.source.as_str();
     f.lots
         .iter()
         .filter_map(|l| {
@@ -477,8 +477,15 @@ pub fn lots(f: &Facts) -> Vec<Finding> {
         .collect()
 }
 
-/// Technician eligibility, with 30-day warnings (rule 9).
-pub fn staff(f: &Facts) -> Vec<Finding> {
+/// Technician eligibility, with 30-day warnings, each citing that credential's source in the
+/// clinic's profile.
+pub fn staff(p: &Profile, f: &Facts) -> Vec<Finding> {
+    let source_of = |kind: crate::credentials::model::CredentialKind| {
+        p.required_credentials
+            .iter()
+            .find(|c| c.kind == kind)
+            .map_or("", |c| c.source.as_str())
+    };
     let mut out = Vec::new();
     for s in &f.staff {
         let subject = format!("member:{}", s.user_id);
@@ -488,17 +495,23 @@ pub fn staff(f: &Facts) -> Vec<Finding> {
                 Severity::Blocker,
                 subject.clone(),
                 format!("{}: {}", s.name, r.message),
-                "Jurisdiction profile required credentials (DOMAIN.md rule 9)",
+                source_of(r.kind),
                 None,
             ));
         }
         for w in &s.eligibility.warnings {
+            // A warning starts with the credential's label ("bloodborne-pathogen training lapses…").
+            let source = p
+                .required_credentials
+                .iter()
+                .find(|c| w.starts_with(c.kind.label()))
+                .map_or("", |c| c.source.as_str());
             out.push(finding(
                 Rule::TechnicianEligibility,
                 Severity::Warning,
                 subject.clone(),
                 format!("{}: {w}", s.name),
-                "Jurisdiction profile required credentials (DOMAIN.md rule 9)",
+                source,
                 None,
             ));
         }
@@ -566,7 +579,11 @@ pub fn mail(p: &Profile, f: &Facts) -> Vec<Finding> {
             Severity::Warning,
             format!("mail:{recipient}"),
             format!("{kind} mail to {recipient} could not be delivered: {subject}"),
-            "Audit summaries and event reports reach their recipients (issue 8)",
+            if kind == "authority" {
+                p.notify_authority_of.source.as_str()
+            } else {
+                "The clinic's mail settings: summaries and reports go to the addresses set there"
+            },
             None,
         ));
     }
@@ -575,7 +592,12 @@ pub fn mail(p: &Profile, f: &Facts) -> Vec<Finding> {
             .mail
             .authority_missing
             .iter()
-            .map(|e| format!("{e:?}"))
+            .map(|e| match e {
+                crate::jurisdiction::profiles::AuthorityEvent::PositiveSporeTest => {
+                    "a positive spore test".to_owned()
+                }
+                crate::jurisdiction::profiles::AuthorityEvent::LotRecall => "a lot recall".to_owned(),
+            })
             .collect();
         out.push(finding(
             Rule::AuthorityAddress,
@@ -600,8 +622,8 @@ pub fn evaluate(p: &Profile, f: &Facts) -> Vec<Finding> {
     all.extend(air_removal(p, f));
     all.extend(stock(p, f));
     all.extend(session_lots(p, f));
-    all.extend(lots(f));
-    all.extend(staff(f));
+    all.extend(lots(p, f));
+    all.extend(staff(p, f));
     all.extend(incidents(p, f));
     all.extend(mail(p, f));
     all.sort_by(|a, b| {
@@ -808,6 +830,8 @@ mod tests {
     fn lots_expire_by_the_clinic_local_day() {
         let tz = chrono_tz::Europe::London;
         let expiry = NaiveDate::from_ymd_opt(2026, 3, 31).unwrap();
+        let profiles = Profiles::load(None).unwrap();
+        let p = profiles.get("baseline").unwrap();
         let judge = |now: NaiveDateTime| {
             let today = now.and_utc().with_timezone(&tz).date_naive();
             let mut f = london_facts(now, steriliser(None));
@@ -817,7 +841,7 @@ mod tests {
                 status: crate::lots::model::lot_status(expiry, false, today),
                 expiry_date: expiry,
             }];
-            lots(&f).into_iter().map(|x| x.rule).collect::<Vec<_>>()
+            lots(p, &f).into_iter().map(|x| x.rule).collect::<Vec<_>>()
         };
         assert_eq!(judge(london(2026, 3, 30, 12, 0)), [Rule::LotExpiring]);
         assert_eq!(judge(london(2026, 3, 31, 23, 59)), [Rule::LotExpiring]);

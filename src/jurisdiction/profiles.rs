@@ -56,7 +56,8 @@ const SHIPPED: &[(&str, &str)] = &[
 #[serde(deny_unknown_fields)]
 pub struct Sourced<T> {
     pub value: Option<T>,
-    /// The regulation, code or guidance (with DOMAIN.md's key) the value rests on.
+    /// The regulation, code or guidance the value rests on, with its section and a link where
+    /// one exists.
     pub source: String,
 }
 
@@ -110,6 +111,8 @@ pub struct Profile {
     /// The jurisdiction's public holidays, which working-day deadlines skip, as rules
     /// ("12-25", "4 thu 11", "last mon 5", "day after 4 thu 11").
     pub public_holidays: Sourced<Vec<String>>,
+    /// A lot past its expiry date or under recall must not be used.
+    pub lot_expiry_and_recall: Sourced<bool>,
     /// Lot kinds that must be recorded for each session.
     pub lots_recorded_per_session: Sourced<Vec<LotKind>>,
     /// Events mailed to the clinic's authority address as soon as they are recorded.
@@ -327,6 +330,10 @@ impl Profiles {
             (
                 "incident_report_working_days.source",
                 &p.incident_report_working_days.source,
+            ),
+            (
+                "lot_expiry_and_recall.source",
+                &p.lot_expiry_and_recall.source,
             ),
             (
                 "lots_recorded_per_session.source",
