@@ -43,6 +43,25 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// Every rule, in the order the documentation lists them.
+    pub const ALL: [Rule; 15] = [
+        Rule::FailedSporeTest,
+        Rule::SporeTestInterval,
+        Rule::SporeTestUnread,
+        Rule::SporeTestAfterEvent,
+        Rule::LoadRelease,
+        Rule::PackShelfLife,
+        Rule::SessionLots,
+        Rule::DailyAirRemoval,
+        Rule::LotRecalled,
+        Rule::LotExpired,
+        Rule::LotExpiring,
+        Rule::TechnicianEligibility,
+        Rule::IncidentFollowUp,
+        Rule::MailDelivery,
+        Rule::AuthorityAddress,
+    ];
+
     /// The rule's name as the API and the exports spell it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -596,7 +615,9 @@ pub fn mail(p: &Profile, f: &Facts) -> Vec<Finding> {
                 crate::jurisdiction::profiles::AuthorityEvent::PositiveSporeTest => {
                     "a positive spore test".to_owned()
                 }
-                crate::jurisdiction::profiles::AuthorityEvent::LotRecall => "a lot recall".to_owned(),
+                crate::jurisdiction::profiles::AuthorityEvent::LotRecall => {
+                    "a lot recall".to_owned()
+                }
             })
             .collect();
         out.push(finding(

@@ -25,5 +25,6 @@ mod members;
 mod migrations;
 mod operations;
 mod review;
+mod rules_doc;
 mod sessions;
 mod sterilisation;
