@@ -111,6 +111,11 @@ pub struct Profile {
     /// The jurisdiction's public holidays, which working-day deadlines skip, as rules
     /// ("12-25", "4 thu 11", "last mon 5", "day after 4 thu 11").
     pub public_holidays: Sourced<Vec<String>>,
+    /// The youngest a client may be. Absent where the sources set no age.
+    pub minimum_client_age: Sourced<u32>,
+    /// Whether the age is absolute: then no one, not even an owner, may start a session for a
+    /// younger client. Otherwise an owner may, with a reason (the source names the exception).
+    pub minimum_client_age_absolute: Sourced<bool>,
     /// A lot past its expiry date or under recall must not be used.
     pub lot_expiry_and_recall: Sourced<bool>,
     /// Lot kinds that must be recorded for each session.
@@ -330,6 +335,11 @@ impl Profiles {
             (
                 "incident_report_working_days.source",
                 &p.incident_report_working_days.source,
+            ),
+            ("minimum_client_age.source", &p.minimum_client_age.source),
+            (
+                "minimum_client_age_absolute.source",
+                &p.minimum_client_age_absolute.source,
             ),
             (
                 "lot_expiry_and_recall.source",

@@ -109,7 +109,13 @@ pub struct CompleteInput {
 }
 
 /// Clients must be adults unless a jurisdiction's minor rules apply (not modelled yet).
-pub const MINIMUM_AGE: i32 = 18;
+/// The profile's minimum client age, and whether no one may start a session below it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinimumAge {
+    pub years: i32,
+    pub absolute: bool,
+    pub source: String,
+}
 
 /// What the start rule looks at.
 #[derive(Debug, Clone)]
@@ -124,8 +130,7 @@ pub struct StartFacts {
     pub eligibility: Eligibility,
     pub blocked_by: Option<String>,
     pub client_age: i32,
-    /// Packs whose load's indicator type is below the jurisdiction's: code, type, required type.
-    pub indicator_below: Vec<(String, i32, i32)>,
+    pub minimum_age: Option<MinimumAge>,
     /// Lot kinds the jurisdiction requires on every session and this one lacks.
     pub missing_lot_kinds: Vec<crate::lots::model::LotKind>,
 }
@@ -166,12 +171,6 @@ pub fn refusals(f: &StartFacts) -> Vec<FieldError> {
             ));
         }
     }
-    for (code, found, required) in &f.indicator_below {
-        out.push(FieldError::new(
-            format!("packs.{code}"),
-            format!("its load's chemical indicator is type {found}; the jurisdiction requires type {required} or higher"),
-        ));
-    }
     for kind in &f.missing_lot_kinds {
         out.push(FieldError::new(
             "lots",
@@ -204,13 +203,33 @@ pub fn refusals(f: &StartFacts) -> Vec<FieldError> {
     for reason in &f.eligibility.reasons {
         out.push(FieldError::new("technician", reason.message.clone()));
     }
-    if f.client_age < MINIMUM_AGE {
-        out.push(FieldError::new(
-            "client",
-            format!("the client is {} (under {MINIMUM_AGE})", f.client_age),
-        ));
+    out.extend(absolute_refusals(f));
+    if let Some(min) = f.minimum_age.as_ref().filter(|m| !m.absolute) {
+        if f.client_age < min.years {
+            out.push(FieldError::new(
+                "client",
+                format!(
+                    "the client is {} (under {}); an owner may start only under the exception the jurisdiction allows ({})",
+                    f.client_age, min.years, min.source
+                ),
+            ));
+        }
     }
     out
+}
+
+/// The refusals no one may override: a client under an absolute minimum age.
+pub fn absolute_refusals(f: &StartFacts) -> Vec<FieldError> {
+    match f.minimum_age.as_ref().filter(|m| m.absolute) {
+        Some(min) if f.client_age < min.years => vec![FieldError::new(
+            "client",
+            format!(
+                "the client is {} (under {}): no one may start this session ({})",
+                f.client_age, min.years, min.source
+            ),
+        )],
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -244,7 +263,11 @@ mod tests {
             },
             blocked_by: None,
             client_age: 30,
-            indicator_below: vec![],
+            minimum_age: Some(MinimumAge {
+                years: 18,
+                absolute: false,
+                source: "a source".into(),
+            }),
             missing_lot_kinds: vec![],
         }
     }
@@ -252,6 +275,23 @@ mod tests {
     #[test]
     fn a_ready_session_has_no_refusals() {
         assert!(refusals(&facts()).is_empty());
+    }
+
+    #[test]
+    fn an_absolute_minimum_age_cannot_be_overridden() {
+        let mut f = facts();
+        f.client_age = 17;
+        assert!(absolute_refusals(&f).is_empty(), "an exception is allowed");
+        assert_eq!(refusals(&f).len(), 1);
+        f.minimum_age = Some(MinimumAge {
+            years: 18,
+            absolute: true,
+            source: "Tattooing of Minors Act 1969".into(),
+        });
+        assert_eq!(absolute_refusals(&f).len(), 1);
+        assert_eq!(refusals(&f).len(), 1, "named once");
+        f.client_age = 18;
+        assert!(refusals(&f).is_empty());
     }
 
     #[test]
@@ -263,7 +303,6 @@ mod tests {
         f.lots[0].2 = LotStatus::Recalled;
         f.blocked_by = Some("the member is deactivated".into());
         f.client_age = 17;
-        f.indicator_below = vec![("ABC-123".into(), 1, 5)];
         f.missing_lot_kinds = vec![crate::lots::model::LotKind::Pigment];
         let fields: Vec<String> = refusals(&f).into_iter().map(|e| e.field).collect();
         assert_eq!(
@@ -271,7 +310,6 @@ mod tests {
             [
                 "checklist.gloves",
                 "checklist.barrier_film",
-                "packs.ABC-123",
                 "packs.ABC-123",
                 "lots",
                 "lots.lot1",

@@ -345,6 +345,9 @@ pub fn start(
         }
         let (facts, technician_snapshot) = start_facts(conn, profiles, ctx, clinic_id, &s)?;
         let refused = refusals(&facts);
+        if !absolute_refusals(&facts).is_empty() {
+            return Err(AppError::Refused(refused));
+        }
         if !refused.is_empty() {
             match (&override_reason, role) {
                 (None, _) => return Err(AppError::Refused(refused)),
@@ -407,9 +410,7 @@ fn start_facts(
         .select(PackUseRow::as_select())
         .load(conn)?;
     let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
-    let min_type = context.profile.sterilisation.load_indicator_min_type.value;
     let mut packs = Vec::new();
-    let mut indicator_below = Vec::new();
     for u in &uses {
         // This very session opened the pack: judge it as it stands apart from that.
         let pack = crate::sterilisation::usecases::pack_before_use(
@@ -422,13 +423,6 @@ fn start_facts(
         let status =
             crate::sterilisation::store::current_status(conn, clinic_id, &pack.steriliser_id)?;
         let quarantined = crate::sterilisation::usecases::is_quarantined(status.as_ref());
-        if let Some(min) = min_type {
-            let found = crate::sterilisation::store::find_cycle(conn, clinic_id, &pack.cycle_id)?
-                .map(|c| c.load_indicator_type);
-            if let Some(found) = found.filter(|t| *t < min) {
-                indicator_below.push((pack.code.clone(), found, min));
-            }
-        }
         packs.push((pack.code, pack.state, pack.state_reason, quarantined));
     }
     let lot_ids: Vec<String> = session_lots::table
@@ -484,7 +478,16 @@ fn start_facts(
             client.date_of_birth,
             crate::clinics::context::today(conn, clinic_id)?,
         ),
-        indicator_below,
+        minimum_age: context
+            .profile
+            .minimum_client_age
+            .value
+            .and_then(|years| i32::try_from(years).ok())
+            .map(|years| MinimumAge {
+                years,
+                absolute: context.profile.minimum_client_age_absolute.value == Some(true),
+                source: context.profile.minimum_client_age.source.clone(),
+            }),
         missing_lot_kinds: crate::compliance::rules::missing_lot_kinds(
             context
                 .profile

@@ -427,6 +427,62 @@ async fn start_is_refused_for_an_under_age_client() {
     )
     .await;
     refused_for(&app, &s, "client").await;
+    // Where the jurisdiction allows an exception (the baseline, Texas's cover-up with a parent's
+    // consent), an owner may start with the reason.
+    let overridden = app
+        .post(
+            &app.clinic_path(&format!("/sessions/{}/start", s.session)),
+            &app.owner,
+            &json!({"override_reason": "covering an existing tattoo; mother present and signed the consent"}),
+        )
+        .await;
+    assert_eq!(
+        overridden.status(),
+        201,
+        "{}",
+        overridden.text().await.unwrap()
+    );
+}
+
+/// England's Tattooing of Minors Act 1969 has no exception: no one may start the session.
+#[actix_web::test]
+async fn an_absolute_minimum_age_refuses_even_an_owner() {
+    use diesel::connection::SimpleConnection;
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    app.raw_connection()
+        .batch_execute(&format!(
+            "UPDATE clinics SET jurisdiction = 'gb-eng' WHERE id = '{}'",
+            app.clinic_id
+        ))
+        .unwrap();
+    let dob = (Utc::now() - Duration::days(17 * 365))
+        .date_naive()
+        .to_string();
+    created(
+        app.post(
+            &app.clinic_path(&format!("/clients/{}/amendments", s.client)),
+            &app.technician,
+            &json!({"reason": "ID checked", "changes": {"date_of_birth": dob}}),
+        )
+        .await,
+    )
+    .await;
+    let refused = app
+        .post(
+            &app.clinic_path(&format!("/sessions/{}/start", s.session)),
+            &app.owner,
+            &json!({"override_reason": "parent consents"}),
+        )
+        .await;
+    let problem = assert_problem(refused, 409, Some("client")).await;
+    assert!(
+        problem["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Tattooing of Minors Act 1969"),
+        "{problem}"
+    );
 }
 
 #[actix_web::test]
