@@ -108,6 +108,15 @@ fn render(p: &Profile) -> String {
             v.join(", ")
         }
     });
+    row(&mut out, "minimum_client_age", &p.minimum_client_age, |v| {
+        format!("{v} years")
+    });
+    row(
+        &mut out,
+        "minimum_client_age_absolute",
+        &p.minimum_client_age_absolute,
+        |v| v.to_string(),
+    );
     row(
         &mut out,
         "lot_expiry_and_recall",
