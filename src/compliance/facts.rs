@@ -53,7 +53,8 @@ pub fn gather(
 ) -> AppResult<Facts> {
     let (today, day_start, day_end) = local_day(at, tz);
     let rules = load_rules(profile, tz);
-    let records = crate::sterilisation::usecases::gate::sterilisers_at(conn, clinic_id, at)?;
+    let records =
+        crate::sterilisation::usecases::gate::sterilisers_at(conn, clinic_id, profile, at)?;
     let sterilisers = sterilisers_at(conn, clinic_id, at, &records, &rules, day_start, day_end)?;
     let (staff, credential_expiries) = staff_at(conn, profile, clinic_id, at, today)?;
     let mail = mail_at(conn, profile, clinic_id, at)?;

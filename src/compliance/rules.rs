@@ -235,7 +235,14 @@ pub fn spore_tests(p: &Profile, f: &Facts) -> Vec<Finding> {
                 Rule::SporeTestInterval,
                 Severity::Blocker,
                 subject,
-                format!("{} has no passing spore test on record", s.label),
+                if p.sterilisation.spore_test_read_by_laboratory.value == Some(true) {
+                    format!(
+                        "{} has no passing spore test read by a laboratory on record",
+                        s.label
+                    )
+                } else {
+                    format!("{} has no passing spore test on record", s.label)
+                },
                 source,
                 None,
             )),

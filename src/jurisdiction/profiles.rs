@@ -82,6 +82,9 @@ pub struct SterilisationRules {
     /// A passing spore test is needed after installation, relocation or repair before loads are
     /// released again.
     pub spore_test_after_events: Sourced<bool>,
+    /// Only a spore test read by an independent or certified laboratory (mail-in) counts as a
+    /// passing test; an in-house reading's growth still counts as a failure.
+    pub spore_test_read_by_laboratory: Sourced<bool>,
     /// A positive spore test takes the steriliser out of service and quarantines every load back
     /// to its last negative test.
     pub failed_spore_test_recall: Sourced<bool>,
@@ -318,6 +321,10 @@ impl Profiles {
             (
                 "sterilisation.record_retention_years.source",
                 &p.sterilisation.record_retention_years.source,
+            ),
+            (
+                "sterilisation.spore_test_read_by_laboratory.source",
+                &p.sterilisation.spore_test_read_by_laboratory.source,
             ),
             (
                 "sterilisation.failed_spore_test_recall.source",

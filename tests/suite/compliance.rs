@@ -581,3 +581,92 @@ async fn a_load_below_the_jurisdictions_indicator_type_is_held_everywhere() {
     );
     assert!(rules_for(&v, &format!("pack:{}", code(&type5))).is_empty());
 }
+
+/// Oregon wants spore tests analysed by an independent laboratory: an in-house negative does
+/// not qualify the steriliser; a laboratory's negative does. An in-house positive still fails.
+#[actix_web::test]
+async fn where_a_laboratory_must_read_spore_tests_an_in_house_negative_does_not_count() {
+    use diesel::connection::SimpleConnection;
+    let app = TestApp::spawn().await;
+    app.raw_connection()
+        .batch_execute(&format!(
+            "UPDATE clinics SET jurisdiction = 'us-or' WHERE id = '{}'",
+            app.clinic_id
+        ))
+        .unwrap();
+    let o = &app.owner;
+    let s = ok(app
+        .post(
+            &app.clinic_path("/sterilisers"),
+            o,
+            &json!({"make": "Tuttnauer", "model": "2340M", "serial_number": "T-OR", "kind": "gravity"}),
+        )
+        .await)
+    .await;
+    let sid = s["id"].as_str().unwrap();
+    let started = common::load_time_hours_ago(3);
+    // In-house only.
+    common::qualify_steriliser(&app, sid, 1, started).await;
+    let load = |n: i64, at: chrono::DateTime<Utc>, packs: usize| {
+        json!({
+            "steriliser_id": sid, "cycle_number": n, "program": {"name": "121", "temperature_c": 121.0, "hold_minutes": 30.0},
+            "started_at": at.to_rfc3339(), "finished_at": (at + Duration::minutes(50)).to_rfc3339(),
+            "peak_temperature_c": 122.0, "peak_pressure_kpa": 213.0, "hold_minutes": 31.0,
+            "load_indicator": {"type": 5, "passed": true}, "packs": vec![json!({"contents": "grips"}); packs]})
+    };
+    let c = ok(app
+        .post(&app.clinic_path("/cycles"), o, &load(2, started, 1))
+        .await)
+    .await;
+    assert_eq!(c["packs"][0]["state"], "pending", "{c}");
+    let v = view(&app).await;
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["subject"] == format!("steriliser:{sid}").as_str()
+                && f["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("read by a laboratory")),
+        "{v}"
+    );
+    // A mail-in test in an earlier load reads negative at the laboratory.
+    let lab_load = ok(app
+        .post(
+            &app.clinic_path("/cycles"),
+            o,
+            &load(3, started - Duration::hours(30), 0),
+        )
+        .await)
+    .await;
+    let placed = started - Duration::hours(30) + Duration::minutes(1);
+    let test = ok(app
+        .post(&app.clinic_path("/spore-tests"), o, &json!({
+            "steriliser_id": sid, "cycle_id": lab_load["id"], "bi_product": "Attest 1292", "bi_lot": "L",
+            "placed_at": placed.to_rfc3339(),
+            "incubation": {"kind": "mail_in", "posted_on": placed.date_naive().to_string(),
+                           "lab_name": "Oregon Sterilizer Monitoring", "lab_deadline": (placed + Duration::days(7)).date_naive().to_string()}}))
+        .await)
+    .await;
+    ok(app
+        .post(
+            &app.clinic_path(&format!("/spore-tests/{}/result", test["id"].as_str().unwrap())),
+            o,
+            &json!({"result": "negative", "control_result": "growth", "read_at": (started - Duration::hours(1)).to_rfc3339(), "lab_reference": "OSM-1"}),
+        )
+        .await)
+    .await;
+    let pack = ok(app
+        .get(
+            &app.clinic_path(&format!(
+                "/packs/{}",
+                c["packs"][0]["code"].as_str().unwrap()
+            )),
+            o,
+        )
+        .await)
+    .await;
+    assert_eq!(pack["state"], "released", "{pack}");
+}

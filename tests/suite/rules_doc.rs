@@ -59,6 +59,12 @@ fn render(p: &Profile) -> String {
     );
     row(
         &mut out,
+        "sterilisation.spore_test_read_by_laboratory",
+        &s.spore_test_read_by_laboratory,
+        |v| v.to_string(),
+    );
+    row(
+        &mut out,
         "sterilisation.failed_spore_test_recall",
         &s.failed_spore_test_recall,
         |v| v.to_string(),

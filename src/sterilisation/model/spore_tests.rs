@@ -22,6 +22,12 @@ pub enum Incubation {
     },
 }
 
+impl Incubation {
+    /// How each kind is kept in the `incubation` column.
+    pub const IN_HOUSE: &'static str = "in_house";
+    pub const MAIL_IN: &'static str = "mail_in";
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SporeTestInput {

@@ -199,7 +199,7 @@ pub(super) fn cycle_views_counting_use(
     } else {
         HashSet::new()
     };
-    let sterilisers = gate::sterilisers_at(conn, clinic_id, now)?;
+    let sterilisers = gate::sterilisers_at(conn, clinic_id, context.profile, now)?;
     let judged = gate::judge_loads(
         conn,
         clinic_id,

@@ -49,12 +49,15 @@ pub fn load_rules(profile: &Profile, tz: chrono_tz::Tz) -> LoadRules {
     }
 }
 
-/// Every steriliser of the clinic as it stood at `at`.
+/// Every steriliser of the clinic as it stood at `at`. Where the profile wants spore tests read
+/// by a laboratory, an in-house negative reading is not a pass (an in-house positive still fails).
 pub fn sterilisers_at(
     conn: &mut DbConn,
     clinic_id: &str,
+    profile: &Profile,
     at: NaiveDateTime,
 ) -> AppResult<BTreeMap<String, SteriliserAt>> {
+    let lab_only = profile.sterilisation.spore_test_read_by_laboratory.value == Some(true);
     let versions: Vec<SteriliserRow> = sterilisers::table
         .filter(sterilisers::clinic_id.eq(clinic_id))
         .filter(sterilisers::recorded_at.le(at))
@@ -71,7 +74,7 @@ pub fn sterilisers_at(
         ))
         .load(conn)?;
     // Every spore test read by `at`, with the start of the load it rode in.
-    let reads: Vec<(String, String, String, NaiveDateTime)> = spore_tests::table
+    let reads: Vec<(String, String, String, NaiveDateTime, String)> = spore_tests::table
         .inner_join(
             spore_test_results::table.on(spore_test_results::spore_test_id.eq(spore_tests::id)),
         )
@@ -85,6 +88,7 @@ pub fn sterilisers_at(
             spore_test_results::result,
             spore_test_results::control_result,
             cycles::started_at,
+            spore_tests::incubation,
         ))
         .load(conn)?;
     let air: Vec<(String, NaiveDateTime)> = air_removal_tests::table
@@ -114,9 +118,13 @@ pub fn sterilisers_at(
             at.statuses.push(s);
         }
     }
-    for (id, result, control, started) in reads {
+    for (id, result, control, started, incubation) in reads {
+        let read = read_test(&result, &control, started);
+        if lab_only && incubation != Incubation::MAIL_IN && read.result == SporeResult::Negative {
+            continue;
+        }
         if let Some(at) = out.get_mut(&id) {
-            at.record.reads.push(read_test(&result, &control, started));
+            at.record.reads.push(read);
         }
     }
     for (id, performed) in air {

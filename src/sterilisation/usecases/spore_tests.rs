@@ -49,7 +49,7 @@ pub(super) fn spore_fields(row: &SporeTestRow) -> SporeTestInput {
         bi_lot: row.bi_lot.clone(),
         placed_at: to_utc(row.placed_at),
         incubation: match (row.incubation.as_str(), row.posted_on, row.lab_deadline) {
-            ("mail_in", Some(posted_on), Some(lab_deadline)) => Incubation::MailIn {
+            (Incubation::MAIL_IN, Some(posted_on), Some(lab_deadline)) => Incubation::MailIn {
                 posted_on,
                 lab_name: row.lab_name.clone().unwrap_or_default(),
                 lab_deadline,
@@ -70,13 +70,13 @@ pub(super) fn spore_row(
     reason: Option<String>,
 ) -> SporeTestRow {
     let (incubation, hours, posted_on, lab_name, lab_deadline) = match &f.incubation {
-        Incubation::InHouse { hours } => ("in_house", Some(*hours), None, None, None),
+        Incubation::InHouse { hours } => (Incubation::IN_HOUSE, Some(*hours), None, None, None),
         Incubation::MailIn {
             posted_on,
             lab_name,
             lab_deadline,
         } => (
-            "mail_in",
+            Incubation::MAIL_IN,
             None,
             Some(*posted_on),
             Some(lab_name.clone()),
