@@ -288,15 +288,7 @@ fn staff_at(
         let facts: Vec<CredentialFact> = creds
             .iter()
             .filter(|c| c.user_id == user_id)
-            .map(|c| {
-                Ok(CredentialFact {
-                    id: c.id.clone(),
-                    kind: CredentialKind::from_db(&c.kind)?,
-                    issued_on: c.issued_on.or(c.declined_on),
-                    expires_on: c.expires_on,
-                    verified: verified.contains(&(c.id.clone(), c.version)),
-                })
-            })
+            .map(|c| c.fact(verified.contains(&(c.id.clone(), c.version))))
             .collect::<AppResult<_>>()?;
         out.push(StaffFacts {
             user_id,

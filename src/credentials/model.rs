@@ -7,23 +7,7 @@ use utoipa::ToSchema;
 
 use crate::error::FieldError;
 
-/// Body-art codes accept any of these on file (DOMAIN.md 3.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum HepatitisBStatus {
-    Vaccinated,
-    ImmuneByTitre,
-    /// Declined, with the date of the signed declination (OSHA Appendix A).
-    Declined,
-    Contraindicated,
-}
-
-crate::db::stored::stored_as!(HepatitisBStatus, "hepatitis B status", {
-    Vaccinated => "vaccinated",
-    ImmuneByTitre => "immune_by_titre",
-    Declined => "declined",
-    Contraindicated => "contraindicated",
-});
+pub use crate::jurisdiction::kinds::HepatitisBStatus;
 
 /// The fields of a credential record (what is submitted, and what an amendment may correct).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -113,6 +97,7 @@ pub use crate::jurisdiction::kinds::{default_requirements, CredentialKind, Requi
 pub struct CredentialFact {
     pub id: String,
     pub kind: CredentialKind,
+    pub hepatitis_b_status: Option<HepatitisBStatus>,
     pub issued_on: Option<NaiveDate>,
     pub expires_on: Option<NaiveDate>,
     pub verified: bool,
@@ -122,6 +107,8 @@ pub struct CredentialFact {
 #[serde(rename_all = "snake_case")]
 pub enum Shortfall {
     Missing,
+    /// On file, but its status is not one the jurisdiction accepts.
+    NotAccepted,
     Expired,
     Unverified,
 }
@@ -164,10 +151,16 @@ pub fn eligibility(
     let mut reasons = Vec::new();
     let mut warnings = Vec::new();
     for req in requirements {
-        let held: Vec<&CredentialFact> = facts
+        let on_file: Vec<&CredentialFact> = facts
             .iter()
             .filter(|f| f.kind == req.kind && f.issued_on.is_none_or(|d| d <= on))
             .collect();
+        let accepted = |f: &&CredentialFact| match (&req.accepts, f.hepatitis_b_status) {
+            (Some(accepts), Some(status)) => accepts.contains(&status),
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        let held: Vec<&CredentialFact> = on_file.iter().copied().filter(accepted).collect();
         let current: Vec<&CredentialFact> = held
             .iter()
             .copied()
@@ -200,6 +193,16 @@ pub fn eligibility(
                             Some(d) => format!("{label} lapsed after {d}"),
                             None => format!("{label} has lapsed"),
                         },
+                    )
+                } else if let (Some(accepts), Some(f)) = (&req.accepts, on_file.first()) {
+                    let words: Vec<&str> = accepts.iter().map(|s| s.as_db()).collect();
+                    (
+                        Shortfall::NotAccepted,
+                        format!(
+                            "{label} on file is {}, but this jurisdiction needs one of: {}",
+                            f.hepatitis_b_status.map_or("not stated", |s| s.as_db()),
+                            words.join(", ")
+                        ),
                     )
                 } else {
                     (Shortfall::Missing, format!("no {label} on file"))
@@ -236,6 +239,8 @@ mod tests {
         CredentialFact {
             id: "c".into(),
             kind,
+            hepatitis_b_status: (kind == CredentialKind::HepatitisB)
+                .then_some(HepatitisBStatus::Offered),
             issued_on: Some(issued),
             expires_on: expires,
             verified,
@@ -381,5 +386,36 @@ mod tests {
             }),
             ["expires_on"]
         );
+    }
+
+    #[test]
+    fn a_hepatitis_b_status_meets_a_requirement_only_if_the_jurisdiction_accepts_it() {
+        let on = day(2026, 6, 1);
+        let offered = [fact(
+            CredentialKind::HepatitisB,
+            day(2026, 1, 1),
+            None,
+            true,
+        )];
+        let any = [Requirement {
+            kind: CredentialKind::HepatitisB,
+            max_age_days: None,
+            accepts: None,
+        }];
+        assert!(
+            eligibility(&any, &offered, on).eligible,
+            "OSHA: offered is enough"
+        );
+        let immunity = [Requirement {
+            accepts: Some(vec![
+                HepatitisBStatus::Vaccinated,
+                HepatitisBStatus::ImmuneByTitre,
+            ]),
+            ..any[0].clone()
+        }];
+        let e = eligibility(&immunity, &offered, on);
+        assert!(!e.eligible);
+        assert_eq!(e.reasons[0].problem, Shortfall::NotAccepted);
+        assert!(e.reasons[0].message.contains("offered"), "{:?}", e.reasons);
     }
 }

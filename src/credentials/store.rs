@@ -3,8 +3,10 @@
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
+use crate::credentials::model::{CredentialFact, CredentialKind, HepatitisBStatus};
 use crate::db::schema::{credential_verifications, credentials};
 use crate::db::DbConn;
+use crate::error::AppResult;
 use crate::records::current;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -149,3 +151,22 @@ pub fn verifications_of(
 }
 
 crate::records::versioned_rows!(CredentialRow);
+
+impl CredentialRow {
+    /// What the eligibility rule takes from this version of a credential. A declination counts
+    /// from the day it was signed.
+    pub fn fact(&self, verified: bool) -> AppResult<CredentialFact> {
+        Ok(CredentialFact {
+            id: self.id.clone(),
+            kind: CredentialKind::from_db(&self.kind)?,
+            hepatitis_b_status: self
+                .hepatitis_b_status
+                .as_deref()
+                .map(HepatitisBStatus::from_db)
+                .transpose()?,
+            issued_on: self.issued_on.or(self.declined_on),
+            expires_on: self.expires_on,
+            verified,
+        })
+    }
+}

@@ -327,15 +327,11 @@ pub fn member_eligibility(
     let facts: Vec<CredentialFact> = rows
         .iter()
         .map(|r| {
-            Ok(CredentialFact {
-                id: r.id.clone(),
-                kind: CredentialKind::from_db(&r.kind)?,
-                issued_on: r.issued_on.or(r.declined_on),
-                expires_on: r.expires_on,
-                verified: verifications
+            r.fact(
+                verifications
                     .iter()
                     .any(|v| v.credential_id == r.id && v.credential_version == r.version),
-            })
+            )
         })
         .collect::<AppResult<_>>()?;
     let mut eligibility = eligibility(&requirements, &facts, on);

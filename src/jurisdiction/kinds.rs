@@ -67,12 +67,37 @@ impl LotKind {
     }
 }
 
+/// A practitioner's hepatitis B status. OSHA 29 CFR 1910.1030(f)(2) asks only that the vaccine be
+/// offered (any of these shows it was); a profile may accept fewer (California: vaccination or
+/// immunity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HepatitisBStatus {
+    /// Offered and accepted; the vaccination series is not complete yet.
+    Offered,
+    Vaccinated,
+    ImmuneByTitre,
+    /// Declined, with the date of the signed declination (OSHA Appendix A).
+    Declined,
+    Contraindicated,
+}
+
+crate::db::stored::stored_as!(HepatitisBStatus, "hepatitis B status", {
+    Offered => "offered",
+    Vaccinated => "vaccinated",
+    ImmuneByTitre => "immune_by_titre",
+    Declined => "declined",
+    Contraindicated => "contraindicated",
+});
+
 /// What a jurisdiction requires of a credential kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Requirement {
     pub kind: CredentialKind,
     /// The credential must have been issued within this many days (e.g. yearly training).
     pub max_age_days: Option<i64>,
+    /// For hepatitis B: the statuses that meet it (all of them when absent).
+    pub accepts: Option<Vec<HepatitisBStatus>>,
 }
 
 /// Until jurisdiction profiles exist: BBP training within 365 days (OSHA 1910.1030), hepatitis
@@ -82,14 +107,17 @@ pub fn default_requirements() -> Vec<Requirement> {
         Requirement {
             kind: CredentialKind::BloodbornePathogenTraining,
             max_age_days: Some(365),
+            accepts: None,
         },
         Requirement {
             kind: CredentialKind::HepatitisB,
             max_age_days: None,
+            accepts: None,
         },
         Requirement {
             kind: CredentialKind::Licence,
             max_age_days: None,
+            accepts: None,
         },
     ]
 }

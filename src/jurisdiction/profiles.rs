@@ -67,6 +67,9 @@ pub struct RequiredCredential {
     pub kind: CredentialKind,
     /// The credential counts for this many days after it was issued (e.g. yearly training).
     pub max_age_days: Option<i64>,
+    /// For hepatitis B: the statuses that meet the requirement; every status when absent.
+    #[serde(default)]
+    pub accepts: Option<Vec<super::kinds::HepatitisBStatus>>,
     pub source: String,
 }
 
@@ -153,6 +156,7 @@ impl Profile {
             .map(|r| Requirement {
                 kind: r.kind,
                 max_age_days: r.max_age_days,
+                accepts: r.accepts.clone(),
             })
             .collect()
     }

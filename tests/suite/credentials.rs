@@ -453,3 +453,41 @@ async fn the_jurisdiction_profile_decides_which_credentials_count() {
     let baseline = eligibility(&app, &app.owner, &app.technician.user_id, None).await;
     assert_eq!(baseline["requirements"].as_array().unwrap().len(), 3);
 }
+
+/// OSHA asks that the hepatitis B vaccine be offered: "offered" meets the baseline. California
+/// asks for vaccination or immunity: there "offered" does not, and the reason says which
+/// statuses would.
+#[actix_web::test]
+async fn a_hepatitis_b_offer_meets_osha_but_not_california() {
+    use diesel::connection::SimpleConnection;
+    let app = TestApp::spawn().await;
+    let tech = app.technician.user_id.clone();
+    for body in [
+        bbp(&tech, &days_ago(30)),
+        json!({"user_id": tech, "kind": "hepatitis_b", "hepatitis_b_status": "offered"}),
+        licence(&tech, &days_ago(-200)),
+    ] {
+        let id = submit(&app, &app.owner, &body).await;
+        verify(&app, &id).await;
+    }
+    let e = eligibility(&app, &app.owner, &tech, None).await;
+    assert_eq!(e["eligible"], true, "{e}");
+    app.raw_connection()
+        .batch_execute(&format!(
+            "UPDATE clinics SET jurisdiction = 'us-ca' WHERE id = '{}'",
+            app.clinic_id
+        ))
+        .unwrap();
+    let e = eligibility(&app, &app.owner, &tech, None).await;
+    assert_eq!(e["eligible"], false, "{e}");
+    let reasons = e["reasons"].as_array().unwrap();
+    let hep = reasons
+        .iter()
+        .find(|r| r["kind"] == "hepatitis_b")
+        .unwrap_or_else(|| panic!("{e}"));
+    assert_eq!(hep["problem"], "not_accepted");
+    assert!(
+        hep["message"].as_str().unwrap().contains("vaccinated"),
+        "{e}"
+    );
+}

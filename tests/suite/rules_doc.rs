@@ -85,9 +85,13 @@ fn render(p: &Profile) -> String {
         out.push_str("| `required_credentials` | none | no credential is required of a practitioner by this jurisdiction's sources |\n");
     }
     for c in &p.required_credentials {
-        let age = c
+        let mut age = c
             .max_age_days
             .map_or("held".to_owned(), |d| format!("issued within {d} days"));
+        if let Some(accepts) = &c.accepts {
+            let words: Vec<&str> = accepts.iter().map(|s| s.as_db()).collect();
+            age = format!("{age}, status one of: {}", words.join(", "));
+        }
         out.push_str(&format!(
             "| `required_credentials.{}` | {} | {} |\n",
             c.kind.as_db(),
