@@ -344,6 +344,10 @@ async fn sqlite_planner_statistics_are_gathered_at_start() {
         n: i64,
     }
     let mut conn = diesel::SqliteConnection::establish(&file.display().to_string()).unwrap();
+    // The service's background work (the mail worker, say) may still hold the write lock for a
+    // moment after the application is dropped: wait for it as the service's own connections do.
+    diesel::connection::SimpleConnection::batch_execute(&mut conn, "PRAGMA busy_timeout = 10000")
+        .unwrap();
     let n = diesel::sql_query("SELECT COUNT(*) AS n FROM sqlite_stat1")
         .get_result::<N>(&mut conn)
         .unwrap()
