@@ -154,6 +154,7 @@ fn sterilisers_at(
                 .iter()
                 .any(|p| *p >= day_start && *p < day_end),
             last_event: s.record.last_event.clone(),
+            hours_since_negative: s.record.hours_since_negative(at),
         });
     }
     Ok(out)

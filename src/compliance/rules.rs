@@ -114,6 +114,8 @@ pub struct SteriliserFacts {
     pub air_removal_passed_today: bool,
     /// The latest relocation or repair, which needs a passing spore test after it.
     pub last_event: Option<TestEvent>,
+    /// Hours of operation since the load of the last passing spore test.
+    pub hours_since_negative: f64,
 }
 
 pub use crate::sterilisation::model::TestEvent;
@@ -272,6 +274,23 @@ pub fn spore_tests(p: &Profile, f: &Facts) -> Vec<Finding> {
                         ));
                     }
                     continue;
+                }
+                let hours = p.sterilisation.spore_test_operating_hours.value;
+                if let Some(limit) = hours.filter(|h| s.hours_since_negative >= f64::from(*h)) {
+                    if incubating.is_none() {
+                        out.push(finding(
+                            Rule::SporeTestInterval,
+                            Severity::Blocker,
+                            subject,
+                            format!(
+                                "{} has run {:.0} hours since its last passing spore test (one is due every {limit} hours of operation): test it before releasing more loads",
+                                s.label, s.hours_since_negative
+                            ),
+                            &p.sterilisation.spore_test_operating_hours.source,
+                            None,
+                        ));
+                        continue;
+                    }
                 }
                 if f.now > due {
                     out.push(finding(
@@ -689,6 +708,7 @@ mod tests {
             loads_today_without_air_removal: 0,
             air_removal_passed_today: true,
             last_event: None,
+            hours_since_negative: 0.0,
         }
     }
 
@@ -1048,5 +1068,26 @@ mod tests {
         assert_eq!(incidents(p, &f)[0].severity, Severity::Blocker);
         f.follow_ups[0].done = true;
         assert!(incidents(p, &f).is_empty());
+    }
+
+    #[test]
+    fn florida_counts_hours_of_operation_since_the_last_passing_test() {
+        let profiles = Profiles::load(None).unwrap();
+        let florida = profiles.get("us-fl").unwrap();
+        let baseline = profiles.get("baseline").unwrap();
+        let worked = SteriliserFacts {
+            pre_vacuum: false,
+            hours_since_negative: 41.0,
+            ..steriliser(Some(at(9, 9)))
+        };
+        let f = facts(at(10, 12), worked);
+        let found = spore_tests(florida, &f);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].severity, Severity::Blocker);
+        assert!(found[0].reference.contains("40 hours"), "{found:?}");
+        assert!(
+            spore_tests(baseline, &f).is_empty(),
+            "the baseline counts days only"
+        );
     }
 }

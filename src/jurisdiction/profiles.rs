@@ -85,6 +85,9 @@ pub struct SterilisationRules {
     /// A passing spore test is needed after installation, relocation or repair before loads are
     /// released again.
     pub spore_test_after_events: Sourced<bool>,
+    /// A spore test is due after this many hours of operation (the loads' durations) since the
+    /// last passing one, whatever the calendar says. Absent where no source counts hours.
+    pub spore_test_operating_hours: Sourced<u32>,
     /// Only a spore test read by an independent or certified laboratory (mail-in) counts as a
     /// passing test; an in-house reading's growth still counts as a failure.
     pub spore_test_read_by_laboratory: Sourced<bool>,
@@ -325,6 +328,10 @@ impl Profiles {
             (
                 "sterilisation.record_retention_years.source",
                 &p.sterilisation.record_retention_years.source,
+            ),
+            (
+                "sterilisation.spore_test_operating_hours.source",
+                &p.sterilisation.spore_test_operating_hours.source,
             ),
             (
                 "sterilisation.spore_test_read_by_laboratory.source",

@@ -59,6 +59,12 @@ fn render(p: &Profile) -> String {
     );
     row(
         &mut out,
+        "sterilisation.spore_test_operating_hours",
+        &s.spore_test_operating_hours,
+        |v| format!("{v} hours of operation"),
+    );
+    row(
+        &mut out,
         "sterilisation.spore_test_read_by_laboratory",
         &s.spore_test_read_by_laboratory,
         |v| v.to_string(),

@@ -479,6 +479,7 @@ mod tests {
             spore_test_after_events: true,
             daily_air_removal_test: true,
             load_indicator_min_type: Some(5),
+            spore_test_operating_hours: None,
             tz,
         };
         let negative = |at: chrono::NaiveDateTime| ReadTest {
@@ -492,6 +493,7 @@ mod tests {
             pre_vacuum: true,
             reads: vec![],
             last_event: None,
+            loads: vec![],
             air_removal_passes: vec![],
         };
         let checks = load_checks(load, 5, &record, &rules);
@@ -520,6 +522,50 @@ mod tests {
             .reads
             .push(negative(load + chrono::Duration::hours(1)));
         assert!(load_checks(load, 5, &record, &rules).unqualified.is_none());
+    }
+
+    #[test]
+    fn a_spore_test_falls_due_after_hours_of_operation_where_a_profile_counts_them() {
+        let tz = chrono_tz::America::New_York;
+        let rules = LoadRules {
+            spore_test_interval_days: Some(90),
+            spore_test_after_events: false,
+            daily_air_removal_test: false,
+            load_indicator_min_type: None,
+            spore_test_operating_hours: Some(40),
+            tz,
+        };
+        let start = t(9, 0).naive_utc() - chrono::Duration::days(30);
+        let negative = ReadTest {
+            cycle_started_at: start,
+            result: SporeResult::Negative,
+            valid: true,
+        };
+        // Forty one-hour loads after the passing test: the next load waits for a new test.
+        let loads: Vec<_> = (1..=40)
+            .map(|i| {
+                let s = start + chrono::Duration::hours(6 * i);
+                (s, s + chrono::Duration::hours(1))
+            })
+            .collect();
+        let record = SteriliserRecord {
+            pre_vacuum: false,
+            reads: vec![negative],
+            last_event: None,
+            loads: loads.clone(),
+            air_removal_passes: vec![],
+        };
+        let next = loads[39].1 + chrono::Duration::hours(1);
+        assert!(load_checks(next, 5, &record, &rules).run_while_overdue);
+        assert!(
+            !load_checks(loads[39].0, 5, &record, &rules).run_while_overdue,
+            "39 hours before it"
+        );
+        let days_only = LoadRules {
+            spore_test_operating_hours: None,
+            ..rules
+        };
+        assert!(!load_checks(next, 5, &record, &days_only).run_while_overdue);
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct SteriliserRecord {
     /// Read spore tests, each with the start of the load it rode in.
     pub reads: Vec<ReadTest>,
     pub last_event: Option<TestEvent>,
+    /// Every load's start and finish: the hours of operation between spore tests.
+    pub loads: Vec<(NaiveDateTime, NaiveDateTime)>,
     /// When each passing air-removal test was performed.
     pub air_removal_passes: Vec<NaiveDateTime>,
 }
@@ -50,6 +52,16 @@ impl SteriliserRecord {
             .map(|t| t.cycle_started_at)
             .collect()
     }
+
+    /// Hours of operation (load durations) from the last passing test before `until` up to it.
+    pub fn hours_since_negative(&self, until: NaiveDateTime) -> f64 {
+        let since = self.negatives().into_iter().filter(|n| *n < until).max();
+        self.loads
+            .iter()
+            .filter(|(start, _)| *start < until && since.is_none_or(|s| *start >= s))
+            .map(|(start, finish)| (*finish - *start).num_seconds().max(0) as f64 / 3600.0)
+            .sum()
+    }
 }
 
 /// The profile's rules a load is judged by, in the clinic's time zone.
@@ -59,6 +71,8 @@ pub struct LoadRules {
     pub spore_test_after_events: bool,
     pub daily_air_removal_test: bool,
     pub load_indicator_min_type: Option<i32>,
+    /// A spore test is due after this many hours of operation (Florida: 40).
+    pub spore_test_operating_hours: Option<u32>,
     pub tz: chrono_tz::Tz,
 }
 
@@ -127,12 +141,18 @@ pub fn load_checks(
             .iter()
             .any(|p| *p <= load_started && local(*p) == local(load_started));
     LoadChecks {
+        // Overdue by the calendar, or by hours of operation: a load started once the steriliser
+        // had run its hours since the last passing test waits for the next one.
         run_while_overdue: run_while_overdue(
             load_started,
             &negatives,
             rules.spore_test_interval_days,
             rules.tz,
-        ),
+        ) || rules.spore_test_operating_hours.is_some_and(|limit| {
+            !negatives.is_empty()
+                && record.hours_since_negative(load_started) >= f64::from(limit)
+                && !negatives.iter().any(|n| *n >= load_started)
+        }),
         unqualified,
         without_air_removal,
         indicator_below: rules

@@ -45,6 +45,7 @@ pub fn load_rules(profile: &Profile, tz: chrono_tz::Tz) -> LoadRules {
         spore_test_after_events: s.spore_test_after_events.value == Some(true),
         daily_air_removal_test: s.daily_air_removal_test.value == Some(true),
         load_indicator_min_type: s.load_indicator_min_type.value,
+        spore_test_operating_hours: s.spore_test_operating_hours.value,
         tz,
     }
 }
@@ -91,6 +92,16 @@ pub fn sterilisers_at(
             spore_tests::incubation,
         ))
         .load(conn)?;
+    let loads: Vec<(String, NaiveDateTime, NaiveDateTime)> = cycles::table
+        .filter(cycles::clinic_id.eq(clinic_id))
+        .filter(as_of("cycles", at))
+        .filter(cycles::started_at.le(at))
+        .select((
+            cycles::steriliser_id,
+            cycles::started_at,
+            cycles::finished_at,
+        ))
+        .load(conn)?;
     let air: Vec<(String, NaiveDateTime)> = air_removal_tests::table
         .filter(air_removal_tests::clinic_id.eq(clinic_id))
         .filter(as_of("air_removal_tests", at))
@@ -125,6 +136,11 @@ pub fn sterilisers_at(
         }
         if let Some(at) = out.get_mut(&id) {
             at.record.reads.push(read);
+        }
+    }
+    for (id, started, finished) in loads {
+        if let Some(at) = out.get_mut(&id) {
+            at.record.loads.push((started, finished));
         }
     }
     for (id, performed) in air {
