@@ -670,3 +670,61 @@ async fn where_a_laboratory_must_read_spore_tests_an_in_house_negative_does_not_
     .await;
     assert_eq!(pack["state"], "released", "{pack}");
 }
+
+/// A load run before that day's air-removal test stays a finding after the clinic's midnight,
+/// as long as its pack is on the shelf; in a zone far east of UTC as in London.
+#[actix_web::test]
+async fn a_load_before_the_days_air_removal_test_is_still_found_the_next_day() {
+    use diesel::connection::SimpleConnection;
+    for zone in ["Europe/London", "Pacific/Auckland"] {
+        let app = TestApp::spawn().await;
+        app.raw_connection()
+            .batch_execute(&format!(
+                "UPDATE clinics SET timezone = '{zone}' WHERE id = '{}'",
+                app.clinic_id
+            ))
+            .unwrap();
+        let tz: chrono_tz::Tz = zone.parse().unwrap();
+        let o = &app.owner;
+        let s = ok(app
+            .post(
+                &app.clinic_path("/sterilisers"),
+                o,
+                &json!({"make": "W&H", "model": "Lisa", "serial_number": "S-AR", "kind": "pre_vacuum"}),
+            )
+            .await)
+        .await;
+        let sid = s["id"].as_str().unwrap();
+        // Yesterday at 10:00, clinic time: the load, then the day's test an hour after it.
+        let yesterday = Utc::now().with_timezone(&tz).date_naive() - Duration::days(1);
+        let started = yesterday
+            .and_hms_opt(10, 0, 0)
+            .unwrap()
+            .and_local_timezone(tz)
+            .earliest()
+            .unwrap()
+            .with_timezone(&Utc);
+        common::qualify_steriliser(&app, sid, 1, started - Duration::days(3)).await;
+        let c = ok(app
+            .post(&app.clinic_path("/cycles"), o, &json!({
+                "steriliser_id": sid, "cycle_number": 2,
+                "program": {"name": "134", "temperature_c": 134.0, "hold_minutes": 3.5},
+                "started_at": started.to_rfc3339(), "finished_at": (started + Duration::minutes(40)).to_rfc3339(),
+                "peak_temperature_c": 135.0, "peak_pressure_kpa": 313.0, "hold_minutes": 4.0,
+                "load_indicator": {"type": 5, "passed": true}, "packs": [{"contents": "grips"}]}))
+            .await)
+        .await;
+        ok(app
+            .post(&app.clinic_path("/air-removal-tests"), o, &json!({"steriliser_id": sid,
+                "performed_at": (started + Duration::hours(1)).to_rfc3339(), "test_type": "bowie_dick", "passed": true}))
+            .await)
+        .await;
+        let code = c["packs"][0]["code"].as_str().unwrap().to_owned();
+        let v = view(&app).await;
+        assert_eq!(
+            rules_for(&v, &format!("pack:{code}")),
+            [("daily_air_removal".to_owned(), "blocker".to_owned())],
+            "{zone}: {v}"
+        );
+    }
+}
