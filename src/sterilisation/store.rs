@@ -460,20 +460,6 @@ pub fn list_spore_tests(
 }
 
 /// Spore tests that rode in these cycles, with their results.
-pub fn spore_tests_of_cycles(
-    conn: &mut DbConn,
-    clinic_id: &str,
-    cycle_ids: &[String],
-) -> QueryResult<Vec<(SporeTestRow, Option<SporeResultRow>)>> {
-    let tests: Vec<SporeTestRow> = spore_tests::table
-        .filter(spore_tests::clinic_id.eq(clinic_id))
-        .filter(spore_tests::cycle_id.eq_any(cycle_ids))
-        .filter(current("spore_tests"))
-        .select(SporeTestRow::as_select())
-        .load(conn)?;
-    attach_results(conn, clinic_id, tests)
-}
-
 pub fn attach_results(
     conn: &mut DbConn,
     clinic_id: &str,
@@ -539,15 +525,7 @@ pub fn read_tests_of_steriliser(
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(_, result, control, started)| ReadTest {
-            cycle_started_at: started,
-            result: if crate::sterilisation::model::is_valid_negative(&result, &control) {
-                SporeResult::Negative
-            } else {
-                SporeResult::Positive
-            },
-            valid: matches!(ControlResult::from_db(&control), Ok(ControlResult::Growth)),
-        })
+        .map(|(_, result, control, started)| ReadTest::from_db(&result, &control, started))
         .collect())
 }
 

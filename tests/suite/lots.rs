@@ -218,6 +218,15 @@ async fn a_recalled_lot_blocks_until_its_stock_is_withdrawn() {
     let withdraw = app.clinic_path(&format!("/lots/{id}/withdraw"));
     let body = json!({"reason": "remaining cartridges returned to the supplier"});
     assert_problem(app.post(&withdraw, &app.technician, &body).await, 403, None).await;
+    assert_problem(app.post(&withdraw, &app.inspector, &body).await, 403, None).await;
+    let anonymous = app
+        .client
+        .post(app.url(&withdraw))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(anonymous, 401, None).await;
     assert_problem(
         app.post(&withdraw, &app.owner, &json!({"reason": "  "}))
             .await,

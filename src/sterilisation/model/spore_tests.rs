@@ -169,6 +169,21 @@ pub struct ReadTest {
     pub valid: bool,
 }
 
+impl ReadTest {
+    /// A stored reading, fail-safe: only a valid negative reads as negative.
+    pub fn from_db(result: &str, control: &str, cycle_started_at: NaiveDateTime) -> Self {
+        Self {
+            cycle_started_at,
+            result: if is_valid_negative(result, control) {
+                SporeResult::Negative
+            } else {
+                SporeResult::Positive
+            },
+            valid: matches!(ControlResult::from_db(control), Ok(ControlResult::Growth)),
+        }
+    }
+}
+
 pub fn biological(test_placed: bool, read: Option<(SporeResult, bool)>) -> Biological {
     match (test_placed, read) {
         (false, _) => Biological::None,

@@ -188,7 +188,6 @@ pub(super) fn cycle_views_counting_use(
     let rules = gate::load_rules(context.profile, context.tz);
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let packs = store::packs_of_cycles(conn, clinic_id, &ids)?;
-    let tests = store::spore_tests_of_cycles(conn, clinic_id, &ids)?;
     let names = staff_names(conn, clinic_id)?;
     let codes: Vec<String> = packs.iter().map(|p| p.code.clone()).collect();
     let now = db::now();
@@ -213,8 +212,6 @@ pub(super) fn cycle_views_counting_use(
     let mut views = Vec::with_capacity(rows.len());
     for row in rows {
         let fields = cycle_fields(&row);
-        let own_tests: Vec<&(SporeTestRow, Option<SporeResultRow>)> =
-            tests.iter().filter(|(t, _)| t.cycle_id == row.id).collect();
         let Some(load) = judged.get(&row.id) else {
             continue;
         };
@@ -265,7 +262,7 @@ pub(super) fn cycle_views_counting_use(
             outcome,
             warnings,
             packs: pack_views,
-            spore_test_ids: own_tests.iter().map(|(t, _)| t.id.clone()).collect(),
+            spore_test_ids: load.spore_test_ids.clone(),
             recorded_at: to_utc(row.recorded_at),
             recorded_by: row.recorded_by.clone(),
             history: Vec::new(),

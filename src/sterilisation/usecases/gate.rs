@@ -92,16 +92,27 @@ pub fn sterilisers_at(
             spore_tests::incubation,
         ))
         .load(conn)?;
-    let loads: Vec<(String, NaiveDateTime, NaiveDateTime)> = cycles::table
-        .filter(cycles::clinic_id.eq(clinic_id))
-        .filter(as_of("cycles", at))
-        .filter(cycles::started_at.le(at))
-        .select((
-            cycles::steriliser_id,
-            cycles::started_at,
-            cycles::finished_at,
-        ))
-        .load(conn)?;
+    // Every load's hours matter only where the profile counts hours of operation: elsewhere this
+    // would read the clinic's whole cycle log on every pack judgement for nothing.
+    let loads: Vec<(String, NaiveDateTime, NaiveDateTime)> = if profile
+        .sterilisation
+        .spore_test_operating_hours
+        .value
+        .is_some()
+    {
+        cycles::table
+            .filter(cycles::clinic_id.eq(clinic_id))
+            .filter(as_of("cycles", at))
+            .filter(cycles::started_at.le(at))
+            .select((
+                cycles::steriliser_id,
+                cycles::started_at,
+                cycles::finished_at,
+            ))
+            .load(conn)?
+    } else {
+        Vec::new()
+    };
     let air: Vec<(String, NaiveDateTime)> = air_removal_tests::table
         .filter(air_removal_tests::clinic_id.eq(clinic_id))
         .filter(as_of("air_removal_tests", at))
@@ -130,7 +141,7 @@ pub fn sterilisers_at(
         }
     }
     for (id, result, control, started, incubation) in reads {
-        let read = read_test(&result, &control, started);
+        let read = ReadTest::from_db(&result, &control, started);
         if lab_only && incubation != Incubation::MAIL_IN && read.result == SporeResult::Negative {
             continue;
         }
@@ -158,19 +169,6 @@ pub fn sterilisers_at(
         s.record.last_event = last_test_event(&versions, &statuses);
     }
     Ok(out)
-}
-
-/// A stored reading, fail-safe: only a valid negative reads as negative.
-pub fn read_test(result: &str, control: &str, cycle_started_at: NaiveDateTime) -> ReadTest {
-    ReadTest {
-        cycle_started_at,
-        result: if is_valid_negative(result, control) {
-            SporeResult::Negative
-        } else {
-            SporeResult::Positive
-        },
-        valid: matches!(ControlResult::from_db(control), Ok(ControlResult::Growth)),
-    }
 }
 
 /// The latest relocation or return from repair, each of which needs a passing spore test before
@@ -206,6 +204,8 @@ pub fn last_test_event(
 /// facts each of its packs is judged on.
 #[derive(Debug, Clone)]
 pub struct JudgedLoad {
+    /// The load's own spore tests, as the records stood.
+    pub spore_test_ids: Vec<String>,
     pub biological: Biological,
     pub outcome: Outcome,
     pub packs: HashMap<String, PackFacts>,
@@ -226,7 +226,7 @@ pub fn judge_loads(
 ) -> AppResult<HashMap<String, JudgedLoad>> {
     let ids: Vec<&str> = loads.iter().map(|c| c.id.as_str()).collect();
     // Each load's own spore tests, read or not by `at`.
-    let tests: Vec<(String, Option<(String, String)>)> = spore_tests::table
+    let tests: Vec<(String, String, Option<(String, String)>)> = spore_tests::table
         .left_join(
             spore_test_results::table.on(spore_test_results::spore_test_id
                 .eq(spore_tests::id)
@@ -236,6 +236,7 @@ pub fn judge_loads(
         .filter(spore_tests::cycle_id.eq_any(&ids))
         .filter(as_of("spore_tests", at))
         .select((
+            spore_tests::id,
             spore_tests::cycle_id,
             (
                 spore_test_results::result,
@@ -249,12 +250,15 @@ pub fn judge_loads(
     for load in loads {
         // With several tests in one load, a positive outweighs an invalid, which outweighs a
         // pending, which outweighs a negative.
-        let biological = tests
+        let own_tests: Vec<&(String, String, Option<(String, String)>)> = tests
             .iter()
-            .filter(|(cycle, _)| *cycle == load.id)
-            .map(|(_, read)| {
+            .filter(|(_, cycle, _)| *cycle == load.id)
+            .collect();
+        let biological = own_tests
+            .iter()
+            .map(|(_, _, read)| {
                 let read = read.as_ref().map(|(r, c)| {
-                    let t = read_test(r, c, load.started_at);
+                    let t = ReadTest::from_db(r, c, load.started_at);
                     (t.result, t.valid)
                 });
                 crate::sterilisation::model::biological(true, read)
@@ -302,6 +306,7 @@ pub fn judge_loads(
         out.insert(
             load.id.clone(),
             JudgedLoad {
+                spore_test_ids: own_tests.iter().map(|(id, _, _)| id.clone()).collect(),
                 biological,
                 outcome,
                 packs,
