@@ -200,6 +200,10 @@ pub fn last_test_event(
     [moved, repaired].into_iter().flatten().max_by_key(|e| e.at)
 }
 
+/// A spore test of a load: its id, the load's id, and its result and control result if they
+/// had been read by the moment judged.
+type LoadTest = (String, String, Option<(String, String)>);
+
 /// A load judged as the records stood at a moment: its biological result, its outcome, and the
 /// facts each of its packs is judged on.
 #[derive(Debug, Clone)]
@@ -226,7 +230,7 @@ pub fn judge_loads(
 ) -> AppResult<HashMap<String, JudgedLoad>> {
     let ids: Vec<&str> = loads.iter().map(|c| c.id.as_str()).collect();
     // Each load's own spore tests, read or not by `at`.
-    let tests: Vec<(String, String, Option<(String, String)>)> = spore_tests::table
+    let tests: Vec<LoadTest> = spore_tests::table
         .left_join(
             spore_test_results::table.on(spore_test_results::spore_test_id
                 .eq(spore_tests::id)
@@ -250,7 +254,7 @@ pub fn judge_loads(
     for load in loads {
         // With several tests in one load, a positive outweighs an invalid, which outweighs a
         // pending, which outweighs a negative.
-        let own_tests: Vec<&(String, String, Option<(String, String)>)> = tests
+        let own_tests: Vec<&LoadTest> = tests
             .iter()
             .filter(|(_, cycle, _)| *cycle == load.id)
             .collect();
