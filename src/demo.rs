@@ -95,6 +95,9 @@ fn id_of(v: &impl serde::Serialize) -> AppResult<String> {
 struct Gen<'a> {
     conn: &'a mut DbConn,
     profiles: &'a Profiles,
+    jurisdiction: String,
+    /// The day of each vacuum steriliser's last air-leakage test.
+    air_leakage_tested: std::collections::HashMap<String, NaiveDate>,
     tz: Tz,
     clinic: String,
     owner: AuditContext,
@@ -191,6 +194,7 @@ impl Gen<'_> {
                         crate::clock::backdated(at + Duration::minutes(15), || {
                             sterilisation::usecases::set_in_service(
                                 conn,
+                                profiles,
                                 &owner,
                                 &clinic,
                                 &steriliser,
@@ -360,13 +364,49 @@ impl Gen<'_> {
         Ok(id)
     }
 
-    fn air_removal(&mut self, steriliser: &str, t: NaiveDateTime) -> AppResult<()> {
+    /// A passing routine test of a steriliser: `bowie_dick` (air removal), `automatic_control` or
+    /// `air_leakage`.
+    fn routine_test(&mut self, steriliser: &str, t: NaiveDateTime, kind: &str) -> AppResult<()> {
         let body = json!({"steriliser_id": steriliser, "performed_at": db::to_utc(t).to_rfc3339(),
-            "test_type": "bowie_dick", "passed": true});
+            "test_type": kind, "passed": true});
         self.on(t + Duration::minutes(20), |g| {
             let (conn, owner, clinic) = (&mut *g.conn, g.owner.clone(), g.clinic.clone());
             sterilisation::usecases::create_air_removal(conn, &owner, &clinic, input(body)?)
         })?;
+        Ok(())
+    }
+
+    /// The morning's tests before a steriliser's first load, as the profile asks: the air-removal
+    /// test (vacuum sterilisers), the automatic control test, and once a week the air-leakage
+    /// test (vacuum sterilisers).
+    fn air_removal_tests(
+        &mut self,
+        steriliser: &str,
+        t: NaiveDateTime,
+        vacuum: bool,
+    ) -> AppResult<()> {
+        let st = self
+            .profiles
+            .get(&self.jurisdiction)
+            .map(|p| p.sterilisation.clone());
+        let asks = |f: fn(&crate::jurisdiction::profiles::SterilisationRules) -> Option<bool>| {
+            st.as_ref().and_then(f) == Some(true)
+        };
+        if vacuum && asks(|s| s.daily_air_removal_test.value) {
+            self.routine_test(steriliser, t, "bowie_dick")?;
+        }
+        if asks(|s| s.daily_automatic_control_test.value) {
+            self.routine_test(steriliser, t + Duration::minutes(1), "automatic_control")?;
+        }
+        let day = t.date();
+        let leakage_due = self
+            .air_leakage_tested
+            .get(steriliser)
+            .is_none_or(|last| (day - *last).num_days() >= 7);
+        if vacuum && asks(|s| s.weekly_air_leakage_test.value) && leakage_due {
+            self.routine_test(steriliser, t + Duration::minutes(2), "air_leakage")?;
+            self.air_leakage_tested.insert(steriliser.to_owned(), day);
+        }
         Ok(())
     }
 
@@ -593,6 +633,8 @@ pub fn generate(
     let mut g = Gen {
         conn,
         profiles,
+        jurisdiction: opts.jurisdiction.clone(),
+        air_leakage_tested: std::collections::HashMap::new(),
         tz,
         clinic: clinic_id.clone(),
         owner: owner.clone(),
@@ -622,7 +664,8 @@ pub fn generate(
     // Commissioning: a spore test in an empty load of each steriliser, read by the evening.
     db::begin_write(&mut *g.conn)?;
     let result = (|| {
-        g.air_removal(&main, g.at(commissioning, 7, 0))?;
+        g.air_removal_tests(&main, g.at(commissioning, 7, 0), true)?;
+        g.air_removal_tests(&backup, g.at(commissioning, 7, 0), false)?;
         g.spore_test(&main, 0, g.at(commissioning, 7, 30), false, false, false)?;
         g.spore_test(&backup, 1, g.at(commissioning, 7, 45), true, false, false)?;
         g.catch_up(g.at(commissioning, 20, 0))
@@ -764,13 +807,21 @@ fn one_day(
     } else {
         (main, 0, false)
     };
-    if !gravity {
-        let at = g.at(day, 7, 0);
-        g.air_removal(steriliser, at)?;
-    }
+    let at = g.at(day, 7, 0);
+    g.air_removal_tests(steriliser, at, !gravity)?;
     if out_of_service {
-        let at = g.at(day, 7, 10);
-        g.spore_test(main, 0, at, false, false, true)?;
+        // Requalification: three consecutive empty-chamber retests where the jurisdiction asks
+        // for them (CDC, AAMI ST79), one elsewhere; the last one returns it to service.
+        let retests = g
+            .profiles
+            .get(&opts.jurisdiction)
+            .and_then(|p| p.sterilisation.requalification_spore_tests.value)
+            .unwrap_or(1)
+            .max(1);
+        for i in 0..retests {
+            let at = g.at(day, 7, 10) + Duration::minutes(50 * i64::from(i));
+            g.spore_test(main, 0, at, false, false, i + 1 == retests)?;
+        }
     }
     // The day's loads, then the sessions that use their packs.
     let mut packs: Vec<(NaiveDateTime, String)> = Vec::new();

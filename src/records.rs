@@ -18,25 +18,36 @@ use crate::error::{AppError, AppResult, FieldError};
 
 /// Keeps only the current (highest) version of each record of `table`.
 pub fn current(table: &str) -> diesel::expression::SqlLiteral<Bool> {
+    current_by(table, "id")
+}
+
+/// `current` for a table whose records are keyed by another column (a spore test's result
+/// versions are keyed by the test).
+pub fn current_by(table: &str, key: &str) -> diesel::expression::SqlLiteral<Bool> {
     sql::<Bool>(&format!(
-        "{table}.version = (SELECT MAX(v.version) FROM {table} v WHERE v.id = {table}.id)"
+        "{table}.version = (SELECT MAX(v.version) FROM {table} v WHERE v.{key} = {table}.{key})"
     ))
 }
 
 /// Keeps, of each record of `table`, the version that was current at `at`: the highest version
 /// recorded at or before it. Records first recorded after `at` drop out.
-pub fn as_of(
-    table: &str,
-    at: NaiveDateTime,
-) -> diesel::expression::SqlLiteral<
+pub fn as_of(table: &str, at: NaiveDateTime) -> AsOf {
+    as_of_by(table, "id", at)
+}
+
+/// The SQL `as_of` gives: a literal with the moment bound.
+pub type AsOf = diesel::expression::SqlLiteral<
     Bool,
     diesel::expression::UncheckedBind<
         diesel::expression::SqlLiteral<Bool>,
         <NaiveDateTime as diesel::expression::AsExpression<diesel::sql_types::Timestamp>>::Expression,
     >,
->{
+>;
+
+/// `as_of` for a table whose records are keyed by another column.
+pub fn as_of_by(table: &str, key: &str, at: NaiveDateTime) -> AsOf {
     sql::<Bool>(&format!(
-        "{table}.version = (SELECT MAX(v.version) FROM {table} v WHERE v.id = {table}.id AND v.recorded_at <= "
+        "{table}.version = (SELECT MAX(v.version) FROM {table} v WHERE v.{key} = {table}.{key} AND v.recorded_at <= "
     ))
     .bind::<diesel::sql_types::Timestamp, _>(at)
     .sql(")")

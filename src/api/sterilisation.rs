@@ -16,7 +16,8 @@ use crate::db;
 use crate::error::{AppError, AppResult, Problem};
 use crate::records::AmendmentRequest;
 use crate::sterilisation::model::{
-    AirRemovalInput, CycleInput, SporeResultInput, SporeTestInput, SteriliserInput,
+    AirRemovalInput, CycleInput, SporeResultCorrection, SporeResultInput, SporeTestInput,
+    SteriliserInput,
 };
 use crate::sterilisation::store::{LogFilter, TimeCursor};
 use crate::sterilisation::usecases::{self, *};
@@ -38,6 +39,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(create_spore_test)
         .service(get_spore_test)
         .service(record_spore_result)
+        .service(correct_spore_result)
         .service(amend_spore_test)
         .service(list_air_removal_tests)
         .service(create_air_removal_test)
@@ -226,16 +228,19 @@ async fn take_out_of_service(
         access.clinic_id.clone(),
         body.into_inner()?.reason,
     );
+    let profiles = state.profiles.clone();
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            usecases::set_in_service(conn, &ctx, &clinic, &id, false, &reason)
+            usecases::set_in_service(conn, &profiles, &ctx, &clinic, &id, false, &reason)
         })
         .await?,
     ))
 }
 
-/// Return a steriliser to service (owner only). After a positive spore test this needs a passing
-/// spore test on a load run after the failure.
+/// Return a steriliser to service (owner only). After a positive spore test this needs passing
+/// spore tests on loads run after the failure: as many consecutive empty-chamber tests as the
+/// clinic's jurisdiction asks for requalification (three where it follows CDC and AAMI ST79),
+/// else one. Only an owner lifts a quarantine, also after a laboratory corrects the positive.
 #[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Steriliser id")),
     request_body = ReasonRequest,
@@ -259,9 +264,10 @@ async fn return_to_service(
         access.clinic_id.clone(),
         body.into_inner()?.reason,
     );
+    let profiles = state.profiles.clone();
     Ok(web::Json(
         db::run(&state.pool, move |conn| {
-            usecases::set_in_service(conn, &ctx, &clinic, &id, true, &reason)
+            usecases::set_in_service(conn, &profiles, &ctx, &clinic, &id, true, &reason)
         })
         .await?,
     ))
@@ -527,6 +533,45 @@ async fn record_spore_result(
     Ok(HttpResponse::Created().json(view))
 }
 
+/// Correct a recorded reading on the laboratory's word (owners and technicians), with the
+/// laboratory's reference and a reason; every earlier reading stays as a version. A correction
+/// to a valid positive quarantines the steriliser and its look-back from now, as a new positive
+/// does. A correction away from a positive lifts nothing: only an owner returns the steriliser to
+/// service, with a reason.
+#[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Spore test id")),
+    request_body = SporeResultCorrection,
+    responses(
+        (status = 201, body = SporeTestView),
+        Forbidden,
+        NotFound,
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "The test has no result to correct yet"),
+        Unprocessable,
+    ))]
+#[post("/spore-tests/{id}/result/corrections")]
+async fn correct_spore_result(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: web::Path<(String, String)>,
+    body: ValidJson<SporeResultCorrection>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner()?,
+    );
+    let profiles = state.profiles.clone();
+    let view = db::run(&state.pool, move |conn| {
+        crate::reactions::run(conn, &profiles, &ctx, |conn| {
+            usecases::correct_spore_result(conn, &ctx, &clinic, &id, input)
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
 /// Correct a spore test record (owners and technicians): a new version with a reason.
 #[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Spore test id")),
@@ -561,7 +606,8 @@ async fn amend_spore_test(
 // ---------------------------------------------------------------------------------------------
 // Air-removal tests
 
-/// Air-removal (Bowie-Dick, Helix) tests, newest first.
+/// Air-removal (Bowie-Dick, helix, electronic), automatic control and air-leakage tests, newest
+/// first.
 #[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), PageQuery, LogQuery),
     responses((status = 200, body = AirRemovalPage), NotFound, Unprocessable))]
@@ -581,7 +627,9 @@ async fn list_air_removal_tests(
     Ok(web::Json(AirRemovalPage { items, next_cursor }))
 }
 
-/// Record an air-removal test of a pre-vacuum steriliser (owners and technicians).
+/// Record a routine steriliser test (owners and technicians): an air-removal test or an
+/// air-leakage test of a pre-vacuum steriliser, or an automatic control test of any steriliser
+/// (HTM 01-05 asks for one each day and an air-leakage test each week).
 #[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
     request_body = AirRemovalInput,

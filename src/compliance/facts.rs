@@ -33,7 +33,7 @@ use crate::jurisdiction::profiles::Profile;
 use crate::lots::model::{lot_status, LotKind};
 use crate::lots::store::LotRow;
 use crate::records::as_of;
-use crate::sterilisation::model::{load_checks, LoadRules};
+use crate::sterilisation::model::{load_checks, requalified_after, LoadRules};
 use crate::sterilisation::store::{CycleRow, PackRow};
 use crate::sterilisation::usecases::gate::{judge_loads, load_rules, SteriliserAt};
 
@@ -153,6 +153,28 @@ fn sterilisers_at(
                 .air_removal_passes
                 .iter()
                 .any(|p| *p >= day_start && *p < day_end),
+            loads_today_without_automatic_control: today
+                .iter()
+                .filter(|(_, started, kind)| {
+                    load_checks(*started, *kind, &s.record, rules).without_automatic_control
+                })
+                .count(),
+            automatic_control_passed_today: s
+                .record
+                .automatic_control_passes
+                .iter()
+                .any(|p| *p >= day_start && *p < day_end),
+            loads_today_without_air_leakage: today
+                .iter()
+                .filter(|(_, started, kind)| {
+                    load_checks(*started, *kind, &s.record, rules).without_air_leakage
+                })
+                .count(),
+            // A load now would need a passing test in the seven local days up to today.
+            air_leakage_passed_this_week: !load_checks(at, 1, &s.record, rules).without_air_leakage,
+            requalified_since_event: s.record.last_event.as_ref().is_none_or(|e| {
+                requalified_after(&s.record.reads, e.at, rules.requalification_spore_tests)
+            }),
             last_event: s.record.last_event.clone(),
             hours_since_negative: s.record.hours_since_negative(at),
         });

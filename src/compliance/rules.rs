@@ -33,6 +33,8 @@ pub enum Rule {
     PackShelfLife,
     SessionLots,
     DailyAirRemoval,
+    DailyAutomaticControl,
+    WeeklyAirLeakage,
     LotRecalled,
     LotExpired,
     LotExpiring,
@@ -44,7 +46,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in the order the documentation lists them.
-    pub const ALL: [Rule; 15] = [
+    pub const ALL: [Rule; 17] = [
         Rule::FailedSporeTest,
         Rule::SporeTestInterval,
         Rule::SporeTestUnread,
@@ -53,6 +55,8 @@ impl Rule {
         Rule::PackShelfLife,
         Rule::SessionLots,
         Rule::DailyAirRemoval,
+        Rule::DailyAutomaticControl,
+        Rule::WeeklyAirLeakage,
         Rule::LotRecalled,
         Rule::LotExpired,
         Rule::LotExpiring,
@@ -73,6 +77,8 @@ impl Rule {
             Self::PackShelfLife => "pack_shelf_life",
             Self::SessionLots => "session_lots",
             Self::DailyAirRemoval => "daily_air_removal",
+            Self::DailyAutomaticControl => "daily_automatic_control",
+            Self::WeeklyAirLeakage => "weekly_air_leakage",
             Self::LotRecalled => "lot_recalled",
             Self::LotExpired => "lot_expired",
             Self::LotExpiring => "lot_expiring",
@@ -112,8 +118,18 @@ pub struct SteriliserFacts {
     /// Loads run today with no passing air-removal test before them that day.
     pub loads_today_without_air_removal: usize,
     pub air_removal_passed_today: bool,
+    /// Loads run today with no passing automatic control test before them that day.
+    pub loads_today_without_automatic_control: usize,
+    pub automatic_control_passed_today: bool,
+    /// Loads run today with no passing air-leakage test in the week up to them.
+    pub loads_today_without_air_leakage: usize,
+    /// A passing air-leakage test in the seven clinic-local days up to today.
+    pub air_leakage_passed_this_week: bool,
     /// The latest relocation or repair, which needs a passing spore test after it.
     pub last_event: Option<TestEvent>,
+    /// Spore tests run after that event have requalified the steriliser (as many consecutive
+    /// empty-chamber negatives as the profile asks, else one).
+    pub requalified_since_event: bool,
     /// Hours of operation since the load of the last passing spore test.
     pub hours_since_negative: f64,
 }
@@ -334,16 +350,27 @@ pub fn spore_tests_after_events(p: &Profile, f: &Facts) -> Vec<Finding> {
         .filter(|s| s.in_service && !s.quarantined)
         .filter_map(|s| {
             let event = s.last_event.as_ref()?;
-            let tested_after = s.last_negative_spore_test.is_some_and(|t| t > event.at);
-            (!tested_after).then(|| {
+            let needed = p
+                .sterilisation
+                .requalification_spore_tests
+                .value
+                .unwrap_or(1);
+            (!s.requalified_since_event).then(|| {
                 finding(
                     Rule::SporeTestAfterEvent,
                     Severity::Blocker,
                     format!("steriliser:{}", s.id),
-                    format!(
-                        "{} was {}: release no loads until a spore test run after that passes",
-                        s.label, event.what
-                    ),
+                    if needed > 1 {
+                        format!(
+                            "{} was {}: release no loads until {needed} consecutive spore tests in an empty chamber, run after that, pass",
+                            s.label, event.what
+                        )
+                    } else {
+                        format!(
+                            "{} was {}: release no loads until a spore test run after that passes",
+                            s.label, event.what
+                        )
+                    },
                     source,
                     None,
                 )
@@ -369,10 +396,17 @@ pub fn stock(p: &Profile, f: &Facts) -> Vec<Finding> {
             PackCause::NoAirRemovalTest => {
                 (Rule::DailyAirRemoval, &st.daily_air_removal_test.source)
             }
+            PackCause::NoAutomaticControlTest => (
+                Rule::DailyAutomaticControl,
+                &st.daily_automatic_control_test.source,
+            ),
+            PackCause::NoAirLeakageTest => {
+                (Rule::WeeklyAirLeakage, &st.weekly_air_leakage_test.source)
+            }
             PackCause::SteriliserNotQualified
                 if matches!(
                     pack.facts.checks.unqualified,
-                    Some(Unqualified::SinceEvent(_))
+                    Some(Unqualified::SinceEvent { .. })
                 ) =>
             {
                 (
@@ -435,41 +469,53 @@ pub fn session_lots(p: &Profile, f: &Facts) -> Vec<Finding> {
         .collect()
 }
 
-/// Daily air-removal test before the first load of a pre-vacuum steriliser: a load run before
-/// that day's passing test is a blocker (its packs are quarantined, and stay so on the shelf);
-/// a test still to do before today's first load is information.
-pub fn air_removal(p: &Profile, f: &Facts) -> Vec<Finding> {
-    if p.sterilisation.daily_air_removal_test.value != Some(true) {
+/// A routine test of a steriliser that must pass before its loads: what it is called, how often,
+/// and which of a steriliser's facts say whether it was done.
+struct RoutineTest {
+    rule: Rule,
+    name: &'static str,
+    /// "today's first load", "the next load": when it must have passed by.
+    before: &'static str,
+    vacuum_only: bool,
+    loads_without: fn(&SteriliserFacts) -> usize,
+    passed: fn(&SteriliserFacts) -> bool,
+}
+
+/// A load run without the test is a blocker (its packs are quarantined, and stay so on the
+/// shelf); a test still to do before the next load is information.
+fn routine_test(
+    t: &RoutineTest,
+    asked: &crate::jurisdiction::profiles::Sourced<bool>,
+    f: &Facts,
+) -> Vec<Finding> {
+    if asked.value != Some(true) {
         return Vec::new();
     }
-    let source = &p.sterilisation.daily_air_removal_test.source;
     f.sterilisers
         .iter()
-        .filter(|s| s.pre_vacuum && s.in_service)
+        .filter(|s| s.in_service && (s.pre_vacuum || !t.vacuum_only))
         .filter_map(|s| {
             let subject = format!("steriliser:{}", s.id);
-            if s.loads_today_without_air_removal > 0 {
+            let without = (t.loads_without)(s);
+            if without > 0 {
                 Some(finding(
-                    Rule::DailyAirRemoval,
+                    t.rule,
                     Severity::Blocker,
                     subject,
                     format!(
-                        "{} ran {} load(s) today before a passing air-removal test: run the test before the next load, and reprocess those loads' packs",
-                        s.label, s.loads_today_without_air_removal
+                        "{} ran {without} load(s) today without a passing {} before them: run the test before the next load, and reprocess those loads' packs",
+                        s.label, t.name
                     ),
-                    source,
+                    &asked.source,
                     None,
                 ))
-            } else if !s.air_removal_passed_today && !s.loads_today {
+            } else if !(t.passed)(s) && !s.loads_today {
                 Some(finding(
-                    Rule::DailyAirRemoval,
+                    t.rule,
                     Severity::Info,
                     subject,
-                    format!(
-                        "{} needs a passing air-removal test before today's first load",
-                        s.label
-                    ),
-                    source,
+                    format!("{} needs a passing {} before {}", s.label, t.name, t.before),
+                    &asked.source,
                     None,
                 ))
             } else {
@@ -477,6 +523,47 @@ pub fn air_removal(p: &Profile, f: &Facts) -> Vec<Finding> {
             }
         })
         .collect()
+}
+
+/// Daily air-removal test before the first load of a pre-vacuum steriliser.
+pub fn air_removal(p: &Profile, f: &Facts) -> Vec<Finding> {
+    let test = RoutineTest {
+        rule: Rule::DailyAirRemoval,
+        name: "air-removal test",
+        before: "today's first load",
+        vacuum_only: true,
+        loads_without: |s| s.loads_today_without_air_removal,
+        passed: |s| s.air_removal_passed_today,
+    };
+    routine_test(&test, &p.sterilisation.daily_air_removal_test, f)
+}
+
+/// HTM 01-05: a daily automatic control test of every steriliser before the first load, and a
+/// weekly air-leakage test of vacuum sterilisers.
+pub fn htm_routine_tests(p: &Profile, f: &Facts) -> Vec<Finding> {
+    let control = RoutineTest {
+        rule: Rule::DailyAutomaticControl,
+        name: "automatic control test",
+        before: "today's first load",
+        vacuum_only: false,
+        loads_without: |s| s.loads_today_without_automatic_control,
+        passed: |s| s.automatic_control_passed_today,
+    };
+    let leakage = RoutineTest {
+        rule: Rule::WeeklyAirLeakage,
+        name: "air-leakage test (within the last seven days)",
+        before: "the next load",
+        vacuum_only: true,
+        loads_without: |s| s.loads_today_without_air_leakage,
+        passed: |s| s.air_leakage_passed_this_week,
+    };
+    let mut out = routine_test(&control, &p.sterilisation.daily_automatic_control_test, f);
+    out.extend(routine_test(
+        &leakage,
+        &p.sterilisation.weekly_air_leakage_test,
+        f,
+    ));
+    out
 }
 
 /// Lots in stock that are recalled, expired or about to expire (rule 7).
@@ -667,6 +754,7 @@ pub fn evaluate(p: &Profile, f: &Facts) -> Vec<Finding> {
     all.extend(spore_tests(p, f));
     all.extend(spore_tests_after_events(p, f));
     all.extend(air_removal(p, f));
+    all.extend(htm_routine_tests(p, f));
     all.extend(stock(p, f));
     all.extend(session_lots(p, f));
     all.extend(lots(p, f));
@@ -707,7 +795,12 @@ mod tests {
             loads_today: false,
             loads_today_without_air_removal: 0,
             air_removal_passed_today: true,
+            loads_today_without_automatic_control: 0,
+            automatic_control_passed_today: true,
+            loads_today_without_air_leakage: 0,
+            air_leakage_passed_this_week: true,
             last_event: None,
+            requalified_since_event: false,
             hours_since_negative: 0.0,
         }
     }
@@ -917,6 +1010,7 @@ mod tests {
         assert_eq!(found[0].severity, Severity::Blocker);
         let retested = SteriliserFacts {
             last_negative_spore_test: Some(at(5, 13)),
+            requalified_since_event: true,
             ..moved.clone()
         };
         assert!(spore_tests_after_events(baseline, &facts(at(6, 9), retested)).is_empty());

@@ -186,8 +186,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    spore_test_results (spore_test_id) {
+    spore_test_results (spore_test_id, version) {
         spore_test_id -> Text,
+        version -> Integer,
         clinic_id -> Text,
         result -> Text,
         control_result -> Text,
@@ -195,6 +196,7 @@ diesel::table! {
         lab_reference -> Nullable<Text>,
         recorded_by -> Nullable<Text>,
         recorded_at -> Timestamp,
+        correction_reason -> Nullable<Text>,
     }
 }
 

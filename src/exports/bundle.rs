@@ -27,7 +27,7 @@ use crate::db::schema::{
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
 use crate::jurisdiction::profiles::Profiles;
-use crate::records::current;
+use crate::records::{current, current_by};
 
 pub const FORMAT: &str = "aseptic-export/1";
 use super::pages::{for_each_page, PAGE};
@@ -541,12 +541,15 @@ fn spore_tests_csv<W: Write + Seek>(
             "read_at",
             "lab_reference",
             "recorded_at",
+            "result_version",
+            "result_correction_reason",
         ],
         |after| {
             let mut q = spore_tests::table
                 .left_join(
-                    spore_test_results::table
-                        .on(spore_test_results::spore_test_id.eq(spore_tests::id)),
+                    spore_test_results::table.on(spore_test_results::spore_test_id
+                        .eq(spore_tests::id)
+                        .and(current_by("spore_test_results", "spore_test_id"))),
                 )
                 .filter(spore_tests::clinic_id.eq(&c))
                 .filter(current("spore_tests"))
@@ -585,6 +588,8 @@ fn spore_tests_csv<W: Write + Seek>(
                             opt(r.as_ref().map(|r| t(r.read_at))),
                             opt(r.as_ref().and_then(|r| r.lab_reference.clone())),
                             t(s.recorded_at),
+                            opt(r.as_ref().map(|r| r.version.to_string())),
+                            opt(r.as_ref().and_then(|r| r.correction_reason.clone())),
                         ],
                     )
                 })

@@ -23,7 +23,7 @@ use crate::db::DbConn;
 use crate::error::AppResult;
 use crate::jurisdiction::profiles::Profile;
 use crate::jurisdiction::profiles::Profiles;
-use crate::records::current;
+use crate::records::{current, current_by};
 
 pub struct ReportInput<'a> {
     pub clinic_id: &'a str,
@@ -411,8 +411,9 @@ fn spore_tests(
         |after| {
             let mut q = spore_tests::table
                 .left_join(
-                    spore_test_results::table
-                        .on(spore_test_results::spore_test_id.eq(spore_tests::id)),
+                    spore_test_results::table.on(spore_test_results::spore_test_id
+                        .eq(spore_tests::id)
+                        .and(current_by("spore_test_results", "spore_test_id"))),
                 )
                 .filter(spore_tests::clinic_id.eq(c))
                 .filter(current("spore_tests"))

@@ -97,6 +97,14 @@ pub struct SterilisationRules {
     /// The longest a sterilised pack may stay on the shelf, in days; a clinic may set a shorter
     /// one. Absent where the sources make shelf life event-related.
     pub pack_shelf_life_days: Sourced<u32>,
+    /// How many consecutive negative spore tests, each in an empty chamber, requalify a
+    /// steriliser after a positive test or a relocation or repair. Absent: one passing test.
+    pub requalification_spore_tests: Sourced<u32>,
+    /// Every steriliser needs a passing automatic control test each day before the first load.
+    pub daily_automatic_control_test: Sourced<bool>,
+    /// Vacuum (pre-vacuum) sterilisers need a passing air-leakage test in the seven days before a
+    /// load.
+    pub weekly_air_leakage_test: Sourced<bool>,
     pub record_retention_years: Sourced<u32>,
 }
 
@@ -332,6 +340,18 @@ impl Profiles {
             (
                 "sterilisation.spore_test_operating_hours.source",
                 &p.sterilisation.spore_test_operating_hours.source,
+            ),
+            (
+                "sterilisation.requalification_spore_tests.source",
+                &p.sterilisation.requalification_spore_tests.source,
+            ),
+            (
+                "sterilisation.daily_automatic_control_test.source",
+                &p.sterilisation.daily_automatic_control_test.source,
+            ),
+            (
+                "sterilisation.weekly_air_leakage_test.source",
+                &p.sterilisation.weekly_air_leakage_test.source,
             ),
             (
                 "sterilisation.spore_test_read_by_laboratory.source",

@@ -16,7 +16,7 @@ use crate::db::{to_utc, DbConn};
 use crate::error::AppResult;
 use crate::exports::report::local;
 use crate::jurisdiction::profiles::Profiles;
-use crate::records::current;
+use crate::records::{current, current_by};
 
 pub struct Composed {
     pub subject: String,
@@ -238,6 +238,7 @@ fn period_counts(
         )
         .filter(spore_tests::clinic_id.eq(c))
         .filter(current("spore_tests"))
+        .filter(current_by("spore_test_results", "spore_test_id"))
         .filter(spore_test_results::read_at.ge(from))
         .filter(spore_test_results::read_at.lt(to))
         .select((

@@ -10,7 +10,7 @@ use crate::db::schema::{
     sterilisers,
 };
 use crate::db::DbConn;
-pub use crate::records::{current, TimeCursor};
+pub use crate::records::{current, current_by, TimeCursor};
 
 /// Filters shared by the sterilisation logs.
 #[derive(Debug, Clone, Default)]
@@ -367,6 +367,8 @@ pub struct SporeTestRow {
 #[diesel(table_name = spore_test_results)]
 pub struct SporeResultRow {
     pub spore_test_id: String,
+    /// 1 for the reading as first recorded; each laboratory correction adds the next.
+    pub version: i32,
     pub clinic_id: String,
     pub result: String,
     pub control_result: String,
@@ -374,6 +376,8 @@ pub struct SporeResultRow {
     pub lab_reference: Option<String>,
     pub recorded_by: Option<String>,
     pub recorded_at: NaiveDateTime,
+    /// Why the laboratory corrected the reading (versions after the first).
+    pub correction_reason: Option<String>,
 }
 
 impl SporeResultRow {
@@ -469,6 +473,7 @@ pub fn attach_results(
     let results: Vec<SporeResultRow> = spore_test_results::table
         .filter(spore_test_results::clinic_id.eq(clinic_id))
         .filter(spore_test_results::spore_test_id.eq_any(&ids))
+        .filter(current_by("spore_test_results", "spore_test_id"))
         .select(SporeResultRow::as_select())
         .load(conn)?;
     Ok(tests
@@ -495,9 +500,24 @@ pub fn find_spore_result(
     spore_test_results::table
         .filter(spore_test_results::clinic_id.eq(clinic_id))
         .filter(spore_test_results::spore_test_id.eq(spore_test_id))
+        .filter(current_by("spore_test_results", "spore_test_id"))
         .select(SporeResultRow::as_select())
         .first(conn)
         .optional()
+}
+
+/// Every version of a spore test's reading, the first first.
+pub fn spore_result_history(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    spore_test_id: &str,
+) -> QueryResult<Vec<SporeResultRow>> {
+    spore_test_results::table
+        .filter(spore_test_results::clinic_id.eq(clinic_id))
+        .filter(spore_test_results::spore_test_id.eq(spore_test_id))
+        .select(SporeResultRow::as_select())
+        .order(spore_test_results::version.asc())
+        .load(conn)
 }
 
 /// Every read spore test of a steriliser, placed by the start of the load it rode in: what the
@@ -515,17 +535,25 @@ pub fn read_tests_of_steriliser(
         .filter(spore_tests::clinic_id.eq(clinic_id))
         .filter(spore_tests::steriliser_id.eq(steriliser_id))
         .filter(current("spore_tests"))
+        .filter(current_by("spore_test_results", "spore_test_id"))
         .filter(current("cycles"))
         .select((
-            spore_tests::id,
+            cycles::id,
             spore_test_results::result,
             spore_test_results::control_result,
             cycles::started_at,
         ))
         .load(conn)?;
+    let loaded: Vec<String> = packs::table
+        .filter(packs::clinic_id.eq(clinic_id))
+        .filter(packs::cycle_id.eq_any(rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>()))
+        .select(packs::cycle_id)
+        .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(_, result, control, started)| ReadTest::from_db(&result, &control, started))
+        .map(|(cycle, result, control, started)| {
+            ReadTest::from_db(&result, &control, started, !loaded.contains(&cycle))
+        })
         .collect())
 }
 

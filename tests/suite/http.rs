@@ -305,6 +305,10 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_served() {
         ("/api/v1/clinics/{clinic}/spore-tests/{id}", "get"),
         ("/api/v1/clinics/{clinic}/spore-tests/{id}/result", "post"),
         (
+            "/api/v1/clinics/{clinic}/spore-tests/{id}/result/corrections",
+            "post",
+        ),
+        (
             "/api/v1/clinics/{clinic}/spore-tests/{id}/amendments",
             "post",
         ),

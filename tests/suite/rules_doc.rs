@@ -65,6 +65,24 @@ fn render(p: &Profile) -> String {
     );
     row(
         &mut out,
+        "sterilisation.requalification_spore_tests",
+        &s.requalification_spore_tests,
+        |v| format!("{v} consecutive negative tests, empty chamber"),
+    );
+    row(
+        &mut out,
+        "sterilisation.daily_automatic_control_test",
+        &s.daily_automatic_control_test,
+        |v| v.to_string(),
+    );
+    row(
+        &mut out,
+        "sterilisation.weekly_air_leakage_test",
+        &s.weekly_air_leakage_test,
+        |v| v.to_string(),
+    );
+    row(
+        &mut out,
         "sterilisation.spore_test_read_by_laboratory",
         &s.spore_test_read_by_laboratory,
         |v| v.to_string(),

@@ -477,10 +477,15 @@ async fn an_absolute_minimum_age_refuses_even_an_owner() {
         .await;
     let problem = assert_problem(refused, 409, Some("client")).await;
     assert!(
-        problem["errors"][0]["reason"]
-            .as_str()
+        problem["errors"]
+            .as_array()
             .unwrap()
-            .contains("Tattooing of Minors Act 1969"),
+            .iter()
+            .any(|e| e["field"] == "client"
+                && e["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Tattooing of Minors Act 1969")),
         "{problem}"
     );
 }

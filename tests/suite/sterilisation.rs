@@ -616,6 +616,44 @@ async fn a_positive_spore_test_quarantines_back_to_the_last_negative_until_a_ret
             .status(),
         201
     );
+    // One passing retest is not enough where the profile follows CDC and AAMI ST79: three
+    // consecutive negatives, each in an empty chamber.
+    let one = app
+        .post(
+            &app.clinic_path(&format!("/sterilisers/{s}/return-to-service")),
+            &app.owner,
+            &json!({"reason": "retest negative"}),
+        )
+        .await;
+    let problem = assert_problem(one, 409, None).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("3 consecutive"),
+        "{problem}"
+    );
+    for (n, h) in [(5, 54), (6, 55)] {
+        let rechallenge = record(
+            &app,
+            &app.technician,
+            &cycle(&s, n, t0 + Duration::hours(h), 0),
+        )
+        .await;
+        let bi = place_spore_test(
+            &app,
+            &s,
+            rechallenge["id"].as_str().unwrap(),
+            t0 + Duration::hours(h),
+        )
+        .await;
+        assert_eq!(
+            read_spore_test(&app, &bi, "negative", t0 + Duration::hours(h + 7))
+                .await
+                .status(),
+            201
+        );
+    }
     let back = app
         .post(
             &app.clinic_path(&format!("/sterilisers/{s}/return-to-service")),
@@ -649,7 +687,7 @@ async fn a_positive_spore_test_quarantines_back_to_the_last_negative_until_a_ret
     let c5 = record(
         &app,
         &app.technician,
-        &cycle(&s, 5, t0 + Duration::hours(61), 1),
+        &cycle(&s, 7, t0 + Duration::hours(63), 1),
     )
     .await;
     assert_eq!(pack_state(&app, &codes(&c5)[0]).await, "released");

@@ -276,6 +276,7 @@ mod tests {
             cycle_started_at: t(h, 0).naive_utc(),
             result,
             valid: true,
+            empty_chamber: true,
         }
     }
 
@@ -480,12 +481,16 @@ mod tests {
             daily_air_removal_test: true,
             load_indicator_min_type: Some(5),
             spore_test_operating_hours: None,
+            requalification_spore_tests: 1,
+            daily_automatic_control_test: false,
+            weekly_air_leakage_test: false,
             tz,
         };
         let negative = |at: chrono::NaiveDateTime| ReadTest {
             cycle_started_at: at,
             result: SporeResult::Negative,
             valid: true,
+            empty_chamber: true,
         };
         // 20:00 UTC on 19 November is 09:00 on the 20th in Auckland.
         let load = t(9, 0).naive_utc() - chrono::Duration::hours(13);
@@ -494,7 +499,7 @@ mod tests {
             reads: vec![],
             last_event: None,
             loads: vec![],
-            air_removal_passes: vec![],
+            ..SteriliserRecord::default()
         };
         let checks = load_checks(load, 5, &record, &rules);
         assert!(checks.unqualified.is_some(), "never spore-tested");
@@ -533,6 +538,9 @@ mod tests {
             daily_air_removal_test: false,
             load_indicator_min_type: None,
             spore_test_operating_hours: Some(40),
+            requalification_spore_tests: 1,
+            daily_automatic_control_test: false,
+            weekly_air_leakage_test: false,
             tz,
         };
         let start = t(9, 0).naive_utc() - chrono::Duration::days(30);
@@ -540,6 +548,7 @@ mod tests {
             cycle_started_at: start,
             result: SporeResult::Negative,
             valid: true,
+            empty_chamber: true,
         };
         // Forty one-hour loads after the passing test: the next load waits for a new test.
         let loads: Vec<_> = (1..=40)
@@ -553,7 +562,7 @@ mod tests {
             reads: vec![negative],
             last_event: None,
             loads: loads.clone(),
-            air_removal_passes: vec![],
+            ..SteriliserRecord::default()
         };
         let next = loads[39].1 + chrono::Duration::hours(1);
         assert!(load_checks(next, 5, &record, &rules).run_while_overdue);
@@ -566,6 +575,98 @@ mod tests {
             ..rules
         };
         assert!(!load_checks(next, 5, &record, &days_only).run_while_overdue);
+    }
+
+    #[test]
+    fn requalification_needs_consecutive_empty_chamber_negatives_where_a_profile_asks() {
+        let since = t(1, 0).naive_utc();
+        let test = |h: i64, result: SporeResult, empty: bool| ReadTest {
+            cycle_started_at: since + chrono::Duration::hours(h),
+            result,
+            valid: true,
+            empty_chamber: empty,
+        };
+        use SporeResult::{Negative, Positive};
+        // One passing test on any load, where one is enough.
+        assert!(requalified_after(&[test(1, Negative, false)], since, 1));
+        // Three: only empty-chamber tests count, and a failure starts the count again.
+        let two = [test(1, Negative, true), test(2, Negative, true)];
+        assert!(!requalified_after(&two, since, 3));
+        let loaded_third = [two.as_slice(), &[test(3, Negative, false)]].concat();
+        assert!(!requalified_after(&loaded_third, since, 3));
+        let three = [two.as_slice(), &[test(3, Negative, true)]].concat();
+        assert!(requalified_after(&three, since, 3));
+        let broken = [
+            test(1, Negative, true),
+            test(2, Positive, true),
+            test(3, Negative, true),
+            test(4, Negative, true),
+        ];
+        assert!(!requalified_after(&broken, since, 3));
+        // An invalid test (control did not grow) breaks the run too.
+        let mut invalid = three.clone();
+        invalid[1].valid = false;
+        assert!(!requalified_after(&invalid, since, 3));
+        // Tests on loads before the failure or repair do not count.
+        let before = [
+            test(-3, Negative, true),
+            test(-2, Negative, true),
+            test(1, Negative, true),
+        ];
+        assert!(!requalified_after(&before, since, 3));
+    }
+
+    #[test]
+    fn htm_routine_tests_go_by_the_clinics_own_day_and_week() {
+        for tz in [
+            chrono_tz::Pacific::Auckland,
+            chrono_tz::America::Los_Angeles,
+        ] {
+            let rules = LoadRules {
+                spore_test_interval_days: None,
+                spore_test_after_events: false,
+                daily_air_removal_test: false,
+                load_indicator_min_type: None,
+                spore_test_operating_hours: None,
+                requalification_spore_tests: 1,
+                daily_automatic_control_test: true,
+                weekly_air_leakage_test: true,
+                tz,
+            };
+            // 08:00 local on 20 November, whatever the zone.
+            let local = |d: u32, h: u32| {
+                tz.with_ymd_and_hms(2026, 11, d, h, 0, 0)
+                    .unwrap()
+                    .naive_utc()
+            };
+            let load = local(20, 8);
+            let mut record = SteriliserRecord {
+                pre_vacuum: true,
+                ..SteriliserRecord::default()
+            };
+            let checks = load_checks(load, 5, &record, &rules);
+            assert!(checks.without_automatic_control && checks.without_air_leakage);
+            // An automatic control test late the evening before (local) is another day's.
+            record.automatic_control_passes = vec![local(19, 23)];
+            assert!(load_checks(load, 5, &record, &rules).without_automatic_control);
+            record.automatic_control_passes = vec![local(20, 0), local(20, 9)];
+            assert!(!load_checks(load, 5, &record, &rules).without_automatic_control);
+            // The air-leakage test: within the seven local days up to the load.
+            record.air_leakage_passes = vec![local(13, 23)];
+            assert!(
+                load_checks(load, 5, &record, &rules).without_air_leakage,
+                "{tz}"
+            );
+            record.air_leakage_passes = vec![local(14, 0)];
+            assert!(
+                !load_checks(load, 5, &record, &rules).without_air_leakage,
+                "{tz}"
+            );
+            // A gravity steriliser has no vacuum to leak.
+            record.pre_vacuum = false;
+            record.air_leakage_passes.clear();
+            assert!(!load_checks(load, 5, &record, &rules).without_air_leakage);
+        }
     }
 
     #[test]

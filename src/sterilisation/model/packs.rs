@@ -41,6 +41,10 @@ pub struct SteriliserRecord {
     pub loads: Vec<(NaiveDateTime, NaiveDateTime)>,
     /// When each passing air-removal test was performed.
     pub air_removal_passes: Vec<NaiveDateTime>,
+    /// When each passing automatic control test was performed.
+    pub automatic_control_passes: Vec<NaiveDateTime>,
+    /// When each passing air-leakage test was performed.
+    pub air_leakage_passes: Vec<NaiveDateTime>,
 }
 
 impl SteriliserRecord {
@@ -73,6 +77,11 @@ pub struct LoadRules {
     pub load_indicator_min_type: Option<i32>,
     /// A spore test is due after this many hours of operation (Florida: 40).
     pub spore_test_operating_hours: Option<u32>,
+    /// Consecutive empty-chamber negatives that requalify a steriliser (1 where the profile asks
+    /// for no more).
+    pub requalification_spore_tests: u32,
+    pub daily_automatic_control_test: bool,
+    pub weekly_air_leakage_test: bool,
     pub tz: chrono_tz::Tz,
 }
 
@@ -81,15 +90,19 @@ pub struct LoadRules {
 pub enum Unqualified {
     /// No passing spore test on record at all.
     NeverTested,
-    /// Relocated or repaired (the text says which), with no passing test since.
-    SinceEvent(String),
+    /// Relocated or repaired (`what` says which), without the passing tests (`tests`
+    /// consecutive, in an empty chamber where more than one) that requalify it since.
+    SinceEvent { what: String, tests: u32 },
 }
 
 impl Unqualified {
     pub fn reason(&self) -> String {
         match self {
             Self::NeverTested => "its steriliser has no passing spore test on record".into(),
-            Self::SinceEvent(what) => {
+            Self::SinceEvent { what, tests } if *tests > 1 => format!(
+                "its steriliser was {what} and has not passed {tests} consecutive spore tests in an empty chamber since"
+            ),
+            Self::SinceEvent { what, .. } => {
                 format!("its steriliser was {what} and has not passed a spore test since")
             }
         }
@@ -107,6 +120,11 @@ pub struct LoadChecks {
     pub unqualified: Option<Unqualified>,
     /// A pre-vacuum load with no passing air-removal test earlier the same clinic-local day.
     pub without_air_removal: bool,
+    /// A load with no passing automatic control test earlier the same clinic-local day.
+    pub without_automatic_control: bool,
+    /// A pre-vacuum load with no passing air-leakage test in the seven clinic-local days up to
+    /// it.
+    pub without_air_leakage: bool,
     /// The load's chemical indicator type, and the lowest type the profile accepts.
     pub indicator_below: Option<(i32, i32)>,
 }
@@ -120,26 +138,41 @@ pub fn load_checks(
 ) -> LoadChecks {
     let negatives = record.negatives();
     let local = |t: NaiveDateTime| t.and_utc().with_timezone(&rules.tz).date_naive();
-    let unqualified = if !rules.spore_test_after_events && rules.spore_test_interval_days.is_none()
-    {
-        None
-    } else {
-        match &record.last_event {
-            // Relocated or repaired before this load ran: held until a test run after the event
-            // passes.
-            Some(e) if rules.spore_test_after_events && e.at <= load_started => {
-                (!negatives.iter().any(|n| *n > e.at))
-                    .then(|| Unqualified::SinceEvent(e.what.clone()))
+    let unqualified =
+        if !rules.spore_test_after_events && rules.spore_test_interval_days.is_none() {
+            None
+        } else {
+            match &record.last_event {
+                // Relocated or repaired before this load ran: held until a test run after the event
+                // passes.
+                Some(e) if rules.spore_test_after_events && e.at <= load_started => {
+                    (!requalified_after(&record.reads, e.at, rules.requalification_spore_tests))
+                        .then(|| Unqualified::SinceEvent {
+                            what: e.what.clone(),
+                            tests: rules.requalification_spore_tests,
+                        })
+                }
+                _ => negatives.is_empty().then_some(Unqualified::NeverTested),
             }
-            _ => negatives.is_empty().then_some(Unqualified::NeverTested),
-        }
-    };
+        };
     let without_air_removal = record.pre_vacuum
         && rules.daily_air_removal_test
         && !record
             .air_removal_passes
             .iter()
             .any(|p| *p <= load_started && local(*p) == local(load_started));
+    let without_automatic_control = rules.daily_automatic_control_test
+        && !record
+            .automatic_control_passes
+            .iter()
+            .any(|p| *p <= load_started && local(*p) == local(load_started));
+    let week_from = local(load_started) - chrono::Days::new(6);
+    let without_air_leakage = record.pre_vacuum
+        && rules.weekly_air_leakage_test
+        && !record
+            .air_leakage_passes
+            .iter()
+            .any(|p| *p <= load_started && local(*p) >= week_from);
     LoadChecks {
         // Overdue by the calendar, or by hours of operation: a load started once the steriliser
         // had run its hours since the last passing test waits for the next one.
@@ -155,6 +188,8 @@ pub fn load_checks(
         }),
         unqualified,
         without_air_removal,
+        without_automatic_control,
+        without_air_leakage,
         indicator_below: rules
             .load_indicator_min_type
             .filter(|min| load_indicator_type < *min)
@@ -182,6 +217,8 @@ pub enum PackCause {
     LookBack,
     IndicatorBelowProfile,
     NoAirRemovalTest,
+    NoAutomaticControlTest,
+    NoAirLeakageTest,
     SteriliserNotQualified,
     RunWhileOverdue,
     ShelfLifeOver,
@@ -228,6 +265,22 @@ pub fn pack_judgement(f: &PackFacts, now: NaiveDateTime) -> (PackState, String, 
             "its load ran without a passing air-removal test before it that day: reprocess it"
                 .into(),
             PackCause::NoAirRemovalTest,
+        );
+    }
+    if f.checks.without_automatic_control {
+        return (
+            PackState::Quarantined,
+            "its load ran without a passing automatic control test before it that day: reprocess it"
+                .into(),
+            PackCause::NoAutomaticControlTest,
+        );
+    }
+    if f.checks.without_air_leakage {
+        return (
+            PackState::Quarantined,
+            "its load ran without a passing air-leakage test in the week before it: reprocess it"
+                .into(),
+            PackCause::NoAirLeakageTest,
         );
     }
     if let Some(why) = &f.checks.unqualified {

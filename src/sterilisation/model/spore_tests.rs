@@ -160,6 +160,50 @@ impl SporeResultInput {
     }
 }
 
+/// A laboratory's correction of a recorded reading: the corrected reading, the laboratory's
+/// reference for it, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SporeResultCorrection {
+    pub result: SporeResult,
+    pub control_result: ControlResult,
+    /// When the corrected reading was made.
+    pub read_at: DateTime<Utc>,
+    /// The laboratory's reference for the corrected report.
+    pub lab_reference: String,
+    /// Why the reading is corrected (the laboratory's explanation).
+    pub reason: String,
+}
+
+impl SporeResultCorrection {
+    pub fn reading(&self) -> SporeResultInput {
+        SporeResultInput {
+            result: self.result,
+            control_result: self.control_result,
+            read_at: self.read_at,
+            lab_reference: Some(self.lab_reference.clone()),
+        }
+    }
+
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if self.lab_reference.trim().is_empty() {
+            errors.push(FieldError::new(
+                "lab_reference",
+                "is required: the laboratory's reference for the corrected report",
+            ));
+        }
+        if self.reason.trim().is_empty() {
+            errors.push(FieldError::new(
+                "reason",
+                "is required: say why the reading is corrected",
+            ));
+        }
+        optional_text("reason", &Some(self.reason.clone()), 2000, &mut errors);
+        errors
+    }
+}
+
 /// A read spore test, as the derivations need it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReadTest {
@@ -167,13 +211,21 @@ pub struct ReadTest {
     pub cycle_started_at: NaiveDateTime,
     pub result: SporeResult,
     pub valid: bool,
+    /// The load carried no packs: an empty-chamber test, the kind requalification counts.
+    pub empty_chamber: bool,
 }
 
 impl ReadTest {
     /// A stored reading, fail-safe: only a valid negative reads as negative.
-    pub fn from_db(result: &str, control: &str, cycle_started_at: NaiveDateTime) -> Self {
+    pub fn from_db(
+        result: &str,
+        control: &str,
+        cycle_started_at: NaiveDateTime,
+        empty_chamber: bool,
+    ) -> Self {
         Self {
             cycle_started_at,
+            empty_chamber,
             result: if is_valid_negative(result, control) {
                 SporeResult::Negative
             } else {
@@ -228,4 +280,33 @@ pub fn lookback_windows(tests: &[ReadTest]) -> Vec<Window> {
 
 pub fn in_window(started_at: NaiveDateTime, window: &Window) -> bool {
     window.0.is_none_or(|from| started_at > from) && window.1.is_none_or(|to| started_at < to)
+}
+
+/// Whether the tests read on loads run after `since` requalify the steriliser: `needed`
+/// consecutive valid negatives. Where more than one is needed (CDC, AAMI ST79: three in an empty
+/// chamber), only empty-chamber tests count and any failing or invalid test starts the count
+/// again; a single passing test on any load is enough otherwise.
+pub fn requalified_after(reads: &[ReadTest], since: NaiveDateTime, needed: u32) -> bool {
+    let mut after: Vec<&ReadTest> = reads
+        .iter()
+        .filter(|t| t.cycle_started_at > since)
+        .collect();
+    after.sort_by_key(|t| t.cycle_started_at);
+    if needed <= 1 {
+        return after
+            .iter()
+            .any(|t| t.valid && t.result == SporeResult::Negative);
+    }
+    let mut run = 0;
+    for t in after {
+        if !(t.valid && t.result == SporeResult::Negative) {
+            run = 0;
+        } else if t.empty_chamber {
+            run += 1;
+            if run >= needed {
+                return true;
+            }
+        }
+    }
+    false
 }

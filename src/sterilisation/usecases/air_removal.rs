@@ -68,16 +68,19 @@ pub(super) fn air_row(
     }
 }
 
-/// Air-removal tests only make sense for sterilisers that remove air by vacuum.
+/// Air-removal and air-leakage tests only make sense for sterilisers that remove air by vacuum;
+/// an automatic control test applies to every steriliser.
 pub(super) fn check_pre_vacuum(
     conn: &mut DbConn,
     clinic_id: &str,
-    steriliser_id: &str,
+    input: &AirRemovalInput,
     field: &str,
 ) -> AppResult<()> {
-    let s = existing_steriliser(conn, clinic_id, steriliser_id, field)?;
-    if SteriliserKind::from_db(&s.kind)? != SteriliserKind::PreVacuum {
-        return Err(AppError::invalid(field, "is not a pre-vacuum steriliser: air-removal tests apply to pre-vacuum sterilisers only"));
+    let s = existing_steriliser(conn, clinic_id, &input.steriliser_id, field)?;
+    if input.test_type != AirRemovalTestType::AutomaticControl
+        && SteriliserKind::from_db(&s.kind)? != SteriliserKind::PreVacuum
+    {
+        return Err(AppError::invalid(field, "is not a pre-vacuum steriliser: air-removal and air-leakage tests apply to pre-vacuum sterilisers only"));
     }
     Ok(())
 }
@@ -91,7 +94,7 @@ pub fn create_air_removal(
     input.normalise();
     validated(input.validate(crate::clock::now()))?;
     audit::audited(conn, clinic_id, |conn| {
-        check_pre_vacuum(conn, clinic_id, &input.steriliser_id, "steriliser_id")?;
+        check_pre_vacuum(conn, clinic_id, &input, "steriliser_id")?;
         let row = air_row(db::new_id(), 1, clinic_id, &input, ctx, None);
         store::insert_air_removal(conn, &row)?;
         let view = air_view(&row)?;
@@ -124,12 +127,7 @@ pub fn amend_air_removal(
         let mut fields: AirRemovalInput = apply_changes(&air_fields(&current)?, &req.changes, &[])?;
         fields.normalise();
         validated(fields.validate(crate::clock::now()))?;
-        check_pre_vacuum(
-            conn,
-            clinic_id,
-            &fields.steriliser_id,
-            "changes.steriliser_id",
-        )?;
+        check_pre_vacuum(conn, clinic_id, &fields, "changes.steriliser_id")?;
         let row = air_row(
             id.to_owned(),
             current.version + 1,

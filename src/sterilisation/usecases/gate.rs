@@ -8,13 +8,13 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::schema::{
-    air_removal_tests, cycles, spore_test_results, spore_tests, steriliser_status_changes,
+    air_removal_tests, cycles, packs, spore_test_results, spore_tests, steriliser_status_changes,
     sterilisers,
 };
 use crate::db::DbConn;
 use crate::error::AppResult;
 use crate::jurisdiction::profiles::Profile;
-use crate::records::as_of;
+use crate::records::{as_of, as_of_by};
 use crate::sterilisation::model::*;
 use crate::sterilisation::store::{CycleRow, PackRow, StatusChangeRow, SteriliserRow};
 
@@ -46,6 +46,9 @@ pub fn load_rules(profile: &Profile, tz: chrono_tz::Tz) -> LoadRules {
         daily_air_removal_test: s.daily_air_removal_test.value == Some(true),
         load_indicator_min_type: s.load_indicator_min_type.value,
         spore_test_operating_hours: s.spore_test_operating_hours.value,
+        requalification_spore_tests: s.requalification_spore_tests.value.unwrap_or(1).max(1),
+        daily_automatic_control_test: s.daily_automatic_control_test.value == Some(true),
+        weekly_air_leakage_test: s.weekly_air_leakage_test.value == Some(true),
         tz,
     }
 }
@@ -74,8 +77,16 @@ pub fn sterilisers_at(
             steriliser_status_changes::id.asc(),
         ))
         .load(conn)?;
-    // Every spore test read by `at`, with the start of the load it rode in.
-    let reads: Vec<(String, String, String, NaiveDateTime, String)> = spore_tests::table
+    // Every spore test read by `at`, its reading as it stood then, with the load it rode in.
+    let reads: Vec<(
+        String,
+        String,
+        String,
+        String,
+        NaiveDateTime,
+        String,
+        String,
+    )> = spore_tests::table
         .inner_join(
             spore_test_results::table.on(spore_test_results::spore_test_id.eq(spore_tests::id)),
         )
@@ -83,15 +94,43 @@ pub fn sterilisers_at(
         .filter(spore_tests::clinic_id.eq(clinic_id))
         .filter(as_of("spore_tests", at))
         .filter(as_of("cycles", at))
-        .filter(spore_test_results::recorded_at.le(at))
+        .filter(as_of_by("spore_test_results", "spore_test_id", at))
         .select((
+            spore_tests::id,
             spore_tests::steriliser_id,
             spore_test_results::result,
             spore_test_results::control_result,
             cycles::started_at,
+            cycles::id,
             spore_tests::incubation,
         ))
         .load(conn)?;
+    // Requalification counts only tests in an empty chamber: the test loads that carried packs.
+    let loaded: HashSet<String> = packs::table
+        .filter(packs::clinic_id.eq(clinic_id))
+        .filter(packs::cycle_id.eq_any(reads.iter().map(|r| r.5.clone()).collect::<Vec<_>>()))
+        .select(packs::cycle_id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    // Tests once read as a valid positive, and when: a laboratory's correction to negative does
+    // not lift the quarantine on its own; it holds until an owner returns the steriliser to
+    // service.
+    let mut once_positive: HashMap<String, NaiveDateTime> = HashMap::new();
+    for (test, recorded) in spore_test_results::table
+        .filter(spore_test_results::clinic_id.eq(clinic_id))
+        .filter(spore_test_results::recorded_at.le(at))
+        .filter(spore_test_results::result.eq(SporeResult::Positive.as_db()))
+        .filter(spore_test_results::control_result.eq(ControlResult::Growth.as_db()))
+        .select((
+            spore_test_results::spore_test_id,
+            spore_test_results::recorded_at,
+        ))
+        .load::<(String, NaiveDateTime)>(conn)?
+    {
+        let first = once_positive.entry(test).or_insert(recorded);
+        *first = (*first).min(recorded);
+    }
     // Every load's hours matter only where the profile counts hours of operation: elsewhere this
     // would read the clinic's whole cycle log on every pack judgement for nothing.
     let loads: Vec<(String, NaiveDateTime, NaiveDateTime)> = if profile
@@ -113,7 +152,7 @@ pub fn sterilisers_at(
     } else {
         Vec::new()
     };
-    let air: Vec<(String, NaiveDateTime)> = air_removal_tests::table
+    let routine: Vec<(String, NaiveDateTime, String)> = air_removal_tests::table
         .filter(air_removal_tests::clinic_id.eq(clinic_id))
         .filter(as_of("air_removal_tests", at))
         .filter(air_removal_tests::passed.eq(true))
@@ -121,6 +160,7 @@ pub fn sterilisers_at(
         .select((
             air_removal_tests::steriliser_id,
             air_removal_tests::performed_at,
+            air_removal_tests::test_type,
         ))
         .load(conn)?;
 
@@ -140,23 +180,46 @@ pub fn sterilisers_at(
             at.statuses.push(s);
         }
     }
-    for (id, result, control, started, incubation) in reads {
-        let read = ReadTest::from_db(&result, &control, started);
+    for (test, id, result, control, started, cycle, incubation) in reads {
+        let Some(steriliser) = out.get_mut(&id) else {
+            continue;
+        };
+        let mut read = ReadTest::from_db(&result, &control, started, !loaded.contains(&cycle));
+        let held = once_positive.get(&test).is_some_and(|positive| {
+            !steriliser
+                .statuses
+                .iter()
+                .any(|s| s.in_service && s.changed_at >= *positive)
+        });
+        if read.result == SporeResult::Negative && held {
+            read = ReadTest::from_db(
+                SporeResult::Positive.as_db(),
+                ControlResult::Growth.as_db(),
+                started,
+                read.empty_chamber,
+            );
+        }
         if lab_only && incubation != Incubation::MAIL_IN && read.result == SporeResult::Negative {
             continue;
         }
-        if let Some(at) = out.get_mut(&id) {
-            at.record.reads.push(read);
-        }
+        steriliser.record.reads.push(read);
     }
     for (id, started, finished) in loads {
         if let Some(at) = out.get_mut(&id) {
             at.record.loads.push((started, finished));
         }
     }
-    for (id, performed) in air {
-        if let Some(at) = out.get_mut(&id) {
-            at.record.air_removal_passes.push(performed);
+    for (id, performed, kind) in routine {
+        let Some(at) = out.get_mut(&id) else {
+            continue;
+        };
+        match AirRemovalTestType::from_db(&kind)? {
+            AirRemovalTestType::AutomaticControl => {
+                at.record.automatic_control_passes.push(performed)
+            }
+            AirRemovalTestType::AirLeakage => at.record.air_leakage_passes.push(performed),
+            k if k.removes_air() => at.record.air_removal_passes.push(performed),
+            _ => {}
         }
     }
     for s in out.values_mut() {
@@ -234,7 +297,7 @@ pub fn judge_loads(
         .left_join(
             spore_test_results::table.on(spore_test_results::spore_test_id
                 .eq(spore_tests::id)
-                .and(spore_test_results::recorded_at.le(at))),
+                .and(as_of_by("spore_test_results", "spore_test_id", at))),
         )
         .filter(spore_tests::clinic_id.eq(clinic_id))
         .filter(spore_tests::cycle_id.eq_any(&ids))
@@ -262,7 +325,7 @@ pub fn judge_loads(
             .iter()
             .map(|(_, _, read)| {
                 let read = read.as_ref().map(|(r, c)| {
-                    let t = ReadTest::from_db(r, c, load.started_at);
+                    let t = ReadTest::from_db(r, c, load.started_at, false);
                     (t.result, t.valid)
                 });
                 crate::sterilisation::model::biological(true, read)

@@ -17,12 +17,36 @@ use crate::sterilisation::store::{self, *};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SporeResultView {
+    /// 1 for the reading as first recorded; each laboratory correction adds the next.
+    pub version: i32,
     pub result: SporeResult,
     pub control_result: ControlResult,
     pub read_at: DateTime<Utc>,
     pub lab_reference: Option<String>,
     pub recorded_by: Option<String>,
     pub recorded_at: DateTime<Utc>,
+    /// Why the laboratory corrected the reading (versions after the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correction_reason: Option<String>,
+}
+
+impl SporeResultView {
+    fn of(r: &SporeResultRow) -> Self {
+        Self {
+            version: r.version,
+            result: r.result(),
+            control_result: if r.valid() {
+                ControlResult::Growth
+            } else {
+                ControlResult::NoGrowth
+            },
+            read_at: to_utc(r.read_at),
+            lab_reference: r.lab_reference.clone(),
+            recorded_by: r.recorded_by.clone(),
+            recorded_at: to_utc(r.recorded_at),
+            correction_reason: r.correction_reason.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -39,6 +63,9 @@ pub struct SporeTestView {
     pub recorded_by: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<VersionView>,
+    /// Every version of the reading, the first first, where a laboratory corrected it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub result_history: Vec<SporeResultView>,
 }
 
 pub(super) fn spore_fields(row: &SporeTestRow) -> SporeTestInput {
@@ -127,24 +154,100 @@ pub(super) fn spore_view(
         id: row.id.clone(),
         version: row.version,
         outcome: biological(true, result.map(|r| (r.result(), r.valid()))),
-        result: result.map(|r| SporeResultView {
-            result: r.result(),
-            control_result: if r.valid() {
-                ControlResult::Growth
-            } else {
-                ControlResult::NoGrowth
-            },
-            read_at: to_utc(r.read_at),
-            lab_reference: r.lab_reference.clone(),
-            recorded_by: r.recorded_by.clone(),
-            recorded_at: to_utc(r.recorded_at),
-        }),
+        result: result.map(SporeResultView::of),
         fields,
         warnings,
         recorded_at: to_utc(row.recorded_at),
         recorded_by: row.recorded_by.clone(),
         history: Vec::new(),
+        result_history: Vec::new(),
     }
+}
+
+fn result_row(
+    id: &str,
+    version: i32,
+    clinic_id: &str,
+    input: &SporeResultInput,
+    ctx: &AuditContext,
+    correction_reason: Option<String>,
+) -> SporeResultRow {
+    SporeResultRow {
+        spore_test_id: id.to_owned(),
+        version,
+        clinic_id: clinic_id.to_owned(),
+        result: input.result.as_db().into(),
+        control_result: input.control_result.as_db().into(),
+        read_at: db::truncate(input.read_at.naive_utc()),
+        lab_reference: input
+            .lab_reference
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        recorded_by: ctx.actor.id().map(str::to_owned),
+        recorded_at: db::now(),
+        correction_reason,
+    }
+}
+
+/// Takes the steriliser of a test that read (or was corrected to) a valid positive out of
+/// service, in the caller's transaction, and reports it so its look-back and authority report
+/// follow.
+fn quarantine_for_positive(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    test: &SporeTestRow,
+    result: &SporeResultRow,
+) -> AppResult<DomainEvent> {
+    let id = &test.id;
+    let reason = if result.version > 1 {
+        format!(
+            "the laboratory corrected spore test {id} to positive (read {})",
+            audit::chain::format_time(result.read_at)
+        )
+    } else {
+        format!(
+            "spore test {id} read positive at {}",
+            audit::chain::format_time(result.read_at)
+        )
+    };
+    let change = StatusChangeRow {
+        id: db::new_id(),
+        clinic_id: clinic_id.to_owned(),
+        steriliser_id: test.steriliser_id.clone(),
+        in_service: false,
+        cause: "spore_test_positive".into(),
+        reason: reason.clone(),
+        spore_test_id: Some(id.to_owned()),
+        changed_by: ctx.actor.id().map(str::to_owned),
+        changed_at: db::now(),
+    };
+    store::insert_status_change(conn, &change)?;
+    audit::append(
+        conn,
+        clinic_id,
+        ctx,
+        event(
+            "steriliser.quarantined",
+            "steriliser",
+            &test.steriliser_id,
+            json!({"spore_test_id": id, "in_service": false}),
+            Some(reason),
+        ),
+    )?;
+    Ok(DomainEvent::SporeTestPositive {
+        clinic_id: clinic_id.to_owned(),
+        spore_test_id: id.to_owned(),
+        summary: format!(
+            "The spore test placed {} in steriliser {} {} at {} (control grew); the steriliser is out of service until it passes its retests.",
+            audit::chain::format_time(test.placed_at),
+            test.steriliser_id,
+            if result.version > 1 { "was corrected by the laboratory to positive, read" } else { "read positive" },
+            audit::chain::format_time(result.read_at)
+        ),
+    })
 }
 
 /// The steriliser and the cycle must exist in the clinic, and the cycle must be one of its loads.
@@ -221,21 +324,7 @@ pub fn record_spore_result(
             ));
         }
         validated(input.validate(to_utc(test.placed_at), crate::clock::now()))?;
-        let result = SporeResultRow {
-            spore_test_id: id.to_owned(),
-            clinic_id: clinic_id.to_owned(),
-            result: input.result.as_db().into(),
-            control_result: input.control_result.as_db().into(),
-            read_at: db::truncate(input.read_at.naive_utc()),
-            lab_reference: input
-                .lab_reference
-                .as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
-            recorded_by: ctx.actor.id().map(str::to_owned),
-            recorded_at: db::now(),
-        };
+        let result = result_row(id, 1, clinic_id, &input, ctx, None);
         store::insert_spore_result(conn, &result)?;
         let view = spore_view(&test, Some(&result), crate::clock::now().date_naive());
         audit::append(
@@ -251,44 +340,80 @@ pub fn record_spore_result(
             ),
         )?;
         if input.result == SporeResult::Positive && result.valid() {
-            let reason = format!(
-                "spore test {id} read positive at {}",
-                audit::chain::format_time(result.read_at)
-            );
-            let change = StatusChangeRow {
-                id: db::new_id(),
-                clinic_id: clinic_id.to_owned(),
-                steriliser_id: test.steriliser_id.clone(),
-                in_service: false,
-                cause: "spore_test_positive".into(),
-                reason: reason.clone(),
-                spore_test_id: Some(id.to_owned()),
-                changed_by: ctx.actor.id().map(str::to_owned),
-                changed_at: db::now(),
-            };
-            store::insert_status_change(conn, &change)?;
-            audit::append(
-                conn,
-                clinic_id,
-                ctx,
-                event(
-                    "steriliser.quarantined",
-                    "steriliser",
-                    &test.steriliser_id,
-                    json!({"spore_test_id": id, "in_service": false}),
-                    Some(reason),
-                ),
-            )?;
-            events.push(DomainEvent::SporeTestPositive {
-                clinic_id: clinic_id.to_owned(),
-                spore_test_id: id.to_owned(),
-                summary: format!(
-                    "The spore test placed {} in steriliser {} read positive at {} (control grew); the steriliser is out of service until a retest passes.",
-                    audit::chain::format_time(test.placed_at),
-                    test.steriliser_id,
-                    audit::chain::format_time(result.read_at)
-                ),
-            });
+            events.push(quarantine_for_positive(
+                conn, ctx, clinic_id, &test, &result,
+            )?);
+        }
+        Ok(WithEvents { view, events })
+    })
+}
+
+/// A laboratory's correction of a reading, with its reason and the laboratory's reference. The
+/// earlier readings stay as versions. A correction to a valid positive quarantines the
+/// steriliser from now, with the look-back as for a new positive; a correction away from a
+/// positive lifts nothing: the steriliser stays out of service until an owner returns it.
+pub fn correct_spore_result(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    id: &str,
+    input: SporeResultCorrection,
+) -> AppResult<WithEvents<SporeTestView>> {
+    audit::audited(conn, clinic_id, |conn| {
+        let test = store::find_spore_test(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        let previous = store::find_spore_result(conn, clinic_id, id)?.ok_or_else(|| {
+            AppError::Conflict(
+                "this spore test has no result yet: record the reading first, then correct it"
+                    .into(),
+            )
+        })?;
+        let reading = input.reading();
+        let mut errors = reading.validate(to_utc(test.placed_at), crate::clock::now());
+        errors.extend(input.validate());
+        let result = result_row(
+            id,
+            previous.version + 1,
+            clinic_id,
+            &reading,
+            ctx,
+            Some(input.reason.trim().to_owned()),
+        );
+        if errors.is_empty()
+            && result.result == previous.result
+            && result.control_result == previous.control_result
+            && result.read_at == previous.read_at
+            && result.lab_reference == previous.lab_reference
+        {
+            errors.push(crate::error::FieldError::new(
+                "result",
+                "is the same as the recorded reading: a correction must change the result, the control result, the read time or the laboratory's reference",
+            ));
+        }
+        validated(errors)?;
+        store::insert_spore_result(conn, &result)?;
+        let mut view = spore_view(&test, Some(&result), crate::clock::now().date_naive());
+        view.result_history = store::spore_result_history(conn, clinic_id, id)?
+            .iter()
+            .map(SporeResultView::of)
+            .collect();
+        audit::append(
+            conn,
+            clinic_id,
+            ctx,
+            event(
+                "spore_test.result_corrected",
+                "spore_test",
+                id,
+                payload(&view),
+                Some(input.reason.trim().to_owned()),
+            ),
+        )?;
+        let was_positive = previous.valid() && previous.result() == SporeResult::Positive;
+        let mut events = Vec::new();
+        if result.valid() && result.result() == SporeResult::Positive && !was_positive {
+            events.push(quarantine_for_positive(
+                conn, ctx, clinic_id, &test, &result,
+            )?);
         }
         Ok(WithEvents { view, events })
     })
@@ -342,6 +467,10 @@ pub fn get_spore_test(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult
     view.history = history_of(&store::spore_test_history(conn, clinic_id, id)?, |r| {
         Ok(spore_fields(r))
     })?;
+    let readings = store::spore_result_history(conn, clinic_id, id)?;
+    if readings.len() > 1 {
+        view.result_history = readings.iter().map(SporeResultView::of).collect();
+    }
     Ok(view)
 }
 

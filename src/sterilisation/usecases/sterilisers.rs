@@ -202,9 +202,11 @@ pub fn list_sterilisers(conn: &mut DbConn, clinic_id: &str) -> AppResult<Vec<Ste
 }
 
 /// Takes a steriliser out of service, or returns it. A steriliser quarantined by a positive spore
-/// test returns only after a valid negative spore test on a load run after the failed one.
+/// test returns only once spore tests on loads run after the failed one requalify it (as many
+/// consecutive empty-chamber negatives as the profile asks, else one negative).
 pub fn set_in_service(
     conn: &mut DbConn,
+    profiles: &crate::jurisdiction::profiles::Profiles,
     ctx: &AuditContext,
     clinic_id: &str,
     id: &str,
@@ -227,13 +229,34 @@ pub fn set_in_service(
             }));
         }
         if in_service {
+            let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
+            let needed = context
+                .profile
+                .sterilisation
+                .requalification_spore_tests
+                .value
+                .unwrap_or(1)
+                .max(1);
             let tests = store::read_tests_of_steriliser(conn, clinic_id, id)?;
-            if lookback_windows(&tests).iter().any(|w| w.1.is_none()) {
-                return Err(AppError::Conflict(
-                    "a spore test of this steriliser was positive: record a passing (negative) spore test \
-                     on a load run after the failure before returning it to service"
-                        .into(),
-                ));
+            let last_positive = tests
+                .iter()
+                .filter(|t| t.valid && t.result == SporeResult::Positive)
+                .map(|t| t.cycle_started_at)
+                .max();
+            if let Some(failed) = last_positive {
+                if !requalified_after(&tests, failed, needed) {
+                    return Err(AppError::Conflict(if needed > 1 {
+                        format!(
+                            "a spore test of this steriliser was positive: it returns to service after {needed} consecutive \
+                             passing (negative) spore tests in an empty chamber, on loads run after the failure ({})",
+                            context.profile.sterilisation.requalification_spore_tests.source
+                        )
+                    } else {
+                        "a spore test of this steriliser was positive: record a passing (negative) spore test \
+                         on a load run after the failure before returning it to service"
+                            .into()
+                    }));
+                }
             }
         }
         let change = StatusChangeRow {
