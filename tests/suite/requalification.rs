@@ -434,7 +434,10 @@ async fn england_needs_the_daily_automatic_control_and_weekly_air_leakage_tests(
     let no_leak_test = load(&app, &s, 2, second, 1).await;
     let p = pack(&app, &code(&no_leak_test, 0)).await;
     assert_eq!(p["state"], "quarantined", "{p}");
-    assert!(p["state_reason"].as_str().unwrap().contains("air-leakage"), "{p}");
+    assert!(
+        p["state_reason"].as_str().unwrap().contains("air-leakage"),
+        "{p}"
+    );
     let res = app
         .post(
             &app.clinic_path("/air-removal-tests"),
