@@ -35,6 +35,10 @@ pub enum AppError {
     Forbidden(&'static str),
     #[error("not found")]
     NotFound,
+    /// A record of this kind is not in the clinic (or not visible to the caller): the answer
+    /// names the kind, never whether such a record exists elsewhere.
+    #[error("no such {0}")]
+    NoSuch(&'static str),
     /// A record named in the body does not exist in this clinic (or belongs to another one: the
     /// answer is the same).
     #[error("not found: {0:?}")]
@@ -83,7 +87,7 @@ impl AppError {
             Self::BadRequest(_) => ("malformed-request", "The request could not be read"),
             Self::Unauthorized(_) => ("unauthenticated", "Authentication is required"),
             Self::Forbidden(_) => ("forbidden", "Your role does not allow this"),
-            Self::NotFound | Self::NotFoundField(_) => ("not-found", "Not found"),
+            Self::NotFound | Self::NoSuch(_) | Self::NotFoundField(_) => ("not-found", "Not found"),
             Self::Conflict(_) => ("conflict", "The request conflicts with existing records"),
             Self::Refused(_) => ("refused", "The records do not allow this now"),
             Self::IdempotencyMismatch => (
@@ -119,6 +123,8 @@ impl AppError {
             Self::BadRequest(msg) | Self::Conflict(msg) | Self::Misconfigured(msg) => msg.clone(),
             Self::Unauthorized(msg) | Self::Forbidden(msg) => (*msg).to_owned(),
             Self::NotFound => "no such resource".to_owned(),
+            Self::NoSuch("clinic") => "no such clinic, or you are not a member of it".to_owned(),
+            Self::NoSuch(kind) => format!("no such {kind} in this clinic"),
             Self::NotFoundField(e) => format!("{}: {}", e.field, e.reason),
             Self::IdempotencyMismatch => {
                 "this Idempotency-Key was first used with a different method, path or body"
@@ -166,7 +172,7 @@ impl AppError {
             Self::BadRequest(_) => 400,
             Self::Unauthorized(_) => 401,
             Self::Forbidden(_) => 403,
-            Self::NotFound | Self::NotFoundField(_) => 404,
+            Self::NotFound | Self::NoSuch(_) | Self::NotFoundField(_) => 404,
             Self::Conflict(_) | Self::Refused(_) | Self::IdempotencyInFlight => 409,
             Self::TooManyRequests { .. } => 429,
             Self::PayloadTooLarge { .. } => 413,

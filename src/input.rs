@@ -2,81 +2,291 @@
 //! request bodies and by the use cases for bodies assembled from parts (an amendment's changes).
 
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::error::{AppError, FieldError};
 
-/// Deserialises a body, keeping the path of the field that failed.
+/// Deserialises a body, naming every field that is wrong at once, in plain words.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(AppError::BadRequest(
             "the request body is empty; send a JSON object".into(),
         ));
     }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        let reason = strip_position(&inner.to_string());
-        if inner.is_data() {
-            let field = if path == "." {
-                field_from_message(&reason)
-            } else {
-                path
-            };
-            AppError::Validation(vec![FieldError::new(field, reason)])
-        } else {
-            AppError::BadRequest(format!(
-                "the body is not valid JSON (line {}, column {}): {reason}",
-                inner.line(),
-                inner.column()
-            ))
-        }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        AppError::BadRequest(format!(
+            "the body is not valid JSON (line {}, column {}): {}",
+            e.line(),
+            e.column(),
+            strip_position(&e.to_string())
+        ))
     })?;
-    de.end()
-        .map_err(|e| AppError::BadRequest(format!("trailing characters after the JSON: {e}")))?;
-    Ok(value)
+    from_value(value, "")
 }
 
-/// Deserialises an already parsed value, naming a wrong field as `<prefix>.<path>` (or `<path>`
-/// without a prefix), for bodies assembled from parts.
-pub fn from_value<T: DeserializeOwned>(
-    value: serde_json::Value,
-    prefix: &str,
-) -> Result<T, AppError> {
-    serde_path_to_error::deserialize(value).map_err(|err| {
-        let path = err.path().to_string();
-        let reason = strip_position(&err.into_inner().to_string());
-        let inner = if path == "." {
-            field_from_message(&reason)
-        } else {
-            path
-        };
-        let field = match (prefix.is_empty(), inner.as_str()) {
-            (true, _) => inner,
-            (false, "body") => prefix.to_owned(),
-            (false, _) => format!("{prefix}.{inner}"),
-        };
-        AppError::Validation(vec![FieldError::new(field, reason)])
+/// Deserialises an already parsed value, naming each wrong field as `<prefix>.<path>` (or
+/// `<path>` without a prefix), for bodies assembled from parts.
+pub fn from_value<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, AppError> {
+    let errors = match attempt::<T>(&value) {
+        Ok(v) => return Ok(v),
+        Err(first) => every_error::<T>(value, first),
+    };
+    Err(AppError::Validation(
+        errors
+            .into_iter()
+            .map(|(path, reason)| {
+                let field = match (prefix.is_empty(), path.as_str()) {
+                    (true, "") => "body".to_owned(),
+                    (true, _) => path,
+                    (false, "") => prefix.to_owned(),
+                    (false, _) => format!("{prefix}.{path}"),
+                };
+                FieldError::new(field, reason)
+            })
+            .collect(),
+    ))
+}
+
+/// Where a deserialisation stopped: the path as segments, and serde's message.
+struct Stop {
+    path: Vec<Segment>,
+    message: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+fn attempt<T: DeserializeOwned>(value: &Value) -> Result<T, Stop> {
+    serde_path_to_error::deserialize::<_, T>(value.clone()).map_err(|err| {
+        let mut path: Vec<Segment> = err
+            .path()
+            .iter()
+            .filter_map(|s| match s {
+                serde_path_to_error::Segment::Seq { index } => Some(Segment::Index(*index)),
+                serde_path_to_error::Segment::Map { key } => Some(Segment::Key(key.clone())),
+                serde_path_to_error::Segment::Enum { .. }
+                | serde_path_to_error::Segment::Unknown => None,
+            })
+            .collect();
+        let message = strip_position(&err.into_inner().to_string());
+        // serde reports a missing or unknown field at its parent; the name is in the message.
+        if message.starts_with("missing field") {
+            if let Some(name) = message.split('`').nth(1) {
+                path.push(Segment::Key(name.to_owned()));
+            }
+        }
+        Stop { path, message }
     })
+}
+
+fn path_text(path: &[Segment]) -> String {
+    let mut out = String::new();
+    for s in path {
+        match s {
+            Segment::Key(k) if out.is_empty() => out.push_str(k),
+            Segment::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Segment::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// Values tried in place of a wrong or missing field to read on past it. Which one is accepted
+/// tells what the field expects, so the reason can say it in plain words.
+const PROBES: &[(&str, &str)] = &[
+    ("0.5", "a number"),
+    ("0", "a whole number"),
+    ("\"\"", "text"),
+    ("true", "true or false"),
+    (
+        "\"2000-01-01T00:00:00Z\"",
+        "a date and time with its offset, as YYYY-MM-DDTHH:MM:SSZ (RFC 3339)",
+    ),
+    ("\"2000-01-01\"", "a date as YYYY-MM-DD"),
+    ("{}", "an object"),
+    ("[]", "a list"),
+    ("null", ""),
+];
+
+/// Reads on past each wrong field, up to a bound, collecting what is wrong with every one.
+fn every_error<T: DeserializeOwned>(mut value: Value, first: Stop) -> Vec<(String, String)> {
+    let mut errors: Vec<(String, String)> = Vec::new();
+    let mut stop = first;
+    for _ in 0..32 {
+        let path = stop.path.clone();
+        let mut expected: Option<String> = None;
+        let mut next: Option<Result<(), Stop>> = None;
+        let mut candidates: Vec<(Value, String)> = variants(&stop.message)
+            .into_iter()
+            .take(1)
+            .map(|v| {
+                let all = variants(&stop.message).join(", ");
+                (Value::String(v), format!("one of: {all}"))
+            })
+            .collect();
+        candidates.extend(PROBES.iter().filter_map(|(json, words)| {
+            serde_json::from_str(json)
+                .ok()
+                .map(|v| (v, (*words).to_owned()))
+        }));
+        let unknown = stop.message.starts_with("unknown field");
+        if unknown {
+            // An unknown field is dropped; the rest is read on.
+            remove(&mut value, &path);
+            next = Some(attempt::<T>(&value).map(|_| ()));
+        } else {
+            let mut queue: std::collections::VecDeque<(Value, String)> = candidates.into();
+            let mut named_variants = false;
+            while let Some((candidate, words)) = queue.pop_front() {
+                let mut tried = value.clone();
+                if !set(&mut tried, &path, candidate) {
+                    break;
+                }
+                match attempt::<T>(&tried) {
+                    Ok(_) => {
+                        value = tried;
+                        expected = Some(words);
+                        next = Some(Ok(()));
+                        break;
+                    }
+                    // Read on only where the next stop is elsewhere: a stop at this field or
+                    // around it means the value did not fit.
+                    Err(s) if !path.starts_with(&s.path) => {
+                        value = tried;
+                        expected = Some(words);
+                        next = Some(Err(s));
+                        break;
+                    }
+                    Err(s) => {
+                        let vs = variants(&s.message);
+                        if !named_variants && !vs.is_empty() {
+                            // A tag (an internally tagged enum's `kind`): its variants fit.
+                            named_variants = true;
+                            let all = vs.join(", ");
+                            queue.push_front((
+                                Value::String(vs[0].clone()),
+                                format!("one of: {all}"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        errors.push((path_text(&path), plain(&stop.message, expected.as_deref())));
+        match next {
+            Some(Err(s)) => stop = s,
+            _ => break,
+        }
+    }
+    errors
+}
+
+/// The variants an enum accepts, from serde's "unknown variant" message.
+fn variants(message: &str) -> Vec<String> {
+    let Some(rest) = message
+        .strip_prefix("unknown variant")
+        .and_then(|m| m.split_once("expected"))
+        .map(|(_, r)| r)
+    else {
+        return Vec::new();
+    };
+    rest.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// serde's reason in words a clinic worker reads.
+fn plain(message: &str, expected: Option<&str>) -> String {
+    let vs = variants(message);
+    if !vs.is_empty() {
+        return format!("must be one of: {}", vs.join(", "));
+    }
+    if message.starts_with("unknown field") {
+        return "is not a field of this request".into();
+    }
+    let unsigned = [
+        "expected u8",
+        "expected u16",
+        "expected u32",
+        "expected u64",
+        "expected usize",
+    ]
+    .iter()
+    .any(|t| message.contains(t));
+    let what = match expected {
+        Some("a whole number") if unsigned => "a whole number, 0 or more".to_owned(),
+        Some("") | None => String::new(),
+        Some(w) => w.to_owned(),
+    };
+    if message.starts_with("missing field") {
+        return if what.is_empty() || what == "an object" {
+            "is required".into()
+        } else {
+            format!("is required: {what}")
+        };
+    }
+    if message.contains("invalid length") {
+        return "has the wrong number of entries".into();
+    }
+    if what.is_empty() {
+        // No probe fitted (a custom check of the type): its own message is already in words.
+        return message.to_owned();
+    }
+    format!("must be {what}")
+}
+
+fn slot<'v>(value: &'v mut Value, path: &[Segment]) -> Option<&'v mut Value> {
+    let mut at = value;
+    for s in path {
+        at = match (s, at) {
+            (Segment::Key(k), Value::Object(m)) => m.get_mut(k)?,
+            (Segment::Index(i), Value::Array(a)) => a.get_mut(*i)?,
+            _ => return None,
+        };
+    }
+    Some(at)
+}
+
+/// Puts `v` at `path`, adding the last key if missing. False if the path runs through something
+/// that is not an object or list.
+fn set(value: &mut Value, path: &[Segment], v: Value) -> bool {
+    let Some((last, parent)) = path.split_last() else {
+        *value = v;
+        return true;
+    };
+    match (last, slot(value, parent)) {
+        (Segment::Key(k), Some(Value::Object(m))) => {
+            m.insert(k.clone(), v);
+            true
+        }
+        (Segment::Index(i), Some(Value::Array(a))) if *i < a.len() => {
+            a[*i] = v;
+            true
+        }
+        _ => false,
+    }
+}
+
+fn remove(value: &mut Value, path: &[Segment]) {
+    if let Some((Segment::Key(k), parent)) = path.split_last() {
+        if let Some(Value::Object(m)) = slot(value, parent) {
+            m.remove(k);
+        }
+    }
 }
 
 fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(i) => message[..i].to_owned(),
         None => message.to_owned(),
-    }
-}
-
-/// serde reports a missing or unknown field at the parent path; the name is in the message.
-fn field_from_message(message: &str) -> String {
-    let quoted = message.split('`').nth(1);
-    match quoted {
-        Some(name)
-            if message.starts_with("missing field") || message.starts_with("unknown field") =>
-        {
-            name.to_owned()
-        }
-        _ => "body".to_owned(),
     }
 }
 
@@ -118,6 +328,90 @@ mod tests {
         assert_eq!(
             field_of(r#"{"email": "a", "password": "x", "nested": [{"n": 1}, {"n": "two"}]}"#).0,
             "nested[1].n"
+        );
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Placement {
+        count: u32,
+        weight: f64,
+        name: String,
+        on: chrono::NaiveDate,
+        at: chrono::DateTime<chrono::Utc>,
+        incubation: Incubation,
+        kind: Kind,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(tag = "kind", rename_all = "snake_case")]
+    #[allow(dead_code)]
+    enum Incubation {
+        InHouse { hours: f64 },
+        MailIn { lab: String },
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Kind {
+        Gravity,
+        PreVacuum,
+    }
+
+    fn all_errors(body: &str) -> Vec<(String, String)> {
+        match parse::<Placement>(body.as_bytes()).unwrap_err() {
+            AppError::Validation(errors) => {
+                errors.into_iter().map(|e| (e.field, e.reason)).collect()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_wrong_field_is_named_at_once_in_plain_words() {
+        let errors = all_errors(
+            r#"{"count": "two", "weight": "heavy", "on": "31/05/2027", "at": "2027-05-31",
+                "incubation": "oven", "kind": "steam", "extra": 1}"#,
+        );
+        let reason = |f: &str| {
+            errors
+                .iter()
+                .find(|(field, _)| field == f)
+                .map(|(_, r)| r.clone())
+                .unwrap_or_else(|| panic!("{f} in {errors:?}"))
+        };
+        assert_eq!(reason("count"), "must be a whole number, 0 or more");
+        assert_eq!(reason("weight"), "must be a number");
+        assert_eq!(reason("name"), "is required: text");
+        assert_eq!(reason("on"), "must be a date as YYYY-MM-DD");
+        assert!(
+            reason("at").starts_with("must be a date and time"),
+            "{errors:?}"
+        );
+        assert_eq!(reason("kind"), "must be one of: gravity, pre_vacuum");
+        assert_eq!(reason("extra"), "is not a field of this request");
+        assert!(
+            !reason("incubation").contains("internally tagged"),
+            "{errors:?}"
+        );
+        for (_, r) in &errors {
+            assert!(!r.contains("expected"), "parser words in {r}");
+        }
+    }
+
+    #[test]
+    fn an_enums_tag_is_named_with_its_choices() {
+        let errors = all_errors(
+            r#"{"count": 1, "weight": 1, "name": "n", "on": "2027-05-31",
+                "at": "2027-05-31T10:00:00Z", "incubation": {"kind": "fridge"}, "kind": "gravity"}"#,
+        );
+        assert_eq!(
+            errors[0],
+            (
+                "incubation.kind".to_owned(),
+                "must be one of: in_house, mail_in".to_owned()
+            )
         );
     }
 

@@ -51,7 +51,8 @@ enum Command {
         jurisdiction: String,
         #[arg(long)]
         owner_email: String,
-        /// The owner's name as shown to staff and inspectors (default: the email).
+        /// The owner's name as shown to staff, on labels and to inspectors (default: derived from
+        /// the email, "sam.taylor@…" reads "Sam Taylor").
         #[arg(long)]
         owner_name: Option<String>,
         #[arg(long)]
@@ -282,7 +283,16 @@ fn create_clinic(
             let password = read_owner_password(&email)?;
             let password_hash = password::hash(&password).map_err(|e| e.to_string())?;
             OwnerAccount::New {
-                display_name: owner_name.unwrap_or_else(|| email.clone()),
+                display_name: owner_name
+                    .map(|n| n.trim().to_owned())
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| {
+                        let derived = aseptic::auth::name_from_email(&email);
+                        println!(
+                            "no --owner-name given: the owner is shown as \"{derived}\" (give --owner-name to choose another)"
+                        );
+                        derived
+                    }),
                 password_hash,
             }
         }
@@ -448,7 +458,7 @@ fn export(
             .map(|e| format!("--{} {}", e.field, e.reason))
             .collect::<Vec<_>>()
             .join("\n"),
-        AppError::NotFound => format!("no clinic {clinic}"),
+        AppError::NotFound | AppError::NoSuch(_) => format!("no clinic {clinic}"),
         other => other.to_string(),
     };
     let requested = aseptic::exports::usecases::request(&mut conn, &profiles, &ctx, clinic, &input)

@@ -78,9 +78,20 @@ pub struct EventQuery {
     pub entity_kind: Option<String>,
     /// Only events about this record.
     pub entity_id: Option<String>,
+    /// `asc` (the default) lists from the oldest event, `desc` from the newest; pass the same
+    /// order with each page's cursor.
+    pub order: Option<EventOrder>,
 }
 
-/// The clinic's audit events in chain order (owners and inspectors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventOrder {
+    Asc,
+    Desc,
+}
+
+/// The clinic's audit events in chain order, oldest first or (`order=desc`) newest first
+/// (owners and inspectors).
 #[utoipa::path(tag = "audit", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id"), PageQuery, EventQuery),
     responses(
@@ -116,6 +127,7 @@ async fn list_events(
         to: query.to.map(|t| t.naive_utc()),
         entity_kind: query.entity_kind,
         entity_id: query.entity_id,
+        newest_first: query.order == Some(EventOrder::Desc),
     };
     let clinic_id = access.clinic_id.clone();
     // One extra row tells whether there is a next page.

@@ -12,7 +12,7 @@ use crate::api::ValidJson;
 use crate::auth::store::{self as accounts, MembershipRow, UserRow};
 use crate::auth::{check_email, normalise_email, Role};
 use crate::clinics::invitations::{self, InvitationView, NewInvitation};
-use crate::clinics::model::ClinicView;
+use crate::clinics::model::{ClinicView, SettingsView};
 use crate::clinics::usecases::{self, MemberChange};
 use crate::db;
 use crate::error::{AppError, AppResult, FieldError, Problem};
@@ -26,6 +26,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(deactivate_member)
         .service(reactivate_member)
         .service(set_works_on_clients)
+        .service(get_settings)
         .service(update_settings);
 }
 
@@ -43,13 +44,36 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i32>>
     Option::<i32>::deserialize(d).map(Some)
 }
 
+/// The clinic's settings (every member): its pack shelf life beside the jurisdiction's limit and
+/// source, its time zone and its jurisdiction.
+#[utoipa::path(tag = "clinics", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id")),
+    responses(
+        (status = 200, body = SettingsView),
+        NotFound,
+    ))]
+#[get("/settings")]
+async fn get_settings(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+) -> AppResult<web::Json<SettingsView>> {
+    let clinic_id = access.clinic_id.clone();
+    let profiles = state.profiles.clone();
+    Ok(web::Json(
+        db::run(&state.pool, move |conn| {
+            usecases::settings(conn, &profiles, &clinic_id)
+        })
+        .await?,
+    ))
+}
+
 /// Change the clinic's settings (owner only). New packs follow the new shelf life; packs already
-/// made keep theirs.
+/// made keep theirs. Answers the settings as they now stand.
 #[utoipa::path(tag = "clinics", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id")),
     request_body = SettingsRequest,
     responses(
-        (status = 200, body = ClinicView),
+        (status = 200, body = SettingsView),
         Forbidden,
         Unprocessable,
     ))]
@@ -58,7 +82,7 @@ async fn update_settings(
     state: web::Data<AppState>,
     access: ClinicAccess,
     body: ValidJson<SettingsRequest>,
-) -> AppResult<web::Json<ClinicView>> {
+) -> AppResult<web::Json<SettingsView>> {
     access.require_owner()?;
     let days = body.into_inner()?.pack_shelf_life_days.ok_or_else(|| {
         AppError::invalid(
@@ -69,11 +93,12 @@ async fn update_settings(
     let ctx = access.audit_context();
     let clinic_id = access.clinic_id.clone();
     let profiles = state.profiles.clone();
-    let row = db::run(&state.pool, move |conn| {
-        usecases::set_pack_shelf_life(conn, &profiles, &ctx, &clinic_id, days)
+    let view = db::run(&state.pool, move |conn| {
+        usecases::set_pack_shelf_life(conn, &profiles, &ctx, &clinic_id, days)?;
+        usecases::settings(conn, &profiles, &clinic_id)
     })
     .await?;
-    Ok(web::Json(row.into()))
+    Ok(web::Json(view))
 }
 
 /// The clinic: name, time zone, jurisdiction profile.
@@ -93,7 +118,7 @@ async fn get_clinic(
         Ok(crate::clinics::store::find(conn, &clinic_id)?)
     })
     .await?
-    .ok_or(AppError::NotFound)?;
+    .ok_or(AppError::NoSuch("clinic"))?;
     Ok(web::Json(row.into()))
 }
 
@@ -168,7 +193,7 @@ async fn get_member(
         Ok(accounts::find_member(conn, &clinic_id, &user_id)?)
     })
     .await?
-    .ok_or(AppError::NotFound)?;
+    .ok_or(AppError::NoSuch("member"))?;
     Ok(web::Json(MemberView::new(m, u)))
 }
 

@@ -191,7 +191,9 @@ impl FromRequest for ClinicAccess {
             .await?
             .ok_or(AppError::Unauthorized(INVALID_TOKEN))?;
             check_user(&user, claims.ver)?;
-            let membership = membership.filter(|m| m.active).ok_or(AppError::NotFound)?;
+            let membership = membership
+                .filter(|m| m.active)
+                .ok_or(AppError::NoSuch("clinic"))?;
             let mut access = ClinicAccess {
                 role: membership.role(),
                 caller: AuthUser { user, request_id },

@@ -417,7 +417,7 @@ async fn pack_label(
     let profiles = state.profiles.clone();
     let svg = db::run(&state.pool, move |conn| {
         let pack = usecases::get_pack(conn, &profiles, &clinic, &code)?;
-        let row = crate::clinics::store::find(conn, &clinic)?.ok_or(AppError::NotFound)?;
+        let row = crate::clinics::store::find(conn, &clinic)?.ok_or(AppError::NoSuch("clinic"))?;
         let timezone = crate::clinics::context::time_zone(&row)?;
         crate::sterilisation::label::pack_label_svg(&pack, timezone).map_err(AppError::internal)
     })

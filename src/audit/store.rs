@@ -160,6 +160,8 @@ pub struct EventFilter {
     pub to: Option<NaiveDateTime>,
     pub entity_kind: Option<String>,
     pub entity_id: Option<String>,
+    /// Newest first (the cursor then pages backwards through the chain).
+    pub newest_first: bool,
 }
 
 pub fn list(
@@ -171,11 +173,17 @@ pub fn list(
     let mut query = audit_events::table
         .filter(audit_events::clinic_id.eq(clinic_id))
         .select(AuditEventRow::as_select())
-        .order(audit_events::seq.asc())
         .limit(limit)
         .into_boxed();
-    if let Some(after) = filter.after_seq {
-        query = query.filter(audit_events::seq.gt(after));
+    query = if filter.newest_first {
+        query.order(audit_events::seq.desc())
+    } else {
+        query.order(audit_events::seq.asc())
+    };
+    match (filter.after_seq, filter.newest_first) {
+        (Some(after), false) => query = query.filter(audit_events::seq.gt(after)),
+        (Some(before), true) => query = query.filter(audit_events::seq.lt(before)),
+        (None, _) => {}
     }
     if let Some(from) = filter.from {
         query = query.filter(audit_events::recorded_at.ge(from));

@@ -46,6 +46,29 @@ pub fn normalise_email(raw: &str) -> String {
     raw.trim().to_lowercase()
 }
 
+/// A name to show for someone who gave none: the part of the email before the `@`, split at
+/// dots, dashes, underscores and plus signs and capitalised ("sam.taylor@…" reads "Sam Taylor"),
+/// so labels and lists never print an email address as a person's name.
+pub fn name_from_email(email: &str) -> String {
+    let local = email.split('@').next().unwrap_or(email);
+    let words: Vec<String> = local
+        .split(['.', '-', '_', '+'])
+        .filter(|w| !w.is_empty() && w.chars().any(char::is_alphabetic))
+        .map(|w| {
+            let mut chars = w.chars();
+            match chars.next() {
+                Some(first) => first.to_uppercase().chain(chars).collect(),
+                None => String::new(),
+            }
+        })
+        .collect();
+    if words.is_empty() {
+        "Clinic owner".to_owned()
+    } else {
+        words.join(" ")
+    }
+}
+
 /// A deliberately plain check: one `@`, something on each side, a dot in the domain, no spaces.
 /// Deliverability is proven by mail, not by a regular expression.
 pub fn check_email(email: &str) -> Result<(), &'static str> {
@@ -95,5 +118,21 @@ mod tests {
             normalise_email(" Owner@Clinic.Example "),
             "owner@clinic.example"
         );
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::name_from_email;
+
+    #[test]
+    fn a_name_is_derived_from_the_email_never_the_email_itself() {
+        assert_eq!(name_from_email("sam.taylor@ink.example"), "Sam Taylor");
+        assert_eq!(
+            name_from_email("jo_smith+studio@ink.example"),
+            "Jo Smith Studio"
+        );
+        assert_eq!(name_from_email("owner@ink.example"), "Owner");
+        assert_eq!(name_from_email("123@ink.example"), "Clinic owner");
     }
 }

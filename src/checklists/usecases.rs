@@ -98,7 +98,8 @@ pub fn amend(
 ) -> AppResult<TemplateView> {
     let reason = req.reason()?;
     audit::audited(conn, clinic_id, |conn| {
-        let current = find(conn, clinic_id, id, None)?.ok_or(AppError::NotFound)?;
+        let current =
+            find(conn, clinic_id, id, None)?.ok_or(AppError::NoSuch("checklist template"))?;
         let f: TemplateInput = apply_changes(&fields(&current), &req.changes, &[])?;
         validated(f.validate())?;
         let row = insert(
@@ -128,7 +129,7 @@ pub fn amend(
 }
 
 pub fn get(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<TemplateView> {
-    let row = find(conn, clinic_id, id, None)?.ok_or(AppError::NotFound)?;
+    let row = find(conn, clinic_id, id, None)?.ok_or(AppError::NoSuch("checklist template"))?;
     let mut v = view(&row);
     let versions: Vec<TemplateRow> = templates::table
         .filter(templates::clinic_id.eq(clinic_id))

@@ -114,7 +114,7 @@ pub fn amend(
 ) -> AppResult<ClientView> {
     let reason = req.reason()?;
     audit::audited(conn, clinic_id, |conn| {
-        let current = find(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        let current = find(conn, clinic_id, id)?.ok_or(AppError::NoSuch("client"))?;
         let mut f: ClientInput = apply_changes(&fields(&current), &req.changes, &[])?;
         f.normalise();
         validated(f.validate(crate::clinics::context::today(conn, clinic_id)?))?;
@@ -144,7 +144,7 @@ pub fn amend(
 }
 
 pub fn get(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<ClientView> {
-    let row = find(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+    let row = find(conn, clinic_id, id)?.ok_or(AppError::NoSuch("client"))?;
     let versions: Vec<ClientRow> = clients::table
         .filter(clients::clinic_id.eq(clinic_id))
         .filter(clients::id.eq(id))

@@ -23,7 +23,7 @@ pub fn load<'p>(
     profiles: &'p Profiles,
     clinic_id: &str,
 ) -> AppResult<ClinicContext<'p>> {
-    let clinic = super::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+    let clinic = super::store::find(conn, clinic_id)?.ok_or(AppError::NoSuch("clinic"))?;
     let tz = time_zone(&clinic)?;
     let profile = profile(profiles, &clinic)?;
     Ok(ClinicContext {
@@ -58,7 +58,7 @@ pub fn profile<'p>(profiles: &'p Profiles, clinic: &ClinicRow) -> AppResult<&'p 
 /// The clinic's own date now: dates a person reads (a lot's expiry, a birthday, a certificate's
 /// issue) turn at the clinic's midnight, not at UTC's.
 pub fn today(conn: &mut DbConn, clinic_id: &str) -> AppResult<NaiveDate> {
-    let clinic = super::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+    let clinic = super::store::find(conn, clinic_id)?.ok_or(AppError::NoSuch("clinic"))?;
     let tz = time_zone(&clinic)?;
     Ok(crate::clock::now().with_timezone(&tz).date_naive())
 }

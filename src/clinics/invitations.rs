@@ -59,7 +59,7 @@ pub fn invite(
     }
     let works = new.role.works_on_clients(new.works_on_clients);
     audit::audited(conn, clinic_id, |conn| {
-        let clinic = super::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+        let clinic = super::store::find(conn, clinic_id)?.ok_or(AppError::NoSuch("clinic"))?;
         let user = match accounts::find_user_by_email(conn, &new.email)? {
             Some(user) => {
                 super::usecases::ensure_not_member(conn, clinic_id, &user.id)?;
@@ -69,7 +69,10 @@ pub fn invite(
                 conn,
                 &accounts::NewUser {
                     email: &new.email,
-                    display_name: new.display_name.as_deref().unwrap_or(&new.email),
+                    display_name: &new
+                        .display_name
+                        .clone()
+                        .unwrap_or_else(|| crate::auth::name_from_email(&new.email)),
                     password_hash: password::NO_PASSWORD_YET,
                 },
             )?,
@@ -224,7 +227,7 @@ pub fn accept(conn: &mut DbConn, token: &str, new_hash: Option<&str>) -> AppResu
         let (Some(clinic_id), Some(role)) = (clinic_id, role) else {
             return Ok(user_id);
         };
-        let user = accounts::find_user(conn, &user_id)?.ok_or(AppError::NotFound)?;
+        let user = accounts::find_user(conn, &user_id)?.ok_or(AppError::NoSuch("invitation"))?;
         if accounts::find_member(conn, &clinic_id, &user_id)?.is_some() {
             return Err(AppError::Conflict(
                 "you are already a member of this clinic".to_owned(),

@@ -67,6 +67,23 @@ pub struct ClinicView {
     pub pack_shelf_life_days: Option<i32>,
 }
 
+/// The clinic's settings as an owner reads them, with the jurisdiction's limit beside its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SettingsView {
+    /// Days a sterilised pack stays usable; null for an event-related policy.
+    pub pack_shelf_life_days: Option<i32>,
+    /// The longest shelf life the jurisdiction allows, if it sets one; the clinic's own may only
+    /// be shorter.
+    pub jurisdiction_pack_shelf_life_days: Option<u32>,
+    /// The regulation or guidance behind the jurisdiction's limit (or its absence).
+    pub jurisdiction_pack_shelf_life_source: String,
+    /// IANA time zone the clinic's days and due times are counted in.
+    pub timezone: String,
+    /// The jurisdiction profile the compliance rules follow, and its name.
+    pub jurisdiction: String,
+    pub jurisdiction_name: String,
+}
+
 pub fn timestamp(t: NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
     crate::db::to_utc(t)
 }

@@ -33,6 +33,24 @@ pub const DEFAULT_PACK_SHELF_LIFE_DAYS: i32 = 30;
 
 /// Sets the clinic's pack shelf life (days), or an event-related policy (`None`). Packs keep the
 /// policy they were made under.
+/// The clinic's settings, with its jurisdiction's limit and source.
+pub fn settings(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    clinic_id: &str,
+) -> AppResult<crate::clinics::model::SettingsView> {
+    let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
+    let limit = &context.profile.sterilisation.pack_shelf_life_days;
+    Ok(crate::clinics::model::SettingsView {
+        pack_shelf_life_days: context.clinic.pack_shelf_life_days,
+        jurisdiction_pack_shelf_life_days: limit.value,
+        jurisdiction_pack_shelf_life_source: limit.source.clone(),
+        timezone: context.clinic.timezone.clone(),
+        jurisdiction: context.clinic.jurisdiction.clone(),
+        jurisdiction_name: context.profile.name.clone(),
+    })
+}
+
 pub fn set_pack_shelf_life(
     conn: &mut DbConn,
     profiles: &Profiles,
@@ -47,7 +65,7 @@ pub fn set_pack_shelf_life(
         ));
     }
     audit::audited(conn, clinic_id, |conn| {
-        let previous = find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+        let previous = find(conn, clinic_id)?.ok_or(AppError::NoSuch("clinic"))?;
         // The jurisdiction's limit may only be shortened.
         let limit = &crate::clinics::context::profile(profiles, &previous)?
             .sterilisation
@@ -66,7 +84,7 @@ pub fn set_pack_shelf_life(
         diesel::update(clinics::table.find(clinic_id))
             .set(clinics::pack_shelf_life_days.eq(days))
             .execute(conn)?;
-        let row = find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+        let row = find(conn, clinic_id)?.ok_or(AppError::NoSuch("clinic"))?;
         audit::append(
             conn,
             clinic_id,
@@ -302,7 +320,7 @@ pub fn change_member(
 ) -> AppResult<(MembershipRow, UserRow)> {
     audit::audited(conn, clinic_id, |conn| {
         let (current, user) =
-            accounts::find_member(conn, clinic_id, user_id)?.ok_or(AppError::NotFound)?;
+            accounts::find_member(conn, clinic_id, user_id)?.ok_or(AppError::NoSuch("member"))?;
         let current_role = current.role();
         let mut works = current.works_on_clients;
         let (role, active, action, reason) = match change {

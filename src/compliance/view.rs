@@ -56,7 +56,7 @@ pub fn view_with_facts(
     clinic_id: &str,
     at: Option<DateTime<Utc>>,
 ) -> AppResult<(ComplianceView, rules::Facts)> {
-    let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+    let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NoSuch("clinic"))?;
     let now = db::now();
     let moment = match at {
         None => now,

@@ -174,9 +174,9 @@ pub fn amend(
     let reason = req.reason()?;
     let caller = ctx.actor.id().unwrap_or_default().to_owned();
     audit::audited(conn, clinic_id, |conn| {
-        let current = store::find(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        let current = store::find(conn, clinic_id, id)?.ok_or(AppError::NoSuch("credential"))?;
         if role == Role::Technician && current.user_id != caller {
-            return Err(AppError::NotFound);
+            return Err(AppError::NoSuch("credential"));
         }
         may_act_for(role, &caller, &current.user_id)?;
         // A credential stays with its holder; a wrong holder is a new credential.
@@ -217,7 +217,7 @@ pub fn verify(
     id: &str,
 ) -> AppResult<CredentialView> {
     audit::audited(conn, clinic_id, |conn| {
-        let current = store::find(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        let current = store::find(conn, clinic_id, id)?.ok_or(AppError::NoSuch("credential"))?;
         let existing = store::verifications_of(conn, clinic_id, &[id.to_owned()], None)?;
         if existing
             .iter()
@@ -259,10 +259,10 @@ pub fn get(
     clinic_id: &str,
     id: &str,
 ) -> AppResult<CredentialView> {
-    let row = store::find(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+    let row = store::find(conn, clinic_id, id)?.ok_or(AppError::NoSuch("credential"))?;
     // Credentials include health status: a technician sees only their own.
     if role == Role::Technician && row.user_id != caller {
-        return Err(AppError::NotFound);
+        return Err(AppError::NoSuch("credential"));
     }
     let verifications = store::verifications_of(conn, clinic_id, &[id.to_owned()], None)?;
     let mut v = view(&row, &verifications)?;
@@ -313,7 +313,7 @@ pub fn member_eligibility(
         ));
     }
     let (membership, _) =
-        accounts::find_member(conn, clinic_id, user_id)?.ok_or(AppError::NotFound)?;
+        accounts::find_member(conn, clinic_id, user_id)?.ok_or(AppError::NoSuch("member"))?;
     let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
     let on = at.with_timezone(&context.tz).date_naive();
     // The clinic's jurisdiction profile says which credentials count.

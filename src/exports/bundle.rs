@@ -155,7 +155,7 @@ pub fn build<W: Write + Seek>(
     created_at: NaiveDateTime,
     out: W,
 ) -> AppResult<Manifest> {
-    let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+    let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NoSuch("clinic"))?;
     let mut zip = zip::ZipWriter::new(out);
     let mut files = Vec::new();
     let c = clinic_id.to_owned();

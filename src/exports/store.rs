@@ -39,7 +39,7 @@ pub fn find(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<ExportRow
         .select(ExportRow::as_select())
         .first(conn)
         .optional()?
-        .ok_or(AppError::NotFound)
+        .ok_or(AppError::NoSuch("export"))
 }
 
 /// Exports requested but never finished (the service stopped while building them).

@@ -83,7 +83,7 @@ pub fn request(
     clinic_id: &str,
     input: &ExportInput,
 ) -> AppResult<ExportView> {
-    let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+    let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NoSuch("clinic"))?;
     let (from, to) = (
         db::truncate(input.from.naive_utc()),
         db::truncate(input.to.naive_utc()),

@@ -62,7 +62,7 @@ pub fn find(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<IncidentR
         .select(IncidentRow::as_select())
         .first(conn)
         .optional()?
-        .ok_or(AppError::NotFound)
+        .ok_or(AppError::NoSuch("incident"))
 }
 
 crate::records::versioned_rows!(IncidentRow);

@@ -41,7 +41,7 @@ pub fn find(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<GrantRow>
         .select(GrantRow::as_select())
         .first(conn)
         .optional()?
-        .ok_or(AppError::NotFound)
+        .ok_or(AppError::NoSuch("inspector grant"))
 }
 
 /// The grant that lets this inspector in now, if any.

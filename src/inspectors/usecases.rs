@@ -235,7 +235,8 @@ pub fn grant(
             .execute(conn)?;
         audit::append(conn, clinic_id, ctx, event("inspector.granted", &row, None))?;
         if let Some(inv) = &invitation {
-            let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NotFound)?;
+            let clinic =
+                crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NoSuch("clinic"))?;
             crate::outbox::enqueue(
                 conn,
                 crate::outbox::NewMail {
@@ -315,7 +316,7 @@ pub fn revoke(
             ctx,
             event("inspector.revoked", &g, Some(reason)),
         )?;
-        let user = accounts::find_user(conn, &g.user_id)?.ok_or(AppError::NotFound)?;
+        let user = accounts::find_user(conn, &g.user_id)?.ok_or(AppError::NoSuch("inspector"))?;
         Ok(view(g, Some(row), user.email, user.display_name))
     })
 }

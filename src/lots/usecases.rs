@@ -197,7 +197,7 @@ pub fn amend_lot(
     let reason = req.reason()?;
     let today = crate::clinics::context::today(conn, clinic_id)?;
     audit::audited(conn, clinic_id, |conn| {
-        let current = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        let current = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NoSuch("lot"))?;
         let mut fields: LotInput = apply_changes(&lot_fields(&current)?, &req.changes, &[])?;
         fields.normalise();
         validated(fields.validate(today))?;
@@ -263,7 +263,7 @@ pub fn recall_lot(
     }
     validated(errors)?;
     audit::audited(conn, clinic_id, |conn| {
-        let row = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        let row = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NoSuch("lot"))?;
         if !store::recalls_of(conn, clinic_id, &[id.to_owned()])?.is_empty() {
             return Err(AppError::Conflict("this lot is already recalled".into()));
         }
@@ -311,7 +311,7 @@ pub fn recall_lot(
 }
 
 pub fn get_lot(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<LotView> {
-    let row = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+    let row = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NoSuch("lot"))?;
     let ids = [id.to_owned()];
     let (recalls, withdrawals) = (
         store::recalls_of(conn, clinic_id, &ids)?,
@@ -372,7 +372,7 @@ pub fn withdraw_lot(
         ));
     }
     audit::audited(conn, clinic_id, |conn| {
-        let row = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        let row = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NoSuch("lot"))?;
         let ids = [id.to_owned()];
         if !store::withdrawals_of(conn, clinic_id, &ids)?.is_empty() {
             return Err(AppError::Conflict(

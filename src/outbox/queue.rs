@@ -345,7 +345,7 @@ pub fn resend(
             .select(OutboxRow::as_select())
             .first(conn)
             .optional()?
-            .ok_or(AppError::NotFound)?;
+            .ok_or(AppError::NoSuch("mail"))?;
         if failed.state != MailState::Failed.as_db() {
             return Err(AppError::Conflict(format!(
                 "only a message given up on can be resent; this one is {}",

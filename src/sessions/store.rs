@@ -95,7 +95,7 @@ pub fn find(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<SessionRo
         .select(SessionRow::as_select())
         .first(conn)
         .optional()?
-        .ok_or(AppError::NotFound)
+        .ok_or(AppError::NoSuch("session"))
 }
 
 pub fn start_of(conn: &mut DbConn, id: &str) -> QueryResult<Option<StartRow>> {

@@ -208,7 +208,7 @@ pub fn add_pack(
         not_started(conn, id)?;
         let pack = crate::sterilisation::usecases::get_pack(conn, profiles, clinic_id, &input.code)
             .map_err(|e| match e {
-                AppError::NotFound => not_found("code", "pack"),
+                AppError::NotFound | AppError::NoSuch(_) => not_found("code", "pack"),
                 other => other,
             })?;
         if !crate::sterilisation::store::opened_pack_codes(
@@ -281,7 +281,7 @@ pub fn add_lot(
         };
         let lot =
             crate::lots::usecases::get_lot(conn, clinic_id, &lot_id).map_err(|e| match e {
-                AppError::NotFound => not_found("lot_id", "lot"),
+                AppError::NotFound | AppError::NoSuch(_) => not_found("lot_id", "lot"),
                 other => other,
             })?;
         let already: i64 = session_lots::table
@@ -465,8 +465,8 @@ fn start_facts(
         },
     )?
     .0;
-    let client =
-        crate::clients::store::find(conn, clinic_id, &s.client_id)?.ok_or(AppError::NotFound)?;
+    let client = crate::clients::store::find(conn, clinic_id, &s.client_id)?
+        .ok_or(AppError::NoSuch("client"))?;
     let facts = StartFacts {
         items,
         answers,

@@ -189,6 +189,34 @@ async fn events_are_paged_and_filtered() {
     assert_eq!(next["items"][0]["seq"], 4);
     assert!(next["next_cursor"].is_null());
 
+    // Newest first: the same events, paged backwards through the chain.
+    let mut newest: Vec<i64> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/audit/events?order=desc&limit=2&cursor={c}"),
+            None => "/audit/events?order=desc&limit=2".into(),
+        };
+        let page: Value = app
+            .get(&app.clinic_path(&path), &app.owner)
+            .await
+            .json()
+            .await
+            .unwrap();
+        newest.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["seq"].as_i64().unwrap()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(newest, [6, 5, 4, 3, 2, 1]);
+
     let members: Value = app
         .get(
             &app.clinic_path("/audit/events?entity_kind=member"),

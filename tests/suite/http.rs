@@ -278,6 +278,7 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_served() {
         ("/api/v1/clinics/{clinic}/members/{user}/reactivate", "post"),
         ("/api/v1/clinics/{clinic}/audit/events", "get"),
         ("/api/v1/clinics/{clinic}/audit/verify", "get"),
+        ("/api/v1/clinics/{clinic}/settings", "get"),
         ("/api/v1/clinics/{clinic}/settings", "put"),
         ("/api/v1/clinics/{clinic}/sterilisers", "get"),
         ("/api/v1/clinics/{clinic}/sterilisers", "post"),

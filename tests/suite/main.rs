@@ -24,6 +24,7 @@ mod mail;
 mod members;
 mod migrations;
 mod operations;
+mod readable;
 mod requalification;
 mod review;
 mod rules_doc;

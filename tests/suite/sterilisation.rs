@@ -828,6 +828,18 @@ async fn shelf_life_comes_from_clinic_settings_and_expired_packs_say_so() {
         res.json::<Value>().await.unwrap()["pack_shelf_life_days"],
         1
     );
+    // Every member reads the settings back, with the jurisdiction's limit and its source.
+    let read: Value = app
+        .get(&settings, &app.technician)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["pack_shelf_life_days"], 1);
+    assert!(read["jurisdiction_pack_shelf_life_source"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
+    assert_eq!(read["timezone"], "Europe/London");
 
     let old = record(
         &app,

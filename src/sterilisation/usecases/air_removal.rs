@@ -123,7 +123,8 @@ pub fn amend_air_removal(
 ) -> AppResult<AirRemovalView> {
     let reason = req.reason()?;
     audit::audited(conn, clinic_id, |conn| {
-        let current = store::find_air_removal(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        let current = store::find_air_removal(conn, clinic_id, id)?
+            .ok_or(AppError::NoSuch("air-removal test"))?;
         let mut fields: AirRemovalInput = apply_changes(&air_fields(&current)?, &req.changes, &[])?;
         fields.normalise();
         validated(fields.validate(crate::clock::now()))?;
@@ -155,7 +156,8 @@ pub fn amend_air_removal(
 }
 
 pub fn get_air_removal(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<AirRemovalView> {
-    let row = store::find_air_removal(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+    let row = store::find_air_removal(conn, clinic_id, id)?
+        .ok_or(AppError::NoSuch("air-removal test"))?;
     let mut view = air_view(&row)?;
     view.history = history_of(
         &store::air_removal_history(conn, clinic_id, id)?,

@@ -279,7 +279,7 @@ pub(super) fn one_cycle_view(
 ) -> AppResult<CycleView> {
     cycle_views(conn, profiles, clinic_id, vec![row])?
         .pop()
-        .ok_or(AppError::NotFound)
+        .ok_or(AppError::NoSuch("cycle"))
 }
 
 pub(super) fn unique_pack_code(
@@ -377,7 +377,7 @@ pub fn amend_cycle(
 ) -> AppResult<CycleView> {
     let reason = req.reason()?;
     audit::audited(conn, clinic_id, |conn| {
-        let current = store::find_cycle(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        let current = store::find_cycle(conn, clinic_id, id)?.ok_or(AppError::NoSuch("cycle"))?;
         let mut fields: CycleFields = apply_changes(&cycle_fields(&current), &req.changes, &[])?;
         fields.normalise();
         // An amendment corrects a past record, so "now" is not the time the load ran.
@@ -437,7 +437,7 @@ pub fn get_cycle(
     clinic_id: &str,
     id: &str,
 ) -> AppResult<CycleView> {
-    let row = store::find_cycle(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+    let row = store::find_cycle(conn, clinic_id, id)?.ok_or(AppError::NoSuch("cycle"))?;
     let mut view = one_cycle_view(conn, profiles, clinic_id, row)?;
     view.history = history_of(&store::cycle_history(conn, clinic_id, id)?, |r| {
         Ok(cycle_fields(r))
@@ -473,12 +473,13 @@ pub fn pack_before_use(
     clinic_id: &str,
     code: &str,
 ) -> AppResult<PackView> {
-    let pack = store::find_pack(conn, clinic_id, code)?.ok_or(AppError::NotFound)?;
-    let cycle = store::find_cycle(conn, clinic_id, &pack.cycle_id)?.ok_or(AppError::NotFound)?;
+    let pack = store::find_pack(conn, clinic_id, code)?.ok_or(AppError::NoSuch("pack"))?;
+    let cycle =
+        store::find_cycle(conn, clinic_id, &pack.cycle_id)?.ok_or(AppError::NoSuch("pack"))?;
     cycle_views_counting_use(conn, profiles, clinic_id, vec![cycle], false)?
         .pop()
         .and_then(|c| c.packs.into_iter().find(|p| p.code == code))
-        .ok_or(AppError::NotFound)
+        .ok_or(AppError::NoSuch("pack"))
 }
 
 pub fn get_pack(
@@ -487,12 +488,13 @@ pub fn get_pack(
     clinic_id: &str,
     typed_code: &str,
 ) -> AppResult<PackView> {
-    let code = normalise_pack_code(typed_code).ok_or(AppError::NotFound)?;
-    let pack = store::find_pack(conn, clinic_id, &code)?.ok_or(AppError::NotFound)?;
-    let cycle = store::find_cycle(conn, clinic_id, &pack.cycle_id)?.ok_or(AppError::NotFound)?;
+    let code = normalise_pack_code(typed_code).ok_or(AppError::NoSuch("pack"))?;
+    let pack = store::find_pack(conn, clinic_id, &code)?.ok_or(AppError::NoSuch("pack"))?;
+    let cycle =
+        store::find_cycle(conn, clinic_id, &pack.cycle_id)?.ok_or(AppError::NoSuch("pack"))?;
     one_cycle_view(conn, profiles, clinic_id, cycle)?
         .packs
         .into_iter()
         .find(|p| p.code == code)
-        .ok_or(AppError::NotFound)
+        .ok_or(AppError::NoSuch("pack"))
 }

@@ -316,7 +316,8 @@ pub fn record_spore_result(
 ) -> AppResult<WithEvents<SporeTestView>> {
     audit::audited(conn, clinic_id, |conn| {
         let mut events = Vec::new();
-        let test = store::find_spore_test(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        let test =
+            store::find_spore_test(conn, clinic_id, id)?.ok_or(AppError::NoSuch("spore test"))?;
         if store::find_spore_result(conn, clinic_id, id)?.is_some() {
             return Err(AppError::Conflict(
                 "this spore test already has a result; a reading is recorded once and cannot be replaced"
@@ -360,7 +361,8 @@ pub fn correct_spore_result(
     input: SporeResultCorrection,
 ) -> AppResult<WithEvents<SporeTestView>> {
     audit::audited(conn, clinic_id, |conn| {
-        let test = store::find_spore_test(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        let test =
+            store::find_spore_test(conn, clinic_id, id)?.ok_or(AppError::NoSuch("spore test"))?;
         let previous = store::find_spore_result(conn, clinic_id, id)?.ok_or_else(|| {
             AppError::Conflict(
                 "this spore test has no result yet: record the reading first, then correct it"
@@ -428,7 +430,8 @@ pub fn amend_spore_test(
 ) -> AppResult<SporeTestView> {
     let reason = req.reason()?;
     audit::audited(conn, clinic_id, |conn| {
-        let current = store::find_spore_test(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        let current =
+            store::find_spore_test(conn, clinic_id, id)?.ok_or(AppError::NoSuch("spore test"))?;
         let mut fields: SporeTestInput = apply_changes(&spore_fields(&current), &req.changes, &[])?;
         fields.normalise();
         validated(fields.validate(crate::clock::now()))?;
@@ -461,7 +464,7 @@ pub fn amend_spore_test(
 }
 
 pub fn get_spore_test(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<SporeTestView> {
-    let row = store::find_spore_test(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+    let row = store::find_spore_test(conn, clinic_id, id)?.ok_or(AppError::NoSuch("spore test"))?;
     let result = store::find_spore_result(conn, clinic_id, id)?;
     let mut view = spore_view(&row, result.as_ref(), crate::clock::now().date_naive());
     view.history = history_of(&store::spore_test_history(conn, clinic_id, id)?, |r| {

@@ -143,7 +143,8 @@ pub fn amend_steriliser(
 ) -> AppResult<SteriliserView> {
     let reason = req.reason()?;
     audit::audited(conn, clinic_id, |conn| {
-        let current = store::find_steriliser(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        let current =
+            store::find_steriliser(conn, clinic_id, id)?.ok_or(AppError::NoSuch("steriliser"))?;
         let mut fields: SteriliserInput =
             apply_changes(&steriliser_fields(&current)?, &req.changes, &[])?;
         fields.normalise();
@@ -181,7 +182,7 @@ pub fn amend_steriliser(
 }
 
 pub fn get_steriliser(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<SteriliserView> {
-    let row = store::find_steriliser(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+    let row = store::find_steriliser(conn, clinic_id, id)?.ok_or(AppError::NoSuch("steriliser"))?;
     let status = store::current_status(conn, clinic_id, id)?;
     let mut view = steriliser_view(&row, status.as_ref())?;
     view.history = history_of(
@@ -218,7 +219,8 @@ pub fn set_in_service(
         return Err(AppError::invalid("reason", "is required"));
     }
     audit::audited(conn, clinic_id, |conn| {
-        let row = store::find_steriliser(conn, clinic_id, id)?.ok_or(AppError::NotFound)?;
+        let row =
+            store::find_steriliser(conn, clinic_id, id)?.ok_or(AppError::NoSuch("steriliser"))?;
         let status = store::current_status(conn, clinic_id, id)?;
         let currently = status.as_ref().is_none_or(|s| s.in_service);
         if currently == in_service {
