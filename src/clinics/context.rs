@@ -78,11 +78,29 @@ pub fn local_day(at: NaiveDateTime, tz: Tz) -> (NaiveDate, NaiveDateTime, NaiveD
     (today, day_start, day_end)
 }
 
-/// The last instant of a clinic-local day, in UTC.
+/// The end of a clinic-local day, in UTC: the next local midnight, exclusive. Something due by
+/// the end of the day is overdue from this instant on.
 pub fn end_of_day(day: NaiveDate, tz: Tz) -> NaiveDateTime {
     let next = day + Duration::days(1);
     next.and_hms_opt(0, 0, 0)
         .and_then(|t| t.and_local_timezone(tz).earliest())
-        .map(|t| t.naive_utc() - Duration::microseconds(1))
+        .map(|t| t.naive_utc())
         .unwrap_or_else(|| next.and_hms_opt(0, 0, 0).unwrap_or_default())
+}
+
+/// A due instant as a person in the clinic reads it: "by the end of Sunday 6 September 2026
+/// (Europe/London)" for the end of a local day, else "by 14:05 on Sunday 6 September 2026
+/// (Europe/London)".
+pub fn due_in_words(due: NaiveDateTime, tz: Tz) -> String {
+    let local = due.and_utc().with_timezone(&tz);
+    if local.time() == chrono::NaiveTime::MIN {
+        let day = local.date_naive() - Duration::days(1);
+        format!("by the end of {} ({tz})", day.format("%A %-d %B %Y"))
+    } else {
+        format!(
+            "by {} on {} ({tz})",
+            local.format("%H:%M"),
+            local.format("%A %-d %B %Y")
+        )
+    }
 }

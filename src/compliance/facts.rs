@@ -374,6 +374,15 @@ fn follow_ups_at(
         for f in crate::incidents::usecases::required_at(conn, profile, tz, i, at)? {
             out.push(FollowUpFacts {
                 incident_id: i.id.clone(),
+                incident: format!(
+                    "the {} at {} on {}",
+                    i.kind.replace('_', " "),
+                    i.location,
+                    i.occurred_at
+                        .and_utc()
+                        .with_timezone(&tz)
+                        .format("%A %-d %B %Y, %H:%M %Z")
+                ),
                 kind: f.kind,
                 due: f.due,
                 done: f.done_at.is_some(),

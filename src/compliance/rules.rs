@@ -100,6 +100,9 @@ pub struct Finding {
     /// The regulation or guidance behind the rule.
     pub reference: String,
     pub due: Option<chrono::DateTime<chrono::Utc>>,
+    /// The due time as a person in the clinic reads it, with the zone named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_local: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +173,8 @@ pub struct StaffFacts {
 #[derive(Debug, Clone)]
 pub struct FollowUpFacts {
     pub incident_id: String,
+    /// The incident as a person recognises it: what, where and when (clinic-local).
+    pub incident: String,
     pub kind: crate::incidents::model::FollowUpKind,
     pub due: NaiveDateTime,
     pub done: bool,
@@ -229,6 +234,7 @@ fn finding(
         message,
         reference: reference.into(),
         due: due.map(utc),
+        due_local: None,
     }
 }
 
@@ -308,7 +314,7 @@ pub fn spore_tests(p: &Profile, f: &Facts) -> Vec<Finding> {
                         continue;
                     }
                 }
-                if f.now > due {
+                if f.now >= due {
                     out.push(finding(
                         Rule::SporeTestInterval,
                         Severity::Blocker,
@@ -660,8 +666,9 @@ pub fn incidents(p: &Profile, f: &Facts) -> Vec<Finding> {
         .iter()
         .filter(|u| !u.done)
         .map(|u| {
-            let overdue = f.now > u.due;
-            let today = u.due.and_utc().with_timezone(&f.tz).date_naive() <= f.today;
+            let overdue = f.now >= u.due;
+            // Due by the end of today: the due instant is at or before the next local midnight.
+            let today = u.due <= crate::clinics::context::end_of_day(f.today, f.tz);
             let severity = if overdue {
                 Severity::Blocker
             } else if today {
@@ -691,8 +698,10 @@ pub fn incidents(p: &Profile, f: &Facts) -> Vec<Finding> {
                 severity,
                 format!("incident:{}", u.incident_id),
                 format!(
-                    "{what} ({})",
-                    if overdue { "overdue" } else { "due" }
+                    "{}: {what} ({} {})",
+                    u.incident,
+                    if overdue { "overdue; it was due" } else { "due" },
+                    crate::clinics::context::due_in_words(u.due, f.tz)
                 ),
                 reference,
                 Some(u.due),
@@ -761,6 +770,11 @@ pub fn evaluate(p: &Profile, f: &Facts) -> Vec<Finding> {
     all.extend(staff(p, f));
     all.extend(incidents(p, f));
     all.extend(mail(p, f));
+    for finding in &mut all {
+        finding.due_local = finding
+            .due
+            .map(|d| crate::clinics::context::due_in_words(d.naive_utc(), f.tz));
+    }
     all.sort_by(|a, b| {
         a.severity
             .cmp(&b.severity)
@@ -917,7 +931,8 @@ mod tests {
         );
         assert_eq!(
             judge(london(2026, 10, 27, 23, 30))[0].due,
-            Some(utc(london(2026, 10, 28, 0, 0) - Duration::microseconds(1)))
+            Some(utc(london(2026, 10, 28, 0, 0))),
+            "the end of the local day is the next local midnight, exclusive"
         );
         assert_eq!(
             judge(london(2026, 10, 28, 0, 1))[0].severity,
@@ -1140,6 +1155,7 @@ mod tests {
         let p = profiles.get("baseline").unwrap();
         let mut f = facts(at(10, 12), steriliser(Some(at(9, 9))));
         f.follow_ups = vec![FollowUpFacts {
+            incident: "the sharps injury at Chair 1 on Monday 2 November 2026".into(),
             incident_id: "i".into(),
             kind: FollowUpKind::WrittenOpinion,
             due: at(12, 12),
@@ -1154,6 +1170,7 @@ mod tests {
         assert!(incidents(p, &f)[0].reference.contains("1910.1030(f)(5)"));
         // An evaluation is due at once: not done is a blocker straight away.
         f.follow_ups = vec![FollowUpFacts {
+            incident: "the sharps injury at Chair 1 on Monday 2 November 2026".into(),
             incident_id: "i".into(),
             kind: FollowUpKind::EvaluationOffered,
             due: at(12, 12),

@@ -221,7 +221,7 @@ pub fn follow_up_status(
 ) -> FollowUpStatus {
     match done_at {
         Some(_) => FollowUpStatus::Done,
-        None if now > due => FollowUpStatus::Overdue,
+        None if now >= due => FollowUpStatus::Overdue,
         None => FollowUpStatus::Due,
     }
 }
@@ -254,7 +254,7 @@ mod tests {
         let due = required_follow_ups(IncidentKind::SharpsInjury, &clock, tz, None);
         assert_eq!(due[1].0, FollowUpKind::WrittenOpinion);
         assert_eq!(
-            due[1].1 + Duration::microseconds(1),
+            due[1].1,
             Utc.with_ymd_and_hms(2026, 4, 25, 23, 0, 0)
                 .unwrap()
                 .naive_utc()
@@ -283,23 +283,28 @@ mod tests {
         let due = required_follow_ups(IncidentKind::SuspectedInfection, &clock, tz, Some(&texas));
         // Learned of on Tuesday 24 November: Wed 25, (Thanksgiving and the day after, the
         // weekend), Mon 30, Tue 1, Wed 2, Thu 3 December.
+        // Due by the end of Thursday 3 December: local midnight as it begins the 4th.
         assert_eq!(
-            due[0].1.and_utc().with_timezone(&tz).date_naive(),
-            chrono::NaiveDate::from_ymd_opt(2026, 12, 3).unwrap()
+            due[0].1.and_utc().with_timezone(&tz).naive_local(),
+            chrono::NaiveDate::from_ymd_opt(2026, 12, 4)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
         );
     }
 
     #[test]
     fn status_boundaries() {
+        // Due by the end of 1 April (London): overdue from local midnight on.
         let due = Utc
-            .with_ymd_and_hms(2026, 4, 1, 22, 59, 59)
+            .with_ymd_and_hms(2026, 4, 1, 23, 0, 0)
             .unwrap()
             .naive_utc();
-        assert_eq!(follow_up_status(due, None, due), FollowUpStatus::Due);
         assert_eq!(
-            follow_up_status(due, None, due + Duration::seconds(1)),
-            FollowUpStatus::Overdue
+            follow_up_status(due, None, due - Duration::seconds(1)),
+            FollowUpStatus::Due
         );
+        assert_eq!(follow_up_status(due, None, due), FollowUpStatus::Overdue);
         assert_eq!(
             follow_up_status(due, Some(due + Duration::days(3)), due + Duration::days(9)),
             FollowUpStatus::Done

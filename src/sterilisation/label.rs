@@ -37,8 +37,8 @@ pub fn pack_label_svg(pack: &PackView, timezone: Tz) -> Result<String, qrcode::t
         .sterilised_at
         .with_timezone(&timezone)
         .format("%Y-%m-%d");
-    let expiry = match pack.expires_at {
-        Some(t) => format!("Use by {}", t.with_timezone(&timezone).format("%Y-%m-%d")),
+    let expiry = match pack.use_by {
+        Some(day) => format!("Use by {}", day.format("%Y-%m-%d")),
         None => "Use while wrap intact".to_owned(),
     };
     Ok(format!(

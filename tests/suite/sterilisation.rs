@@ -254,11 +254,15 @@ async fn a_cycle_derives_its_outcome_and_makes_labelled_packs() {
     let london = |t: DateTime<Utc>| t.with_timezone(&chrono_tz::Europe::London);
     assert_eq!(
         london(expires).date_naive(),
-        london(finished).date_naive() + Duration::days(30),
-        "default shelf life"
+        london(finished).date_naive() + Duration::days(31),
+        "default shelf life: it ends at the midnight that ends the 30th day"
     );
     assert_eq!(
-        london(expires + Duration::microseconds(1)).time(),
+        pack["use_by"].as_str().unwrap(),
+        (london(finished).date_naive() + Duration::days(30)).to_string()
+    );
+    assert_eq!(
+        london(expires).time(),
         chrono::NaiveTime::MIN,
         "to the end of that day"
     );

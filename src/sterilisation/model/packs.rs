@@ -366,7 +366,7 @@ pub fn run_while_overdue(
         return false;
     };
     let due_day = last.and_utc().with_timezone(&tz).date_naive() + Duration::days(i64::from(days));
-    if load_started <= crate::clinics::context::end_of_day(due_day, tz) {
+    if load_started < crate::clinics::context::end_of_day(due_day, tz) {
         return false;
     }
     !negatives.iter().any(|t| *t >= load_started)

@@ -33,8 +33,11 @@ pub struct PackView {
     pub indicator: Option<ChemicalIndicator>,
     pub sterilised_at: DateTime<Utc>,
     pub operator_initials: String,
-    /// None under an event-related shelf-life policy.
+    /// When the shelf life ends: the next clinic-local midnight after the last day of use
+    /// (exclusive). None under an event-related shelf-life policy.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The last clinic-local day the pack may be used, as its label prints it.
+    pub use_by: Option<chrono::NaiveDate>,
     pub state: PackState,
     pub state_reason: String,
 }
@@ -246,6 +249,12 @@ pub(super) fn cycle_views_counting_use(
                     sterilised_at: to_utc(row.finished_at),
                     operator_initials: initials.clone(),
                     expires_at: facts.expires_at.map(to_utc),
+                    use_by: facts.expires_at.map(|t| {
+                        (t - chrono::Duration::microseconds(1))
+                            .and_utc()
+                            .with_timezone(&context.tz)
+                            .date_naive()
+                    }),
                     state,
                     state_reason,
                 })
