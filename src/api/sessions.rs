@@ -3,7 +3,7 @@
 
 use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::problem::{Conflicting, Forbidden, NotFound, Unprocessable};
@@ -14,7 +14,7 @@ use crate::db;
 use crate::error::{AppError, AppResult, Problem};
 use crate::records::TimeCursor;
 use crate::sessions::model::{
-    AnswersInput, CompleteInput, LotUse, PackUse, SessionInput, StartInput,
+    AnswersInput, CompleteInput, LotUse, PackUse, SessionInput, SessionState, StartInput,
 };
 use crate::sessions::usecases::{self, TraceView};
 
@@ -37,15 +37,27 @@ pub struct SessionPage {
 
 type Path2 = web::Path<(String, String)>;
 
-/// Sessions, latest planned first.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SessionQuery {
+    /// Only this technician's sessions (their user id).
+    pub technician_id: Option<String>,
+    /// Only sessions planned on this clinic-local date (YYYY-MM-DD).
+    pub date: Option<chrono::NaiveDate>,
+    /// Only sessions that stand here: planned, in_progress or completed.
+    pub state: Option<SessionState>,
+}
+
+/// Sessions, latest planned first; filtered by technician, clinic-local date and state.
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
-    params(("clinic" = String, Path, description = "Clinic id"), PageQuery),
+    params(("clinic" = String, Path, description = "Clinic id"), PageQuery, SessionQuery),
     responses((status = 200, body = SessionPage), NotFound, Unprocessable))]
 #[get("/sessions")]
 async fn list_sessions(
     state: web::Data<AppState>,
     access: ClinicAccess,
     page: web::Query<PageQuery>,
+    query: web::Query<SessionQuery>,
 ) -> AppResult<web::Json<SessionPage>> {
     let limit = page.limit()?;
     let after =
@@ -55,9 +67,16 @@ async fn list_sessions(
                 AppError::invalid("cursor", "is not a cursor from a previous page")
             })?),
         };
+    let query = query.into_inner();
+    let filter = usecases::SessionFilter {
+        technician_id: query.technician_id,
+        date: query.date,
+        state: query.state,
+    };
     let clinic = access.clinic_id.clone();
+    let profiles = state.profiles.clone();
     let (items, next_cursor) = db::run(&state.pool, move |conn| {
-        usecases::list(conn, &clinic, after, limit)
+        usecases::list(conn, &profiles, &clinic, &filter, after, limit)
     })
     .await?;
     let items = if access.client_details {

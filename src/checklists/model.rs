@@ -168,7 +168,10 @@ pub fn check_answer(item: &ChecklistItem, value: &Value) -> Result<(), String> {
         }
         (AnswerKind::Tick, _) => Err("must be true or false".into()),
         (AnswerKind::Number, _) => Err("must be a number".into()),
-        (AnswerKind::Lot, _) => Err("must be the id of a lot".into()),
+        (AnswerKind::Lot, _) => Err(
+            "must name a lot: its id, the lot number printed on the box, or the scanned code"
+                .into(),
+        ),
         (AnswerKind::Text, _) => Err("must be text of 1 to 2000 characters".into()),
     }
 }

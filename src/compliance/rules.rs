@@ -238,7 +238,7 @@ fn finding(
     }
 }
 
-/// Spore-test interval per steriliser (DOMAIN.md rule 1) and quarantine after a failure (rule 3).
+/// Spore-test interval per steriliser and quarantine after a failure, as the profile sets them.
 pub fn spore_tests(p: &Profile, f: &Facts) -> Vec<Finding> {
     let mut out = Vec::new();
     let source = &p.sterilisation.spore_test_interval_days.source;

@@ -54,7 +54,7 @@ crate::db::stored::stored_as!(FollowUpKind, "follow-up kind", {
     Other => "other",
 });
 
-/// The sharps-injury-log fields (29 CFR 1904.8; DOMAIN.md 4.1).
+/// The sharps-injury-log fields (29 CFR 1910.1030(h)(5) sharps injury log).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SharpsLog {

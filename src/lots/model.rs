@@ -128,7 +128,7 @@ impl LotInput {
                 "must be between 1 and 1000000",
             ));
         }
-        // Cartridges break the skin: they must come sterile (DOMAIN.md 6.1).
+        // Cartridges break the skin: they must come sterile (single-use sterile needles: NEHA Body Art Model Code).
         if self.kind == LotKind::NeedleCartridge
             && self.sterilisation_method == SterilisationMethod::NotSterile
         {

@@ -141,6 +141,34 @@ pub fn find_by_number(
     query.first(conn).optional()
 }
 
+/// Every current lot with this lot number, narrowed by GTIN or manufacturer where given.
+pub fn with_number(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    lot_number: &str,
+    gtin: Option<&str>,
+    manufacturer: Option<&str>,
+) -> QueryResult<Vec<LotRow>> {
+    let mut query = lots::table
+        .filter(lots::clinic_id.eq(clinic_id))
+        .filter(lots::lot_number.eq(lot_number.trim().to_owned()))
+        .filter(current("lots"))
+        .select(LotRow::as_select())
+        .order(lots::id.asc())
+        .into_boxed();
+    if let Some(gtin) = gtin {
+        query = query.filter(lots::gtin.eq(gtin.trim().to_owned()));
+    }
+    let rows = query.load(conn)?;
+    Ok(match manufacturer {
+        Some(m) => rows
+            .into_iter()
+            .filter(|r| r.manufacturer.trim().eq_ignore_ascii_case(m.trim()))
+            .collect(),
+        None => rows,
+    })
+}
+
 pub fn insert_recall(conn: &mut DbConn, row: &RecallRow) -> QueryResult<()> {
     diesel::insert_into(lot_recalls::table)
         .values(row)

@@ -403,3 +403,111 @@ pub fn withdraw_lot(
         Ok(view)
     })
 }
+
+/// How someone at the station names a lot: its id, the lot number printed on the box (with the
+/// manufacturer or GTIN where two products share a number), or the GS1 text a scanner types.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, utoipa::ToSchema)]
+pub struct LotReference {
+    pub lot_id: Option<String>,
+    pub lot_number: Option<String>,
+    pub manufacturer: Option<String>,
+    pub gtin: Option<String>,
+    /// What the scanner typed from the box (GS1-128 or DataMatrix text).
+    pub barcode: Option<String>,
+}
+
+/// The id of the lot a reference names, or an error on `field` that says what to give.
+pub fn resolve(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    reference: &LotReference,
+    field: &str,
+) -> AppResult<String> {
+    let given = [
+        reference.lot_id.is_some(),
+        reference.lot_number.is_some(),
+        reference.barcode.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(AppError::invalid(
+            field,
+            "name the lot one way: its lot_id, its lot_number (with manufacturer or gtin where needed), or the scanned barcode",
+        ));
+    }
+    if let Some(id) = &reference.lot_id {
+        return match store::find_lot(conn, clinic_id, id)? {
+            Some(_) => Ok(id.clone()),
+            None => Err(crate::records::not_found(field, "lot")),
+        };
+    }
+    let (number, gtin) = match (&reference.barcode, &reference.lot_number) {
+        (Some(barcode), _) => {
+            let today = crate::clinics::context::today(conn, clinic_id)?;
+            let scan = super::gs1::parse(barcode, today)
+                .map_err(|e| AppError::invalid(field, e.to_string()))?;
+            let Some(lot) = scan.lot else {
+                return Err(AppError::invalid(
+                    field,
+                    "the scanned code holds no lot number (AI 10)",
+                ));
+            };
+            (lot, scan.gtin)
+        }
+        (None, Some(number)) => (number.clone(), reference.gtin.clone()),
+        (None, None) => return Err(AppError::invalid(field, "name the lot")),
+    };
+    let rows = store::with_number(
+        conn,
+        clinic_id,
+        &number,
+        gtin.as_deref(),
+        reference.manufacturer.as_deref(),
+    )?;
+    match rows.as_slice() {
+        [] => Err(crate::records::not_found(field, "lot with this lot number")),
+        [one] => Ok(one.id.clone()),
+        several => Err(AppError::invalid(
+            field,
+            format!(
+                "lot number {number} is recorded for {} products ({}): give the manufacturer or the GTIN too, or scan the box",
+                several.len(),
+                several
+                    .iter()
+                    .map(|r| format!("{} by {}", r.product_name, r.manufacturer))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        )),
+    }
+}
+
+/// A checklist answer that names a lot: its id, its lot number, or the scanned GS1 text.
+pub fn resolve_text(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    text: &str,
+    field: &str,
+) -> AppResult<String> {
+    let text = text.trim();
+    if store::find_lot(conn, clinic_id, text)?.is_some() {
+        return Ok(text.to_owned());
+    }
+    // GS1 text starts with an application identifier: (01)… or 01 and 14 digits.
+    let scanned = text.starts_with('(')
+        || text.starts_with('\u{1d}')
+        || (text.len() > 16
+            && text.starts_with("01")
+            && text.as_bytes()[2..16].iter().all(u8::is_ascii_digit));
+    let reference = if scanned {
+        LotReference {
+            barcode: Some(text.to_owned()),
+            ..LotReference::default()
+        }
+    } else {
+        LotReference {
+            lot_number: Some(text.to_owned()),
+            ..LotReference::default()
+        }
+    };
+    resolve(conn, clinic_id, &reference, field)
+}

@@ -89,8 +89,14 @@ pub struct PackUse {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LotUse {
-    /// The lot's id; or give `barcode` instead.
+    /// The lot's id; or give `lot_number` or `barcode` instead.
     pub lot_id: Option<String>,
+    /// The lot number printed on the box.
+    pub lot_number: Option<String>,
+    /// With `lot_number`, where two products share the number.
+    pub manufacturer: Option<String>,
+    /// With `lot_number`, where two products share the number.
+    pub gtin: Option<String>,
     /// What the scanner typed from the box (GS1); the lot is found by GTIN and lot number.
     pub barcode: Option<String>,
 }

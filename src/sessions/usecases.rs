@@ -135,6 +135,7 @@ pub fn answer(
         not_started(conn, id)?;
         let items = template_items(conn, &s)?;
         let mut errors = Vec::new();
+        let mut resolved: HashMap<usize, Value> = HashMap::new();
         for (i, a) in input.answers.iter().enumerate() {
             match items.iter().find(|it| it.key == a.item_key) {
                 None => errors.push(FieldError::new(
@@ -148,10 +149,16 @@ pub fn answer(
                     if let Err(reason) = check_answer(item, &a.value) {
                         errors.push(FieldError::new(format!("answers[{i}].value"), reason));
                     } else if item.answer == AnswerKind::Lot {
-                        let lot_id = a.value.as_str().unwrap_or_default();
-                        if crate::lots::store::find_lot(conn, clinic_id, lot_id)?.is_none() {
-                            return Err(not_found(&format!("answers[{i}].value"), "lot"));
-                        }
+                        // A lot id, the lot number on the box or the scanned code: the answer
+                        // keeps the lot's id.
+                        let text = a.value.as_str().unwrap_or_default();
+                        let lot_id = crate::lots::usecases::resolve_text(
+                            conn,
+                            clinic_id,
+                            text,
+                            &format!("answers[{i}].value"),
+                        )?;
+                        resolved.insert(i, Value::String(lot_id));
                     }
                     if a.answered_at
                         .is_some_and(|t| t > crate::clock::now() + chrono::Duration::minutes(1))
@@ -165,7 +172,11 @@ pub fn answer(
             }
         }
         validated(errors)?;
-        for a in &input.answers {
+        let mut answers = input.answers.clone();
+        for (i, lot_id) in resolved {
+            answers[i].value = lot_id;
+        }
+        for a in &answers {
             let row = AnswerRow {
                 id: db::new_id(),
                 clinic_id: clinic_id.to_owned(),
@@ -187,7 +198,7 @@ pub fn answer(
             ctx,
             &s,
             "session.checklist_answered",
-            json!({"answers": input.answers}),
+            json!({"answers": answers}),
             None,
         )?;
         Ok(())
@@ -258,27 +269,19 @@ pub fn add_lot(
     audit::audited(conn, clinic_id, |conn| {
         let s = find(conn, clinic_id, id)?;
         not_started(conn, id)?;
-        let lot_id = match (&input.lot_id, &input.barcode) {
-            (Some(lot_id), None) => lot_id.clone(),
-            (None, Some(barcode)) => {
-                let scan = crate::lots::gs1::parse(
-                    barcode,
-                    crate::clinics::context::today(conn, clinic_id)?,
-                )
-                .map_err(|e| AppError::invalid("barcode", e.to_string()))?;
-                let Some(lot_number) = scan.lot else {
-                    return Err(AppError::invalid("barcode", "holds no lot number (10)"));
-                };
-                crate::lots::store::find_by_number(
-                    conn,
-                    clinic_id,
-                    scan.gtin.as_deref(),
-                    &lot_number,
-                )?
-                .ok_or_else(|| not_found("barcode", "lot with this GTIN and lot number"))?
-            }
-            _ => return Err(AppError::invalid("lot_id", "give either lot_id or barcode")),
+        let reference = crate::lots::usecases::LotReference {
+            lot_id: input.lot_id.clone(),
+            lot_number: input.lot_number.clone(),
+            manufacturer: input.manufacturer.clone(),
+            gtin: input.gtin.clone(),
+            barcode: input.barcode.clone(),
         };
+        let field = match (&input.barcode, &input.lot_number) {
+            (Some(_), _) => "barcode",
+            (None, Some(_)) => "lot_number",
+            _ => "lot_id",
+        };
+        let lot_id = crate::lots::usecases::resolve(conn, clinic_id, &reference, field)?;
         let lot =
             crate::lots::usecases::get_lot(conn, clinic_id, &lot_id).map_err(|e| match e {
                 AppError::NotFound | AppError::NoSuch(_) => not_found("lot_id", "lot"),
@@ -699,9 +702,21 @@ pub fn trace(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<TraceVie
     })
 }
 
+/// Which sessions a list holds: by technician, by the clinic-local day they are planned for, by
+/// where they stand.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub technician_id: Option<String>,
+    /// A clinic-local date: the sessions planned between its local midnights.
+    pub date: Option<chrono::NaiveDate>,
+    pub state: Option<SessionState>,
+}
+
 pub fn list(
     conn: &mut DbConn,
+    profiles: &crate::jurisdiction::profiles::Profiles,
     clinic_id: &str,
+    filter: &SessionFilter,
     after: Option<TimeCursor>,
     limit: i64,
 ) -> AppResult<(Vec<TraceView>, Option<String>)> {
@@ -711,6 +726,38 @@ pub fn list(
         .order((sessions::planned_at.desc(), sessions::id.desc()))
         .limit(limit + 1)
         .into_boxed();
+    if let Some(t) = &filter.technician_id {
+        query = query.filter(sessions::technician_id.eq(t.clone()));
+    }
+    if let Some(day) = filter.date {
+        let tz = crate::clinics::context::load(conn, profiles, clinic_id)?.tz;
+        // From the local midnight that begins the day to the one that ends it.
+        let from = crate::clinics::context::end_of_day(day - chrono::Duration::days(1), tz);
+        let to = crate::clinics::context::end_of_day(day, tz);
+        query = query
+            .filter(sessions::planned_at.ge(from))
+            .filter(sessions::planned_at.lt(to));
+    }
+    let started = session_starts::table
+        .filter(session_starts::session_id.eq(sessions::id))
+        .select(session_starts::session_id);
+    let completed = session_completions::table
+        .filter(session_completions::session_id.eq(sessions::id))
+        .select(session_completions::session_id);
+    match filter.state {
+        Some(SessionState::Planned) => {
+            query = query.filter(diesel::dsl::not(diesel::dsl::exists(started)));
+        }
+        Some(SessionState::InProgress) => {
+            query = query
+                .filter(diesel::dsl::exists(started))
+                .filter(diesel::dsl::not(diesel::dsl::exists(completed)));
+        }
+        Some(SessionState::Completed) => {
+            query = query.filter(diesel::dsl::exists(completed));
+        }
+        None => {}
+    }
     if let Some(c) = after {
         query = query.filter(
             sessions::planned_at

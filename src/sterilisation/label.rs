@@ -1,6 +1,7 @@
 //! Printable pack labels: an SVG for a 62 × 29 mm label with a QR code that holds only the pack
 //! code, and the cycle number, sterilisation date and operator initials that body-art codes
-//! require on each pack (DOMAIN.md 1.8).
+//! require on each pack (NEHA Body Art Model Code: date and cycle number on each pack; Texas 25 TAC
+//! 229.406: sterilisation date and operator initials).
 
 use chrono_tz::Tz;
 use qrcode::{Color, EcLevel, QrCode};

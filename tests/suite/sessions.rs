@@ -1031,3 +1031,155 @@ async fn the_start_and_the_view_agree_on_every_pack() {
         "{v}"
     );
 }
+
+/// The day's work: sessions by technician, by the clinic-local day, and by where they stand.
+#[actix_web::test]
+async fn sessions_are_filtered_by_technician_local_day_and_state() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    // A second session, planned for tomorrow (London), by the owner.
+    let tomorrow = Utc::now() + Duration::days(1);
+    let later = created(
+        app.post(
+            &app.clinic_path("/sessions"),
+            &app.owner,
+            &json!({"client_id": s.client, "station": "Chair 1", "procedure": "SMP session 2 of 3",
+                    "planned_at": tomorrow.to_rfc3339(), "technician_id": app.owner.user_id}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(start(&app, &s).await.status(), 201);
+    let ids = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|i| {
+                i["session"]["id"]
+                    .as_str()
+                    .or(i["id"].as_str())
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let list = |q: String| {
+        let app = &app;
+        async move {
+            let res = app
+                .get(&app.clinic_path(&format!("/sessions?{q}")), &app.owner)
+                .await;
+            assert_eq!(res.status(), 200, "{q}");
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    let london =
+        |t: chrono::DateTime<Utc>| t.with_timezone(&chrono_tz::Europe::London).date_naive();
+    let today = london(Utc::now());
+    let on_today = ids(&list(format!("date={today}")).await);
+    assert!(on_today.contains(&s.session), "{on_today:?}");
+    assert!(!on_today.contains(&later["id"].as_str().unwrap().to_owned()));
+    let on_tomorrow = ids(&list(format!("date={}", london(tomorrow))).await);
+    assert_eq!(on_tomorrow, [later["id"].as_str().unwrap().to_owned()]);
+    let by_tech = ids(&list(format!("technician_id={}", app.technician.user_id)).await);
+    assert_eq!(by_tech, vec![s.session.clone()]);
+    assert_eq!(
+        ids(&list("state=in_progress".into()).await),
+        vec![s.session.clone()]
+    );
+    assert_eq!(
+        ids(&list("state=planned".into()).await),
+        [later["id"].as_str().unwrap().to_owned()]
+    );
+    assert!(ids(&list("state=completed".into()).await).is_empty());
+    // A bad filter says what it expects.
+    let res = app
+        .get(&app.clinic_path("/sessions?date=31/05/2027"), &app.owner)
+        .await;
+    assert_eq!(res.status(), 422);
+}
+
+/// At the station a lot is named as the technician knows it: the lot number on the box (with the
+/// manufacturer where two products share it) or the scanned code; the session keeps the lot.
+#[actix_web::test]
+async fn a_lot_is_named_by_its_number_or_its_scanned_code() {
+    let app = TestApp::spawn().await;
+    let s = setup_with(&app, false).await;
+    let o = &app.owner;
+    // Two pigments from different makers share a lot number.
+    for maker in ["Scalp Ink Co", "Tint Works"] {
+        created(app.post(&app.clinic_path("/lots"), o, &json!({
+            "kind": "pigment", "manufacturer": maker, "product_name": "Dark Brown",
+            "lot_number": "P-77", "expiry_date": (Utc::now() + Duration::days(400)).date_naive().to_string(),
+            "sterilisation_method": "gamma", "received_on": (Utc::now() - Duration::days(3)).date_naive().to_string(),
+            "quantity_received": 5})).await).await;
+    }
+    let lots = app.clinic_path(&format!("/sessions/{}/lots", s.session));
+    let ambiguous = app
+        .post(&lots, &app.technician, &json!({"lot_number": "P-77"}))
+        .await;
+    let problem = assert_problem(ambiguous, 422, Some("lot_number")).await;
+    let reason = problem["errors"][0]["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.contains("Scalp Ink Co")
+            && reason.contains("Tint Works")
+            && reason.contains("manufacturer"),
+        "{reason}"
+    );
+    let unknown = app
+        .post(&lots, &app.technician, &json!({"lot_number": "NOPE-1"}))
+        .await;
+    assert_problem(unknown, 404, Some("lot_number")).await;
+    let added = app
+        .post(
+            &lots,
+            &app.technician,
+            &json!({"lot_number": "P-77", "manufacturer": "tint works"}),
+        )
+        .await;
+    assert_eq!(added.status(), 201, "{}", added.text().await.unwrap());
+    let trace: Value = added.json().await.unwrap();
+    assert!(trace.to_string().contains("Tint Works"), "{trace}");
+
+    // A checklist answer names the cartridge lot by its number or by the scanned code; the
+    // answer keeps the lot's id.
+    let session: Value = app
+        .get(
+            &app.clinic_path(&format!("/sessions/{}", s.session)),
+            &app.technician,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let checklist = session["checklist"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{session}"));
+    let key = checklist
+        .iter()
+        .find(|l| l["key"] == "cartridge_lot")
+        .map(|l| l["key"].as_str().unwrap().to_owned())
+        .unwrap();
+    let answers = app.clinic_path(&format!("/sessions/{}/answers", s.session));
+    for value in ["ABC123", "(01)09506000134352(17)290101(10)ABC123"] {
+        let res = app
+            .post(
+                &answers,
+                &app.technician,
+                &json!({"answers": [{"item_key": key, "value": value}]}),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "{value}: {}", res.text().await.unwrap());
+    }
+    let events = app.audit_events().await;
+    let answered: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["action"] == "session.checklist_answered")
+        .collect();
+    assert!(answered
+        .iter()
+        .rev()
+        .take(2)
+        .all(|e| e["payload"]["answers"][0]["value"] == s.lot.as_str()));
+}

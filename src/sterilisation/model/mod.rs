@@ -20,7 +20,7 @@ pub use sterilisers::*;
 // Physics
 
 /// Saturated steam temperatures a steam steriliser can plausibly report (°C). Small steam
-/// sterilisers run 121–137 °C (DOMAIN.md 1.1); anything outside this band is a typing error.
+/// sterilisers run 121–137 °C (CDC 2008 Table 7; HTM 01-05 134–137 °C); anything outside this band is a typing error.
 pub const MIN_TEMPERATURE_C: f64 = 100.0;
 pub const MAX_TEMPERATURE_C: f64 = 140.0;
 
