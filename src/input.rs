@@ -243,6 +243,104 @@ fn plain(message: &str, expected: Option<&str>) -> String {
     format!("must be {what}")
 }
 
+/// Reads a URL query into `T`, naming every wrong parameter at once in plain words.
+pub fn from_query<T: DeserializeOwned>(query: &str) -> Result<T, AppError> {
+    let mut pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|_| {
+        AppError::BadRequest("the query string cannot be read as name=value pairs".into())
+    })?;
+    let read = |pairs: &[(String, String)]| -> Result<T, (String, String)> {
+        let encoded = serde_urlencoded::to_string(pairs).unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(&encoded));
+        serde_path_to_error::deserialize(de).map_err(|err| {
+            let mut field = err.path().to_string();
+            let message = err.into_inner().to_string();
+            if message.starts_with("missing field") || message.starts_with("unknown field") {
+                if let Some(name) = message.split('`').nth(1) {
+                    field = name.to_owned();
+                }
+            }
+            (field, message)
+        })
+    };
+    let mut errors: Vec<FieldError> = Vec::new();
+    let mut stop = match read(&pairs) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    for _ in 0..16 {
+        let (field, message) = stop.clone();
+        let mut probes: Vec<(String, String)> = variants(&message)
+            .first()
+            .map(|v| {
+                (
+                    v.clone(),
+                    format!("one of: {}", variants(&message).join(", ")),
+                )
+            })
+            .into_iter()
+            .collect();
+        probes.extend(
+            [
+                ("0.5", "a number"),
+                ("0", "a whole number"),
+                ("true", "true or false"),
+                (
+                    "2000-01-01T00:00:00Z",
+                    "a date and time with its offset, as YYYY-MM-DDTHH:MM:SSZ (RFC 3339)",
+                ),
+                ("2000-01-01", "a date as YYYY-MM-DD"),
+                ("x", "text"),
+            ]
+            .iter()
+            .map(|(v, w)| ((*v).to_owned(), (*w).to_owned())),
+        );
+        let mut expected = None;
+        let mut next = None;
+        if message.starts_with("unknown field") {
+            pairs.retain(|(k, _)| *k != field);
+            next = Some(read(&pairs).err());
+        } else {
+            for (probe, words) in probes {
+                let mut tried = pairs.clone();
+                tried.retain(|(k, _)| *k != field);
+                tried.push((field.clone(), probe));
+                match read(&tried) {
+                    Ok(_) => {
+                        pairs = tried;
+                        expected = Some(words);
+                        next = Some(None);
+                        break;
+                    }
+                    Err(e) if e.0 != field => {
+                        pairs = tried;
+                        expected = Some(words);
+                        next = Some(Some(e));
+                        break;
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        errors.push(FieldError::new(
+            if field.is_empty() {
+                "query".to_owned()
+            } else {
+                field
+            },
+            plain(&message, expected.as_deref()),
+        ));
+        match next {
+            Some(Some(e)) => stop = e,
+            _ => break,
+        }
+    }
+    Err(AppError::Validation(errors))
+}
+
+fn form_urlencoded_parse(encoded: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(encoded.as_bytes())
+}
+
 fn slot<'v>(value: &'v mut Value, path: &[Segment]) -> Option<&'v mut Value> {
     let mut at = value;
     for s in path {

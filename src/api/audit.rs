@@ -10,6 +10,7 @@ use crate::api::problem::{Forbidden, NotFound};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::PageQuery;
+use crate::api::ValidQuery;
 use crate::audit::chain::ChainBreak;
 use crate::audit::store::{self, AuditEventRow, EventFilter};
 use crate::db;
@@ -103,10 +104,11 @@ pub enum EventOrder {
 async fn list_events(
     state: web::Data<AppState>,
     access: ClinicAccess,
-    page: web::Query<PageQuery>,
-    query: web::Query<EventQuery>,
+    page: ValidQuery<PageQuery>,
+    query: ValidQuery<EventQuery>,
 ) -> AppResult<web::Json<AuditEventPage>> {
     access.require_owner_or_inspector()?;
+    let (page, query) = crate::api::query::both(page, query)?;
     let limit = page.limit()?;
     let after_seq =
         match &page.cursor {
@@ -115,7 +117,6 @@ async fn list_events(
                 AppError::invalid("cursor", "is not a cursor from a previous page")
             })?),
         };
-    let query = query.into_inner();
     if let (Some(from), Some(to)) = (query.from, query.to) {
         if to <= from {
             return Err(AppError::invalid("to", "must be after from"));

@@ -8,6 +8,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::api::problem::{Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
+use crate::api::ValidQuery;
 use crate::api::{PageQuery, ValidJson};
 use crate::clients::usecases::{self, ClientAnswer, ClientView};
 use crate::clients::ClientInput;
@@ -36,8 +37,9 @@ pub struct ClientPage {
 async fn list_clients(
     state: web::Data<AppState>,
     access: ClinicAccess,
-    page: web::Query<PageQuery>,
+    page: ValidQuery<PageQuery>,
 ) -> AppResult<web::Json<ClientPage>> {
+    let page = page.into_inner()?;
     let limit = page.limit()?;
     let (clinic, cursor) = (access.clinic_id.clone(), page.cursor.clone());
     let (items, next_cursor) = db::run(&state.pool, move |conn| {

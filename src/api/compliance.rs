@@ -9,6 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::api::problem::{NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
+use crate::api::ValidQuery;
 use crate::compliance::lookback::{self, Lookback};
 use crate::compliance::view::ComplianceView;
 use crate::db;
@@ -38,9 +39,10 @@ pub struct ComplianceQuery {
 async fn compliance_now(
     state: web::Data<AppState>,
     access: ClinicAccess,
-    query: web::Query<ComplianceQuery>,
+    query: ValidQuery<ComplianceQuery>,
 ) -> AppResult<web::Json<ComplianceView>> {
-    let at = match query.into_inner().at {
+    let query = query.into_inner()?;
+    let at = match query.at {
         None => None,
         Some(text) => Some(
             DateTime::parse_from_rfc3339(text.trim())
@@ -94,9 +96,10 @@ async fn lookbacks(
     req: HttpRequest,
     state: web::Data<AppState>,
     access: ClinicAccess,
-    query: web::Query<LookbackQuery>,
+    query: ValidQuery<LookbackQuery>,
 ) -> AppResult<HttpResponse> {
-    let q = query.into_inner();
+    let query = query.into_inner()?;
+    let q = query;
     let csv = q.format.as_deref() == Some("csv")
         || req
             .headers()

@@ -9,6 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::api::problem::{Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
+use crate::api::ValidQuery;
 use crate::api::{PageQuery, ValidJson};
 use crate::credentials::model::{CredentialInput, CredentialKind};
 use crate::credentials::store::CredentialFilter;
@@ -55,10 +56,10 @@ pub struct EligibilityQuery {
 async fn list_credentials(
     state: web::Data<AppState>,
     access: ClinicAccess,
-    page: web::Query<PageQuery>,
-    query: web::Query<CredentialQuery>,
+    page: ValidQuery<PageQuery>,
+    query: ValidQuery<CredentialQuery>,
 ) -> AppResult<web::Json<CredentialPage>> {
-    let query = query.into_inner();
+    let (page, query) = crate::api::query::both(page, query)?;
     let filter = CredentialFilter {
         user_id: query.user_id,
         kind: query.kind.map(|k| k.as_db().to_owned()),
@@ -203,8 +204,9 @@ async fn member_eligibility(
     state: web::Data<AppState>,
     access: ClinicAccess,
     path: web::Path<(String, String)>,
-    query: web::Query<EligibilityQuery>,
+    query: ValidQuery<EligibilityQuery>,
 ) -> AppResult<web::Json<EligibilityView>> {
+    let query = query.into_inner()?;
     let (_, user) = path.into_inner();
     let at = query.at.unwrap_or_else(Utc::now);
     let (role, caller, clinic) = (

@@ -11,6 +11,7 @@ use crate::api::problem::{Forbidden, NotFound};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::ValidJson;
+use crate::api::ValidQuery;
 use crate::db;
 use crate::error::{AppError, AppResult, Problem};
 use crate::exports::usecases::{self, ExportInput, ExportView};
@@ -44,20 +45,24 @@ pub struct KeyQuery {
     responses((status = 200, body = ExportKeyView),
         (status = 200, content_type = "application/x-pem-file", body = String, description = "With `format=pem`")))]
 #[get("/.well-known/aseptic/export-key")]
-async fn export_key(state: web::Data<AppState>, query: web::Query<KeyQuery>) -> HttpResponse {
+async fn export_key(
+    state: web::Data<AppState>,
+    query: ValidQuery<KeyQuery>,
+) -> AppResult<HttpResponse> {
+    let query = query.into_inner()?;
     let key = &state.export_key;
     if query.format.as_deref() == Some("pem") {
-        return HttpResponse::Ok()
+        return Ok(HttpResponse::Ok()
             .content_type("application/x-pem-file")
-            .body(key.public_pem());
+            .body(key.public_pem()));
     }
-    HttpResponse::Ok().json(ExportKeyView {
+    Ok(HttpResponse::Ok().json(ExportKeyView {
         algorithm: "Ed25519".into(),
         public_key_pem: key.public_pem(),
         public_key: base64::engine::general_purpose::STANDARD
             .encode(key.verifying_key().as_bytes()),
         fingerprint_sha256: key.fingerprint(),
-    })
+    }))
 }
 
 pub fn routes(cfg: &mut ServiceConfig) {

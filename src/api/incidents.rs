@@ -8,6 +8,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::api::problem::{Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
+use crate::api::ValidQuery;
 use crate::api::{PageQuery, ValidJson};
 use crate::db;
 use crate::error::{AppError, AppResult, Problem};
@@ -47,9 +48,10 @@ type Path2 = web::Path<(String, String)>;
 async fn list_incidents(
     state: web::Data<AppState>,
     access: ClinicAccess,
-    page: web::Query<PageQuery>,
-    query: web::Query<IncidentQuery>,
+    page: ValidQuery<PageQuery>,
+    query: ValidQuery<IncidentQuery>,
 ) -> AppResult<web::Json<IncidentPage>> {
+    let (page, query) = crate::api::query::both(page, query)?;
     let limit = page.limit()?;
     let after =
         match &page.cursor {

@@ -9,6 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::api::problem::{Conflicting, Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
+use crate::api::ValidQuery;
 use crate::api::{PageQuery, ValidJson};
 use crate::db;
 use crate::error::{AppError, AppResult, Problem};
@@ -60,10 +61,10 @@ pub struct BarcodeRequest {
 async fn list_lots(
     state: web::Data<AppState>,
     access: ClinicAccess,
-    page: web::Query<PageQuery>,
-    query: web::Query<LotQuery>,
+    page: ValidQuery<PageQuery>,
+    query: ValidQuery<LotQuery>,
 ) -> AppResult<web::Json<LotPage>> {
-    let query = query.into_inner();
+    let (page, query) = crate::api::query::both(page, query)?;
     if let (Some(from), Some(to)) = (query.from, query.to) {
         if to <= from {
             return Err(AppError::invalid("to", "must be after from"));

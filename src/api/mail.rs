@@ -10,6 +10,7 @@ use crate::api::problem::{Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::ValidJson;
+use crate::api::ValidQuery;
 use crate::db;
 use crate::error::{AppError, AppResult, FieldError, Problem};
 use crate::outbox::settings::{self, MailSettingsInput, MailSettingsView};
@@ -62,10 +63,11 @@ async fn resend(
 async fn list_mail(
     state: web::Data<AppState>,
     access: ClinicAccess,
-    query: web::Query<MailFilter>,
+    query: ValidQuery<MailFilter>,
 ) -> AppResult<web::Json<Vec<MailView>>> {
     access.require_owner()?;
-    let filter = query.into_inner();
+    let query = query.into_inner()?;
+    let filter = query;
     let mut errors = Vec::new();
     if let Some(s) = &filter.state {
         if outbox::MailState::from_db(s).is_err() {

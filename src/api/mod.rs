@@ -19,6 +19,7 @@ pub mod mail;
 pub mod middleware;
 pub mod ops;
 pub mod problem;
+pub mod query;
 pub mod sessions;
 pub mod state;
 pub mod sterilisation;
@@ -35,6 +36,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use extract::{AuthUser, ClinicAccess};
 pub use json::ValidJson;
 pub use middleware::RequestId;
+pub use query::ValidQuery;
 
 use crate::api::state::AppState;
 use crate::error::{AppError, FieldError};

@@ -9,6 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::api::problem::{Conflicting, Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
+use crate::api::ValidQuery;
 use crate::api::{PageQuery, ValidJson};
 use crate::db;
 use crate::error::{AppError, AppResult, Problem};
@@ -56,9 +57,10 @@ pub struct SessionQuery {
 async fn list_sessions(
     state: web::Data<AppState>,
     access: ClinicAccess,
-    page: web::Query<PageQuery>,
-    query: web::Query<SessionQuery>,
+    page: ValidQuery<PageQuery>,
+    query: ValidQuery<SessionQuery>,
 ) -> AppResult<web::Json<SessionPage>> {
+    let (page, query) = crate::api::query::both(page, query)?;
     let limit = page.limit()?;
     let after =
         match &page.cursor {
@@ -67,7 +69,6 @@ async fn list_sessions(
                 AppError::invalid("cursor", "is not a cursor from a previous page")
             })?),
         };
-    let query = query.into_inner();
     let filter = usecases::SessionFilter {
         technician_id: query.technician_id,
         date: query.date,

@@ -11,6 +11,7 @@ use crate::api::clinics::ReasonRequest;
 use crate::api::problem::{Conflicting, Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
+use crate::api::ValidQuery;
 use crate::api::{PageQuery, ValidJson};
 use crate::db;
 use crate::error::{AppError, AppResult, Problem};
@@ -284,10 +285,11 @@ async fn return_to_service(
 async fn list_cycles(
     state: web::Data<AppState>,
     access: ClinicAccess,
-    page: web::Query<PageQuery>,
-    query: web::Query<LogQuery>,
+    page: ValidQuery<PageQuery>,
+    query: ValidQuery<LogQuery>,
 ) -> AppResult<web::Json<CyclePage>> {
-    let filter = log_filter(&page, query.into_inner())?;
+    let (page, query) = crate::api::query::both(page, query)?;
+    let filter = log_filter(&page, query)?;
     let clinic = access.clinic_id.clone();
     let profiles = state.profiles.clone();
     let (items, next_cursor) = db::run(&state.pool, move |conn| {
@@ -436,10 +438,11 @@ async fn pack_label(
 async fn list_spore_tests(
     state: web::Data<AppState>,
     access: ClinicAccess,
-    page: web::Query<PageQuery>,
-    query: web::Query<LogQuery>,
+    page: ValidQuery<PageQuery>,
+    query: ValidQuery<LogQuery>,
 ) -> AppResult<web::Json<SporeTestPage>> {
-    let filter = log_filter(&page, query.into_inner())?;
+    let (page, query) = crate::api::query::both(page, query)?;
+    let filter = log_filter(&page, query)?;
     let clinic = access.clinic_id.clone();
     let (items, next_cursor) = db::run(&state.pool, move |conn| {
         usecases::list_spore_tests(conn, &clinic, &filter)
@@ -615,10 +618,11 @@ async fn amend_spore_test(
 async fn list_air_removal_tests(
     state: web::Data<AppState>,
     access: ClinicAccess,
-    page: web::Query<PageQuery>,
-    query: web::Query<LogQuery>,
+    page: ValidQuery<PageQuery>,
+    query: ValidQuery<LogQuery>,
 ) -> AppResult<web::Json<AirRemovalPage>> {
-    let filter = log_filter(&page, query.into_inner())?;
+    let (page, query) = crate::api::query::both(page, query)?;
+    let filter = log_filter(&page, query)?;
     let clinic = access.clinic_id.clone();
     let (items, next_cursor) = db::run(&state.pool, move |conn| {
         usecases::list_air_removal(conn, &clinic, &filter)

@@ -111,3 +111,47 @@ async fn a_missing_record_is_named_by_its_kind_and_another_clinics_reads_the_sam
     assert_eq!(theirs["detail"], problem["detail"]);
     assert_eq!(theirs["title"], problem["title"]);
 }
+
+#[actix_web::test]
+async fn every_wrong_query_parameter_is_named_at_once_and_only_after_authorisation() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .get(
+            &app.clinic_path("/cycles?limit=abc&from=31/05/2027&colour=blue"),
+            &app.owner,
+        )
+        .await;
+    let problem = assert_problem(res, 422, Some("limit")).await;
+    let all = reasons(&problem);
+    assert!(
+        all.contains(&("limit".to_owned(), "must be a whole number".to_owned())),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|(f, r)| f == "from" && r.starts_with("must be a date and time")),
+        "{all:?}"
+    );
+    for (field, r) in &all {
+        assert!(
+            !r.contains("deserialize") && !r.contains("invalid digit"),
+            "{field}: {r}"
+        );
+    }
+    let res = app
+        .get(&app.clinic_path("/audit/events?order=sideways"), &app.owner)
+        .await;
+    let problem = assert_problem(res, 422, Some("order")).await;
+    assert_eq!(
+        reasons(&problem),
+        [("order".to_owned(), "must be one of: asc, desc".to_owned())]
+    );
+    // A technician may not read the audit chain: refused before the parameters are looked at.
+    let res = app
+        .get(
+            &app.clinic_path("/audit/events?order=sideways"),
+            &app.technician,
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+}
