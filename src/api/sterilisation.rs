@@ -403,17 +403,28 @@ async fn get_pack(
     ))
 }
 
-/// The printable label of a pack (SVG, 62 × 29 mm): a QR code holding the pack code, the cycle
-/// number, the sterilisation date and the operator's initials.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LabelQuery {
+    /// The label stock: `62x29` (the default) or `54x25` millimetres.
+    #[param(value_type = Option<String>)]
+    pub size: Option<crate::sterilisation::label::LabelSize>,
+}
+
+/// The printable label of a pack (SVG, 62 × 29 or 54 × 25 mm): a QR code holding the pack code,
+/// the cycle number, the sterilisation date, the operator's initials and the use-by date, each
+/// line sized to fit.
 #[utoipa::path(tag = "sterilisation", security(("bearer" = [])),
-    params(("clinic" = String, Path, description = "Clinic id"), ("code" = String, Path, description = "Pack code")),
-    responses((status = 200, content_type = "image/svg+xml", body = String), NotFound))]
+    params(("clinic" = String, Path, description = "Clinic id"), ("code" = String, Path, description = "Pack code"), LabelQuery),
+    responses((status = 200, content_type = "image/svg+xml", body = String), NotFound, Unprocessable))]
 #[get("/packs/{code}/label")]
 async fn pack_label(
     state: web::Data<AppState>,
     access: ClinicAccess,
     path: web::Path<(String, String)>,
+    query: ValidQuery<LabelQuery>,
 ) -> AppResult<HttpResponse> {
+    let size = query.into_inner()?.size.unwrap_or_default();
     let (_, code) = path.into_inner();
     let clinic = access.clinic_id.clone();
     let profiles = state.profiles.clone();
@@ -421,7 +432,8 @@ async fn pack_label(
         let pack = usecases::get_pack(conn, &profiles, &clinic, &code)?;
         let row = crate::clinics::store::find(conn, &clinic)?.ok_or(AppError::NoSuch("clinic"))?;
         let timezone = crate::clinics::context::time_zone(&row)?;
-        crate::sterilisation::label::pack_label_svg(&pack, timezone).map_err(AppError::internal)
+        crate::sterilisation::label::pack_label_svg(&pack, timezone, size)
+            .map_err(AppError::internal)
     })
     .await?;
     Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))

@@ -278,6 +278,38 @@ async fn a_cycle_derives_its_outcome_and_makes_labelled_packs() {
     let svg = label.text().await.unwrap();
     assert!(svg.contains(&made[0]) && svg.contains("Cycle 101") && svg.contains("Operator T"));
     assert!(svg.matches("<rect").count() > 50, "a QR code is drawn");
+    assert!(
+        svg.contains(r#"width="62mm""#) && svg.contains("Use by "),
+        "{svg}"
+    );
+    // The smaller stock is laid out to fit; an unknown size says which there are.
+    let small = app
+        .get(
+            &app.clinic_path(&format!("/packs/{}/label?size=54x25", made[0])),
+            &app.technician,
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        small.contains(r#"width="54mm""#) && small.contains("Sterilised "),
+        "{small}"
+    );
+    let problem = assert_problem(
+        app.get(
+            &app.clinic_path(&format!("/packs/{}/label?size=a4", made[0])),
+            &app.technician,
+        )
+        .await,
+        422,
+        Some("size"),
+    )
+    .await;
+    assert!(problem["errors"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("62x29"));
     assert_problem(
         app.get(&app.clinic_path("/packs/ZZZ-ZZZ"), &app.owner)
             .await,
