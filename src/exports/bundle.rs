@@ -215,6 +215,16 @@ pub fn build<W: Write + Seek>(
         bytes: pdf.len() as u64,
     });
 
+    // A plain-language guide, and the hashes in the form `sha256sum -c` reads, so that an
+    // inspector can check the export with standard tools.
+    let guide = super::verify_text::guide(&clinic.name, &key.fingerprint(), from, to);
+    add_file(&mut zip, &mut files, "VERIFY.txt", guide.as_bytes())?;
+    let sums: String = files
+        .iter()
+        .map(|f| format!("{}  {}\n", f.sha256, f.name))
+        .collect();
+    add_file(&mut zip, &mut files, "SHA256SUMS", sums.as_bytes())?;
+
     let mut manifest = Manifest {
         format: FORMAT.into(),
         clinic: json!({
@@ -233,8 +243,35 @@ pub fn build<W: Write + Seek>(
     zip.start_file("manifest.json", options()).map_err(io)?;
     let pretty = serde_json::to_vec_pretty(&manifest).map_err(io)?;
     zip.write_all(&pretty).map_err(io)?;
+    // The exact bytes signed and the raw signature, for `openssl pkeyutl -verify`.
+    zip.start_file(SIGNED_BYTES, options()).map_err(io)?;
+    zip.write_all(&manifest.signed_bytes()).map_err(io)?;
+    zip.start_file(SIGNATURE, options()).map_err(io)?;
+    zip.write_all(&key.sign(&manifest.signed_bytes()))
+        .map_err(io)?;
     zip.finish().map_err(io)?;
     Ok(manifest)
+}
+
+/// The bytes the manifest's signature covers, as a file of their own.
+pub const SIGNED_BYTES: &str = "manifest.signed";
+/// The manifest's signature, 64 raw bytes.
+pub const SIGNATURE: &str = "manifest.sig";
+
+fn add_file<W: Write + Seek>(
+    zip: &mut zip::ZipWriter<W>,
+    files: &mut Vec<FileEntry>,
+    name: &str,
+    bytes: &[u8],
+) -> AppResult<()> {
+    zip.start_file(name, options()).map_err(io)?;
+    zip.write_all(bytes).map_err(io)?;
+    files.push(FileEntry {
+        name: name.into(),
+        sha256: hex::encode(Sha256::digest(bytes)),
+        bytes: bytes.len() as u64,
+    });
+    Ok(())
 }
 
 /// The moment an export's readiness is judged at: the period's end, or the export's request for
@@ -347,12 +384,18 @@ pub fn verify<R: Read + Seek>(
         }
         n += 1;
     }
-    let hashing = reader.into_inner();
-    let sha = hex::encode(hashing.hasher.finalize());
-    if sha != entry.sha256 || hashing.bytes != entry.bytes {
+    let HashingReader {
+        inner,
+        hasher,
+        bytes: hashed_bytes,
+    } = reader.into_inner();
+    // The archive is read again below.
+    drop(inner);
+    let sha = hex::encode(hasher.finalize());
+    if sha != entry.sha256 || hashed_bytes != entry.bytes {
         return Err(bad(format!(
             "audit.jsonl: its SHA-256 is {sha} ({} bytes) but the manifest says {} ({} bytes): the file was changed",
-            hashing.bytes, entry.sha256, entry.bytes
+            hashed_bytes, entry.sha256, entry.bytes
         )));
     }
     if let Some(problem) = first_problem {
@@ -364,6 +407,23 @@ pub fn verify<R: Read + Seek>(
         return Err(bad(format!(
             "audit.jsonl ends at event {seq} but the manifest's chain ends at event {expected_last}: events are missing from the end"
         )));
+    }
+    // The signed bytes and the raw signature, where the export carries them, must be exactly
+    // the manifest's.
+    for (name, expected) in [
+        (SIGNED_BYTES, manifest.signed_bytes()),
+        (SIGNATURE, signature.to_vec()),
+    ] {
+        if let Ok(mut f) = archive.by_name(name) {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut bytes)
+                .map_err(|e| bad(format!("{name} cannot be read: {e}")))?;
+            if bytes != expected {
+                return Err(bad(format!(
+                    "{name} does not match manifest.json: it was changed"
+                )));
+            }
+        }
     }
     Ok(manifest)
 }

@@ -94,6 +94,10 @@ pub fn listed_names<R: Read + Seek>(r: &mut R) -> Result<Vec<String>, String> {
 }
 
 /// Refuses a listing that is not exactly the manifest's files and the manifest itself, once each.
+/// Entries made from the manifest itself (checked against it, so not listed in it): the manifest,
+/// the bytes its signature covers, and the raw signature.
+const DERIVED: [&str; 3] = ["manifest.json", "manifest.signed", "manifest.sig"];
+
 pub fn check_listing(names: &[String], manifest_files: &[&str]) -> Result<(), String> {
     let mut seen = std::collections::BTreeSet::new();
     for name in names {
@@ -102,11 +106,18 @@ pub fn check_listing(names: &[String], manifest_files: &[&str]) -> Result<(), St
                 "{name} is in the zip more than once: a reader may check one copy and extract another"
             ));
         }
-        if name != "manifest.json" && !manifest_files.contains(&name.as_str()) {
+        if !DERIVED.contains(&name.as_str()) && !manifest_files.contains(&name.as_str()) {
             return Err(format!("{name} is in the zip but not in the manifest"));
         }
     }
-    if names.len() != manifest_files.len() + 1 {
+    if !names.iter().any(|n| n == "manifest.json") {
+        return Err("manifest.json is missing".into());
+    }
+    let derived = names
+        .iter()
+        .filter(|n| DERIVED.contains(&n.as_str()))
+        .count();
+    if names.len() != manifest_files.len() + derived {
         return Err(format!(
             "the zip holds {} entries but the manifest lists {} files and itself",
             names.len(),

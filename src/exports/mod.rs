@@ -9,5 +9,6 @@ pub mod pdf;
 pub mod report;
 pub mod store;
 pub mod usecases;
+pub mod verify_text;
 
 pub use key::ExportKey;

@@ -81,6 +81,35 @@ fn count_cell(n: usize) -> String {
     }
 }
 
+/// A two-column table of names and values, without a header row.
+fn kv_table(rows: Vec<Vec<String>>) -> String {
+    let mut out = "#table(columns: 2,\n".to_owned();
+    for row in rows {
+        out.push_str(&row.join(", "));
+        out.push_str(",\n");
+    }
+    out.push_str(")\n");
+    out
+}
+
+/// `n` and the noun, singular or plural: "1 warning", "2 warnings".
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A table, or where it has no rows a sentence that says so.
+fn table_or(columns: &[&str], rows: Vec<Vec<String>>, empty: &str) -> String {
+    if rows.is_empty() {
+        format!("#{}\n\n", s(empty))
+    } else {
+        table(columns, rows)
+    }
+}
+
 fn table(columns: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut out = format!(
         "#table(columns: {}, table.header({}),\n",
@@ -173,47 +202,44 @@ fn cover(m: &mut String, r: &ReportInput<'_>, d: &Doc<'_>) -> AppResult<()> {
         ))
     ));
     let count = |sev: Severity| view.findings.iter().filter(|f| f.severity == sev).count();
-    m.push_str(&table(
-        &["", ""],
+    m.push_str(&kv_table(vec![
+        vec![s("Clinic"), s(&clinic.name)],
         vec![
-            vec![s("Clinic"), s(&clinic.name)],
-            vec![
-                s("Registration"),
-                s(clinic
-                    .registration_number
-                    .as_deref()
-                    .unwrap_or("not recorded")),
-            ],
-            vec![
-                s("Address"),
-                s(clinic.address.as_deref().unwrap_or("not recorded")),
-            ],
-            vec![
-                s("Jurisdiction profile"),
-                s(&format!("{} ({})", profile.name, profile.id)),
-            ],
-            vec![
-                s("Period"),
-                s(&format!("{} to {}", local(r.from, tz), local(r.to, tz))),
-            ],
-            vec![
-                s("Readiness at the period's end"),
-                s(&format!(
-                    "{} blockers, {} warnings, {} notes (judged as the records stood at {}, {} UTC)",
-                    count(Severity::Blocker),
-                    count(Severity::Warning),
-                    count(Severity::Info),
-                    exact(r.judged_at, tz),
-                    crate::audit::chain::format_time(r.judged_at)
-                )),
-            ],
-            vec![s("Export created"), s(&local(r.created_at, tz))],
+            s("Registration"),
+            s(clinic
+                .registration_number
+                .as_deref()
+                .unwrap_or("not recorded")),
         ],
-    ));
+        vec![
+            s("Address"),
+            s(clinic.address.as_deref().unwrap_or("not recorded")),
+        ],
+        vec![
+            s("Jurisdiction profile"),
+            s(&format!("{} ({})", profile.name, profile.id)),
+        ],
+        vec![
+            s("Period"),
+            s(&format!("{} to {}", local(r.from, tz), local(r.to, tz))),
+        ],
+        vec![
+            s("Readiness at the period's end"),
+            s(&format!(
+                "{}, {}, {} (judged as the records stood at {}, {} UTC)",
+                plural(count(Severity::Blocker), "blocker"),
+                plural(count(Severity::Warning), "warning"),
+                plural(count(Severity::Info), "note"),
+                exact(r.judged_at, tz),
+                crate::audit::chain::format_time(r.judged_at)
+            )),
+        ],
+        vec![s("Export created"), s(&local(r.created_at, tz))],
+    ]));
     if !view.findings.is_empty() {
         m.push_str("== Findings at the period's end\n");
         m.push_str(&table(
-            &["Severity", "Rule", "Finding"],
+            &["Severity", "Finding", "Due", "Reference"],
             view.findings
                 .iter()
                 .map(|f| {
@@ -224,8 +250,9 @@ fn cover(m: &mut String, r: &ReportInput<'_>, d: &Doc<'_>) -> AppResult<()> {
                         } else {
                             s(&sev)
                         },
-                        s(f.rule.as_str()),
                         s(&f.message),
+                        s(f.due_local.as_deref().unwrap_or("")),
+                        s(&f.reference),
                     ]
                 })
                 .collect(),
@@ -252,7 +279,7 @@ fn steriliser_register(
         .iter()
         .map(|x| (x.id.clone(), x.serial_number.clone()))
         .collect();
-    m.push_str(&table(
+    m.push_str(&table_or(
         &[
             "Make and model",
             "Serial",
@@ -278,6 +305,7 @@ fn steriliser_register(
                 ]
             })
             .collect(),
+        "No sterilisers are registered.",
     ));
     Ok(serial)
 }
@@ -356,8 +384,8 @@ fn cycle_log(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>
     )?;
     failed_loads.sort_by_key(|x| x.0);
     m.push_str(&format!(
-        "{} loads in the period, {} failed; every load is in cycles.csv.\n\n",
-        total,
+        "{} in the period, {} failed; every load is in cycles.csv.\n\n",
+        plural(total, "load"),
         failed_loads.len()
     ));
     if !failed_loads.is_empty() {
@@ -376,7 +404,7 @@ fn cycle_log(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>
         ));
     }
     m.push_str("== Loads by month\n");
-    m.push_str(&table(
+    m.push_str(&table_or(
         &["Month", "Steriliser", "Loads", "Cycle numbers", "Failed"],
         months
             .into_iter()
@@ -390,6 +418,7 @@ fn cycle_log(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>
                 ]
             })
             .collect(),
+        "No loads in this period.",
     ));
     Ok(())
 }
@@ -501,7 +530,7 @@ fn spore_tests(
         ));
     }
     m.push_str("== Spore tests by month\n");
-    m.push_str(&table(
+    m.push_str(&table_or(
         &[
             "Month",
             "Steriliser",
@@ -525,6 +554,7 @@ fn spore_tests(
                 ]
             })
             .collect(),
+        "No spore tests were placed in this period.",
     ));
     Ok(())
 }
@@ -593,7 +623,7 @@ fn air_removal_tests(
             failed_air.into_iter().map(|(_, row)| row).collect(),
         ));
     }
-    m.push_str(&table(
+    m.push_str(&table_or(
         &["Month", "Steriliser", "Tests", "Failed"],
         months
             .into_iter()
@@ -601,6 +631,7 @@ fn air_removal_tests(
                 vec![s(&month), s(&ser), s(&n.to_string()), count_cell(failed)]
             })
             .collect(),
+        "No air-removal, automatic control or air-leakage tests in this period.",
     ));
     Ok(())
 }
@@ -665,7 +696,7 @@ fn lots(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>) -> 
         },
     )?;
     recalled.sort_by_key(|x| x.0);
-    m.push_str(&table(
+    m.push_str(&table_or(
         &[
             "Kind",
             "Lots held in the period",
@@ -683,6 +714,7 @@ fn lots(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>) -> 
                 ]
             })
             .collect(),
+        "No lots were held in this period.",
     ));
     if !recalled.is_empty() {
         m.push_str("== Recalls\n");
@@ -722,7 +754,7 @@ fn lots(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>) -> 
 fn staff(m: &mut String, d: &Doc<'_>) -> AppResult<()> {
     let Doc { facts, .. } = *d;
     m.push_str("= Staff and credentials at the period's end\n");
-    m.push_str(&table(
+    m.push_str(&table_or(
         &[
             "Member",
             "May work on clients",
@@ -751,6 +783,7 @@ fn staff(m: &mut String, d: &Doc<'_>) -> AppResult<()> {
                 ]
             })
             .collect(),
+        "No members work on clients.",
     ));
     Ok(())
 }
@@ -782,7 +815,7 @@ fn incidents(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>
                     "{} due {}{}",
                     f.kind.as_db().replace('_', " "),
                     local(f.due, tz),
-                    if f.due < r.judged_at {
+                    if f.due <= r.judged_at {
                         " (OVERDUE)"
                     } else {
                         ""
@@ -810,7 +843,7 @@ fn incidents(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>
                 .unwrap_or_else(|| "open".into())),
         ]);
     }
-    m.push_str(&table(
+    m.push_str(&table_or(
         &[
             "Occurred",
             "Kind",
@@ -820,6 +853,7 @@ fn incidents(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>
             "State",
         ],
         rows,
+        "No incidents in this period.",
     ));
     Ok(())
 }
@@ -827,26 +861,23 @@ fn incidents(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>
 /// Last page: what this report stands on.
 fn verification(m: &mut String, r: &ReportInput<'_>) -> AppResult<()> {
     m.push_str("#pagebreak()\n= Verification\n");
-    m.push_str(&table(
-        &["", ""],
+    m.push_str(&kv_table(vec![
         vec![
-            vec![
-                s("Audit events in this export"),
-                s(&match (r.first_seq, r.last_seq) {
-                    (Some(a), Some(b)) => format!("{a} to {b}"),
-                    _ => "none in the period".into(),
-                }),
-            ],
-            vec![
-                s("Chain head (hash of the last event)"),
-                format!("raw({})", s(r.head_hash)),
-            ],
-            vec![
-                s("Signing key fingerprint (SHA-256)"),
-                format!("raw({})", s(r.key_fingerprint)),
-            ],
+            s("Audit events in this export"),
+            s(&match (r.first_seq, r.last_seq) {
+                (Some(a), Some(b)) => format!("{a} to {b}"),
+                _ => "none in the period".into(),
+            }),
         ],
-    ));
-    m.push_str("\nEvery file of this export is listed with its SHA-256 in manifest.json, which is signed with the key above. See docs/export-format.md, or run: aseptic verify-export FILE.zip\n");
+        vec![
+            s("Chain head (hash of the last event)"),
+            format!("raw({})", s(r.head_hash)),
+        ],
+        vec![
+            s("Signing key fingerprint (SHA-256)"),
+            format!("raw({})", s(r.key_fingerprint)),
+        ],
+    ]));
+    m.push_str("\nEvery file of this export is listed with its SHA-256 in manifest.json, which is signed with the key above. VERIFY.txt, in the same zip, says step by step how to check the files, the signature and the key's fingerprint with the standard tools sha256sum and openssl.\n");
     Ok(())
 }

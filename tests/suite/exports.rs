@@ -596,3 +596,76 @@ async fn a_zip_that_lists_a_name_twice_or_an_extra_entry_is_refused() {
     short[n - 14..n - 12].copy_from_slice(&count.to_le_bytes());
     assert!(verify(Cursor::new(short), &key).is_err());
 }
+
+/// An inspector without our program follows VERIFY.txt with sha256sum and openssl: every file's
+/// hash and the signature check out, and a changed file is caught.
+#[actix_web::test]
+async fn an_export_checks_out_with_the_standard_tools_its_guide_names() {
+    let app = TestApp::spawn().await;
+    some_records(&app).await;
+    let (_, zip) = export(&app).await;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in entries(&zip) {
+        std::fs::write(dir.path().join(&name), bytes).unwrap();
+    }
+    let pem = app
+        .client
+        .get(app.url("/.well-known/aseptic/export-key?format=pem"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    std::fs::write(dir.path().join("export-key.pem"), pem).unwrap();
+    let guide = std::fs::read_to_string(dir.path().join("VERIFY.txt")).unwrap();
+    let key: Value = app
+        .client
+        .get(app.url("/.well-known/aseptic/export-key"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        guide.contains(key["fingerprint_sha256"].as_str().unwrap()),
+        "the guide names the key's fingerprint"
+    );
+    let run = |cmd: &str| {
+        std::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", cmd])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    // The commands exactly as the guide prints them.
+    let line = |start: &str| {
+        guide
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("VERIFY.txt has a line starting {start}"))
+            .to_owned()
+    };
+    let sums = run(&line("sha256sum -c"));
+    assert!(
+        sums.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sums.stdout)
+    );
+    let verified = run(&line("openssl pkeyutl -verify"));
+    assert!(
+        String::from_utf8_lossy(&verified.stdout).contains("Signature Verified Successfully"),
+        "{verified:?}"
+    );
+    let fingerprint = run(&line("openssl pkey -pubin"));
+    assert!(String::from_utf8_lossy(&fingerprint.stdout)
+        .starts_with(key["fingerprint_sha256"].as_str().unwrap()));
+    // A changed file fails the hash check.
+    let csv = dir.path().join("cycles.csv");
+    let mut changed = std::fs::read(&csv).unwrap();
+    changed.extend_from_slice(b"\n");
+    std::fs::write(&csv, changed).unwrap();
+    assert!(!run(&line("sha256sum -c")).status.success());
+}
