@@ -21,8 +21,8 @@ use crate::audit::store::AuditEventRow;
 use crate::compliance::lookback::cell;
 use crate::db::schema::{
     air_removal_tests, audit_events, credential_verifications, credentials, cycles,
-    incident_closures, incidents, lot_recalls, lots, packs, session_completions, session_starts,
-    sessions, spore_test_results, spore_tests, sterilisers,
+    incident_closures, incidents, lot_recalls, lots, packs, session_completions, session_lots,
+    session_packs, session_starts, sessions, spore_test_results, spore_tests, sterilisers,
 };
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
@@ -173,6 +173,10 @@ pub fn build<W: Write + Seek>(
     credentials_csv(&mut zip, &mut files, conn, &c, to)?;
 
     sessions_csv(&mut zip, &mut files, conn, &c, from, to)?;
+
+    session_packs_csv(&mut zip, &mut files, conn, &c, from, to)?;
+
+    session_lots_csv(&mut zip, &mut files, conn, &c, from, to)?;
 
     incidents_csv(&mut zip, &mut files, conn, &c, from, to)?;
 
@@ -603,6 +607,8 @@ fn spore_tests_csv<W: Write + Seek>(
             "recorded_at",
             "result_version",
             "result_correction_reason",
+            "result_recorded_at",
+            "result_recorded_by",
         ],
         |after| {
             let mut q = spore_tests::table
@@ -650,6 +656,8 @@ fn spore_tests_csv<W: Write + Seek>(
                             t(s.recorded_at),
                             opt(r.as_ref().map(|r| r.version.to_string())),
                             opt(r.as_ref().and_then(|r| r.correction_reason.clone())),
+                            opt(r.as_ref().map(|r| t(r.recorded_at))),
+                            opt(r.as_ref().and_then(|r| r.recorded_by.clone())),
                         ],
                     )
                 })
@@ -1016,6 +1024,137 @@ fn incidents_csv<W: Write + Seek>(
                     })
                     .collect(),
             )
+        },
+    )
+}
+
+/// The packs opened in the period's sessions: with packs.csv and cycles.csv, which clients a
+/// load reached.
+fn session_packs_csv<W: Write + Seek>(
+    zip: &mut zip::ZipWriter<W>,
+    files: &mut Vec<FileEntry>,
+    conn: &mut DbConn,
+    c: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> AppResult<()> {
+    let c = c.to_owned();
+    csv_file(
+        zip,
+        files,
+        "session_packs.csv",
+        &["session_id", "pack_code", "added_by", "added_at"],
+        |after| {
+            let in_period = sessions::table
+                .filter(sessions::clinic_id.eq(&c))
+                .filter(sessions::planned_at.ge(from))
+                .filter(sessions::planned_at.lt(to))
+                .select(sessions::id);
+            let mut q = session_packs::table
+                .filter(session_packs::clinic_id.eq(&c))
+                .filter(session_packs::session_id.eq_any(in_period))
+                .select((
+                    session_packs::session_id,
+                    session_packs::pack_code,
+                    session_packs::added_by,
+                    session_packs::added_at,
+                ))
+                .order((
+                    session_packs::session_id.asc(),
+                    session_packs::pack_code.asc(),
+                ))
+                .limit(PAGE)
+                .into_boxed();
+            if let Some((session, code)) = after.and_then(|a| a.split_once('\t')) {
+                q = q.filter(
+                    session_packs::session_id
+                        .gt(session.to_owned())
+                        .or(session_packs::session_id
+                            .eq(session.to_owned())
+                            .and(session_packs::pack_code.gt(code.to_owned()))),
+                );
+            }
+            Ok(
+                q.load::<(String, String, Option<String>, NaiveDateTime)>(conn)?
+                    .into_iter()
+                    .map(|(session, code, by, at)| {
+                        (
+                            format!("{session}\t{code}"),
+                            vec![session, code, opt(by), t(at)],
+                        )
+                    })
+                    .collect(),
+            )
+        },
+    )
+}
+
+/// The lots recorded for the period's sessions, with the lot number as recorded then: with
+/// lots.csv, which clients a recalled lot reached.
+fn session_lots_csv<W: Write + Seek>(
+    zip: &mut zip::ZipWriter<W>,
+    files: &mut Vec<FileEntry>,
+    conn: &mut DbConn,
+    c: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> AppResult<()> {
+    let c = c.to_owned();
+    csv_file(
+        zip,
+        files,
+        "session_lots.csv",
+        &[
+            "session_id",
+            "lot_id",
+            "lot_version",
+            "lot_number",
+            "added_by",
+            "added_at",
+        ],
+        |after| {
+            let in_period = sessions::table
+                .filter(sessions::clinic_id.eq(&c))
+                .filter(sessions::planned_at.ge(from))
+                .filter(sessions::planned_at.lt(to))
+                .select(sessions::id);
+            let mut q = session_lots::table
+                .filter(session_lots::clinic_id.eq(&c))
+                .filter(session_lots::session_id.eq_any(in_period))
+                .select((
+                    session_lots::session_id,
+                    session_lots::lot_id,
+                    session_lots::lot_version,
+                    session_lots::snapshot,
+                    session_lots::added_by,
+                    session_lots::added_at,
+                ))
+                .order((session_lots::session_id.asc(), session_lots::lot_id.asc()))
+                .limit(PAGE)
+                .into_boxed();
+            if let Some((session, lot)) = after.and_then(|a| a.split_once('\t')) {
+                q = q.filter(
+                    session_lots::session_id
+                        .gt(session.to_owned())
+                        .or(session_lots::session_id
+                            .eq(session.to_owned())
+                            .and(session_lots::lot_id.gt(lot.to_owned()))),
+                );
+            }
+            type Row = (String, String, i32, String, Option<String>, NaiveDateTime);
+            Ok(q.load::<Row>(conn)?
+                .into_iter()
+                .map(|(session, lot, version, snapshot, by, at)| {
+                    let number = serde_json::from_str::<serde_json::Value>(&snapshot)
+                        .ok()
+                        .and_then(|v| v["lot_number"].as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    (
+                        format!("{session}\t{lot}"),
+                        vec![session, lot, version.to_string(), number, opt(by), t(at)],
+                    )
+                })
+                .collect())
         },
     )
 }

@@ -306,3 +306,169 @@ async fn bad_lookback_requests_are_refused() {
     )
     .await;
 }
+
+/// Reads one CSV of an export zip into rows of named cells.
+fn csv_rows(zip: &[u8], name: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let file = archive.by_name(name).unwrap();
+    let mut reader = csv::Reader::from_reader(file);
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    reader
+        .records()
+        .map(|r| {
+            header
+                .iter()
+                .cloned()
+                .zip(r.unwrap().iter().map(str::to_owned))
+                .collect()
+        })
+        .collect()
+}
+
+/// An inspector rebuilds a failed spore test's look-back from the export's CSVs alone, without
+/// reading audit payloads, and reaches the same clients as the service's own look-back.
+#[actix_web::test]
+async fn a_failed_spore_tests_look_back_is_rebuilt_from_the_exports_csvs() {
+    let app = TestApp::spawn().await;
+    let s = ok(app
+        .post(
+            &app.clinic_path("/sterilisers"),
+            &app.owner,
+            &json!({"make": "W&H", "model": "Lisa", "serial_number": "S1", "kind": "gravity"}),
+        )
+        .await)
+    .await;
+    let s = s["id"].as_str().unwrap().to_owned();
+    let t0 = Utc::now() - Duration::days(3);
+    let c1 = cycle(&app, &s, 1, t0, 1).await;
+    spore(&app, &s, &c1, "negative", t0 + Duration::hours(24)).await;
+    let c2 = cycle(&app, &s, 2, t0 + Duration::hours(25), 2).await;
+    let c3 = cycle(&app, &s, 3, t0 + Duration::hours(26), 1).await;
+    // Three clients: two used packs of the suspect loads, one a pack from before.
+    let mut sessions = Vec::new();
+    for (i, pack) in [
+        c2["packs"][0]["code"].clone(),
+        c3["packs"][0]["code"].clone(),
+        c1["packs"][0]["code"].clone(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let client = ok(app.post(&app.clinic_path("/clients"), &app.owner, &json!({"name": format!("Client {i}"), "contact": "x", "date_of_birth": "1990-04-02"})).await).await;
+        let session = ok(app.post(&app.clinic_path("/sessions"), &app.owner, &json!({"client_id": client["id"], "technician_id": app.technician.user_id, "station": "2", "procedure": "SMP", "planned_at": (t0 + Duration::hours(27 + i as i64)).to_rfc3339()})).await).await;
+        ok(app
+            .post(
+                &app.clinic_path(&format!(
+                    "/sessions/{}/packs",
+                    session["id"].as_str().unwrap()
+                )),
+                &app.owner,
+                &json!({"code": pack}),
+            )
+            .await)
+        .await;
+        sessions.push(session);
+    }
+    let failed = spore(&app, &s, &c3, "positive", t0 + Duration::hours(50)).await;
+    let service = ok(app
+        .get(
+            &app.clinic_path(&format!("/lookbacks?spore_test={failed}")),
+            &app.inspector,
+        )
+        .await)
+    .await;
+    let mut expected: Vec<String> = service["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["client_id"].as_str().unwrap().to_owned())
+        .collect();
+    expected.sort();
+    assert_eq!(expected.len(), 2, "{service}");
+
+    // The export of the period.
+    let requested = ok(app
+        .post(
+            &app.clinic_path("/exports"),
+            &app.owner,
+            &json!({"from": (t0 - Duration::hours(1)).to_rfc3339(), "to": (Utc::now() + Duration::minutes(1)).to_rfc3339()}),
+        )
+        .await)
+    .await;
+    let id = requested["id"].as_str().unwrap().to_owned();
+    let mut state = Value::Null;
+    for _ in 0..200 {
+        state = ok(app
+            .get(&app.clinic_path(&format!("/exports/{id}")), &app.inspector)
+            .await)
+        .await;
+        if state["state"] != "building" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(state["state"], "ready", "{state}");
+    let zip = app
+        .get(
+            &app.clinic_path(&format!("/exports/{id}/download")),
+            &app.inspector,
+        )
+        .await
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+
+    // From the CSVs alone: the failed test's steriliser and load, its last negative before and
+    // the loads between, their packs, the sessions that opened them, and their clients.
+    let tests = csv_rows(&zip, "spore_tests.csv");
+    let cycles = csv_rows(&zip, "cycles.csv");
+    let started = |cycle_id: &str| {
+        cycles
+            .iter()
+            .find(|c| c["id"] == cycle_id)
+            .map(|c| c["started_at"].clone())
+            .unwrap()
+    };
+    let bad = tests.iter().find(|t| t["id"] == failed).unwrap();
+    assert_eq!(bad["result"], "positive");
+    let failed_start = started(&bad["cycle_id"]);
+    let last_negative = tests
+        .iter()
+        .filter(|t| t["steriliser_id"] == bad["steriliser_id"])
+        .filter(|t| t["result"] == "negative" && t["control_result"] == "growth")
+        .map(|t| started(&t["cycle_id"]))
+        .filter(|at| *at < failed_start)
+        .max()
+        .unwrap_or_default();
+    let suspect: Vec<String> = cycles
+        .iter()
+        .filter(|c| c["steriliser_id"] == bad["steriliser_id"])
+        .filter(|c| c["started_at"] > last_negative && c["started_at"] <= failed_start)
+        .map(|c| c["id"].clone())
+        .collect();
+    let packs: Vec<String> = csv_rows(&zip, "packs.csv")
+        .into_iter()
+        .filter(|p| suspect.contains(&p["cycle_id"]))
+        .map(|p| p["code"].clone())
+        .collect();
+    let opened: Vec<String> = csv_rows(&zip, "session_packs.csv")
+        .into_iter()
+        .filter(|x| packs.contains(&x["pack_code"]))
+        .map(|x| x["session_id"].clone())
+        .collect();
+    let mut clients: Vec<String> = csv_rows(&zip, "sessions.csv")
+        .into_iter()
+        .filter(|x| opened.contains(&x["id"]))
+        .map(|x| x["client_id"].clone())
+        .collect();
+    clients.sort();
+    assert_eq!(clients, expected, "the CSVs reach the same clients");
+    // And the reading's record says when and by whom it was recorded.
+    assert!(!bad["result_recorded_at"].is_empty() && !bad["result_recorded_by"].is_empty());
+}
