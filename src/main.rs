@@ -442,8 +442,9 @@ fn export(
     out: &std::path::Path,
 ) -> Result<(), String> {
     let input = aseptic::exports::usecases::ExportInput {
-        from: moment(from, "from")?,
-        to: moment(to, "to")?,
+        from: Some(moment(from, "from")?),
+        to: Some(moment(to, "to")?),
+        ..Default::default()
     };
     let profiles = aseptic::load_profiles(settings).map_err(|e| e.to_string())?;
     let key = aseptic::exports::ExportKey::load_or_create(&settings.exports.signing_key_path)

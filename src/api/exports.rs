@@ -102,7 +102,9 @@ async fn request_export(
     access: ClinicAccess,
     body: ValidJson<ExportInput>,
 ) -> AppResult<HttpResponse> {
-    access.require_owner()?;
+    // An inspector with a running grant may ask for a period too; the request is theirs in the
+    // audit chain.
+    access.require_owner_or_inspector()?;
     let (ctx, clinic, profiles) = (
         access.audit_context(),
         access.clinic_id.clone(),

@@ -201,9 +201,14 @@ impl FromRequest for ClinicAccess {
                 client_details: membership.role() != Role::Inspector,
             };
             if access.role == Role::Inspector {
-                // Inspectors read, never write; only while a grant runs; and every read is
-                // itself on the clinic's record.
-                if !matches!(method, Method::GET | Method::HEAD) {
+                // Inspectors read, never write (asking for an export of the records is
+                // reading them); only while a grant runs; and every read is itself on the
+                // clinic's record.
+                let export_request = method == Method::POST
+                    && path
+                        .trim_end_matches('/')
+                        .ends_with(&format!("/clinics/{}/exports", access.clinic_id));
+                if !matches!(method, Method::GET | Method::HEAD) && !export_request {
                     return Err(AppError::Forbidden("inspectors have read-only access"));
                 }
                 let (ctx, clinic, user) = (

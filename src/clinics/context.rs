@@ -88,6 +88,38 @@ pub fn end_of_day(day: NaiveDate, tz: Tz) -> NaiveDateTime {
         .unwrap_or_else(|| next.and_hms_opt(0, 0, 0).unwrap_or_default())
 }
 
+/// A period as a person in the clinic reads it: whole local days as "Monday 16 November to
+/// Sunday 22 November 2026 (Europe/London)", a calendar month as "October 2026 (Europe/London)",
+/// anything else as local times.
+pub fn period_in_words(from: NaiveDateTime, to: NaiveDateTime, tz: Tz) -> String {
+    let (f, t) = (
+        from.and_utc().with_timezone(&tz),
+        to.and_utc().with_timezone(&tz),
+    );
+    if f.time() == chrono::NaiveTime::MIN && t.time() == chrono::NaiveTime::MIN {
+        let (first, last) = (f.date_naive(), t.date_naive() - Duration::days(1));
+        let whole_month = chrono::Datelike::day(&first) == 1
+            && chrono::Datelike::day(&t.date_naive()) == 1
+            && first.checked_add_months(chrono::Months::new(1)) == Some(t.date_naive());
+        if whole_month {
+            return format!("{} ({tz})", first.format("%B %Y"));
+        }
+        if first == last {
+            return format!("{} ({tz})", first.format("%A %-d %B %Y"));
+        }
+        return format!(
+            "{} to {} ({tz})",
+            first.format("%A %-d %B %Y"),
+            last.format("%A %-d %B %Y")
+        );
+    }
+    format!(
+        "{} to {} ({tz})",
+        f.format("%Y-%m-%d %H:%M"),
+        t.format("%Y-%m-%d %H:%M")
+    )
+}
+
 /// A due instant as a person in the clinic reads it: "by the end of Sunday 6 September 2026
 /// (Europe/London)" for the end of a local day, else "by 14:05 on Sunday 6 September 2026
 /// (Europe/London)".
@@ -102,5 +134,36 @@ pub fn due_in_words(due: NaiveDateTime, tz: Tz) -> String {
             local.format("%H:%M"),
             local.format("%A %-d %B %Y")
         )
+    }
+}
+
+#[cfg(test)]
+mod words {
+    use super::*;
+
+    fn utc(s: &str) -> NaiveDateTime {
+        s.parse::<chrono::DateTime<chrono::Utc>>().unwrap().naive_utc()
+    }
+
+    #[test]
+    fn periods_and_due_times_read_as_the_clinics_own_days() {
+        let london: Tz = "Europe/London".parse().unwrap();
+        assert_eq!(
+            period_in_words(utc("2026-11-16T00:00:00Z"), utc("2026-11-23T00:00:00Z"), london),
+            "Monday 16 November 2026 to Sunday 22 November 2026 (Europe/London)"
+        );
+        assert_eq!(
+            period_in_words(utc("2026-09-30T23:00:00Z"), utc("2026-11-01T00:00:00Z"), london),
+            "October 2026 (Europe/London)"
+        );
+        assert_eq!(
+            due_in_words(utc("2026-09-06T23:00:00Z"), london),
+            "by the end of Sunday 6 September 2026 (Europe/London)"
+        );
+        let auckland: Tz = "Pacific/Auckland".parse().unwrap();
+        assert_eq!(
+            due_in_words(utc("2026-09-06T02:05:00Z"), auckland),
+            "by 14:05 on Sunday 6 September 2026 (Pacific/Auckland)"
+        );
     }
 }

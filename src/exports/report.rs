@@ -194,12 +194,7 @@ fn cover(m: &mut String, r: &ReportInput<'_>, d: &Doc<'_>) -> AppResult<()> {
     m.push_str(&format!(
         "#align(center)[#v(3cm) #text(22pt, weight: \"bold\", \"Audit report\") #v(0.6cm) #text(15pt, {}) #v(0.3cm) #text(11pt, {})]\n#v(1.2cm)\n",
         s(&clinic.name),
-        s(&format!(
-            "{} to {} ({})",
-            local(r.from, tz),
-            local(r.to, tz),
-            clinic.timezone
-        ))
+        s(&crate::clinics::context::period_in_words(r.from, r.to, tz))
     ));
     let count = |sev: Severity| view.findings.iter().filter(|f| f.severity == sev).count();
     m.push_str(&kv_table(vec![
@@ -221,7 +216,7 @@ fn cover(m: &mut String, r: &ReportInput<'_>, d: &Doc<'_>) -> AppResult<()> {
         ],
         vec![
             s("Period"),
-            s(&format!("{} to {}", local(r.from, tz), local(r.to, tz))),
+            s(&crate::clinics::context::period_in_words(r.from, r.to, tz)),
         ],
         vec![
             s("Readiness at the period's end"),

@@ -3,7 +3,7 @@
 use super::store::*;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -17,13 +17,91 @@ use crate::db::{self, to_utc, DbConn};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::jurisdiction::profiles::Profiles;
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+/// The period to export, given one way: a clinic-local calendar month, an ISO week, the first
+/// and last clinic-local day, or two instants.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportInput {
-    /// Start of the period (inclusive).
-    pub from: DateTime<Utc>,
-    /// End of the period (exclusive).
-    pub to: DateTime<Utc>,
+    /// A clinic-local calendar month, `YYYY-MM`.
+    pub month: Option<String>,
+    /// A clinic-local ISO week, `YYYY-Www` (Monday to Sunday).
+    pub week: Option<String>,
+    /// The first clinic-local day of the period (with `last_day`).
+    pub first_day: Option<NaiveDate>,
+    /// The last clinic-local day of the period, included (with `first_day`).
+    pub last_day: Option<NaiveDate>,
+    /// Start of the period (inclusive), an instant (with `to`).
+    pub from: Option<DateTime<Utc>>,
+    /// End of the period (exclusive), an instant (with `from`).
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl ExportInput {
+    /// The period as UTC instants, from the clinic's local midnights where it is given in days.
+    pub fn period(
+        &self,
+        tz: chrono_tz::Tz,
+    ) -> Result<(DateTime<Utc>, DateTime<Utc>), Vec<FieldError>> {
+        use crate::clinics::context::end_of_day;
+        let days = |first: NaiveDate, last: NaiveDate| {
+            (
+                to_utc(end_of_day(first - Duration::days(1), tz)),
+                to_utc(end_of_day(last, tz)),
+            )
+        };
+        let ways = [
+            self.month.is_some(),
+            self.week.is_some(),
+            self.first_day.is_some() || self.last_day.is_some(),
+            self.from.is_some() || self.to.is_some(),
+        ];
+        if ways.iter().filter(|w| **w).count() != 1 {
+            return Err(vec![FieldError::new(
+                "period",
+                "give the period one way: month (YYYY-MM), week (YYYY-Www), first_day and last_day (YYYY-MM-DD), or from and to",
+            )]);
+        }
+        if let Some(month) = &self.month {
+            let first =
+                NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").map_err(|_| {
+                    vec![FieldError::new(
+                        "month",
+                        "must be a month as YYYY-MM, e.g. 2026-10",
+                    )]
+                })?;
+            let next = first
+                .checked_add_months(chrono::Months::new(1))
+                .unwrap_or(first + Duration::days(31));
+            return Ok(days(first, next - Duration::days(1)));
+        }
+        if let Some(week) = &self.week {
+            let parsed = week
+                .split_once("-W")
+                .and_then(|(y, w)| Some((y.parse::<i32>().ok()?, w.parse::<u32>().ok()?)))
+                .and_then(|(y, w)| NaiveDate::from_isoywd_opt(y, w, chrono::Weekday::Mon));
+            let monday = parsed.ok_or_else(|| {
+                vec![FieldError::new(
+                    "week",
+                    "must be an ISO week as YYYY-Www, e.g. 2026-W47",
+                )]
+            })?;
+            return Ok(days(monday, monday + Duration::days(6)));
+        }
+        match (self.first_day, self.last_day, self.from, self.to) {
+            (Some(first), Some(last), _, _) => Ok(days(first, last)),
+            (_, _, Some(from), Some(to)) => Ok((from, to)),
+            (Some(_), None, _, _) => Err(vec![FieldError::new(
+                "last_day",
+                "is required with first_day",
+            )]),
+            (None, Some(_), _, _) => Err(vec![FieldError::new(
+                "first_day",
+                "is required with last_day",
+            )]),
+            (_, _, Some(_), None) => Err(vec![FieldError::new("to", "is required with from")]),
+            _ => Err(vec![FieldError::new("from", "is required with to")]),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -84,10 +162,9 @@ pub fn request(
     input: &ExportInput,
 ) -> AppResult<ExportView> {
     let clinic = crate::clinics::store::find(conn, clinic_id)?.ok_or(AppError::NoSuch("clinic"))?;
-    let (from, to) = (
-        db::truncate(input.from.naive_utc()),
-        db::truncate(input.to.naive_utc()),
-    );
+    let tz = crate::clinics::context::time_zone(&clinic)?;
+    let (from, to) = input.period(tz).map_err(AppError::Validation)?;
+    let (from, to) = (db::truncate(from.naive_utc()), db::truncate(to.naive_utc()));
     let now = db::now();
     let years = profiles
         .get(&clinic.jurisdiction)

@@ -167,10 +167,9 @@ pub fn compose(
         input.export_id
     );
     let subject = format!(
-        "Audit summary: {} — {} to {}",
+        "Audit summary: {} — {}",
         clinic.name,
-        local(from, tz),
-        local(to, tz)
+        crate::clinics::context::period_in_words(from, to, tz)
     );
     let title = format!(
         "Audit summary for {}{}",

@@ -330,7 +330,7 @@ impl Mailer {
             if due.at <= db::to_utc(s.updated_at) {
                 continue;
             }
-            match self.queue_summary(&mut conn, &s.clinic_id, &due.key, due.from, due.at)? {
+            match self.queue_summary(&mut conn, &s.clinic_id, &due.key, due.from, due.to)? {
                 Some(export_id) => {
                     queued += 1;
                     exports::build(
@@ -367,7 +367,11 @@ impl Mailer {
                 &self.profiles,
                 &system(),
                 clinic_id,
-                &ExportInput { from, to },
+                &ExportInput {
+                    from: Some(from),
+                    to: Some(to),
+                    ..ExportInput::default()
+                },
             )?;
             let mut recipients =
                 crate::inspectors::usecases::active_inspector_emails(conn, clinic_id)?;

@@ -135,20 +135,37 @@ impl Schedule {
         if at_local(date, self.time, tz) > now {
             date = self.previous_date(date);
         }
-        let previous = self.previous_date(date);
+        // The last whole clinic-local calendar week (Monday to Sunday) or month before the day
+        // it goes out: what a person means by "last week" or "last month".
+        let (first, next) = match self.frequency {
+            Frequency::Weekly => {
+                let monday =
+                    date - Duration::days(i64::from(date.weekday().num_days_from_monday()));
+                (monday - Duration::days(7), monday)
+            }
+            Frequency::Monthly => {
+                let this = date.with_day(1).unwrap_or(date);
+                let last = this
+                    .checked_sub_months(chrono::Months::new(1))
+                    .unwrap_or(this);
+                (last, this)
+            }
+        };
         Occurrence {
             key: date.to_string(),
             at: at_local(date, self.time, tz),
-            from: at_local(previous, self.time, tz),
+            from: at_local(first, NaiveTime::MIN, tz),
+            to: at_local(next, NaiveTime::MIN, tz),
         }
     }
 }
 
-/// One summary period: `[from, at)`, sent at `at`.
+/// One summary: the clinic-local period `[from, to)` it covers, sent at `at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Occurrence {
     pub key: String,
     pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
     pub at: DateTime<Utc>,
 }
 
@@ -271,7 +288,9 @@ mod tests {
         let o = s.latest_due(utc("2026-11-25T12:00:00Z"), tz);
         assert_eq!(o.key, "2026-11-23");
         assert_eq!(o.at, utc("2026-11-23T09:00:00Z"));
-        assert_eq!(o.from, utc("2026-11-16T09:00:00Z"));
+        // It covers the clinic's last whole week, Monday 16 to Sunday 22 November.
+        assert_eq!(o.from, utc("2026-11-16T00:00:00Z"));
+        assert_eq!(o.to, utc("2026-11-23T00:00:00Z"));
         // A minute before Monday 09:00 the previous Monday is still the latest.
         let o = s.latest_due(utc("2026-11-30T08:59:00Z"), tz);
         assert_eq!(o.key, "2026-11-23");
@@ -286,7 +305,9 @@ mod tests {
         let s = weekly(7, "09:00");
         let o = s.latest_due(utc("2026-03-29T12:00:00Z"), tz);
         assert_eq!(o.at, utc("2026-03-29T08:00:00Z"));
-        assert_eq!(o.from, utc("2026-03-22T09:00:00Z"));
+        // Sent on a Sunday: the week before it, Monday 16 to Sunday 22 March (GMT).
+        assert_eq!(o.from, utc("2026-03-16T00:00:00Z"));
+        assert_eq!(o.to, utc("2026-03-23T00:00:00Z"));
         // 01:30 does not exist that day: the summary goes at the end of the gap.
         let gap = weekly(7, "01:30");
         let o = gap.latest_due(utc("2026-03-29T12:00:00Z"), tz);
@@ -310,7 +331,9 @@ mod tests {
         let o = s.latest_due(utc("2027-01-01T16:00:00Z"), tz);
         assert_eq!(o.key, "2027-01-01");
         assert_eq!(o.at, utc("2027-01-01T15:30:00Z"));
-        assert_eq!(o.from, utc("2026-12-01T15:30:00Z"));
+        // December, from Los Angeles' midnights.
+        assert_eq!(o.from, utc("2026-12-01T08:00:00Z"));
+        assert_eq!(o.to, utc("2027-01-01T08:00:00Z"));
         // Before 07:30 local on the 1st, December's is the latest.
         let o = s.latest_due(utc("2027-01-01T15:00:00Z"), tz);
         assert_eq!(o.key, "2026-12-01");

@@ -9,7 +9,7 @@ use std::io::{Cursor, Read, Write};
 use aseptic::exports::bundle::{verify, Manifest};
 use aseptic::exports::ExportKey;
 use base64::Engine;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use common::{assert_problem, TestApp};
 use ed25519_dalek::pkcs8::DecodePublicKey;
 use ed25519_dalek::VerifyingKey;
@@ -348,7 +348,56 @@ async fn bad_export_requests_are_refused() {
     }
     let fine = json!({"from": (now - Duration::days(1)).to_rfc3339(), "to": now.to_rfc3339()});
     assert_problem(app.post(&path, &app.technician, &fine).await, 403, None).await;
-    assert_problem(app.post(&path, &app.inspector, &fine).await, 403, None).await;
+    // An inspector with a running grant may ask for a period; the request is theirs.
+    let theirs = app.post(&path, &app.inspector, &fine).await;
+    assert_eq!(theirs.status(), 202, "{}", theirs.text().await.unwrap());
+    let events = app.audit_events().await;
+    let requested = events
+        .iter()
+        .rev()
+        .find(|e| e["action"] == "export.requested")
+        .unwrap();
+    assert_eq!(requested["actor_id"], app.inspector.user_id.as_str());
+    // Clinic-local calendar periods: a month and an ISO week, from the clinic's midnights.
+    for (body, from, to) in [
+        (
+            json!({"month": "2026-10"}),
+            "2026-09-30T23:00:00Z",
+            "2026-10-31T23:59:59Z",
+        ),
+        (
+            json!({"week": "2026-W45"}),
+            "2026-11-02T00:00:00Z",
+            "2026-11-09T00:00:00Z",
+        ),
+        (
+            json!({"first_day": "2026-07-01", "last_day": "2026-07-01"}),
+            "2026-06-30T23:00:00Z",
+            "2026-07-01T23:00:00Z",
+        ),
+    ] {
+        let res = app.post(&path, &app.owner, &body).await;
+        assert_eq!(res.status(), 202, "{body}: {}", res.text().await.unwrap());
+        let v: Value = res.json().await.unwrap();
+        let got_from: DateTime<Utc> = v["from"].as_str().unwrap().parse().unwrap();
+        let got_to: DateTime<Utc> = v["to"].as_str().unwrap().parse().unwrap();
+        assert_eq!(got_from, from.parse::<DateTime<Utc>>().unwrap(), "{body}");
+        // October ends at London's midnight after the clocks went back (00:00 GMT).
+        let to: DateTime<Utc> = if to.ends_with("59:59Z") {
+            "2026-11-01T00:00:00Z".parse().unwrap()
+        } else {
+            to.parse().unwrap()
+        };
+        assert_eq!(got_to, to, "{body}");
+    }
+    for (body, field) in [
+        (json!({"month": "October"}), "month"),
+        (json!({"week": "2026-47"}), "week"),
+        (json!({"month": "2026-10", "week": "2026-W45"}), "period"),
+        (json!({"first_day": "2026-07-01"}), "last_day"),
+    ] {
+        assert_problem(app.post(&path, &app.owner, &body).await, 422, Some(field)).await;
+    }
     let res = app.post(&path, &app.owner, &fine).await;
     assert_eq!(res.status(), 202);
     let id = res.json::<Value>().await.unwrap()["id"]
@@ -424,8 +473,9 @@ async fn an_export_interrupted_by_a_stop_is_built_after() {
             &aseptic::audit::AuditContext::operator(),
             &app.clinic_id,
             &aseptic::exports::usecases::ExportInput {
-                from: Utc::now() - Duration::days(1),
-                to: Utc::now(),
+                from: Some(Utc::now() - Duration::days(1)),
+                to: Some(Utc::now()),
+                ..Default::default()
             },
         )
         .unwrap()
