@@ -142,18 +142,28 @@ mod words {
     use super::*;
 
     fn utc(s: &str) -> NaiveDateTime {
-        s.parse::<chrono::DateTime<chrono::Utc>>().unwrap().naive_utc()
+        s.parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+            .naive_utc()
     }
 
     #[test]
     fn periods_and_due_times_read_as_the_clinics_own_days() {
         let london: Tz = "Europe/London".parse().unwrap();
         assert_eq!(
-            period_in_words(utc("2026-11-16T00:00:00Z"), utc("2026-11-23T00:00:00Z"), london),
+            period_in_words(
+                utc("2026-11-16T00:00:00Z"),
+                utc("2026-11-23T00:00:00Z"),
+                london
+            ),
             "Monday 16 November 2026 to Sunday 22 November 2026 (Europe/London)"
         );
         assert_eq!(
-            period_in_words(utc("2026-09-30T23:00:00Z"), utc("2026-11-01T00:00:00Z"), london),
+            period_in_words(
+                utc("2026-09-30T23:00:00Z"),
+                utc("2026-11-01T00:00:00Z"),
+                london
+            ),
             "October 2026 (Europe/London)"
         );
         assert_eq!(

@@ -165,6 +165,7 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
     air_removal_tests(&mut m, conn, r, &doc)?;
     lots(&mut m, conn, r, &doc)?;
     staff(&mut m, &doc)?;
+    client_sessions(&mut m, conn, r, &doc)?;
     incidents(&mut m, conn, r, &doc)?;
     verification(&mut m, r)?;
     render(m)
@@ -418,6 +419,83 @@ fn cycle_log(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>
     Ok(())
 }
 
+/// What followed a positive spore test, in order: read, steriliser quarantined, who the
+/// look-back reached, the passing retest, back in service (or still out).
+fn failure_timeline(conn: &mut DbConn, c: &str, id: &str, tz: Tz) -> AppResult<String> {
+    use crate::db::schema::steriliser_status_changes as changes;
+    let store = crate::sterilisation::store::find_spore_test(conn, c, id)?;
+    let result = crate::sterilisation::store::find_spore_result(conn, c, id)?;
+    let mut steps = Vec::new();
+    if let Some(r) = &result {
+        steps.push(format!("read positive {}", local(r.read_at, tz)));
+    }
+    let quarantined: Option<(String, NaiveDateTime)> = changes::table
+        .filter(changes::clinic_id.eq(c))
+        .filter(changes::spore_test_id.eq(id))
+        .filter(changes::in_service.eq(false))
+        .select((changes::steriliser_id, changes::changed_at))
+        .order(changes::changed_at.asc())
+        .first(conn)
+        .optional()?;
+    if let Some((_, at)) = &quarantined {
+        steps.push(format!("steriliser quarantined {}", local(*at, tz)));
+    }
+    let l = compute(conn, c, &Trigger::SporeTest(id.to_owned()))?;
+    steps.push(format!(
+        "look-back reached {}, {} and {} (clients to notify)",
+        plural(l.cycle_ids.len(), "load"),
+        plural(l.packs.len(), "pack"),
+        plural(l.sessions.len(), "session")
+    ));
+    if let Some(test) = &store {
+        // The first passing test on a load run after the failed one.
+        let failed_start: Option<NaiveDateTime> = cycles::table
+            .filter(cycles::id.eq(&test.cycle_id))
+            .select(cycles::started_at)
+            .first(conn)
+            .optional()?;
+        if let Some(start) = failed_start {
+            let retest: Option<NaiveDateTime> = spore_tests::table
+                .inner_join(
+                    spore_test_results::table.on(spore_test_results::spore_test_id
+                        .eq(spore_tests::id)
+                        .and(current_by("spore_test_results", "spore_test_id"))),
+                )
+                .inner_join(cycles::table.on(cycles::id.eq(spore_tests::cycle_id)))
+                .filter(spore_tests::clinic_id.eq(c))
+                .filter(spore_tests::steriliser_id.eq(&test.steriliser_id))
+                .filter(current("spore_tests"))
+                .filter(cycles::started_at.gt(start))
+                .filter(spore_test_results::result.eq("negative"))
+                .filter(spore_test_results::control_result.eq("growth"))
+                .select(spore_test_results::read_at)
+                .order(spore_test_results::read_at.asc())
+                .first(conn)
+                .optional()?;
+            match retest {
+                Some(at) => steps.push(format!("retest negative {}", local(at, tz))),
+                None => steps.push("no passing retest yet".into()),
+            }
+        }
+    }
+    if let Some((steriliser, at)) = quarantined {
+        let back: Option<(NaiveDateTime, String)> = changes::table
+            .filter(changes::clinic_id.eq(c))
+            .filter(changes::steriliser_id.eq(&steriliser))
+            .filter(changes::in_service.eq(true))
+            .filter(changes::changed_at.gt(at))
+            .select((changes::changed_at, changes::reason))
+            .order(changes::changed_at.asc())
+            .first(conn)
+            .optional()?;
+        steps.push(match back {
+            Some((at, reason)) => format!("back in service {} (\"{reason}\")", local(at, tz)),
+            None => "still out of service".into(),
+        });
+    }
+    Ok(steps.join("; "))
+}
+
 /// Spore tests: every positive, invalid or unread test in full with its look-back, the
 /// negatives counted by month (every test is in spore_tests.csv).
 fn spore_tests(
@@ -502,13 +580,7 @@ fn spore_tests(
         let mut rows = Vec::new();
         for (placed, id, steriliser, what, failed) in exceptions {
             let lookback = if failed {
-                let l = compute(conn, c, &Trigger::SporeTest(id))?;
-                red(&format!(
-                    "look-back: {} loads, {} packs, {} sessions",
-                    l.cycle_ids.len(),
-                    l.packs.len(),
-                    l.sessions.len()
-                ))
+                red(&failure_timeline(conn, c, &id, tz)?)
             } else {
                 s("")
             };
@@ -520,7 +592,12 @@ fn spore_tests(
             ]);
         }
         m.push_str(&table(
-            &["Placed", "Steriliser", "Indicator and result", "Look-back"],
+            &[
+                "Placed",
+                "Steriliser",
+                "Indicator and result",
+                "What followed",
+            ],
             rows,
         ));
     }
@@ -780,6 +857,168 @@ fn staff(m: &mut String, d: &Doc<'_>) -> AppResult<()> {
             .collect(),
         "No members work on clients.",
     ));
+    Ok(())
+}
+
+/// Client sessions: counted by month, and every start an owner made despite a refusal in full
+/// (when, by whom, for which technician, why). Clients appear by pseudonymous id.
+fn client_sessions(
+    m: &mut String,
+    conn: &mut DbConn,
+    r: &ReportInput<'_>,
+    d: &Doc<'_>,
+) -> AppResult<()> {
+    use crate::db::schema::{session_completions, session_starts, sessions, users};
+    let Doc { c, tz, .. } = *d;
+    m.push_str("= Client sessions\n");
+    // planned, started, completed, started despite a refusal
+    let mut months: std::collections::BTreeMap<String, [usize; 4]> = Default::default();
+    let mut overridden: Vec<(NaiveDateTime, Vec<String>)> = Vec::new();
+    type Row = (
+        String,
+        String,
+        String,
+        NaiveDateTime,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+        Option<(String, Option<String>)>,
+    );
+    for_each_page(
+        |after| {
+            let mut q = sessions::table
+                .left_join(session_starts::table.on(session_starts::session_id.eq(sessions::id)))
+                .left_join(
+                    session_completions::table.on(session_completions::session_id.eq(sessions::id)),
+                )
+                .filter(sessions::clinic_id.eq(c))
+                .filter(sessions::planned_at.ge(r.from))
+                .filter(sessions::planned_at.lt(r.to))
+                .select((
+                    sessions::id,
+                    sessions::client_id,
+                    sessions::technician_id,
+                    sessions::planned_at,
+                    session_starts::started_at.nullable(),
+                    session_completions::completed_at.nullable(),
+                ))
+                .order(sessions::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(sessions::id.gt(a.to_owned()));
+            }
+            type Base = (
+                String,
+                String,
+                String,
+                NaiveDateTime,
+                Option<NaiveDateTime>,
+                Option<NaiveDateTime>,
+            );
+            let rows = q.load::<Base>(conn)?;
+            let ids: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+            // The starts made despite a refusal, with who made them.
+            let overrides: HashMap<String, (String, Option<String>)> = session_starts::table
+                .filter(session_starts::session_id.eq_any(&ids))
+                .filter(session_starts::override_reason.is_not_null())
+                .select((
+                    session_starts::session_id,
+                    session_starts::override_reason,
+                    session_starts::started_by,
+                ))
+                .load::<(String, Option<String>, Option<String>)>(conn)?
+                .into_iter()
+                .filter_map(|(id, reason, by)| reason.map(|r| (id, (r, by))))
+                .collect();
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    let o = overrides.get(&r.0).cloned();
+                    (r.0, r.1, r.2, r.3, r.4, r.5, o)
+                })
+                .collect::<Vec<Row>>())
+        },
+        |row| row.0.clone(),
+        |(_, client, technician, planned, started, completed, over)| {
+            let e = months.entry(month(*planned, tz)).or_insert([0; 4]);
+            e[0] += 1;
+            e[1] += usize::from(started.is_some());
+            e[2] += usize::from(completed.is_some());
+            if let (Some(at), Some((reason, by))) = (started, over) {
+                e[3] += 1;
+                overridden.push((
+                    *at,
+                    vec![
+                        local(*at, tz),
+                        by.clone().unwrap_or_default(),
+                        technician.clone(),
+                        client.clone(),
+                        reason.clone(),
+                    ],
+                ));
+            }
+            Ok(())
+        },
+    )?;
+    // Names for the people in the overridden starts.
+    let ids: Vec<String> = overridden
+        .iter()
+        .flat_map(|(_, row)| [row[1].clone(), row[2].clone()])
+        .collect();
+    let names: HashMap<String, String> = users::table
+        .filter(users::id.eq_any(&ids))
+        .select((users::id, users::display_name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
+    let name = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_owned());
+    m.push_str(&table_or(
+        &[
+            "Month",
+            "Planned",
+            "Started",
+            "Completed",
+            "Started despite a refusal",
+        ],
+        months
+            .into_iter()
+            .map(|(month, n)| {
+                vec![
+                    s(&month),
+                    s(&n[0].to_string()),
+                    s(&n[1].to_string()),
+                    s(&n[2].to_string()),
+                    count_cell(n[3]),
+                ]
+            })
+            .collect(),
+        "No client sessions in this period.",
+    ));
+    if !overridden.is_empty() {
+        overridden.sort_by_key(|x| x.0);
+        m.push_str("== Sessions started despite a refusal\n");
+        m.push_str(&table(
+            &[
+                "Started",
+                "By",
+                "Technician",
+                "Client (pseudonymous id)",
+                "Why",
+            ],
+            overridden
+                .into_iter()
+                .map(|(_, row)| {
+                    vec![
+                        s(&row[0]),
+                        s(&name(&row[1])),
+                        s(&name(&row[2])),
+                        s(&row[3]),
+                        red(&row[4]),
+                    ]
+                })
+                .collect(),
+        ));
+    }
     Ok(())
 }
 
