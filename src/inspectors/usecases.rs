@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::audit::{self, AuditContext, NewEvent};
 use crate::auth::{check_email, normalise_email, store as accounts, Role};
+use crate::clinics::store::ClinicRow;
 use crate::db::schema::{inspector_grant_revocations, inspector_grants, users};
 use crate::db::{self, to_utc, DbConn};
 use crate::error::{AppError, AppResult, FieldError};
@@ -244,7 +245,7 @@ pub fn grant(
                     kind: crate::outbox::INVITATION,
                     recipient: user.email.clone(),
                     subject: format!("Inspector access to {}", clinic.name),
-                    body_text: invitation_text(&clinic.name, &row, inv, public_url),
+                    body_text: invitation_text(&clinic, &row, inv, public_url),
                     body_html: None,
                     export_id: None,
                 },
@@ -256,25 +257,43 @@ pub fn grant(
     })
 }
 
-fn invitation_text(clinic: &str, g: &GrantRow, inv: &Invitation, public_url: &str) -> String {
-    let fmt = |t: NaiveDateTime| t.format("%Y-%m-%d %H:%M UTC").to_string();
+/// The invitation an inspector reads: the access in the clinic's own times (with the zone), and
+/// the exact steps to set a password and sign in.
+fn invitation_text(clinic: &ClinicRow, g: &GrantRow, inv: &Invitation, public_url: &str) -> String {
+    let tz = crate::clinics::context::time_zone(clinic).unwrap_or(chrono_tz::UTC);
+    let local = |t: NaiveDateTime| {
+        t.and_utc()
+            .with_timezone(&tz)
+            .format("%A %-d %B %Y, %H:%M %Z")
+            .to_string()
+    };
+    let base = public_url.trim_end_matches('/');
     format!(
-        "You have been given read-only access to the infection-control records of {clinic}, \
-         from {} to {}{}.\n\n\
-         To choose your password, send this one-time token before {}:\n\n  \
-         POST {}/api/v1/auth/invitations/accept\n  \
-         {{\"token\": \"{}\", \"password\": \"a passphrase of your own\"}}\n\n\
-         Then sign in at POST /api/v1/auth/login with this address. The token works once. If you did \
-         not expect this message, ignore it: nothing happens without the token.\n",
-        fmt(g.valid_from),
-        fmt(g.valid_until),
-        g.purpose
+        "You have been given read-only access to the infection-control records of {name}{purpose}.\n\n\
+         Your access runs from {from} to {until} ({tz} time).\n\n\
+         1. Choose your password before {expires} ({tz} time). This one-time token works once:\n\n   \
+         curl -s {base}/api/v1/auth/invitations/accept -H 'content-type: application/json' \\\n     \
+         -d '{{\"token\": \"{token}\", \"password\": \"a passphrase of your own, 12 characters or more\"}}'\n\n\
+         2. Sign in with this email address and that password:\n\n   \
+         curl -s {base}/api/v1/auth/login -H 'content-type: application/json' \\\n     \
+         -d '{{\"email\": \"<this address>\", \"password\": \"<your passphrase>\"}}'\n\n   \
+         The answer holds an access token; send it as \"Authorization: Bearer <token>\".\n\n\
+         3. Read the clinic's records, or ask for a signed export of any period:\n\n   \
+         {base}/api/v1/clinics/{clinic_id}/compliance\n   \
+         {base}/api/v1/clinics/{clinic_id}/exports  (POST {{\"month\": \"YYYY-MM\"}})\n\n\
+         Download links in the clinic's summary mails work for you once you are signed in.\n\n\
+         If you did not expect this message, ignore it: nothing happens without the token.\n",
+        name = clinic.name,
+        purpose = g
+            .purpose
             .as_deref()
             .map(|p| format!(" ({p})"))
             .unwrap_or_default(),
-        inv.expires_at.format("%Y-%m-%d %H:%M UTC"),
-        public_url.trim_end_matches('/'),
-        inv.token,
+        from = local(g.valid_from),
+        until = local(g.valid_until),
+        expires = local(inv.expires_at.naive_utc()),
+        token = inv.token,
+        clinic_id = clinic.id,
     )
 }
 

@@ -347,7 +347,7 @@ fn bodies(title: &str, profile_name: &str, sections: &[Section], link: &str) -> 
         }
         html.push_str("</ul>");
     }
-    let closing = "The period's report.pdf and the export's signed manifest.json are attached. The signed export (CSV files, the audit chain and a manifest signed with this installation's key) can be downloaded with your inspector account and checked with `aseptic verify-export FILE.zip`, or with sha256sum, openssl and Python as docs/export-format.md shows.";
+    let closing = "The period's report.pdf and the export's signed manifest.json are attached. The link opens the signed export (CSV files, the audit chain and a manifest signed with this installation's key) once you are signed in: owners, and inspectors while their access runs, send their access token with the request. The export's VERIFY.txt says step by step how to check it with sha256sum and openssl.";
     text.push_str(&format!("\nSigned export: {link}\n\n{closing}\n"));
     html.push_str(&format!(
         "<p>Signed export: <a href=\"{0}\">{0}</a></p><p>{1}</p></body></html>",

@@ -57,6 +57,13 @@ async fn a_new_inspector_is_invited_reads_on_the_record_and_never_writes() {
     let text = msg.body_text(0).unwrap();
     assert!(text.contains(&token), "{text}");
     assert!(text.contains("/api/v1/auth/invitations/accept"), "{text}");
+    // The access in the clinic's own times with the zone named, and the steps spelt out.
+    assert!(text.contains("Europe/London time"), "{text}");
+    assert!(!text.contains(" UTC"), "{text}");
+    assert!(
+        text.contains("curl -s ") && text.contains("/api/v1/auth/login"),
+        "{text}"
+    );
     assert!(msg.subject().unwrap().contains("Ink & Needle"));
     {
         use aseptic::db::schema::mail_outbox;
