@@ -88,17 +88,19 @@ async fn export(app: &TestApp) -> (Value, Vec<u8>) {
     (state, zip)
 }
 
-async fn public_key(app: &TestApp) -> VerifyingKey {
-    let pem = app
-        .client
+async fn public_key_pem(app: &TestApp) -> String {
+    app.client
         .get(app.url("/.well-known/aseptic/export-key?format=pem"))
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    VerifyingKey::from_public_key_pem(&pem).unwrap()
+        .unwrap()
+}
+
+async fn public_key(app: &TestApp) -> VerifyingKey {
+    VerifyingKey::from_public_key_pem(&public_key_pem(app).await).unwrap()
 }
 
 fn entries(zip: &[u8]) -> Vec<(String, Vec<u8>)> {
@@ -658,16 +660,11 @@ async fn an_export_checks_out_with_the_standard_tools_its_guide_names() {
     for (name, bytes) in entries(&zip) {
         std::fs::write(dir.path().join(&name), bytes).unwrap();
     }
-    let pem = app
-        .client
-        .get(app.url("/.well-known/aseptic/export-key?format=pem"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    std::fs::write(dir.path().join("export-key.pem"), pem).unwrap();
+    std::fs::write(
+        dir.path().join("export-key.pem"),
+        public_key_pem(&app).await,
+    )
+    .unwrap();
     let guide = std::fs::read_to_string(dir.path().join("VERIFY.txt")).unwrap();
     let key: Value = app
         .client

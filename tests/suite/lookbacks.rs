@@ -57,6 +57,26 @@ async fn spore(
     id
 }
 
+/// A steriliser of `kind` with three loads from three days ago: the first carries a spore test
+/// that read negative, the second two packs, the third one pack (and the failed test, later).
+async fn three_loads(app: &TestApp, kind: &str) -> (String, DateTime<Utc>, [Value; 3]) {
+    let s = ok(app
+        .post(
+            &app.clinic_path("/sterilisers"),
+            &app.owner,
+            &json!({"make": "W&H", "model": "Lisa", "serial_number": "S1", "kind": kind}),
+        )
+        .await)
+    .await;
+    let s = s["id"].as_str().unwrap().to_owned();
+    let t0 = Utc::now() - Duration::days(3);
+    let c1 = cycle(app, &s, 1, t0, 1).await;
+    spore(app, &s, &c1, "negative", t0 + Duration::hours(24)).await;
+    let c2 = cycle(app, &s, 2, t0 + Duration::hours(25), 2).await;
+    let c3 = cycle(app, &s, 3, t0 + Duration::hours(26), 1).await;
+    (s, t0, [c1, c2, c3])
+}
+
 fn codes(v: &Value, key: &str) -> Vec<String> {
     v[key]
         .as_array()
@@ -75,20 +95,7 @@ fn codes(v: &Value, key: &str) -> Vec<String> {
 #[actix_web::test]
 async fn a_failed_spore_test_reaches_back_to_the_last_negative_and_names_the_clients() {
     let app = TestApp::spawn().await;
-    let s = ok(app
-        .post(
-            &app.clinic_path("/sterilisers"),
-            &app.owner,
-            &json!({"make": "W&H", "model": "Lisa", "serial_number": "S1", "kind": "pre_vacuum"}),
-        )
-        .await)
-    .await;
-    let s = s["id"].as_str().unwrap().to_owned();
-    let t0 = Utc::now() - Duration::days(3);
-    let c1 = cycle(&app, &s, 1, t0, 1).await;
-    spore(&app, &s, &c1, "negative", t0 + Duration::hours(24)).await;
-    let c2 = cycle(&app, &s, 2, t0 + Duration::hours(25), 2).await;
-    let c3 = cycle(&app, &s, 3, t0 + Duration::hours(26), 1).await;
+    let (s, t0, [c1, c2, c3]) = three_loads(&app, "pre_vacuum").await;
     let lot = ok(app.post(&app.clinic_path("/lots"), &app.owner, &json!({"kind": "pigment", "manufacturer": "Scalp Aesthetics", "product_name": "Scalpaink SC", "lot_number": "SC-18", "expiry_date": (Utc::now() + Duration::days(200)).date_naive().to_string(), "sterilisation_method": "gamma", "received_on": (Utc::now() - Duration::days(10)).date_naive().to_string(), "quantity_received": 5})).await).await;
     let lot = lot["id"].as_str().unwrap().to_owned();
 
@@ -335,20 +342,7 @@ fn csv_rows(zip: &[u8], name: &str) -> Vec<std::collections::HashMap<String, Str
 #[actix_web::test]
 async fn a_failed_spore_tests_look_back_is_rebuilt_from_the_exports_csvs() {
     let app = TestApp::spawn().await;
-    let s = ok(app
-        .post(
-            &app.clinic_path("/sterilisers"),
-            &app.owner,
-            &json!({"make": "W&H", "model": "Lisa", "serial_number": "S1", "kind": "gravity"}),
-        )
-        .await)
-    .await;
-    let s = s["id"].as_str().unwrap().to_owned();
-    let t0 = Utc::now() - Duration::days(3);
-    let c1 = cycle(&app, &s, 1, t0, 1).await;
-    spore(&app, &s, &c1, "negative", t0 + Duration::hours(24)).await;
-    let c2 = cycle(&app, &s, 2, t0 + Duration::hours(25), 2).await;
-    let c3 = cycle(&app, &s, 3, t0 + Duration::hours(26), 1).await;
+    let (s, t0, [c1, c2, c3]) = three_loads(&app, "gravity").await;
     // Three clients: two used packs of the suspect loads, one a pack from before.
     let mut sessions = Vec::new();
     for (i, pack) in [
