@@ -371,11 +371,15 @@ fn follow_ups_at(
         .load(conn)?;
     let mut out = Vec::new();
     for i in &open {
+        let involving = match crate::incidents::usecases::people_in_words(conn, &i.people)? {
+            who if who.is_empty() => String::new(),
+            who => format!(" involving {who}"),
+        };
         for f in crate::incidents::usecases::required_at(conn, profile, tz, i, at)? {
             out.push(FollowUpFacts {
                 incident_id: i.id.clone(),
                 incident: format!(
-                    "the {} at {} on {}",
+                    "the {}{involving} at {} on {}",
                     i.kind.replace('_', " "),
                     i.location,
                     i.occurred_at

@@ -155,7 +155,7 @@ pub fn build(conn: &mut DbConn, profiles: &Profiles, r: &ReportInput<'_>) -> App
         serial: &none,
     };
     cover(&mut m, r, &doc)?;
-    let serial = steriliser_register(&mut m, conn, &doc)?;
+    let serial = steriliser_register(&mut m, conn, r, &doc)?;
     let doc = Doc {
         serial: &serial,
         ..doc
@@ -261,9 +261,37 @@ fn cover(m: &mut String, r: &ReportInput<'_>, d: &Doc<'_>) -> AppResult<()> {
 fn steriliser_register(
     m: &mut String,
     conn: &mut DbConn,
+    r: &ReportInput<'_>,
     d: &Doc<'_>,
 ) -> AppResult<HashMap<String, String>> {
-    let Doc { c, facts, .. } = *d;
+    use crate::db::schema::steriliser_status_changes as changes;
+    let Doc { c, facts, tz, .. } = *d;
+    // Every time a steriliser went out of service or came back in the period, and why.
+    let mut spans: HashMap<String, Vec<String>> = HashMap::new();
+    for (steriliser, in_service, cause, reason, at) in changes::table
+        .filter(changes::clinic_id.eq(c))
+        .filter(changes::changed_at.ge(r.from))
+        .filter(changes::changed_at.lt(r.to))
+        .select((
+            changes::steriliser_id,
+            changes::in_service,
+            changes::cause,
+            changes::reason,
+            changes::changed_at,
+        ))
+        .order(changes::changed_at.asc())
+        .load::<(String, bool, String, String, NaiveDateTime)>(conn)?
+    {
+        let what = match (in_service, cause.as_str()) {
+            // The spore test's own row says the rest; its id and UTC time are no help here.
+            (false, "spore_test_positive") => {
+                format!("quarantined {} (positive spore test)", local(at, tz))
+            }
+            (false, _) => format!("out of service {} ({reason})", local(at, tz)),
+            (true, _) => format!("back in service {} ({reason})", local(at, tz)),
+        };
+        spans.entry(steriliser).or_default().push(what);
+    }
     m.push_str("#pagebreak()\n= Steriliser register\n");
     let sters: Vec<crate::sterilisation::store::SteriliserRow> = sterilisers::table
         .filter(sterilisers::clinic_id.eq(c))
@@ -281,6 +309,7 @@ fn steriliser_register(
             "Serial",
             "Kind",
             "Location",
+            "Out of service in the period",
             "Status at the period's end",
         ],
         sters
@@ -297,6 +326,10 @@ fn steriliser_register(
                     s(&x.serial_number),
                     s(&x.kind.replace('_', "-")),
                     s(x.location.as_deref().unwrap_or("")),
+                    match spans.get(&x.id) {
+                        Some(events) => red(&events.join("; ")),
+                        None => s("no"),
+                    },
                     status,
                 ]
             })
@@ -716,7 +749,7 @@ fn lots(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>) -> 
     // lots, expired within the period, recalled
     let mut kinds: std::collections::BTreeMap<String, [usize; 3]> =
         std::collections::BTreeMap::new();
-    let mut recalled: Vec<(NaiveDateTime, Vec<String>)> = Vec::new();
+    let mut recalled: Vec<(NaiveDateTime, String, Vec<String>)> = Vec::new();
     for_each_page(
         |after| {
             let mut q = lots::table
@@ -750,6 +783,7 @@ fn lots(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>) -> 
                 e[2] += 1;
                 recalled.push((
                     rc.recalled_at,
+                    l.id.clone(),
                     vec![
                         s(&kind),
                         s(&format!("{} {}", l.manufacturer, l.product_name)),
@@ -790,9 +824,22 @@ fn lots(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>) -> 
     ));
     if !recalled.is_empty() {
         m.push_str("== Recalls\n");
+        let mut rows = Vec::new();
+        for (_, lot, mut row) in recalled {
+            // Who the lot reached: the sessions that recorded it, and so their clients.
+            let l = compute(conn, c, &Trigger::Lot(lot))?;
+            let clients: std::collections::BTreeSet<&str> =
+                l.sessions.iter().map(|x| x.client_id.as_str()).collect();
+            row.push(s(&format!(
+                "{} and {} to notify",
+                plural(l.sessions.len(), "session"),
+                plural(clients.len(), "client")
+            )));
+            rows.push(row);
+        }
         m.push_str(&table(
-            &["Kind", "Product", "Lot", "Received", "Recall"],
-            recalled.into_iter().map(|(_, row)| row).collect(),
+            &["Kind", "Product", "Lot", "Received", "Recall", "Reached"],
+            rows,
         ));
     }
     if !facts.lots.is_empty() {
@@ -1046,9 +1093,9 @@ fn incidents(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>
             .filter(|f| f.done_at.is_none())
             .map(|f| {
                 format!(
-                    "{} due {}{}",
+                    "{} {}{}",
                     f.kind.as_db().replace('_', " "),
-                    local(f.due, tz),
+                    crate::clinics::context::due_in_words(f.due, tz),
                     if f.due <= r.judged_at {
                         " (OVERDUE)"
                     } else {
@@ -1062,6 +1109,9 @@ fn incidents(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>
             s(&local(i.occurred_at, tz)),
             s(&i.kind.replace('_', " ")),
             s(&i.location),
+            s(&crate::incidents::usecases::people_in_words(
+                conn, &i.people,
+            )?),
             s(&format!(
                 "{} of {} done",
                 required.len() - open.len(),
@@ -1082,6 +1132,7 @@ fn incidents(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>
             "Occurred",
             "Kind",
             "Where",
+            "Who",
             "Follow-ups",
             "Still due",
             "State",

@@ -514,3 +514,23 @@ pub fn list(
     });
     Ok((picked.into_iter().map(|(_, v)| v).collect(), next))
 }
+
+/// Who an incident involved, as the clinic knows them and anyone may read: members by name,
+/// named people by the name recorded, a client as "a client" (inspectors read this too), each
+/// with their role.
+pub fn people_in_words(conn: &mut DbConn, people_json: &str) -> AppResult<String> {
+    let people: Vec<super::model::Person> = serde_json::from_str(people_json).unwrap_or_default();
+    let mut who = Vec::new();
+    for p in &people {
+        let name = match (&p.user_id, &p.client_id, &p.name) {
+            (Some(user), _, _) => crate::auth::store::find_user(conn, user)?
+                .map(|u| u.display_name)
+                .unwrap_or_else(|| "a member".into()),
+            (None, Some(_), _) => "a client".into(),
+            (None, None, Some(name)) => name.clone(),
+            (None, None, None) => continue,
+        };
+        who.push(format!("{name} ({})", p.role));
+    }
+    Ok(who.join(", "))
+}

@@ -155,3 +155,52 @@ async fn every_wrong_query_parameter_is_named_at_once_and_only_after_authorisati
         .await;
     assert_eq!(res.status(), 403);
 }
+
+/// A follow-up finding says which incident it is about: what, who, where and when, in the
+/// clinic's time; a client is never named in it.
+#[actix_web::test]
+async fn an_incident_finding_names_the_incident_and_who_it_involved() {
+    let app = TestApp::spawn().await;
+    let me: Value = app
+        .get("/api/v1/me", &app.technician)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let name = me["display_name"].as_str().unwrap().to_owned();
+    let res = app
+        .post(
+            &app.clinic_path("/incidents"),
+            &app.technician,
+            &json!({"kind": "blood_body_fluid_exposure",
+                    "occurred_at": "2026-11-28T15:10:00Z", "location": "Chair 1",
+                    "people": [{"user_id": app.technician.user_id, "role": "exposed"},
+                               {"name": "Pat Visitor", "role": "witness"}],
+                    "description": "splash", "immediate_actions": "rinsed"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let view: Value = app
+        .get(&app.clinic_path("/compliance"), &app.owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let finding = view["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "incident_follow_up")
+        .unwrap_or_else(|| panic!("{view}"));
+    let message = finding["message"].as_str().unwrap();
+    for part in [
+        "blood body fluid exposure",
+        &format!("{name} (exposed)"),
+        "Pat Visitor (witness)",
+        "Chair 1",
+        "Saturday 28 November 2026, 15:10 GMT",
+    ] {
+        assert!(message.contains(part), "{part} in {message}");
+    }
+    assert!(finding["reference"].as_str().unwrap().contains("1910.1030"));
+}
