@@ -159,10 +159,14 @@ pub fn build<W: Write + Seek>(
     let mut zip = zip::ZipWriter::new(out);
     let mut files = Vec::new();
     let c = clinic_id.to_owned();
+    // Loads and packs are judged by the one pack gate, as the records stood at the moment the
+    // findings are judged at.
+    let judged_at = judgement_moment(to, created_at, clinic.created_at);
+    let judge = Judge::new(conn, profiles, clinic_id, judged_at)?;
 
-    cycles_csv(&mut zip, &mut files, conn, &c, from, to)?;
+    cycles_csv(&mut zip, &mut files, conn, &judge, &c, from, to)?;
 
-    packs_csv(&mut zip, &mut files, conn, &c, from, to)?;
+    packs_csv(&mut zip, &mut files, conn, &judge, &c, from, to)?;
 
     spore_tests_csv(&mut zip, &mut files, conn, &c, from, to)?;
 
@@ -182,7 +186,6 @@ pub fn build<W: Write + Seek>(
 
     // Findings as the clinic stood at the end of the period (or now, for a running period); a
     // period that ends before the clinic was registered is judged as it was registered.
-    let judged_at = judgement_moment(to, created_at, clinic.created_at);
     let (view, facts) = crate::compliance::view::view_with_facts(
         conn,
         profiles,
@@ -255,6 +258,64 @@ pub fn build<W: Write + Seek>(
         .map_err(io)?;
     zip.finish().map_err(io)?;
     Ok(manifest)
+}
+
+/// The pack gate for an export: the profile's load rules and the sterilisers as they stood at
+/// the judgement moment, read once and applied a page of loads at a time.
+struct Judge {
+    rules: crate::sterilisation::model::LoadRules,
+    sterilisers:
+        std::collections::BTreeMap<String, crate::sterilisation::usecases::gate::SteriliserAt>,
+    at: NaiveDateTime,
+}
+
+impl Judge {
+    fn new(
+        conn: &mut DbConn,
+        profiles: &Profiles,
+        clinic_id: &str,
+        at: NaiveDateTime,
+    ) -> AppResult<Self> {
+        use crate::sterilisation::usecases::gate;
+        let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
+        Ok(Self {
+            rules: gate::load_rules(context.profile, context.tz),
+            sterilisers: gate::sterilisers_at(conn, clinic_id, context.profile, at)?,
+            at,
+        })
+    }
+
+    /// Each of `loads` judged, with the facts of each of its packs.
+    fn loads(
+        &self,
+        conn: &mut DbConn,
+        clinic_id: &str,
+        loads: &[crate::sterilisation::store::CycleRow],
+    ) -> AppResult<
+        std::collections::HashMap<String, crate::sterilisation::usecases::gate::JudgedLoad>,
+    > {
+        let ids: Vec<&str> = loads.iter().map(|l| l.id.as_str()).collect();
+        let packs: Vec<crate::sterilisation::store::PackRow> = packs::table
+            .filter(packs::clinic_id.eq(clinic_id))
+            .filter(packs::cycle_id.eq_any(&ids))
+            .select(crate::sterilisation::store::PackRow::as_select())
+            .load(conn)?;
+        let codes: Vec<String> = packs.iter().map(|p| p.code.clone()).collect();
+        let used: std::collections::HashSet<String> =
+            crate::sterilisation::store::used_pack_codes(conn, clinic_id, &codes, self.at)?
+                .into_iter()
+                .collect();
+        crate::sterilisation::usecases::gate::judge_loads(
+            conn,
+            clinic_id,
+            &self.rules,
+            &self.sterilisers,
+            loads,
+            &packs,
+            &used,
+            self.at,
+        )
+    }
 }
 
 /// The bytes the manifest's signature covers, as a file of their own.
@@ -496,6 +557,7 @@ fn cycles_csv<W: Write + Seek>(
     zip: &mut zip::ZipWriter<W>,
     files: &mut Vec<FileEntry>,
     conn: &mut DbConn,
+    judge: &Judge,
     c: &str,
     from: NaiveDateTime,
     to: NaiveDateTime,
@@ -524,6 +586,7 @@ fn cycles_csv<W: Write + Seek>(
             "load_indicator_passed",
             "recorded_at",
             "amendment_reason",
+            "outcome",
         ],
         |after| {
             let mut q = cycles::table
@@ -543,36 +606,44 @@ fn cycles_csv<W: Write + Seek>(
             if let Some(a) = after {
                 q = q.filter(cycles::id.gt(a.to_owned()));
             }
-            Ok(
-                q.load::<(crate::sterilisation::store::CycleRow, String)>(conn)?
-                    .into_iter()
-                    .map(|(r, serial)| {
-                        (
-                            r.id.clone(),
-                            vec![
-                                r.id,
-                                r.version.to_string(),
-                                r.steriliser_id,
-                                serial,
-                                r.cycle_number.to_string(),
-                                r.program_name,
-                                r.program_temperature_c.to_string(),
-                                r.program_hold_minutes.to_string(),
-                                t(r.started_at),
-                                t(r.finished_at),
-                                r.peak_temperature_c.to_string(),
-                                r.peak_pressure_kpa.to_string(),
-                                r.hold_minutes.to_string(),
-                                r.operator_id,
-                                r.load_indicator_type.to_string(),
-                                r.load_indicator_passed.to_string(),
-                                t(r.recorded_at),
-                                opt(r.amendment_reason),
-                            ],
-                        )
-                    })
-                    .collect(),
-            )
+            let rows = q.load::<(crate::sterilisation::store::CycleRow, String)>(conn)?;
+            let loads: Vec<crate::sterilisation::store::CycleRow> =
+                rows.iter().map(|(r, _)| r.clone()).collect();
+            let judged = judge.loads(conn, &c, &loads)?;
+            Ok(rows
+                .into_iter()
+                .map(|(r, serial)| {
+                    let outcome = judged
+                        .get(&r.id)
+                        .map(|j| serde_json::to_value(j.outcome).ok())
+                        .and_then(|v| v.and_then(|v| v.as_str().map(str::to_owned)))
+                        .unwrap_or_default();
+                    (
+                        r.id.clone(),
+                        vec![
+                            r.id,
+                            r.version.to_string(),
+                            r.steriliser_id,
+                            serial,
+                            r.cycle_number.to_string(),
+                            r.program_name,
+                            r.program_temperature_c.to_string(),
+                            r.program_hold_minutes.to_string(),
+                            t(r.started_at),
+                            t(r.finished_at),
+                            r.peak_temperature_c.to_string(),
+                            r.peak_pressure_kpa.to_string(),
+                            r.hold_minutes.to_string(),
+                            r.operator_id,
+                            r.load_indicator_type.to_string(),
+                            r.load_indicator_passed.to_string(),
+                            t(r.recorded_at),
+                            opt(r.amendment_reason),
+                            outcome,
+                        ],
+                    )
+                })
+                .collect())
         },
     )
 }
@@ -1164,6 +1235,7 @@ fn packs_csv<W: Write + Seek>(
     zip: &mut zip::ZipWriter<W>,
     files: &mut Vec<FileEntry>,
     conn: &mut DbConn,
+    judge: &Judge,
     c: &str,
     from: NaiveDateTime,
     to: NaiveDateTime,
@@ -1181,6 +1253,9 @@ fn packs_csv<W: Write + Seek>(
             "indicator_passed",
             "shelf_life_days",
             "created_at",
+            "state",
+            "state_reason",
+            "expires_at",
         ],
         |after| {
             let in_period = cycles::table
@@ -1198,9 +1273,34 @@ fn packs_csv<W: Write + Seek>(
             if let Some(a) = after {
                 q = q.filter(packs::id.gt(a.to_owned()));
             }
-            Ok(q.load::<crate::sterilisation::store::PackRow>(conn)?
+            let rows = q.load::<crate::sterilisation::store::PackRow>(conn)?;
+            let cycle_ids: Vec<&str> = rows.iter().map(|p| p.cycle_id.as_str()).collect();
+            let loads: Vec<crate::sterilisation::store::CycleRow> = cycles::table
+                .filter(cycles::clinic_id.eq(&c))
+                .filter(cycles::id.eq_any(&cycle_ids))
+                .filter(current("cycles"))
+                .select(crate::sterilisation::store::CycleRow::as_select())
+                .load(conn)?;
+            let judged = judge.loads(conn, &c, &loads)?;
+            Ok(rows
                 .into_iter()
                 .map(|p| {
+                    let facts = judged.get(&p.cycle_id).and_then(|j| j.packs.get(&p.code));
+                    let (state, reason) = match facts {
+                        Some(f) => {
+                            let (state, reason, _) =
+                                crate::sterilisation::model::pack_judgement(f, judge.at);
+                            (
+                                serde_json::to_value(state)
+                                    .ok()
+                                    .and_then(|v| v.as_str().map(str::to_owned))
+                                    .unwrap_or_default(),
+                                reason,
+                            )
+                        }
+                        None => (String::new(), String::new()),
+                    };
+                    let expires = facts.and_then(|f| f.expires_at).map(t);
                     (
                         p.id.clone(),
                         vec![
@@ -1211,6 +1311,9 @@ fn packs_csv<W: Write + Seek>(
                             opt(p.indicator_passed),
                             opt(p.shelf_life_days),
                             t(p.created_at),
+                            state,
+                            reason,
+                            opt(expires),
                         ],
                     )
                 })

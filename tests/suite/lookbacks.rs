@@ -465,4 +465,25 @@ async fn a_failed_spore_tests_look_back_is_rebuilt_from_the_exports_csvs() {
     assert_eq!(clients, expected, "the CSVs reach the same clients");
     // And the reading's record says when and by whom it was recorded.
     assert!(!bad["result_recorded_at"].is_empty() && !bad["result_recorded_by"].is_empty());
+    // The loads' outcomes and the packs' states are the service's own judgement.
+    let outcome = |id: &Value| {
+        cycles
+            .iter()
+            .find(|c| c["id"] == id.as_str().unwrap())
+            .map(|c| c["outcome"].clone())
+            .unwrap()
+    };
+    assert_eq!(outcome(&c3["id"]), "fail", "its spore test read positive");
+    assert_eq!(outcome(&c1["id"]), "pass");
+    for p in csv_rows(&zip, "packs.csv") {
+        let service = ok(app
+            .get(
+                &app.clinic_path(&format!("/packs/{}", p["code"])),
+                &app.owner,
+            )
+            .await)
+        .await;
+        assert_eq!(p["state"], service["state"].as_str().unwrap(), "{p:?}");
+        assert!(!p["expires_at"].is_empty(), "{p:?}");
+    }
 }
