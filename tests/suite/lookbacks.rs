@@ -465,6 +465,50 @@ async fn a_failed_spore_tests_look_back_is_rebuilt_from_the_exports_csvs() {
     assert_eq!(clients, expected, "the CSVs reach the same clients");
     // And the reading's record says when and by whom it was recorded.
     assert!(!bad["result_recorded_at"].is_empty() && !bad["result_recorded_by"].is_empty());
+    // The report an inspector reads, as their PDF reader shows it (pdftotext, poppler-utils).
+    let report = {
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&zip)).unwrap();
+        let mut pdf = Vec::new();
+        std::io::Read::read_to_end(&mut archive.by_name("report.pdf").unwrap(), &mut pdf).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("report.pdf"), pdf).unwrap();
+        let out = std::process::Command::new("pdftotext")
+            .args(["-layout", "report.pdf", "-"])
+            .current_dir(dir.path())
+            .output()
+            .expect("pdftotext (poppler-utils; .ci/run installs it)");
+        assert!(out.status.success());
+        // One space between words, whatever the layout: table cells wrap across lines.
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for expected in [
+        // The failure's timeline, in order.
+        "read positive",
+        "steriliser quarantined",
+        "look-back reached 2 loads, 3 packs and 2 sessions",
+        "no passing retest yet",
+        "still out of service",
+        // The register says when it went out, and why.
+        "quarantined",
+        "(positive spore test)",
+        // Sessions by month; an empty section says so; counts read as words.
+        "Client sessions",
+        "No incidents in this period.",
+        "3 loads in the period",
+        // The last page sends the reader to the plain-language guide.
+        "VERIFY.txt",
+    ] {
+        assert!(
+            report.contains(expected),
+            "{expected:?} in the report: {report}"
+        );
+    }
+    for wrong in ["1 notes", "1 warnings", "1 blockers", "1 loads"] {
+        assert!(!report.contains(wrong), "{wrong:?} in the report");
+    }
     // The loads' outcomes and the packs' states are the service's own judgement.
     let outcome = |id: &Value| {
         cycles
