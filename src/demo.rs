@@ -379,12 +379,7 @@ impl Gen<'_> {
     /// The morning's tests before a steriliser's first load, as the profile asks: the air-removal
     /// test (vacuum sterilisers), the automatic control test, and once a week the air-leakage
     /// test (vacuum sterilisers).
-    fn air_removal_tests(
-        &mut self,
-        steriliser: &str,
-        t: NaiveDateTime,
-        vacuum: bool,
-    ) -> AppResult<()> {
+    fn morning_tests(&mut self, steriliser: &str, t: NaiveDateTime, vacuum: bool) -> AppResult<()> {
         let st = self
             .profiles
             .get(&self.jurisdiction)
@@ -664,8 +659,8 @@ pub fn generate(
     // Commissioning: a spore test in an empty load of each steriliser, read by the evening.
     db::begin_write(&mut *g.conn)?;
     let result = (|| {
-        g.air_removal_tests(&main, g.at(commissioning, 7, 0), true)?;
-        g.air_removal_tests(&backup, g.at(commissioning, 7, 0), false)?;
+        g.morning_tests(&main, g.at(commissioning, 7, 0), true)?;
+        g.morning_tests(&backup, g.at(commissioning, 7, 0), false)?;
         g.spore_test(&main, 0, g.at(commissioning, 7, 30), false, false, false)?;
         g.spore_test(&backup, 1, g.at(commissioning, 7, 45), true, false, false)?;
         g.catch_up(g.at(commissioning, 20, 0))
@@ -808,7 +803,7 @@ fn one_day(
         (main, 0, false)
     };
     let at = g.at(day, 7, 0);
-    g.air_removal_tests(steriliser, at, !gravity)?;
+    g.morning_tests(steriliser, at, !gravity)?;
     if out_of_service {
         // Requalification: three consecutive empty-chamber retests where the jurisdiction asks
         // for them (CDC, AAMI ST79), one elsewhere; the last one returns it to service.

@@ -88,8 +88,10 @@ async fn list_exports(
     ))
 }
 
-/// Start an export of a period (owner only). It is built in the background: poll
-/// `GET .../exports/{id}` until `ready`, then download it.
+/// Start an export of a period (owners, and inspectors while their grant runs; the request is
+/// theirs in the audit chain). Give the period as a clinic-local `month` (YYYY-MM), ISO `week`
+/// (YYYY-Www), `first_day` and `last_day`, or `from` and `to`. It is built in the background:
+/// poll `GET .../exports/{id}` until `ready`, then download it.
 #[utoipa::path(tag = "exports", security(("bearer" = [])),
     params(("clinic" = String, Path, description = "Clinic id")),
     request_body = ExportInput,

@@ -294,12 +294,8 @@ impl Judge {
     ) -> AppResult<
         std::collections::HashMap<String, crate::sterilisation::usecases::gate::JudgedLoad>,
     > {
-        let ids: Vec<&str> = loads.iter().map(|l| l.id.as_str()).collect();
-        let packs: Vec<crate::sterilisation::store::PackRow> = packs::table
-            .filter(packs::clinic_id.eq(clinic_id))
-            .filter(packs::cycle_id.eq_any(&ids))
-            .select(crate::sterilisation::store::PackRow::as_select())
-            .load(conn)?;
+        let ids: Vec<String> = loads.iter().map(|l| l.id.clone()).collect();
+        let packs = crate::sterilisation::store::packs_of_cycles(conn, clinic_id, &ids)?;
         let codes: Vec<String> = packs.iter().map(|p| p.code.clone()).collect();
         let used: std::collections::HashSet<String> =
             crate::sterilisation::store::used_pack_codes(conn, clinic_id, &codes, self.at)?

@@ -24,6 +24,7 @@ use crate::error::AppResult;
 use crate::jurisdiction::profiles::Profile;
 use crate::jurisdiction::profiles::Profiles;
 use crate::records::{current, current_by};
+use crate::sterilisation::model::{ControlResult, SporeResult};
 
 pub struct ReportInput<'a> {
     pub clinic_id: &'a str,
@@ -499,8 +500,8 @@ fn failure_timeline(conn: &mut DbConn, c: &str, id: &str, tz: Tz) -> AppResult<S
                 .filter(spore_tests::steriliser_id.eq(&test.steriliser_id))
                 .filter(current("spore_tests"))
                 .filter(cycles::started_at.gt(start))
-                .filter(spore_test_results::result.eq("negative"))
-                .filter(spore_test_results::control_result.eq("growth"))
+                .filter(spore_test_results::result.eq(SporeResult::Negative.as_db()))
+                .filter(spore_test_results::control_result.eq(ControlResult::Growth.as_db()))
                 .select(spore_test_results::read_at)
                 .order(spore_test_results::read_at.asc())
                 .first(conn)
@@ -579,9 +580,7 @@ fn spore_tests(
             let (slot, result, failed) = match res {
                 None => (4, "not read", false),
                 Some(x) if !x.valid() => (3, "invalid (control did not grow)", false),
-                Some(x) if x.result() == crate::sterilisation::model::SporeResult::Positive => {
-                    (2, "positive", true)
-                }
+                Some(x) if x.result() == SporeResult::Positive => (2, "positive", true),
                 Some(_) => (1, "negative", false),
             };
             e[slot] += 1;

@@ -330,6 +330,21 @@ pub fn packs_of_cycles(
         .load(conn)
 }
 
+/// Which of these loads carried packs: a spore test in any other load ran in an empty chamber.
+pub fn loads_with_packs(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    cycle_ids: &[String],
+) -> QueryResult<std::collections::HashSet<String>> {
+    Ok(packs::table
+        .filter(packs::clinic_id.eq(clinic_id))
+        .filter(packs::cycle_id.eq_any(cycle_ids))
+        .select(packs::cycle_id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect())
+}
+
 pub fn find_pack(conn: &mut DbConn, clinic_id: &str, code: &str) -> QueryResult<Option<PackRow>> {
     packs::table
         .filter(packs::clinic_id.eq(clinic_id))
@@ -544,11 +559,11 @@ pub fn read_tests_of_steriliser(
             cycles::started_at,
         ))
         .load(conn)?;
-    let loaded: Vec<String> = packs::table
-        .filter(packs::clinic_id.eq(clinic_id))
-        .filter(packs::cycle_id.eq_any(rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>()))
-        .select(packs::cycle_id)
-        .load(conn)?;
+    let loaded = loads_with_packs(
+        conn,
+        clinic_id,
+        &rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+    )?;
     Ok(rows
         .into_iter()
         .map(|(cycle, result, control, started)| {

@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::schema::{
-    air_removal_tests, cycles, packs, spore_test_results, spore_tests, steriliser_status_changes,
+    air_removal_tests, cycles, spore_test_results, spore_tests, steriliser_status_changes,
     sterilisers,
 };
 use crate::db::DbConn;
@@ -106,13 +106,11 @@ pub fn sterilisers_at(
         ))
         .load(conn)?;
     // Requalification counts only tests in an empty chamber: the test loads that carried packs.
-    let loaded: HashSet<String> = packs::table
-        .filter(packs::clinic_id.eq(clinic_id))
-        .filter(packs::cycle_id.eq_any(reads.iter().map(|r| r.5.clone()).collect::<Vec<_>>()))
-        .select(packs::cycle_id)
-        .load::<String>(conn)?
-        .into_iter()
-        .collect();
+    let loaded = crate::sterilisation::store::loads_with_packs(
+        conn,
+        clinic_id,
+        &reads.iter().map(|r| r.5.clone()).collect::<Vec<_>>(),
+    )?;
     // Tests once read as a valid positive, and when: a laboratory's correction to negative does
     // not lift the quarantine on its own; it holds until an owner returns the steriliser to
     // service.
