@@ -29,13 +29,14 @@ pub mod records;
 pub mod sessions;
 pub mod sterilisation;
 pub mod telemetry;
+pub mod web;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{web, HttpServer};
+use actix_web::HttpServer;
 
 use crate::api::state::AppState;
 use crate::config::Settings;
@@ -83,7 +84,7 @@ impl Application {
             exports::ExportKey::load_or_create(&settings.exports.signing_key_path)
                 .map_err(|e| StartError::Other(e.to_string()))?,
         );
-        let state = web::Data::new(
+        let state = actix_web::web::Data::new(
             AppState::new(pool, settings.clone(), backend, profiles, export_key)
                 .map_err(StartError::Other)?,
         );
@@ -127,7 +128,8 @@ impl Application {
                 })?;
                 let local = listener.local_addr().ok();
                 let server = HttpServer::new(|| {
-                    actix_web::App::new().route("/metrics", web::get().to(api::ops::metrics_open))
+                    actix_web::App::new()
+                        .route("/metrics", actix_web::web::get().to(api::ops::metrics_open))
                 })
                 .workers(1)
                 .shutdown_timeout(1)
@@ -153,12 +155,13 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
-        let server = HttpServer::new(move || api::build_app(state.clone()))
-            .workers(workers)
-            .shutdown_timeout(settings.server.shutdown_timeout_secs)
-            .listen(listener)
-            .map_err(|source| StartError::Bind { addr, source })?
-            .run();
+        let server =
+            HttpServer::new(move || api::build_app(state.clone()).configure(crate::web::routes))
+                .workers(workers)
+                .shutdown_timeout(settings.server.shutdown_timeout_secs)
+                .listen(listener)
+                .map_err(|source| StartError::Bind { addr, source })?
+                .run();
         Ok(Self {
             server,
             addr: local,
@@ -195,7 +198,7 @@ impl Application {
         }
         if let Some(worker) = self.mail_worker {
             // Off the async runtime: the worker may be in the middle of an SMTP exchange.
-            let _ = web::block(move || worker.stop()).await;
+            let _ = actix_web::web::block(move || worker.stop()).await;
         }
         outcome
     }

@@ -191,53 +191,85 @@ impl FromRequest for ClinicAccess {
             .await?
             .ok_or(AppError::Unauthorized(INVALID_TOKEN))?;
             check_user(&user, claims.ver)?;
-            let membership = membership
-                .filter(|m| m.active)
-                .ok_or(AppError::NoSuch("clinic"))?;
-            let mut access = ClinicAccess {
-                role: membership.role(),
-                caller: AuthUser { user, request_id },
+            // Inspectors read, never write; asking for an export of the records is reading them.
+            let export_request = method == Method::POST
+                && path
+                    .trim_end_matches('/')
+                    .ends_with(&format!("/clinics/{clinic_id}/exports"));
+            let access = admit(
+                &state,
+                AuthUser { user, request_id },
+                membership,
                 clinic_id,
-                client_details: membership.role() != Role::Inspector,
-            };
-            if access.role == Role::Inspector {
-                // Inspectors read, never write (asking for an export of the records is
-                // reading them); only while a grant runs; and every read is itself on the
-                // clinic's record.
-                let export_request = method == Method::POST
-                    && path
-                        .trim_end_matches('/')
-                        .ends_with(&format!("/clinics/{}/exports", access.clinic_id));
-                if !matches!(method, Method::GET | Method::HEAD) && !export_request {
-                    return Err(AppError::Forbidden("inspectors have read-only access"));
-                }
-                let (ctx, clinic, user) = (
-                    access.audit_context(),
-                    access.clinic_id.clone(),
-                    access.user_id().to_owned(),
-                );
-                access.client_details = db::run(&state.pool, move |conn| {
-                    let (grant, client_details) =
-                        crate::inspectors::store::active_grant(conn, &clinic, &user)?.ok_or(
-                            AppError::Forbidden(
-                                "your inspection access to this clinic is not active (ended, revoked or not yet begun)",
-                            ),
-                        )?;
-                    crate::inspectors::usecases::record_read(
-                        conn,
-                        &ctx,
-                        &clinic,
-                        &grant,
-                        method.as_str(),
-                        &path,
-                        &query,
-                    )?;
-                    Ok(client_details)
-                })
-                .await?;
-            }
+                Visit {
+                    method: method.as_str(),
+                    reads: matches!(method, Method::GET | Method::HEAD) || export_request,
+                    path: &path,
+                    query: &query,
+                },
+            )
+            .await?;
             marked.extensions_mut().insert(Authorised);
             Ok(access)
         })
     }
+}
+
+/// What a request does, as far as an inspector's access cares.
+pub struct Visit<'a> {
+    pub method: &'a str,
+    /// Reads the records (or asks for an export of them) rather than changing them.
+    pub reads: bool,
+    pub path: &'a str,
+    pub query: &'a str,
+}
+
+/// Whether an authenticated user may act in a clinic, for the API and the pages alike: an active
+/// membership (anyone else is told there is no such clinic, so ids cannot be probed); for an
+/// inspector, a read while a grant runs, and the read itself goes on the clinic's record.
+pub async fn admit(
+    state: &AppState,
+    caller: AuthUser,
+    membership: Option<store::MembershipRow>,
+    clinic_id: String,
+    visit: Visit<'_>,
+) -> Result<ClinicAccess, AppError> {
+    let membership = membership
+        .filter(|m| m.active)
+        .ok_or(AppError::NoSuch("clinic"))?;
+    let mut access = ClinicAccess {
+        role: membership.role(),
+        caller,
+        clinic_id,
+        client_details: membership.role() != Role::Inspector,
+    };
+    if access.role == Role::Inspector {
+        if !visit.reads {
+            return Err(AppError::Forbidden("inspectors have read-only access"));
+        }
+        let (ctx, clinic, user) = (
+            access.audit_context(),
+            access.clinic_id.clone(),
+            access.user_id().to_owned(),
+        );
+        let (method, path, query) = (
+            visit.method.to_owned(),
+            visit.path.to_owned(),
+            visit.query.to_owned(),
+        );
+        access.client_details = db::run(&state.pool, move |conn| {
+            let (grant, client_details) =
+                crate::inspectors::store::active_grant(conn, &clinic, &user)?.ok_or(
+                    AppError::Forbidden(
+                        "your inspection access to this clinic is not active (ended, revoked or not yet begun)",
+                    ),
+                )?;
+            crate::inspectors::usecases::record_read(
+                conn, &ctx, &clinic, &grant, &method, &path, &query,
+            )?;
+            Ok(client_details)
+        })
+        .await?;
+    }
+    Ok(access)
 }

@@ -105,7 +105,7 @@ const API_POLICY: &str =
 const DOCS_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
      img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-/// Security headers on every response; `no-store` on every answer to an authenticated request
+/// Security headers on every response that has not set its own; `no-store` on every answer to an authenticated request
 /// (client data, look-back CSVs and export zips must not linger in shared or browser caches).
 fn harden(headers: &mut header::HeaderMap, path: &str, authenticated: bool) {
     let policy = if path.starts_with("/api/docs") {
@@ -119,7 +119,10 @@ fn harden(headers: &mut header::HeaderMap, path: &str, authenticated: bool) {
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::CONTENT_SECURITY_POLICY, policy),
     ] {
-        headers.insert(name, HeaderValue::from_static(value));
+        // A page (web/) sets its own policy: its scripts and styles come from this server.
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
     }
     if authenticated {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -15,9 +15,10 @@ use crate::db;
 use crate::error::{AppError, AppResult, Problem};
 use crate::records::TimeCursor;
 use crate::sessions::model::{
-    AnswersInput, CompleteInput, LotUse, PackUse, SessionInput, SessionState, StartInput,
+    AnswersInput, CompleteInput, LotUse, PackRemoval, PackUse, SessionInput, SessionState,
+    StartInput,
 };
-use crate::sessions::usecases::{self, TraceView};
+use crate::sessions::usecases::{self, Readiness, TraceView};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_sessions)
@@ -25,7 +26,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(get_session)
         .service(answer_checklist)
         .service(add_pack)
+        .service(set_pack_aside)
         .service(add_lot)
+        .service(session_readiness)
         .service(start_session)
         .service(complete_session);
 }
@@ -185,6 +188,55 @@ async fn add_pack(
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
+}
+
+/// Set a pack aside before the start: one that may not be used, or scanned by mistake. The scan
+/// stays on the record with who set it aside, when and why; the pack no longer counts for the
+/// start, the look-back or as opened.
+#[utoipa::path(tag = "sessions", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Session id")),
+    request_body = PackRemoval,
+    responses((status = 201, body = TraceView), (status = 404, body = Problem, content_type = "application/problem+json", description = "No such pack in this session"), Conflicting, Forbidden, Unprocessable))]
+#[post("/sessions/{id}/pack-removals")]
+async fn set_pack_aside(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: Path2,
+    body: ValidJson<PackRemoval>,
+) -> AppResult<HttpResponse> {
+    access.require_staff()?;
+    let (_, id) = path.into_inner();
+    let (ctx, clinic, input) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        body.into_inner()?,
+    );
+    let view = db::run(&state.pool, move |conn| {
+        usecases::remove_pack(conn, &ctx, &clinic, &id, input)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Whether the session may start now, with every reason it may not (the start's own judgement,
+/// without starting it).
+#[utoipa::path(tag = "sessions", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ("id" = String, Path, description = "Session id")),
+    responses((status = 200, body = Readiness), NotFound, (status = 409, body = Problem, content_type = "application/problem+json", description = "Already started")))]
+#[get("/sessions/{id}/readiness")]
+async fn session_readiness(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    path: Path2,
+) -> AppResult<web::Json<Readiness>> {
+    let (_, id) = path.into_inner();
+    let (ctx, clinic) = (access.audit_context(), access.clinic_id.clone());
+    let profiles = state.profiles.clone();
+    let view = db::run(&state.pool, move |conn| {
+        usecases::readiness(conn, &profiles, &ctx, &clinic, &id)
+    })
+    .await?;
+    Ok(web::Json(view))
 }
 
 /// Record a lot used in the session, by id or by the scanned barcode of its box.

@@ -1,6 +1,7 @@
 //! Accounts and access: passwords, tokens, login throttling, and the extractors that decide who
 //! may call what. This module owns the `users`, `memberships` and `refresh_tokens` tables.
 
+pub mod browser;
 pub mod invitations;
 pub mod password;
 pub mod ratelimit;

@@ -53,6 +53,18 @@ pub fn login(
     email: &str,
     password: &str,
 ) -> AppResult<TokenPair> {
+    let user = authenticate(conn, dummy_hash, email, password)?;
+    issue_pair(conn, tokens, &user, None)
+}
+
+/// The account an email and password belong to, for the API's login and the pages' sign-in
+/// alike: an unknown or inactive account costs what a wrong password does.
+pub fn authenticate(
+    conn: &mut DbConn,
+    dummy_hash: &str,
+    email: &str,
+    password: &str,
+) -> AppResult<UserRow> {
     let user = store::find_user_by_email(conn, email)?;
     let verdict = password::verify_or_dummy(
         password,
@@ -69,7 +81,7 @@ pub fn login(
         }
         _ => return Err(AppError::Unauthorized(BAD_CREDENTIALS)),
     };
-    issue_pair(conn, tokens, &user, None)
+    Ok(user)
 }
 
 enum RefreshOutcome {

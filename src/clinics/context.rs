@@ -120,6 +120,31 @@ pub fn period_in_words(from: NaiveDateTime, to: NaiveDateTime, tz: Tz) -> String
     )
 }
 
+/// A moment as a person in the clinic reads it, with the zone's abbreviation for that moment:
+/// "09:30 GMT, Tuesday 1 December 2026".
+pub fn at_in_words(at: chrono::DateTime<chrono::Utc>, tz: Tz) -> String {
+    at.with_timezone(&tz)
+        .format("%H:%M %Z, %A %-d %B %Y")
+        .to_string()
+}
+
+/// A clinic-local wall-clock time (as a form's date and time fields give it) as UTC; a time that
+/// does not exist or exists twice across a clock change is refused rather than guessed.
+pub fn local_to_utc(local: NaiveDateTime, tz: Tz) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    use chrono::offset::LocalResult;
+    match local.and_local_timezone(tz) {
+        LocalResult::Single(t) => Ok(t.with_timezone(&chrono::Utc)),
+        LocalResult::Ambiguous(_, _) => Err(format!(
+            "{} happened twice that night in {tz} (the clocks went back); give a time outside that hour",
+            local.format("%H:%M")
+        )),
+        LocalResult::None => Err(format!(
+            "{} did not exist that night in {tz} (the clocks went forward); give the time as the clock showed it",
+            local.format("%H:%M")
+        )),
+    }
+}
+
 /// A due instant as a person in the clinic reads it: "by the end of Sunday 6 September 2026
 /// (Europe/London)" for the end of a local day, else "by 14:05 on Sunday 6 September 2026
 /// (Europe/London)".

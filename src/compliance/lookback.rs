@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::db::schema::{
-    clients, cycles, packs, session_lots, session_packs, session_starts, sessions,
+    clients, cycles, packs, session_lots, session_pack_removals, session_packs, session_starts,
+    sessions,
 };
 use crate::db::{to_utc, DbConn};
 use crate::error::{AppError, AppResult};
@@ -201,6 +202,12 @@ pub fn compute(conn: &mut DbConn, clinic_id: &str, trigger: &Trigger) -> AppResu
         .inner_join(clients::table.on(clients::id.eq(sessions::client_id)))
         .filter(session_packs::clinic_id.eq(clinic_id))
         .filter(session_packs::pack_code.eq_any(packs_reached))
+        // A pack set aside before the start never reached the client.
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            session_pack_removals::table
+                .filter(session_pack_removals::session_id.eq(session_packs::session_id))
+                .filter(session_pack_removals::pack_code.eq(session_packs::pack_code)),
+        )))
         .filter(current("clients"))
         .select((
             sessions::id,

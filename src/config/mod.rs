@@ -128,6 +128,10 @@ pub struct AuthSettings {
     pub login_per_address_per_minute: u32,
     pub login_per_account_burst: u32,
     pub login_per_account_per_minute: u32,
+    /// A browser session ends after this many minutes without a request.
+    pub browser_idle_minutes: u64,
+    /// And this many hours after sign-in, however busy.
+    pub browser_absolute_hours: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -548,6 +548,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    browser_sessions (id_hash) {
+        id_hash -> Text,
+        user_id -> Text,
+        token_version -> BigInt,
+        csrf_token -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    session_pack_removals (session_id, pack_code) {
+        session_id -> Text,
+        pack_code -> Text,
+        clinic_id -> Text,
+        removed_by -> Nullable<Text>,
+        removed_at -> Timestamp,
+        reason -> Text,
+    }
+}
+
 diesel::joinable!(memberships -> clinics (clinic_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
@@ -578,6 +601,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     session_answers,
     session_packs,
+    session_pack_removals,
+    browser_sessions,
     session_lots,
     session_starts,
     session_completions,

@@ -22,7 +22,8 @@ use crate::compliance::lookback::cell;
 use crate::db::schema::{
     air_removal_tests, audit_events, credential_verifications, credentials, cycles,
     incident_closures, incidents, lot_recalls, lots, packs, session_completions, session_lots,
-    session_packs, session_starts, sessions, spore_test_results, spore_tests, sterilisers,
+    session_pack_removals, session_packs, session_starts, sessions, spore_test_results,
+    spore_tests, sterilisers,
 };
 use crate::db::DbConn;
 use crate::error::{AppError, AppResult};
@@ -1097,6 +1098,17 @@ fn incidents_csv<W: Write + Seek>(
 
 /// The packs opened in the period's sessions: with packs.csv and cycles.csv, which clients a
 /// load reached.
+/// A pack's use in a session, and its setting aside before the start if it was.
+type SessionPackLine = (
+    String,
+    String,
+    Option<String>,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+    Option<String>,
+    Option<String>,
+);
+
 fn session_packs_csv<W: Write + Seek>(
     zip: &mut zip::ZipWriter<W>,
     files: &mut Vec<FileEntry>,
@@ -1110,7 +1122,15 @@ fn session_packs_csv<W: Write + Seek>(
         zip,
         files,
         "session_packs.csv",
-        &["session_id", "pack_code", "added_by", "added_at"],
+        &[
+            "session_id",
+            "pack_code",
+            "added_by",
+            "added_at",
+            "set_aside_at",
+            "set_aside_by",
+            "set_aside_reason",
+        ],
         |after| {
             let in_period = sessions::table
                 .filter(sessions::clinic_id.eq(&c))
@@ -1118,6 +1138,11 @@ fn session_packs_csv<W: Write + Seek>(
                 .filter(sessions::planned_at.lt(to))
                 .select(sessions::id);
             let mut q = session_packs::table
+                .left_join(
+                    session_pack_removals::table.on(session_pack_removals::session_id
+                        .eq(session_packs::session_id)
+                        .and(session_pack_removals::pack_code.eq(session_packs::pack_code))),
+                )
                 .filter(session_packs::clinic_id.eq(&c))
                 .filter(session_packs::session_id.eq_any(in_period))
                 .select((
@@ -1125,6 +1150,9 @@ fn session_packs_csv<W: Write + Seek>(
                     session_packs::pack_code,
                     session_packs::added_by,
                     session_packs::added_at,
+                    session_pack_removals::removed_at.nullable(),
+                    session_pack_removals::removed_by.nullable(),
+                    session_pack_removals::reason.nullable(),
                 ))
                 .order((
                     session_packs::session_id.asc(),
@@ -1141,17 +1169,23 @@ fn session_packs_csv<W: Write + Seek>(
                             .and(session_packs::pack_code.gt(code.to_owned()))),
                 );
             }
-            Ok(
-                q.load::<(String, String, Option<String>, NaiveDateTime)>(conn)?
-                    .into_iter()
-                    .map(|(session, code, by, at)| {
-                        (
-                            format!("{session}\t{code}"),
-                            vec![session, code, opt(by), t(at)],
-                        )
-                    })
-                    .collect(),
-            )
+            Ok(q.load::<SessionPackLine>(conn)?
+                .into_iter()
+                .map(|(session, code, by, at, aside_at, aside_by, why)| {
+                    (
+                        format!("{session}\t{code}"),
+                        vec![
+                            session,
+                            code,
+                            opt(by),
+                            t(at),
+                            aside_at.map(t).unwrap_or_default(),
+                            opt(aside_by),
+                            opt(why),
+                        ],
+                    )
+                })
+                .collect())
         },
     )
 }

@@ -492,13 +492,20 @@ pub fn resolve_text(
     if store::find_lot(conn, clinic_id, text)?.is_some() {
         return Ok(text.to_owned());
     }
+    resolve(conn, clinic_id, &reference_of_text(text), field)
+}
+
+/// What a person typed or scanned into a lot field: the GS1 text of a box's barcode, or the lot
+/// number printed on it.
+pub fn reference_of_text(text: &str) -> LotReference {
+    let text = text.trim();
     // GS1 text starts with an application identifier: (01)… or 01 and 14 digits.
     let scanned = text.starts_with('(')
         || text.starts_with('\u{1d}')
         || (text.len() > 16
             && text.starts_with("01")
             && text.as_bytes()[2..16].iter().all(u8::is_ascii_digit));
-    let reference = if scanned {
+    if scanned {
         LotReference {
             barcode: Some(text.to_owned()),
             ..LotReference::default()
@@ -508,6 +515,5 @@ pub fn resolve_text(
             lot_number: Some(text.to_owned()),
             ..LotReference::default()
         }
-    };
-    resolve(conn, clinic_id, &reference, field)
+    }
 }

@@ -88,6 +88,15 @@ pub struct PackUse {
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct PackRemoval {
+    /// The code on the pack's label.
+    pub code: String,
+    /// Why it is set aside, e.g. "its load is quarantined; sent for reprocessing".
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LotUse {
     /// The lot's id; or give `lot_number` or `barcode` instead.
     pub lot_id: Option<String>,
@@ -123,14 +132,25 @@ pub struct MinimumAge {
     pub source: String,
 }
 
+/// A pack in the session as the start rule sees it.
+#[derive(Debug, Clone)]
+pub struct PackFact {
+    pub code: String,
+    /// Where it came from, as a person finds it: "load 1201 of W&H Lisa 500 (LS-0042)".
+    pub from: String,
+    pub state: PackState,
+    pub reason: String,
+    /// Its steriliser is quarantined now.
+    pub quarantined: bool,
+}
+
 /// What the start rule looks at.
 #[derive(Debug, Clone)]
 pub struct StartFacts {
     pub items: Vec<ChecklistItem>,
     /// The latest answer to each item.
     pub answers: HashMap<String, Value>,
-    /// Code, state, why, and whether its steriliser is quarantined now.
-    pub packs: Vec<(String, PackState, String, bool)>,
+    pub packs: Vec<PackFact>,
     /// Id, a label, and status today.
     pub lots: Vec<(String, String, LotStatus)>,
     pub eligibility: Eligibility,
@@ -157,23 +177,31 @@ pub fn refusals(f: &StartFacts) -> Vec<FieldError> {
             )),
         }
     }
-    for (code, state, reason, quarantined) in &f.packs {
-        if *state != PackState::Released {
+    for p in &f.packs {
+        let (code, from) = (&p.code, &p.from);
+        if p.state != PackState::Released {
+            let state = serde_json::to_value(p.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let advice = match p.state {
+                PackState::Quarantined => "Do not use it; set it aside for reprocessing.",
+                PackState::Used => "Take another pack.",
+                _ => "Do not use it; take another pack.",
+            };
+            let reason = p.reason.trim_end_matches(": reprocess it");
+            out.push(FieldError::new(
+                format!("packs.{code}"),
+                format!("Pack {code} comes from {from} and is {state}: {reason}. {advice}"),
+            ));
+        }
+        if p.quarantined {
             out.push(FieldError::new(
                 format!("packs.{code}"),
                 format!(
-                    "is {}: {reason}",
-                    serde_json::to_value(state)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default()
+                    "Pack {code} comes from {from}, whose steriliser is quarantined after a \
+                     positive spore test. Do not use it; set it aside for reprocessing."
                 ),
-            ));
-        }
-        if *quarantined {
-            out.push(FieldError::new(
-                format!("packs.{code}"),
-                "its steriliser is quarantined after a positive spore test",
             ));
         }
     }
@@ -260,7 +288,13 @@ mod tests {
         StartFacts {
             items,
             answers,
-            packs: vec![("ABC-123".into(), PackState::Released, "ok".into(), false)],
+            packs: vec![PackFact {
+                code: "ABC-123".into(),
+                from: "load 7 of Test Clave (SN-1)".into(),
+                state: PackState::Released,
+                reason: "ok".into(),
+                quarantined: false,
+            }],
             lots: vec![("lot1".into(), "lot L1".into(), LotStatus::Usable)],
             eligibility: Eligibility {
                 eligible: true,
@@ -305,7 +339,7 @@ mod tests {
         let mut f = facts();
         f.answers.remove("gloves");
         f.answers.insert("barrier_film".into(), json!(false));
-        f.packs[0].1 = PackState::Expired;
+        f.packs[0].state = PackState::Expired;
         f.lots[0].2 = LotStatus::Recalled;
         f.blocked_by = Some("the member is deactivated".into());
         f.client_age = 17;

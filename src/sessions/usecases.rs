@@ -17,7 +17,8 @@ use crate::audit::{self, AuditContext};
 use crate::auth::{store as accounts, Role};
 use crate::checklists::model::{check_answer, AnswerKind, ChecklistItem};
 use crate::db::schema::{
-    session_answers, session_completions, session_lots, session_packs, session_starts, sessions,
+    session_answers, session_completions, session_lots, session_pack_removals, session_packs,
+    session_starts, sessions,
 };
 use crate::db::{self, to_utc, DbConn};
 use crate::error::{AppError, AppResult, FieldError};
@@ -222,6 +223,12 @@ pub fn add_pack(
                 AppError::NotFound | AppError::NoSuch(_) => not_found("code", "pack"),
                 other => other,
             })?;
+        if removed_codes(conn, id)?.contains(&pack.code) {
+            return Err(AppError::Conflict(format!(
+                "pack {} was set aside from this session; take another pack",
+                pack.code
+            )));
+        }
         if !crate::sterilisation::store::opened_pack_codes(
             conn,
             clinic_id,
@@ -326,6 +333,104 @@ pub fn add_lot(
     trace(conn, clinic_id, id)
 }
 
+/// The packs of a session set aside before its start.
+fn removed_codes(conn: &mut DbConn, id: &str) -> QueryResult<Vec<String>> {
+    session_pack_removals::table
+        .filter(session_pack_removals::session_id.eq(id))
+        .select(session_pack_removals::pack_code)
+        .load(conn)
+}
+
+/// Sets a pack aside before the start (one that may not be used, or scanned by mistake): the scan
+/// stays on the session's record with who set it aside, when and why, and the pack no longer
+/// counts for the start, the look-back or as opened.
+pub fn remove_pack(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    id: &str,
+    input: PackRemoval,
+) -> AppResult<TraceView> {
+    let reason = input.reason.trim().to_owned();
+    if reason.is_empty() {
+        return Err(AppError::invalid(
+            "reason",
+            "is required: say why the pack is set aside",
+        ));
+    }
+    if reason.chars().count() > 500 {
+        return Err(AppError::invalid(
+            "reason",
+            "must be at most 500 characters",
+        ));
+    }
+    let code = crate::sterilisation::model::normalise_pack_code(&input.code)
+        .ok_or(AppError::NoSuch("pack"))?;
+    audit::audited(conn, clinic_id, |conn| {
+        let s = find(conn, clinic_id, id)?;
+        not_started(conn, id)?;
+        let in_session: i64 = session_packs::table
+            .filter(session_packs::session_id.eq(id))
+            .filter(session_packs::pack_code.eq(&code))
+            .count()
+            .get_result(conn)?;
+        if in_session == 0 || removed_codes(conn, id)?.contains(&code) {
+            return Err(AppError::NoSuch("pack in this session"));
+        }
+        diesel::insert_into(session_pack_removals::table)
+            .values((
+                session_pack_removals::session_id.eq(id),
+                session_pack_removals::pack_code.eq(&code),
+                session_pack_removals::clinic_id.eq(clinic_id),
+                session_pack_removals::removed_by.eq(ctx.actor.id()),
+                session_pack_removals::removed_at.eq(db::now()),
+                session_pack_removals::reason.eq(&reason),
+            ))
+            .execute(conn)?;
+        audit_session(
+            conn,
+            ctx,
+            &s,
+            "session.pack_set_aside",
+            json!({"pack_code": code}),
+            Some(reason.clone()),
+        )?;
+        Ok(())
+    })?;
+    trace(conn, clinic_id, id)
+}
+
+/// Whether the session may start now, and every reason it may not, as the start itself would
+/// judge it (the same facts and rule), without starting it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    pub may_start: bool,
+    /// Every reason, each naming the thing: the pack, the lot, the checklist item, the credential.
+    pub refusals: Vec<FieldError>,
+    /// Whether an owner may start despite the refusals, with a written reason.
+    pub owner_may_override: bool,
+}
+
+pub fn readiness(
+    conn: &mut DbConn,
+    profiles: &crate::jurisdiction::profiles::Profiles,
+    ctx: &AuditContext,
+    clinic_id: &str,
+    id: &str,
+) -> AppResult<Readiness> {
+    let s = find(conn, clinic_id, id)?;
+    if start_of(conn, id)?.is_some() {
+        return Err(AppError::Conflict("the session has already started".into()));
+    }
+    let (facts, _) = start_facts(conn, profiles, ctx, clinic_id, &s)?;
+    let refusals = refusals(&facts);
+    Ok(Readiness {
+        may_start: refusals.is_empty(),
+        owner_may_override: absolute_refusals(&facts).is_empty(),
+        refusals,
+    })
+}
+
 /// Starts the session if nothing forbids it; otherwise refuses with every reason, unless an owner
 /// overrides with a written reason, which is audited and stays on the session.
 pub fn start(
@@ -408,10 +513,14 @@ fn start_facts(
 ) -> AppResult<(StartFacts, Value)> {
     let items = template_items(conn, s)?;
     let answers: HashMap<String, Value> = latest_answers(conn, &s.id)?;
+    let removed = removed_codes(conn, &s.id)?;
     let uses: Vec<PackUseRow> = session_packs::table
         .filter(session_packs::session_id.eq(&s.id))
         .select(PackUseRow::as_select())
-        .load(conn)?;
+        .load(conn)?
+        .into_iter()
+        .filter(|u| !removed.contains(&u.pack_code))
+        .collect();
     let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
     let mut packs = Vec::new();
     for u in &uses {
@@ -426,7 +535,16 @@ fn start_facts(
         let status =
             crate::sterilisation::store::current_status(conn, clinic_id, &pack.steriliser_id)?;
         let quarantined = crate::sterilisation::usecases::is_quarantined(status.as_ref());
-        packs.push((pack.code, pack.state, pack.state_reason, quarantined));
+        let steriliser =
+            crate::sterilisation::store::find_steriliser(conn, clinic_id, &pack.steriliser_id)?
+                .map_or_else(|| "a steriliser".to_owned(), |r| r.name());
+        packs.push(PackFact {
+            from: format!("load {} of {steriliser}", pack.cycle_number),
+            code: pack.code,
+            state: pack.state,
+            reason: pack.state_reason,
+            quarantined,
+        });
     }
     let lot_ids: Vec<String> = session_lots::table
         .filter(session_lots::session_id.eq(&s.id))
@@ -564,6 +682,14 @@ pub struct ChecklistLine {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PackSetAside {
+    pub code: String,
+    pub set_aside_at: DateTime<Utc>,
+    pub set_aside_by: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StartView {
     pub started_at: DateTime<Utc>,
     pub started_by: Option<String>,
@@ -607,6 +733,8 @@ pub struct TraceView {
     /// Each pack as it stood when opened (its cycle, outcome and spore-test state).
     #[schema(value_type = Vec<Object>)]
     pub packs: Vec<Value>,
+    /// Packs scanned in and set aside before the start, with who, when and why.
+    pub removed_packs: Vec<PackSetAside>,
     /// Each lot as it stood when used (number, expiry, status, recall).
     #[schema(value_type = Vec<Object>)]
     pub lots: Vec<Value>,
@@ -648,13 +776,32 @@ pub fn trace(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<TraceVie
             }
         })
         .collect();
+    let removed_packs: Vec<PackSetAside> = session_pack_removals::table
+        .filter(session_pack_removals::session_id.eq(id))
+        .select((
+            session_pack_removals::pack_code,
+            session_pack_removals::removed_at,
+            session_pack_removals::removed_by,
+            session_pack_removals::reason,
+        ))
+        .order(session_pack_removals::removed_at.asc())
+        .load::<(String, chrono::NaiveDateTime, Option<String>, String)>(conn)?
+        .into_iter()
+        .map(|(code, at, by, reason)| PackSetAside {
+            code,
+            set_aside_at: to_utc(at),
+            set_aside_by: by,
+            reason,
+        })
+        .collect();
     let packs: Vec<Value> = session_packs::table
         .filter(session_packs::session_id.eq(id))
-        .select(session_packs::snapshot)
+        .select((session_packs::pack_code, session_packs::snapshot))
         .order(session_packs::added_at.asc())
-        .load::<String>(conn)?
+        .load::<(String, String)>(conn)?
         .iter()
-        .map(|s| serde_json::from_str(s).unwrap_or(Value::Null))
+        .filter(|(code, _)| !removed_packs.iter().any(|r| &r.code == code))
+        .map(|(_, s)| serde_json::from_str(s).unwrap_or(Value::Null))
         .collect();
     let lots: Vec<Value> = session_lots::table
         .filter(session_lots::session_id.eq(id))
@@ -684,6 +831,7 @@ pub fn trace(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<TraceVie
         checklist_version: s.template_version,
         checklist,
         packs,
+        removed_packs,
         lots,
         technician_at_start: start
             .as_ref()

@@ -43,6 +43,13 @@ pub struct SteriliserRow {
     pub amendment_reason: Option<String>,
 }
 
+impl SteriliserRow {
+    /// How staff name the machine: "W&H Lisa 500 (LS-0042)".
+    pub fn name(&self) -> String {
+        format!("{} {} ({})", self.make, self.model, self.serial_number)
+    }
+}
+
 pub fn insert_steriliser(conn: &mut DbConn, row: &SteriliserRow) -> QueryResult<()> {
     diesel::insert_into(sterilisers::table)
         .values(row)
@@ -663,15 +670,20 @@ pub fn list_air_removal(
 
 /// Which of these pack codes were opened in a client session (a pack is single-use, so an
 /// opened pack reads `used`). Sessions record the opening; the pack's state is derived here.
+/// Of `codes`, the packs scanned into a session and not set aside from it before its start.
 pub fn opened_pack_codes(
     conn: &mut DbConn,
     clinic_id: &str,
     codes: &[String],
 ) -> QueryResult<Vec<String>> {
-    use crate::db::schema::session_packs;
+    use crate::db::schema::{session_pack_removals, session_packs};
+    let removed = session_pack_removals::table
+        .filter(session_pack_removals::session_id.eq(session_packs::session_id))
+        .filter(session_pack_removals::pack_code.eq(session_packs::pack_code));
     session_packs::table
         .filter(session_packs::clinic_id.eq(clinic_id))
         .filter(session_packs::pack_code.eq_any(codes))
+        .filter(diesel::dsl::not(diesel::dsl::exists(removed)))
         .select(session_packs::pack_code)
         .load(conn)
 }
@@ -684,7 +696,10 @@ pub fn used_pack_codes(
     codes: &[String],
     at: NaiveDateTime,
 ) -> QueryResult<Vec<String>> {
-    use crate::db::schema::{session_packs, session_starts};
+    use crate::db::schema::{session_pack_removals, session_packs, session_starts};
+    let removed = session_pack_removals::table
+        .filter(session_pack_removals::session_id.eq(session_packs::session_id))
+        .filter(session_pack_removals::pack_code.eq(session_packs::pack_code));
     session_packs::table
         .inner_join(
             session_starts::table.on(session_starts::session_id.eq(session_packs::session_id)),
@@ -692,6 +707,7 @@ pub fn used_pack_codes(
         .filter(session_packs::clinic_id.eq(clinic_id))
         .filter(session_packs::pack_code.eq_any(codes))
         .filter(session_starts::started_at.le(at))
+        .filter(diesel::dsl::not(diesel::dsl::exists(removed)))
         .select(session_packs::pack_code)
         .load(conn)
 }

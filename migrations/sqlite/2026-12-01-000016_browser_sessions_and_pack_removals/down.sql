@@ -1,0 +1,2 @@
+DROP TABLE session_pack_removals;
+DROP TABLE browser_sessions;

@@ -1,0 +1,206 @@
+//! Form posts: who sent it first, then its CSRF token, then its fields; and the field errors a
+//! page shows beside each field.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+
+use super::{Browser, ClinicPage, PageError};
+use crate::error::{AppError, FieldError};
+
+/// A form's fields as sent (a field sent twice keeps its last value; `all` keeps every one).
+#[derive(Debug, Clone, Default)]
+pub struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    pub fn parse(body: &[u8]) -> Self {
+        Self(
+            form_urlencoded::parse(body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// The trimmed value, or "" when absent.
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.trim())
+    }
+
+    /// The trimmed value, or None when absent or blank.
+    pub fn opt(&self, name: &str) -> Option<String> {
+        Some(self.get(name).to_owned()).filter(|v| !v.is_empty())
+    }
+
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .collect()
+    }
+
+    /// Every value as sent, for a page shown again with its errors.
+    pub fn values(&self) -> HashMap<String, String> {
+        self.0.iter().cloned().collect()
+    }
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The token a post must carry: the `csrf` field of a form, or htmx's `X-CSRF-Token` header.
+fn check_csrf(req: &HttpRequest, fields: &Fields, expected: &str) -> Result<(), PageError> {
+    let sent = req
+        .headers()
+        .get("X-CSRF-Token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| fields.get("csrf").to_owned());
+    if sent.is_empty() || !same(&sent, expected) {
+        return Err(PageError::Forgery);
+    }
+    Ok(())
+}
+
+async fn read(req: &HttpRequest, payload: &mut Payload) -> Result<Fields, PageError> {
+    let body = web::Bytes::from_request(req, payload)
+        .await
+        .map_err(|_| AppError::BadRequest("the form could not be read".into()))?;
+    Ok(Fields::parse(&body))
+}
+
+/// A form posted to a clinic's page: the sender is signed in and admitted (an inspector's write
+/// is refused here, before the body is read), and the CSRF token is this session's.
+pub struct Posted {
+    pub page: ClinicPage,
+    pub fields: Fields,
+}
+
+impl FromRequest for Posted {
+    type Error = PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, PageError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let page = ClinicPage::resolve(&req).await?;
+            let fields = read(&req, &mut payload).await?;
+            check_csrf(&req, &fields, &page.browser.csrf)?;
+            Ok(Self { page, fields })
+        })
+    }
+}
+
+/// A form posted by a signed-in browser outside any clinic (signing out, choosing a clinic).
+pub struct BrowserPost {
+    pub browser: Browser,
+    pub fields: Fields,
+}
+
+impl FromRequest for BrowserPost {
+    type Error = PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, PageError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let browser = Browser::resolve(&req).await?;
+            let fields = read(&req, &mut payload).await?;
+            check_csrf(&req, &fields, &browser.csrf)?;
+            Ok(Self { browser, fields })
+        })
+    }
+}
+
+/// A reason as a person reads it: the field's own words where they name the thing.
+pub fn reason_in_words(e: &FieldError) -> String {
+    super::capitalise(&e.reason)
+}
+
+/// Field errors by the form field they belong to, for showing beside each field; errors the
+/// form has no field for are shown at the top.
+#[derive(Debug, Clone, Default)]
+pub struct Errors {
+    by_field: HashMap<String, String>,
+    pub general: Vec<String>,
+}
+
+impl Errors {
+    /// Sorts `errors` onto the form's `fields` (an error of `fields.x.y` goes to the field
+    /// named `x`, its first segment, when the form has one).
+    pub fn sort(errors: Vec<FieldError>, fields: &[&str]) -> Self {
+        let mut out = Self::default();
+        for e in errors {
+            let head = e.field.split('.').next().unwrap_or_default().to_owned();
+            let key = if fields.contains(&e.field.as_str()) {
+                Some(e.field.clone())
+            } else if fields.contains(&head.as_str()) {
+                Some(head)
+            } else {
+                None
+            };
+            match key {
+                Some(k) => {
+                    let text = reason_in_words(&e);
+                    out.by_field
+                        .entry(k)
+                        .and_modify(|t| {
+                            t.push_str("; ");
+                            t.push_str(&e.reason);
+                        })
+                        .or_insert(text);
+                }
+                None => out.general.push(labelled(&e)),
+            }
+        }
+        out
+    }
+
+    pub fn of(&self, field: &str) -> Option<&str> {
+        self.by_field.get(field).map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_field.is_empty() && self.general.is_empty()
+    }
+}
+
+/// An error whose field the form does not show: "Lot number: is required".
+fn labelled(e: &FieldError) -> String {
+    if e.field.is_empty() {
+        return reason_in_words(e);
+    }
+    let name = e.field.replace('_', " ");
+    format!("{}: {}", super::capitalise(&name), e.reason)
+}
+
+/// Splits a use case's refusal into what a form shows: field errors beside fields, anything
+/// else as the page's error.
+pub fn refusal(e: AppError, fields: &[&str]) -> Result<Errors, PageError> {
+    match e {
+        AppError::Validation(errors) | AppError::Refused(errors) => {
+            Ok(Errors::sort(errors, fields))
+        }
+        AppError::NotFoundField(error) => Ok(Errors::sort(vec![error], fields)),
+        AppError::Conflict(message) => Ok(Errors {
+            general: vec![super::capitalise(&message)],
+            ..Default::default()
+        }),
+        other => Err(PageError::App(other)),
+    }
+}
