@@ -130,17 +130,18 @@ fn harden(headers: &mut header::HeaderMap, path: &str, authenticated: bool) {
     }
 }
 
-/// Rewrites an error response that is not already a problem document (actix's own 404 and 405,
-/// an extractor's plain-text error) into one, keeping the headers a client needs.
+/// Rewrites an error response that is not already a problem document or a page (actix's own 404
+/// and 405, an extractor's plain-text error) into one, keeping the headers a client needs.
 fn into_problem(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return res;
     }
-    let already = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_CONTENT_TYPE.as_bytes()));
+    // A problem document already, or a page's own error page (web/), which a person reads.
+    let already = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(PROBLEM_CONTENT_TYPE.as_bytes())
+            || v.as_bytes().starts_with(b"text/html")
+    });
     if already {
         return res;
     }

@@ -95,6 +95,8 @@ mod tests {
             login_per_address_per_minute: 1,
             login_per_account_burst: 2,
             login_per_account_per_minute: 1,
+            browser_idle_minutes: 30,
+            browser_absolute_hours: 12,
         });
         assert!(limiter.attempt("10.0.0.1", "a@x").is_ok());
         assert!(limiter.attempt("10.0.0.1", "a@x").is_ok());

@@ -115,6 +115,8 @@ mod tests {
             login_per_address_per_minute: 1,
             login_per_account_burst: 1,
             login_per_account_per_minute: 1,
+            browser_idle_minutes: 30,
+            browser_absolute_hours: 12,
         }
     }
 

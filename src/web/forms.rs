@@ -105,10 +105,9 @@ impl FromRequest for Posted {
     }
 }
 
-/// A form posted by a signed-in browser outside any clinic (signing out, choosing a clinic).
+/// A form posted by a signed-in browser outside any clinic (signing out).
 pub struct BrowserPost {
     pub browser: Browser,
-    pub fields: Fields,
 }
 
 impl FromRequest for BrowserPost {
@@ -122,7 +121,7 @@ impl FromRequest for BrowserPost {
             let browser = Browser::resolve(&req).await?;
             let fields = read(&req, &mut payload).await?;
             check_csrf(&req, &fields, &browser.csrf)?;
-            Ok(Self { browser, fields })
+            Ok(Self { browser })
         })
     }
 }
@@ -173,10 +172,6 @@ impl Errors {
 
     pub fn of(&self, field: &str) -> Option<&str> {
         self.by_field.get(field).map(String::as_str)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_field.is_empty() && self.general.is_empty()
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod assets;
 mod chrome;
 mod forms;
+mod incidents;
 mod signin;
 mod technician;
 
@@ -22,6 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     assets::routes(cfg);
     signin::routes(cfg);
     technician::routes(cfg);
+    incidents::routes(cfg);
 }
 
 /// Headers every page carries: scripts, styles and images only from this server (no inline

@@ -274,6 +274,13 @@ impl SessionPage {
 fn text_of(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
+        // 60, not 60.0: as the technician typed it.
+        Value::Number(n)
+            if n.as_f64()
+                .is_some_and(|f| f.fract() == 0.0 && f.abs() < 1e15) =>
+        {
+            format!("{}", n.as_f64().unwrap_or_default() as i64)
+        }
         Value::Null => String::new(),
         other => other.to_string(),
     }

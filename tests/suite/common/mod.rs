@@ -29,6 +29,12 @@ pub struct Actor {
     pub refresh_token: String,
 }
 
+/// What serves a test: the application in this process, or the real `aseptic` binary.
+enum Server {
+    InProcess(actix_web::dev::ServerHandle),
+    Binary(std::process::Child),
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
@@ -43,7 +49,7 @@ pub struct TestApp {
     pub technician: Actor,
     pub inspector: Actor,
     pub other_owner: Actor,
-    handle: actix_web::dev::ServerHandle,
+    server: Server,
     /// The separate `/metrics` listener, when the settings ask for one.
     pub metrics_addr: Option<std::net::SocketAddr>,
     pub dir: tempfile::TempDir,
@@ -112,6 +118,90 @@ impl TestApp {
         let metrics_addr = app.metrics_addr();
         let handle = app.handle();
         actix_web::rt::spawn(app.run());
+        Self::seeded(
+            base,
+            settings,
+            database_url,
+            Server::InProcess(handle),
+            metrics_addr,
+            dir,
+            postgres,
+        )
+        .await
+    }
+
+    /// The real `aseptic` binary serving on a free port over a fresh database, as a clinic runs
+    /// it (the browser tests drive it).
+    pub async fn spawn_binary() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (database_url, postgres) = fresh_database(dir.path());
+        let mut settings = test_settings(&database_url);
+        settings.exports.signing_key_path = dir.path().join("export-key.pem").display().to_string();
+        settings.exports.dir = dir.path().join("exports").display().to_string();
+        let outbox = format!("file://{}", dir.path().join("outbox").display());
+        settings.mail.url = Secret::new(outbox.clone());
+        // Migrated before the binary starts, so seeding and the service agree on the schema.
+        drop(aseptic::open_database(&settings).unwrap());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_aseptic"))
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env(
+                "ASEPTIC_CONFIG_DIR",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+            )
+            .env("ASEPTIC_ENV", "test")
+            .env("DATABASE_URL", &database_url)
+            .env(
+                "ASEPTIC__EXPORTS__SIGNING_KEY_PATH",
+                &settings.exports.signing_key_path,
+            )
+            .env("ASEPTIC__EXPORTS__DIR", &settings.exports.dir)
+            .env("ASEPTIC__MAIL__URL", &outbox)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if client
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Self::seeded(
+            base,
+            settings,
+            database_url,
+            Server::Binary(child),
+            None,
+            dir,
+            postgres,
+        )
+        .await
+    }
+
+    /// The two clinics and their people every test starts with.
+    async fn seeded(
+        base: String,
+        settings: Settings,
+        database_url: String,
+        server: Server,
+        metrics_addr: Option<std::net::SocketAddr>,
+        dir: tempfile::TempDir,
+        postgres: Option<(String, String)>,
+    ) -> Self {
         let pool = aseptic::open_database(&settings).unwrap();
 
         let clinic_id = create_clinic(&pool, "Ink & Needle", "owner@ink.example", "baseline");
@@ -138,7 +228,7 @@ impl TestApp {
             technician: placeholder(),
             inspector: placeholder(),
             other_owner: placeholder(),
-            handle,
+            server,
             metrics_addr,
             dir,
             postgres,
@@ -374,7 +464,13 @@ pub async fn assert_foreign_looks_missing(app: &TestApp, routes: &[(Method, Stri
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        drop(self.handle.stop(false));
+        match &mut self.server {
+            Server::InProcess(handle) => drop(handle.stop(false)),
+            Server::Binary(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
         if let Some((admin, name)) = &self.postgres {
             drop_database(admin, name);
         }
