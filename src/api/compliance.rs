@@ -6,17 +6,20 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::api::problem::{NotFound, Unprocessable};
+use crate::api::problem::{Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::ValidQuery;
 use crate::compliance::lookback::{self, Lookback};
+use crate::compliance::readiness::ReadinessView;
 use crate::compliance::view::ComplianceView;
 use crate::db;
 use crate::error::{AppError, AppResult, Problem};
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(lookbacks).service(compliance_now);
+    cfg.service(lookbacks)
+        .service(compliance_now)
+        .service(readiness);
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -25,6 +28,58 @@ pub struct ComplianceQuery {
     /// RFC 3339 moment: judge the records as they stood then (later amendments do not count).
     /// Leave out for now.
     pub at: Option<String>,
+}
+
+impl ComplianceQuery {
+    fn moment(&self) -> AppResult<Option<DateTime<Utc>>> {
+        self.at
+            .as_deref()
+            .map(|text| {
+                DateTime::parse_from_rfc3339(text.trim())
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| {
+                        AppError::invalid(
+                            "at",
+                            "must be an RFC 3339 time with an offset, e.g. 2026-03-03T17:00:00Z",
+                        )
+                    })
+            })
+            .transpose()
+    }
+}
+
+/// Ready for an inspection? The compliance view's findings, what falls due in the next 30 days,
+/// each steriliser's latest spore and air-removal tests, positive spore tests and recalled lots
+/// of the last year with the sessions their look-backs reach, and mail given up on; now or as of
+/// `at`. Owners and inspectors.
+#[utoipa::path(tag = "compliance", security(("bearer" = [])),
+    params(("clinic" = String, Path, description = "Clinic id"), ComplianceQuery),
+    responses((status = 200, body = ReadinessView),
+        NotFound, Forbidden,
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "`at` malformed, in the future or before the clinic existed")))]
+#[get("/readiness")]
+async fn readiness(
+    state: web::Data<AppState>,
+    access: ClinicAccess,
+    query: ValidQuery<ComplianceQuery>,
+) -> AppResult<web::Json<ReadinessView>> {
+    access.require_owner_or_inspector()?;
+    let at = query.into_inner()?.moment()?;
+    let (clinic, profiles, caller) = (
+        access.clinic_id.clone(),
+        state.profiles.clone(),
+        access.user_id().to_owned(),
+    );
+    let mut view = db::run(&state.pool, move |conn| {
+        crate::compliance::readiness::dashboard(conn, &profiles, &clinic, &caller, at)
+    })
+    .await?;
+    if !access.client_details {
+        for f in &mut view.failures {
+            f.lookback = f.lookback.clone().pseudonymous();
+        }
+    }
+    Ok(web::Json(view))
 }
 
 /// Is the clinic compliant right now, or was it at `at`? Findings from every rule of its
@@ -42,19 +97,7 @@ async fn compliance_now(
     query: ValidQuery<ComplianceQuery>,
 ) -> AppResult<web::Json<ComplianceView>> {
     let query = query.into_inner()?;
-    let at = match query.at {
-        None => None,
-        Some(text) => Some(
-            DateTime::parse_from_rfc3339(text.trim())
-                .map_err(|_| {
-                    AppError::invalid(
-                        "at",
-                        "must be an RFC 3339 time with an offset, e.g. 2026-03-03T17:00:00Z",
-                    )
-                })?
-                .with_timezone(&Utc),
-        ),
-    };
+    let at = query.moment()?;
     let (clinic, profiles) = (access.clinic_id.clone(), state.profiles.clone());
     Ok(web::Json(
         db::run(&state.pool, move |conn| {

@@ -107,39 +107,7 @@ async fn request_export(
     // An inspector with a running grant may ask for a period too; the request is theirs in the
     // audit chain.
     access.require_owner_or_inspector()?;
-    let (ctx, clinic, profiles) = (
-        access.audit_context(),
-        access.clinic_id.clone(),
-        state.profiles.clone(),
-    );
-    let input = body.into_inner()?;
-    let requested = {
-        let clinic = clinic.clone();
-        db::run(&state.pool, move |conn| {
-            usecases::request(conn, &profiles, &ctx, &clinic, &input)
-        })
-        .await?
-    };
-    let (id, pool, key, dir, profiles) = (
-        requested.id.clone(),
-        state.pool.clone(),
-        state.export_key.clone(),
-        state.settings.exports.dir.clone(),
-        state.profiles.clone(),
-    );
-    // Built off the request: the answer comes at once, whatever the period's size. The build
-    // reads the request's records on its own connection, so it starts once they are committed.
-    db::after_commit(move || {
-        actix_web::rt::spawn(async move {
-            let built = db::run_unbounded(&pool, move |conn| {
-                usecases::build(conn, &profiles, &key, &dir, &clinic, &id)
-            })
-            .await;
-            if let Err(e) = built {
-                tracing::error!(error = %e, "export build could not be recorded");
-            }
-        });
-    });
+    let requested = request_and_build(&state, &access, body.into_inner()?).await?;
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("exports/{}", requested.id)))
         .json(requested))
@@ -190,6 +158,58 @@ async fn download_export(
             }
         )));
     }
+    zip_response(&state, &clinic, &id, &view)
+}
+
+/// Records an export request and builds it off the request once the request has committed: the
+/// answer comes at once, whatever the period's size. The API and the pages ask through here.
+pub async fn request_and_build(
+    state: &AppState,
+    access: &ClinicAccess,
+    input: ExportInput,
+) -> AppResult<usecases::ExportView> {
+    let (ctx, clinic, profiles) = (
+        access.audit_context(),
+        access.clinic_id.clone(),
+        state.profiles.clone(),
+    );
+    let requested = {
+        let clinic = clinic.clone();
+        db::run(&state.pool, move |conn| {
+            usecases::request(conn, &profiles, &ctx, &clinic, &input)
+        })
+        .await?
+    };
+    let (id, pool, key, dir, profiles) = (
+        requested.id.clone(),
+        state.pool.clone(),
+        state.export_key.clone(),
+        state.settings.exports.dir.clone(),
+        state.profiles.clone(),
+    );
+    // Built off the request: the answer comes at once, whatever the period's size. The build
+    // reads the request's records on its own connection, so it starts once they are committed.
+    db::after_commit(move || {
+        actix_web::rt::spawn(async move {
+            let built = db::run_unbounded(&pool, move |conn| {
+                usecases::build(conn, &profiles, &key, &dir, &clinic, &id)
+            })
+            .await;
+            if let Err(e) = built {
+                tracing::error!(error = %e, "export build could not be recorded");
+            }
+        });
+    });
+    Ok(requested)
+}
+
+/// A ready export's zip, streamed from disk in chunks: memory stays flat whatever its size.
+pub fn zip_response(
+    state: &AppState,
+    clinic: &str,
+    id: &str,
+    view: &usecases::ExportView,
+) -> AppResult<HttpResponse> {
     let file = std::fs::File::open(usecases::file_path(
         &state.settings.exports.dir,
         &clinic,

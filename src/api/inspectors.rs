@@ -10,10 +10,9 @@ use crate::api::problem::{Conflicting, Forbidden, NotFound, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::ClinicAccess;
 use crate::api::ValidJson;
-use crate::auth::password::{self, Verdict};
 use crate::clinics::invitations;
 use crate::db;
-use crate::error::{AppError, AppResult, FieldError, Problem};
+use crate::error::{AppError, AppResult, Problem};
 use crate::inspectors::usecases::{self, GrantInput, GrantView, RevokeInput};
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -126,24 +125,9 @@ async fn accept_invitation(
     })
     .await?;
     // Hashing takes tens of milliseconds: off the event loop.
-    let new_hash = web::block(move || -> AppResult<Option<String>> {
-        if open.sets_password() {
-            password::check_policy(&password, &open.user.email)
-                .map_err(|e| AppError::Validation(vec![FieldError::new("password", e.reason)]))?;
-            return password::hash(&password)
-                .map(Some)
-                .map_err(AppError::internal);
-        }
-        match password::verify(&password, &open.user.password_hash) {
-            Verdict::Wrong => Err(AppError::invalid(
-                "password",
-                "is not the password of the account this invitation was sent to",
-            )),
-            _ => Ok(None),
-        }
-    })
-    .await
-    .map_err(AppError::internal)??;
+    let new_hash = web::block(move || open.password_hash(&password))
+        .await
+        .map_err(AppError::internal)??;
     db::run(&state.pool, move |conn| {
         invitations::accept(conn, &token, new_hash.as_deref())
     })

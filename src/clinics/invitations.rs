@@ -147,7 +147,9 @@ fn invitation_text(
     // Short lines, so the token reaches the reader (and a copy-paste) in one piece.
     format!(
         "You have been invited to join {clinic} as {}.\n\n\
-         To accept, send this one-time token before {}:\n\n  \
+         To accept, open this link before {} (it works once):\n\n  \
+         {}/invitations/accept?token={token}\n\n\
+         or send the one-time token from a program:\n\n  \
          POST {}/api/v1/auth/invitations/accept\n  \
          {{\"token\": \"{token}\",\n   \
          \"password\": \"...\"}}\n\n\
@@ -155,6 +157,7 @@ fn invitation_text(
          Nothing changes until you accept. If you did not expect this message, ignore it.\n",
         role.as_db(),
         expires.format("%Y-%m-%d %H:%M UTC"),
+        public_url.trim_end_matches('/'),
         public_url.trim_end_matches('/'),
     )
 }
@@ -170,6 +173,24 @@ impl OpenInvitation {
     /// Whether accepting sets the account's first password (else it proves the current one).
     pub fn sets_password(&self) -> bool {
         self.user.password_hash == password::NO_PASSWORD_YET
+    }
+
+    /// The password given with the acceptance: a new account's first one, checked against the
+    /// policy and hashed (slow: call it off the event loop); an existing account's, proved.
+    pub fn password_hash(&self, given: &str) -> AppResult<Option<String>> {
+        if self.sets_password() {
+            password::check_policy(given, &self.user.email).map_err(|e| {
+                AppError::Validation(vec![crate::error::FieldError::new("password", e.reason)])
+            })?;
+            return password::hash(given).map(Some).map_err(AppError::internal);
+        }
+        match password::verify(given, &self.user.password_hash) {
+            password::Verdict::Wrong => Err(AppError::invalid(
+                "password",
+                "is not the password of the account this invitation was sent to",
+            )),
+            _ => Ok(None),
+        }
     }
 }
 

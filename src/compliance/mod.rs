@@ -3,5 +3,6 @@
 
 pub mod facts;
 pub mod lookback;
+pub mod readiness;
 pub mod rules;
 pub mod view;

@@ -271,14 +271,19 @@ fn invitation_text(clinic: &ClinicRow, g: &GrantRow, inv: &Invitation, public_ur
     format!(
         "You have been given read-only access to the infection-control records of {name}{purpose}.\n\n\
          Your access runs from {from} to {until} ({tz} time).\n\n\
-         1. Choose your password before {expires} ({tz} time). This one-time token works once:\n\n   \
+         1. Choose your password before {expires} ({tz} time) on this page; the link works once:\n\n   \
+         {base}/invitations/accept?token={token}\n\n\
+         2. Sign in at {base}/sign-in with this email address and that password. There you can read \
+         the clinic's registers, its compliance view and its audit trail, and download or ask for \
+         signed exports.\n\n\
+         From a terminal instead, the same token works once with:\n\n   \
          curl -s {base}/api/v1/auth/invitations/accept -H 'content-type: application/json' \\\n     \
          -d '{{\"token\": \"{token}\", \"password\": \"a passphrase of your own, 12 characters or more\"}}'\n\n\
-         2. Sign in with this email address and that password:\n\n   \
+         and sign in with:\n\n   \
          curl -s {base}/api/v1/auth/login -H 'content-type: application/json' \\\n     \
          -d '{{\"email\": \"<this address>\", \"password\": \"<your passphrase>\"}}'\n\n   \
          The answer holds an access token; send it as \"Authorization: Bearer <token>\".\n\n\
-         3. Read the clinic's records, or ask for a signed export of any period:\n\n   \
+         Then read the clinic's records, or ask for a signed export of any period:\n\n   \
          {base}/api/v1/clinics/{clinic_id}/compliance\n   \
          {base}/api/v1/clinics/{clinic_id}/exports  (POST {{\"month\": \"YYYY-MM\"}})\n\n\
          Download links in the clinic's summary mails work for you once you are signed in.\n\n\

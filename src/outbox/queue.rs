@@ -296,7 +296,7 @@ pub fn view(r: OutboxRow, domain: &str) -> AppResult<MailView> {
     })
 }
 
-#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MailFilter {

@@ -144,3 +144,24 @@ pub fn latest_answers(conn: &mut DbConn, id: &str) -> QueryResult<HashMap<String
         })
         .collect())
 }
+
+/// Each session planned in `[from, to)`: when, and whether its start overrode refusals (the
+/// sessions-per-day chart).
+pub fn planned_between(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> QueryResult<Vec<(NaiveDateTime, bool)>> {
+    use crate::db::schema::{session_starts, sessions};
+    sessions::table
+        .left_join(session_starts::table.on(session_starts::session_id.eq(sessions::id)))
+        .filter(sessions::clinic_id.eq(clinic_id))
+        .filter(sessions::planned_at.ge(from))
+        .filter(sessions::planned_at.lt(to))
+        .select((
+            sessions::planned_at,
+            session_starts::override_reason.nullable().is_not_null(),
+        ))
+        .load(conn)
+}

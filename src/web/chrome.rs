@@ -182,30 +182,44 @@ impl ClinicPage {
     pub fn chrome(&self, current: &str) -> Chrome {
         let c = self.clinic_id();
         let mut nav: Vec<(&str, String)> = Vec::new();
-        match self.role() {
-            Role::Technician => {
-                nav.push(("Today", format!("/clinics/{c}/today")));
-                nav.push(("Cycles", format!("/clinics/{c}/cycles")));
-                nav.push(("Report an incident", format!("/clinics/{c}/incidents/new")));
-            }
-            Role::Owner => {
-                nav.push(("Dashboard", format!("/clinics/{c}/dashboard")));
-                nav.push(("Today", format!("/clinics/{c}/today")));
-                nav.push(("Cycles", format!("/clinics/{c}/cycles")));
-                nav.push(("Spore tests", format!("/clinics/{c}/spore-tests")));
-                nav.push(("Lots", format!("/clinics/{c}/lots")));
-                nav.push(("Staff", format!("/clinics/{c}/staff")));
-                nav.push(("Inspection", format!("/clinics/{c}/inspection")));
-            }
-            Role::Inspector => {
-                nav.push(("Registers", format!("/clinics/{c}/registers")));
-                nav.push(("Cycles", format!("/clinics/{c}/cycles")));
-                nav.push(("Spore tests", format!("/clinics/{c}/spore-tests")));
-                nav.push(("Lots", format!("/clinics/{c}/lots")));
-                nav.push(("Staff", format!("/clinics/{c}/staff")));
-                nav.push(("Exports", format!("/clinics/{c}/inspection")));
-            }
-        }
+        let links: &[(&str, &str)] = match self.role() {
+            Role::Technician => &[
+                ("Today", "today"),
+                ("Sessions", "sessions"),
+                ("Cycles", "cycles"),
+                ("Spore tests", "spore-tests"),
+                ("Lots", "lots"),
+                ("Staff", "staff"),
+                ("Report an incident", "incidents/new"),
+            ],
+            Role::Owner => &[
+                ("Dashboard", "dashboard"),
+                ("Today", "today"),
+                ("Sessions", "sessions"),
+                ("Cycles", "cycles"),
+                ("Sterilisers", "sterilisers"),
+                ("Spore tests", "spore-tests"),
+                ("Lots", "lots"),
+                ("Staff", "staff"),
+                ("Incidents", "incidents"),
+                ("Inspection", "inspection"),
+            ],
+            Role::Inspector => &[
+                ("Registers", "registers"),
+                ("Compliance", "dashboard"),
+                ("Cycles", "cycles"),
+                ("Spore tests", "spore-tests"),
+                ("Lots", "lots"),
+                ("Staff", "staff"),
+                ("Incidents", "incidents"),
+                ("Exports", "inspection"),
+            ],
+        };
+        nav.extend(
+            links
+                .iter()
+                .map(|(label, path)| (*label, format!("/clinics/{c}/{path}"))),
+        );
         Chrome {
             user_name: self.browser.user.display_name.clone(),
             csrf: self.browser.csrf.clone(),

@@ -199,3 +199,85 @@ pub fn refusal(e: AppError, fields: &[&str]) -> Result<Errors, PageError> {
         other => Err(PageError::App(other)),
     }
 }
+
+/// How a form field becomes a value of a use case's input.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// Text; blank is left out (an optional field) or sent as "" (a required one, so the use
+    /// case names it).
+    Text,
+    /// A number (a comma is read as the decimal point); what does not read as one is sent as
+    /// typed, so the input names the field in its own words.
+    Number,
+    /// A checkbox: present is true.
+    Tick,
+    /// A clinic-local date and time (`datetime-local`), sent as UTC.
+    LocalTime,
+}
+
+/// Builds a use case's JSON input from a form whose fields are named by their JSON path
+/// (`program.temperature_c`); times are read in the clinic's zone. Errors found on the way (a
+/// time that does not exist locally) are returned with the value.
+pub fn to_json(
+    fields: &Fields,
+    spec: &[(&str, Kind)],
+    tz: chrono_tz::Tz,
+) -> (serde_json::Value, Vec<FieldError>) {
+    use serde_json::{Map, Value};
+    let mut root = Value::Object(Map::new());
+    let mut errors = Vec::new();
+    for (name, kind) in spec {
+        let raw = fields.get(name);
+        let value = match kind {
+            Kind::Text if raw.is_empty() => continue,
+            Kind::Text => Value::String(raw.to_owned()),
+            Kind::Number if raw.is_empty() => continue,
+            Kind::Number => match raw.replace(',', ".").parse::<f64>() {
+                Ok(n) if n.fract() == 0.0 && n.abs() < 1e15 => Value::from(n as i64),
+                Ok(n) => serde_json::Number::from_f64(n)
+                    .map_or(Value::String(raw.to_owned()), Value::Number),
+                Err(_) => Value::String(raw.to_owned()),
+            },
+            Kind::Tick => Value::Bool(!raw.is_empty()),
+            Kind::LocalTime if raw.is_empty() => continue,
+            Kind::LocalTime => {
+                let parsed = chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
+                    .or_else(|_| chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"));
+                match parsed {
+                    Ok(local) => match crate::clinics::context::local_to_utc(local, tz) {
+                        Ok(t) => Value::String(t.to_rfc3339()),
+                        Err(why) => {
+                            errors.push(FieldError::new(*name, why));
+                            continue;
+                        }
+                    },
+                    Err(_) => {
+                        errors.push(FieldError::new(*name, "give a date and a time"));
+                        continue;
+                    }
+                }
+            }
+        };
+        let mut at = &mut root;
+        let parts: Vec<&str> = name.split('.').collect();
+        for (i, part) in parts.iter().enumerate() {
+            let Value::Object(map) = at else { break };
+            if i + 1 == parts.len() {
+                map.insert((*part).to_owned(), value.clone());
+                break;
+            }
+            at = map
+                .entry((*part).to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+        }
+    }
+    (root, errors)
+}
+
+/// Now in the clinic's zone, as a `datetime-local` field shows it.
+pub fn local_now(tz: chrono_tz::Tz) -> String {
+    crate::clock::now()
+        .with_timezone(&tz)
+        .format("%Y-%m-%dT%H:%M")
+        .to_string()
+}

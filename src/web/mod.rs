@@ -3,9 +3,15 @@
 //! (`auth::browser`); every change is a form post carrying the session's CSRF token.
 
 pub mod assets;
+mod charts;
 mod chrome;
+mod form_view;
 mod forms;
 mod incidents;
+mod inspection;
+mod owner;
+mod records;
+mod registers;
 mod signin;
 mod technician;
 
@@ -24,6 +30,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     signin::routes(cfg);
     technician::routes(cfg);
     incidents::routes(cfg);
+    inspection::routes(cfg);
+    owner::routes(cfg);
+    records::routes(cfg);
+    registers::routes(cfg);
 }
 
 /// Headers every page carries: scripts, styles and images only from this server (no inline

@@ -17,7 +17,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/sign-in", web::get().to(sign_in_page))
         .route("/sign-in", web::post().to(sign_in))
         .route("/sign-out", web::post().to(sign_out))
-        .route("/clinics", web::get().to(choose_clinic));
+        .route("/clinics", web::get().to(choose_clinic))
+        .route("/invitations/accept", web::get().to(invitation_page))
+        .route("/invitations/accept", web::post().to(accept_invitation));
 }
 
 /// The sign-in page's address, bringing the person back to `next` and saying why they are there.
@@ -57,6 +59,7 @@ fn ended_notice(why: &str) -> Option<&'static str> {
         "expired" => Some("Your sign-in lasts 12 hours at most. Sign in again to carry on where you were."),
         "account-changed" => Some("Your password was changed or your account was deactivated, so you were signed out."),
         "signed-out-now" => Some("You are signed out."),
+        "invitation-accepted" => Some("Your invitation is accepted. Sign in with your email address and password."),
         _ => None,
     }
 }
@@ -253,4 +256,97 @@ async fn choose_clinic(browser: Browser) -> Result<HttpResponse, PageError> {
         csrf: browser.csrf,
         clinics,
     })
+}
+
+#[derive(Template)]
+#[template(path = "invitation.html", config = "src/web/askama.toml")]
+struct InvitationPage {
+    assets: Assets,
+    token: String,
+    email: String,
+    sets_password: bool,
+    error: Option<String>,
+}
+
+/// The page an invitation's link opens: a new account chooses its password, an existing one
+/// proves it; both then sign in.
+async fn invitation_page(req: HttpRequest) -> Result<HttpResponse, PageError> {
+    let state = state(&req)?;
+    let token =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("token").cloned())
+            .unwrap_or_default();
+    let lookup = token.trim().to_owned();
+    let open = db::run(&state.pool, move |conn| {
+        crate::clinics::invitations::find_open(conn, &lookup)
+    })
+    .await;
+    match open {
+        Ok(open) => super::ok(&InvitationPage {
+            assets: Assets::get(),
+            email: open.user.email.clone(),
+            sets_password: open.sets_password(),
+            token,
+            error: None,
+        }),
+        Err(AppError::Validation(_)) => Err(PageError::App(AppError::Conflict(
+            "this invitation link has been used already or has expired: ask the clinic for a new one"
+                .into(),
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn accept_invitation(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, PageError> {
+    let state = state(&req)?;
+    let fields = forms::Fields::parse(&body);
+    let token = fields.get("token").to_owned();
+    let given = fields.get("password").to_owned();
+    if let Err(retry) = state
+        .login_limiter
+        .attempt_from(&crate::api::auth::client_address(&req, &state))
+    {
+        return Err(AppError::TooManyRequests {
+            retry_after_secs: retry,
+        }
+        .into());
+    }
+    let lookup = token.clone();
+    let open = db::run(&state.pool, move |conn| {
+        crate::clinics::invitations::find_open(conn, &lookup)
+    })
+    .await
+    .map_err(|_| {
+        AppError::Conflict(
+            "this invitation link has been used already or has expired: ask the clinic for a new one"
+                .into(),
+        )
+    })?;
+    let (email, sets_password) = (open.user.email.clone(), open.sets_password());
+    let hashed = web::block(move || open.password_hash(&given))
+        .await
+        .map_err(AppError::internal)?;
+    let new_hash = match hashed {
+        Ok(h) => h,
+        Err(AppError::Validation(errors)) => {
+            return html(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &InvitationPage {
+                    assets: Assets::get(),
+                    token,
+                    email,
+                    sets_password,
+                    error: errors.first().map(|e| super::capitalise(&e.reason)),
+                },
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let spend = token.clone();
+    db::run(&state.pool, move |conn| {
+        crate::clinics::invitations::accept(conn, &spend, new_hash.as_deref())
+    })
+    .await?;
+    Ok(see_other("/sign-in?ended=invitation-accepted"))
 }
