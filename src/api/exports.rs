@@ -210,12 +210,8 @@ pub fn zip_response(
     id: &str,
     view: &usecases::ExportView,
 ) -> AppResult<HttpResponse> {
-    let file = std::fs::File::open(usecases::file_path(
-        &state.settings.exports.dir,
-        &clinic,
-        &id,
-    ))
-    .map_err(|_| AppError::Conflict("the export's file is gone: request it again".into()))?;
+    let file = std::fs::File::open(usecases::file_path(&state.settings.exports.dir, clinic, id))
+        .map_err(|_| AppError::Conflict("the export's file is gone: request it again".into()))?;
     let size = u64::try_from(view.bytes.unwrap_or(0)).unwrap_or(0);
     // Read in chunks on the blocking pool: memory stays flat whatever the file's size.
     let stream = futures_util::stream::unfold(Some(file), |file| async move {

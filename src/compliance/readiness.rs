@@ -220,7 +220,7 @@ pub fn dashboard(
             lookback: lookback::compute(conn, clinic_id, &Trigger::Lot(lot_id.to_owned()))?,
         });
     }
-    failures.sort_by(|a, b| b.at.cmp(&a.at));
+    failures.sort_by_key(|f| std::cmp::Reverse(f.at));
 
     let mail_given_up =
         crate::outbox::queue::failed_by(conn, clinic_id, db::truncate(moment.naive_utc()))?

@@ -56,6 +56,14 @@ struct ExportLine {
     send: Option<FormView>,
 }
 
+struct MailLine {
+    at: String,
+    to: String,
+    subject: String,
+    state: (String, &'static str),
+    error: String,
+}
+
 #[derive(Template)]
 #[template(path = "inspection.html", config = "src/web/askama.toml")]
 struct InspectionPage {
@@ -64,7 +72,7 @@ struct InspectionPage {
     grants: Vec<GrantLine>,
     exports: Vec<ExportLine>,
     building: bool,
-    mail: Vec<(String, String, String, (String, &'static str), String)>,
+    mail: Vec<MailLine>,
     events: Vec<(i64, String, String, String, String)>,
     verification: Option<(bool, String)>,
     forms: Vec<FormView>,
@@ -277,13 +285,13 @@ async fn render(
                     "failed" => "bad",
                     _ => "warn",
                 };
-                (
-                    at_in_words(m.created_at, tz),
-                    m.recipient,
-                    m.subject,
-                    (state, class),
-                    m.last_error.unwrap_or_default(),
-                )
+                MailLine {
+                    at: at_in_words(m.created_at, tz),
+                    to: m.recipient,
+                    subject: m.subject,
+                    state: (state, class),
+                    error: m.last_error.unwrap_or_default(),
+                }
             })
             .collect(),
         events: events

@@ -44,18 +44,20 @@ async fn registers(page: ClinicPage) -> Result<HttpResponse, PageError> {
     })
 }
 
+struct SessionLine {
+    href: String,
+    planned: String,
+    client: String,
+    procedure: String,
+    technician: String,
+    state: (&'static str, &'static str),
+}
+
 #[derive(Template)]
 #[template(path = "sessions.html", config = "src/web/askama.toml")]
 struct SessionsPage {
     chrome: Chrome,
-    rows: Vec<(
-        String,
-        String,
-        String,
-        String,
-        String,
-        (&'static str, &'static str),
-    )>,
+    rows: Vec<SessionLine>,
 }
 
 async fn sessions(req: HttpRequest, page: ClinicPage) -> Result<HttpResponse, PageError> {
@@ -74,21 +76,28 @@ async fn sessions(req: HttpRequest, page: ClinicPage) -> Result<HttpResponse, Pa
         chrome: page.chrome("Sessions"),
         rows: views
             .into_iter()
-            .map(|v| {
-                (
-                    format!("/clinics/{c}/sessions/{}", v.id),
-                    at_in_words(v.planned_at, tz),
-                    match (&v.client_name, details) {
-                        (Some(n), true) => n.clone(),
-                        _ => format!("Client {}", short(&v.client_id)),
-                    },
-                    v.procedure.clone(),
-                    v.technician_name.clone().unwrap_or_default(),
-                    state_in_words(v.status),
-                )
+            .map(|v| SessionLine {
+                href: format!("/clinics/{c}/sessions/{}", v.id),
+                planned: at_in_words(v.planned_at, tz),
+                client: match (&v.client_name, details) {
+                    (Some(n), true) => n.clone(),
+                    _ => format!("Client {}", short(&v.client_id)),
+                },
+                procedure: v.procedure.clone(),
+                technician: v.technician_name.clone().unwrap_or_default(),
+                state: state_in_words(v.status),
             })
             .collect(),
     })
+}
+
+struct IncidentLine {
+    href: String,
+    at: String,
+    kind: String,
+    location: String,
+    to_do: Vec<String>,
+    overdue: bool,
 }
 
 #[derive(Template)]
@@ -96,7 +105,7 @@ async fn sessions(req: HttpRequest, page: ClinicPage) -> Result<HttpResponse, Pa
 struct IncidentsPage {
     chrome: Chrome,
     may_report: bool,
-    rows: Vec<(String, String, String, String, Vec<String>, bool)>,
+    rows: Vec<IncidentLine>,
 }
 
 async fn incidents(req: HttpRequest, page: ClinicPage) -> Result<HttpResponse, PageError> {
@@ -112,30 +121,29 @@ async fn incidents(req: HttpRequest, page: ClinicPage) -> Result<HttpResponse, P
         may_report: page.role() != Role::Inspector,
         rows: views
             .into_iter()
-            .map(|v| {
-                (
-                    format!("/clinics/{c}/incidents/{}", v.id),
-                    at_in_words(v.fields.occurred_at, tz),
-                    v.fields.kind.as_db().replace('_', " "),
-                    v.fields.location.clone(),
-                    v.required_follow_ups
-                        .iter()
-                        .filter(|r| {
-                            serde_json::to_value(r.status)
-                                .ok()
-                                .and_then(|s| s.as_str().map(|s| s != "done"))
-                                .unwrap_or(true)
-                        })
-                        .map(|r| {
-                            format!(
-                                "{} {}",
-                                r.kind.as_db().replace('_', " "),
-                                due_in_words(r.due.naive_utc(), tz)
-                            )
-                        })
-                        .collect(),
-                    v.overdue,
-                )
+            .map(|v| IncidentLine {
+                href: format!("/clinics/{c}/incidents/{}", v.id),
+                at: at_in_words(v.fields.occurred_at, tz),
+                kind: v.fields.kind.as_db().replace('_', " "),
+                location: v.fields.location.clone(),
+                to_do: v
+                    .required_follow_ups
+                    .iter()
+                    .filter(|r| {
+                        serde_json::to_value(r.status)
+                            .ok()
+                            .and_then(|s| s.as_str().map(|s| s != "done"))
+                            .unwrap_or(true)
+                    })
+                    .map(|r| {
+                        format!(
+                            "{} {}",
+                            r.kind.as_db().replace('_', " "),
+                            due_in_words(r.due.naive_utc(), tz)
+                        )
+                    })
+                    .collect(),
+                overdue: v.overdue,
             })
             .collect(),
     })

@@ -21,7 +21,7 @@ pub struct Browser {
     base: String,
     session: String,
     driver: Child,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
     pub width: u32,
 }
 
@@ -70,6 +70,8 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let profile = tempfile::tempdir().unwrap();
+        let downloads = profile.path().join("downloads");
+        std::fs::create_dir_all(&downloads).unwrap();
         let args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".to_owned(),
@@ -88,7 +90,10 @@ impl Browser {
             .post(format!("{base}/session"))
             .json(&json!({"capabilities": {"alwaysMatch": {
                 "browserName": "chrome",
-                "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+                "goog:chromeOptions": {"binary": CHROMIUM, "args": args, "prefs": {
+                    "download.default_directory": downloads.display().to_string(),
+                    "download.prompt_for_download": false,
+                }},
             }}}))
             .send()
             .await
@@ -100,13 +105,45 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("chromedriver did not start a session: {res}"))
             .to_owned();
-        Self {
+        let browser = Self {
             http,
             base,
             session,
             driver,
-            _profile: profile,
+            profile,
             width,
+        };
+        browser
+            .post(
+                "/goog/cdp/execute",
+                json!({"cmd": "Browser.setDownloadBehavior",
+                       "params": {"behavior": "allow", "downloadPath": downloads.display().to_string()}}),
+            )
+            .await;
+        browser
+    }
+
+    /// A file the browser has finished downloading whose name starts with `prefix`.
+    pub async fn downloaded(&self, prefix: &str) -> PathBuf {
+        let dir = self.profile.path().join("downloads");
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let found = std::fs::read_dir(&dir)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| {
+                    let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                    name.starts_with(prefix) && !name.ends_with(".crdownload")
+                });
+            if let Some(path) = found {
+                return path;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nothing named {prefix}* was downloaded"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

@@ -383,3 +383,333 @@ async fn forged_forms_are_refused_and_an_expired_session_comes_back_to_its_page(
         );
     }
 }
+
+/// The technician's session of the morning, run through the API to its completion with the
+/// released pack, after scanning the quarantined one and setting it aside; then a spore test in
+/// a later load, not read yet.
+async fn morning_worked(app: &TestApp, m: &Morning) -> String {
+    let t = &app.technician;
+    let s = |rest: &str| app.clinic_path(&format!("/sessions/{}{rest}", m.session));
+    let session: Value = app.get(&s(""), t).await.json().await.unwrap();
+    let lot_of = |kind: &'static str| async move {
+        let lots: Value = app
+            .get(&app.clinic_path(&format!("/lots?kind={kind}")), &app.owner)
+            .await
+            .json()
+            .await
+            .unwrap();
+        lots["items"][0]["id"].as_str().unwrap().to_owned()
+    };
+    let cartridge = lot_of("needle_cartridge").await;
+    let pigment = lot_of("pigment").await;
+    let answers: Vec<Value> = session["checklist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| {
+            let value = match line["key"].as_str().unwrap() {
+                "cartridge_lot" => json!(cartridge),
+                "surface_disinfectant" => json!("Mikrozid AF liquid"),
+                "contact_time" => json!(60),
+                _ => json!(true),
+            };
+            json!({"item_key": line["key"], "value": value})
+        })
+        .collect();
+    created(
+        app.post(&s("/answers"), t, &json!({"answers": answers}))
+            .await,
+    )
+    .await;
+    created(
+        app.post(&s("/packs"), t, &json!({"code": m.quarantined_pack}))
+            .await,
+    )
+    .await;
+    created(
+        app.post(
+            &s("/pack-removals"),
+            t,
+            &json!({"code": m.quarantined_pack, "reason": "Its load failed: set aside for reprocessing"}),
+        )
+        .await,
+    )
+    .await;
+    created(
+        app.post(&s("/packs"), t, &json!({"code": m.released_pack}))
+            .await,
+    )
+    .await;
+    created(
+        app.post(&s("/lots"), t, &json!({"lot_id": cartridge}))
+            .await,
+    )
+    .await;
+    created(app.post(&s("/lots"), t, &json!({"lot_id": pigment})).await).await;
+    created(app.post(&s("/start"), t, &json!({})).await).await;
+    created(app.post(&s("/complete"), t, &json!({})).await).await;
+    // A later load with a spore test in it.
+    let started = Utc::now() - Duration::hours(1);
+    let load = created(
+        app.post(
+            &app.clinic_path("/cycles"),
+            &app.owner,
+            &json!({
+                "steriliser_id": m.steriliser, "cycle_number": 4,
+                "program": {"name": "134", "temperature_c": 134.0, "hold_minutes": 3.5},
+                "started_at": started.to_rfc3339(), "finished_at": (started + Duration::minutes(40)).to_rfc3339(),
+                "peak_temperature_c": 135.0, "peak_pressure_kpa": 313.0, "hold_minutes": 4.0,
+                "load_indicator": {"type": 5, "passed": true}, "packs": []}),
+        )
+        .await,
+    )
+    .await;
+    created(
+        app.post(
+            &app.clinic_path("/spore-tests"),
+            &app.owner,
+            &json!({"steriliser_id": m.steriliser, "cycle_id": load["id"], "bi_product": "Attest 1292",
+                    "bi_lot": "2026-11B", "placed_at": (started + Duration::minutes(1)).to_rfc3339(),
+                    "incubation": {"kind": "in_house", "hours": 24}}),
+        )
+        .await,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// An owner sees the pack set aside at the station, reads a spore test positive and then sees it
+/// on the dashboard with the client to call, grants an inspector, asks for an export, downloads
+/// it, and `aseptic verify-export` accepts the file.
+#[actix_web::test]
+async fn an_owner_prepares_for_an_inspection() {
+    let _one = ONE_BROWSER.lock().await;
+    for (width, height) in SIZES {
+        let app = TestApp::spawn_binary().await;
+        let m = morning(&app).await;
+        let test_id = morning_worked(&app, &m).await;
+        let b = Browser::start(width, height).await;
+        sign_in(&b, &app, "owner@ink.example").await;
+        assert!(b.url().await.ends_with("/dashboard"), "{}", b.url().await);
+        b.wait_for_text("#set-aside-packs", &m.quarantined_pack)
+            .await;
+        no_serious_violations(&b, "dashboard").await;
+
+        // The spore test, read positive.
+        b.goto(&app.url(&format!("/clinics/{}/spore-tests", app.clinic_id)))
+            .await;
+        let form = format!("#read-{test_id}");
+        b.click(&format!("{form} summary")).await;
+        b.script(
+            "document.querySelector(arguments[0] + ' select[name=result]').value = 'positive'",
+            json!([form]),
+        )
+        .await;
+        b.click(&format!("{form}-submit")).await;
+        b.wait_for_text(&format!("#spore-test-{test_id}"), "positive")
+            .await;
+
+        b.goto(&app.url(&format!("/clinics/{}/dashboard", app.clinic_id)))
+            .await;
+        let failures = b
+            .wait_for_text("#failures-heading + .card, .failure", "positive")
+            .await;
+        assert!(
+            failures.contains("Alex Client") && failures.contains("+44 7700 900123"),
+            "{failures}"
+        );
+        let blockers = b.text("#findings-bad").await;
+        assert!(
+            blockers.contains("quarantined after a positive spore test"),
+            "{blockers}"
+        );
+        b.screenshot("dashboard").await;
+
+        // The cycle log, with its form.
+        b.goto(&app.url(&format!("/clinics/{}/cycles", app.clinic_id)))
+            .await;
+        b.find("#cycles").await;
+        no_serious_violations(&b, "cycle log").await;
+        b.screenshot("cycle-log").await;
+
+        // An inspector's access, and an export.
+        b.goto(&app.url(&format!("/clinics/{}/inspection", app.clinic_id)))
+            .await;
+        b.click("#new-grant summary").await;
+        b.type_into("#new-grant-email", "auditor@council.example")
+            .await;
+        b.type_into("#new-grant-purpose", "annual inspection 2026")
+            .await;
+        b.click("#new-grant-submit").await;
+        b.wait_for_text("#grants", "auditor@council.example").await;
+        b.click("#new-export summary").await;
+        b.click("#new-export-submit").await;
+        b.find(".export").await;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !b.text(".export").await.contains("ready") {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{}",
+                b.text(".export").await
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            b.goto(&app.url(&format!("/clinics/{}/inspection", app.clinic_id)))
+                .await;
+        }
+        b.screenshot("inspection").await;
+        b.click(".export a.button").await;
+        let zip = b.downloaded("aseptic-export-").await;
+        // As a third party checks it: with the clinic's published public key.
+        let pem = app
+            .client
+            .get(app.url("/.well-known/aseptic/export-key?format=pem"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let key = zip.with_file_name("export-key.pem");
+        std::fs::write(&key, pem).unwrap();
+        let verified = std::process::Command::new(env!("CARGO_BIN_EXE_aseptic"))
+            .arg("verify-export")
+            .arg(&zip)
+            .arg("--key")
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(
+            verified.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&verified.stdout),
+            String::from_utf8_lossy(&verified.stderr)
+        );
+    }
+}
+
+/// An invited inspector sets a password from the mailed link, reads the registers with no control
+/// that changes a record, and a forged post with their cookie and token is refused.
+#[actix_web::test]
+async fn an_inspector_reads_and_cannot_write() {
+    let _one = ONE_BROWSER.lock().await;
+    for (width, height) in SIZES {
+        let app = TestApp::spawn_binary().await;
+        let m = morning(&app).await;
+        morning_worked(&app, &m).await;
+        created(
+            app.post(
+                &app.clinic_path("/inspectors"),
+                &app.owner,
+                &json!({"email": "auditor@council.example",
+                        "valid_until": (Utc::now() + Duration::days(14)).to_rfc3339(),
+                        "purpose": "annual inspection 2026"}),
+            )
+            .await,
+        )
+        .await;
+        let token = common::mailed_invitation_token(&app, "auditor@council.example").await;
+        let b = Browser::start(width, height).await;
+        b.goto(&app.url(&format!("/invitations/accept?token={token}")))
+            .await;
+        b.type_into("#password", "a passphrase of my own 2026")
+            .await;
+        b.click("#invitation button[type=submit]").await;
+        b.wait_for_text("#sign-in", "Your invitation is accepted")
+            .await;
+        b.type_into("#email", "auditor@council.example").await;
+        b.type_into("#password", "a passphrase of my own 2026")
+            .await;
+        b.click("#sign-in button[type=submit]").await;
+        b.find("header.top nav").await;
+        assert!(b.url().await.ends_with("/registers"), "{}", b.url().await);
+        no_serious_violations(&b, "inspector's registers").await;
+        b.screenshot("inspector-registers").await;
+
+        let c = &app.clinic_id;
+        for page in [
+            "registers",
+            "dashboard",
+            "sterilisers",
+            "cycles",
+            "spore-tests",
+            "lots",
+            "staff",
+            "sessions",
+            "incidents",
+            "inspection",
+            &format!("sessions/{}", m.session),
+        ] {
+            b.goto(&app.url(&format!("/clinics/{c}/{page}"))).await;
+            b.find("main h1").await;
+            let posts: Vec<String> = b
+                .script(
+                    "return [...document.querySelectorAll('form')].filter(f => f.method === 'post').map(f => new URL(f.action).pathname)",
+                    json!([]),
+                )
+                .await
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect();
+            let exports = format!("/clinics/{c}/exports");
+            assert!(
+                posts.iter().all(|p| p == "/sign-out" || *p == exports),
+                "{page} offers an inspector {posts:?}"
+            );
+            assert!(
+                !b.exists("button.tick, #add-pack, #start-session").await,
+                "{page}"
+            );
+        }
+        b.goto(&app.url(&format!("/clinics/{c}/cycles"))).await;
+        no_serious_violations(&b, "inspector's cycle log").await;
+
+        // A forged write with the inspector's own cookie and token.
+        let cookie = b.cookie("aseptic_session").await.unwrap();
+        let csrf = b
+            .script(
+                "return document.querySelector('meta[name=csrf-token]').content",
+                json!([]),
+            )
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let before: Value = app
+            .get(&app.clinic_path("/cycles"), &app.owner)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let res = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(app.url(&format!("/clinics/{c}/cycles")))
+            .header("cookie", format!("aseptic_session={cookie}"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("steriliser_id", m.steriliser.as_str()),
+                ("cycle_number", "99"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403);
+        let body = res.text().await.unwrap();
+        assert!(body.contains("Inspectors have read-only access"), "{body}");
+        let after: Value = app
+            .get(&app.clinic_path("/cycles"), &app.owner)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            before["items"].as_array().unwrap().len(),
+            after["items"].as_array().unwrap().len()
+        );
+    }
+}
