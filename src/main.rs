@@ -179,9 +179,29 @@ fn serve(settings: Settings, bind: Option<String>) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .name();
     actix_web::rt::System::new().block_on(async move {
+        let pool = aseptic::open_database(&settings).map_err(|e| e.to_string())?;
+        let clinics = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
+            aseptic::clinics::store::count(&mut conn).map_err(|e| e.to_string())
+        })?;
+        drop(pool);
         let app =
             aseptic::Application::build(settings, bind.as_deref()).map_err(|e| e.to_string())?;
         tracing::info!(address = %app.addr(), database = backend, "aseptic is listening");
+        // Where a person goes next, on the terminal that started the service.
+        let mut shown = app.addr();
+        if shown.ip().is_unspecified() {
+            shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        println!("Aseptic is running ({backend}).");
+        println!("  Sign in:  http://{shown}/sign-in");
+        println!("  The API:  http://{shown}/api/v1 (described at http://{shown}/api/docs)");
+        if clinics == 0 {
+            println!();
+            println!("There is no clinic yet. In another terminal, create the demo clinic (its");
+            println!("accounts and passwords are printed) with");
+            println!("  cargo run --release -- demo");
+            println!("or your own with `aseptic create-clinic` (see README.md).");
+        }
         app.run().await.map_err(|e| e.to_string())
     })
 }
@@ -354,7 +374,10 @@ fn demo(settings: &Settings, options: aseptic::demo::DemoOptions) -> Result<(), 
         c.incidents
     );
     println!();
-    println!("sign in (POST /api/v1/auth/login) as:");
+    println!(
+        "sign in at {}/sign-in (or POST /api/v1/auth/login) as:",
+        settings.mail.public_url.trim_end_matches('/')
+    );
     for a in &demo.accounts {
         println!(
             "  {:<11} {:<20} {}  password: {}",

@@ -28,3 +28,8 @@ pub fn find(conn: &mut DbConn, clinic_id: &str) -> QueryResult<Option<ClinicRow>
         .first(conn)
         .optional()
 }
+
+/// How many clinics this installation holds (the service says how to make one when none).
+pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
+    clinics::table.count().get_result(conn)
+}

@@ -417,3 +417,98 @@ fn export_from_the_command_line_then_verify_it_with_the_installation_key() {
         text(&backwards)
     );
 }
+
+/// The README's first command on a fresh machine: `serve` says where to sign in and how to get a
+/// clinic; the demo clinic's printed accounts then sign in there.
+#[actix_web::test]
+async fn serve_says_where_to_sign_in_and_the_demo_accounts_sign_in_there() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let (url, postgres) = common::fresh_database(dir.path());
+    let mut server = aseptic(dir.path(), Some(&url))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.contains("aseptic create-clinic");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let printed = printed.join("\n");
+    let sign_in = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Sign in:"))
+        .map(|u| u.trim().to_owned())
+        .unwrap_or_else(|| panic!("no sign-in address in:\n{printed}"));
+    assert!(printed.contains("There is no clinic yet"), "{printed}");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client.get(&sign_in).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<h1>Sign in</h1>"));
+
+    let demo = aseptic(dir.path(), Some(&url))
+        .args([
+            "demo",
+            "--months",
+            "1",
+            "--sessions-per-day",
+            "2",
+            "--cycles-per-day",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let out = text(&demo);
+    assert!(demo.status.success(), "{out}");
+    assert!(out.contains("sign in at http://"), "{out}");
+    for role in ["owner", "technician", "inspector"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("  {role} ")))
+            .unwrap_or_else(|| panic!("no {role} in:\n{out}"));
+        let email = line.split_whitespace().find(|w| w.contains('@')).unwrap();
+        let password = line.split("password: ").nth(1).unwrap().trim();
+        let res = client
+            .post(&sign_in)
+            .form(&[("email", email), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            303,
+            "{role}: {}",
+            res.text().await.unwrap_or_default()
+        );
+        let home = res.headers()["location"].to_str().unwrap().to_owned();
+        let cookie = res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let page = client
+            .get(sign_in.replace("/sign-in", &home))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200, "{role} at {home}");
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    if let Some((admin, name)) = postgres {
+        common::drop_database(&admin, &name);
+    }
+}

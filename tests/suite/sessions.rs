@@ -1183,3 +1183,195 @@ async fn a_lot_is_named_by_its_number_or_its_scanned_code() {
         .take(2)
         .all(|e| e["payload"]["answers"][0]["value"] == s.lot.as_str()));
 }
+
+/// The readiness check says what the start would, without starting; a pack set aside with a
+/// reason stays on the record and no longer counts.
+#[actix_web::test]
+async fn readiness_names_every_reason_and_a_pack_set_aside_no_longer_counts() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let path = |rest: &str| app.clinic_path(&format!("/sessions/{}{rest}", s.session));
+    let ready: Value = app
+        .get(&path("/readiness"), &app.technician)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["may_start"], true, "{ready}");
+    assert!(ready["refusals"].as_array().unwrap().is_empty());
+
+    let cycle_id = app
+        .get(&app.clinic_path(&format!("/packs/{}", s.pack)), &app.owner)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["cycle_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    created(app.post(&app.clinic_path("/spore-tests"), &app.owner, &json!({"steriliser_id": s.steriliser, "cycle_id": cycle_id, "bi_product": "Attest", "bi_lot": "B1", "placed_at": (Utc::now() - Duration::hours(6)).to_rfc3339(), "incubation": {"kind": "in_house", "hours": 24}})).await).await;
+    let events_before = app.audit_events().await.len();
+    let blocked: Value = app
+        .get(&path("/readiness"), &app.technician)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(blocked["may_start"], false, "{blocked}");
+    let reason = blocked["refusals"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!(
+            "Pack {} comes from load 2 of W&H Lisa (S1) and is pending",
+            s.pack
+        )) && reason.ends_with("Do not use it; take another pack."),
+        "{reason}"
+    );
+    // Reading it changed nothing.
+    assert_eq!(app.audit_events().await.len(), events_before);
+    let trace: Value = app.get(&path(""), &app.owner).await.json().await.unwrap();
+    assert_eq!(trace["status"], "planned");
+
+    // Set aside: a reason is required; an inspector may not; it stays on the record.
+    assert_problem(
+        app.post(
+            &path("/pack-removals"),
+            &app.technician,
+            &json!({"code": s.pack, "reason": " "}),
+        )
+        .await,
+        422,
+        Some("reason"),
+    )
+    .await;
+    assert_problem(
+        app.post(
+            &path("/pack-removals"),
+            &app.inspector,
+            &json!({"code": s.pack, "reason": "x"}),
+        )
+        .await,
+        403,
+        None,
+    )
+    .await;
+    let trace = created(
+        app.post(
+            &path("/pack-removals"),
+            &app.technician,
+            &json!({"code": s.pack.to_lowercase(), "reason": "spore test still incubating: back on the shelf"}),
+        )
+        .await,
+    )
+    .await;
+    assert!(trace["packs"].as_array().unwrap().is_empty(), "{trace}");
+    assert_eq!(trace["removed_packs"][0]["code"], s.pack.as_str());
+    assert_eq!(
+        trace["removed_packs"][0]["set_aside_by"],
+        app.technician.user_id.as_str()
+    );
+    assert_problem(
+        app.post(
+            &path("/pack-removals"),
+            &app.technician,
+            &json!({"code": s.pack, "reason": "again"}),
+        )
+        .await,
+        404,
+        None,
+    )
+    .await;
+    assert_problem(
+        app.post(&path("/packs"), &app.technician, &json!({"code": s.pack}))
+            .await,
+        409,
+        None,
+    )
+    .await;
+    let ready: Value = app
+        .get(&path("/readiness"), &app.technician)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["may_start"], true, "{ready}");
+    let events = app.audit_events().await;
+    let last = events.last().unwrap();
+    assert_eq!(last["action"], "session.pack_set_aside");
+    assert_eq!(
+        last["reason"],
+        "spore test still incubating: back on the shelf"
+    );
+    // The pack was never opened: another session may use it once it is released.
+    assert_foreign_pack_free(&app, &s.pack).await;
+}
+
+async fn assert_foreign_pack_free(app: &TestApp, code: &str) {
+    let pack: Value = app
+        .get(&app.clinic_path(&format!("/packs/{code}")), &app.owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(pack["state"], "used", "{pack}");
+}
+
+/// The readiness dashboard: owners and inspectors read it (an inspector without clients'
+/// details), technicians may not.
+#[actix_web::test]
+async fn the_readiness_dashboard_is_for_owners_and_inspectors() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    created(start(&app, &s).await).await;
+    let cycle_id = app
+        .get(&app.clinic_path(&format!("/packs/{}", s.pack)), &app.owner)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["cycle_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bi = created(app.post(&app.clinic_path("/spore-tests"), &app.owner, &json!({"steriliser_id": s.steriliser, "cycle_id": cycle_id, "bi_product": "Attest", "bi_lot": "B1", "placed_at": (Utc::now() - Duration::hours(6)).to_rfc3339(), "incubation": {"kind": "in_house", "hours": 24}})).await).await;
+    created(app.post(&app.clinic_path(&format!("/spore-tests/{}/result", bi["id"].as_str().unwrap())), &app.owner, &json!({"result": "positive", "control_result": "growth", "read_at": Utc::now().to_rfc3339()})).await).await;
+    let owner: Value = app
+        .get(&app.clinic_path("/readiness"), &app.owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let failure = &owner["failures"][0];
+    assert_eq!(failure["trigger"], "spore_test", "{owner}");
+    assert_eq!(
+        failure["lookback"]["sessions"][0]["client_name"],
+        "Alex Client"
+    );
+    assert!(owner["compliance"]["summary"]["blocker"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        owner["sterilisers"][0]["last_spore_test_outcome"],
+        "positive"
+    );
+    let inspector: Value = app
+        .get(&app.clinic_path("/readiness"), &app.inspector)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        inspector["failures"][0]["lookback"]["sessions"][0]["client_name"].is_null(),
+        "{inspector}"
+    );
+    assert_problem(
+        app.get(&app.clinic_path("/readiness"), &app.technician)
+            .await,
+        403,
+        None,
+    )
+    .await;
+    assert_problem(
+        app.get(&app.clinic_path("/readiness?at=yesterday"), &app.owner)
+            .await,
+        422,
+        Some("at"),
+    )
+    .await;
+}
