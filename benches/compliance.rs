@@ -1,5 +1,7 @@
 //! The compliance view and look-backs on three years of a busy studio, against the raw SQL they
-//! boil down to, run on the same database in the same run.
+//! boil down to, run on the same database in the same run; then the owner's dashboard page
+//! against `GET /compliance` through the real application, and what each page's first load
+//! transfers gzipped.
 //!
 //! ```text
 //! cargo bench --bench compliance                      # SQLite file under target/bench/
@@ -366,4 +368,170 @@ fn main() {
             ours.as_secs_f64() / raw.as_secs_f64()
         );
     }
+    drop(conn);
+    pages(&url, &pool, &clinic, backend);
+}
+
+/// The dashboard page and `GET /compliance` through the application, each timed end to end over
+/// HTTP on loopback in the same run, and the bytes a first load of each page transfers gzipped
+/// (the page and every asset it links).
+fn pages(url: &str, pool: &db::Pool, clinic: &str, backend: &str) {
+    use aseptic::config::{Secret, Settings};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut settings = Settings::load_from(&dir, "test", &[]).unwrap();
+    settings.database.url = Secret::new(url);
+    let work = tempfile::tempdir().unwrap();
+    settings.exports.signing_key_path = work.path().join("key.pem").display().to_string();
+    settings.exports.dir = work.path().join("exports").display().to_string();
+    settings.mail.worker = false;
+    // The demo's passwords were printed once; the benchmark signs its owner in with its own.
+    let password = "benchmark passphrase 2026";
+    let owner = {
+        let mut conn = pool.get().unwrap();
+        let owner: String = diesel::sql_query(format!(
+            "SELECT user_id AS id FROM memberships WHERE clinic_id = '{clinic}' AND role = 'owner' LIMIT 1"
+        ))
+        .load::<Id>(&mut conn)
+        .unwrap()[0]
+            .id
+            .clone();
+        let hash = aseptic::auth::password::hash(password).unwrap();
+        aseptic::auth::store::change_password(&mut conn, &owner, &hash).unwrap();
+        aseptic::auth::store::find_user(&mut conn, &owner)
+            .unwrap()
+            .unwrap()
+            .email
+    };
+    actix_web::rt::System::new().block_on(async move {
+        let app = aseptic::Application::build(settings, Some("127.0.0.1:0")).unwrap();
+        let base = format!("http://{}", app.addr());
+        let handle = app.handle();
+        actix_web::rt::spawn(app.run());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let signed = client
+            .post(format!("{base}/sign-in"))
+            .form(&[("email", owner.as_str()), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        let cookie = signed.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let token: serde_json::Value = client
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&serde_json::json!({"email": owner, "password": password}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = token["access_token"].as_str().unwrap().to_owned();
+        async fn timed(req: impl Fn() -> reqwest::RequestBuilder) -> Duration {
+            for _ in 0..2 {
+                let res = req().send().await.unwrap();
+                assert!(res.status().is_success(), "{}", res.status());
+                res.bytes().await.unwrap();
+            }
+            let mut samples = Vec::new();
+            for _ in 0..ITERATIONS {
+                let t = Instant::now();
+                req().send().await.unwrap().bytes().await.unwrap();
+                samples.push(t.elapsed());
+            }
+            median(samples)
+        }
+        let dashboard = timed(|| {
+            client
+                .get(format!("{base}/clinics/{clinic}/dashboard"))
+                .header("cookie", &cookie)
+        })
+        .await;
+        let compliance = timed(|| {
+            client
+                .get(format!("{base}/api/v1/clinics/{clinic}/compliance"))
+                .bearer_auth(&token)
+        })
+        .await;
+        println!("\n{backend}, through the application, median of {ITERATIONS} requests each:");
+        println!(
+            "{:<32} {:>9.2} ms\n{:<32} {:>9.2} ms\n{:<32} {:>8.2}x (goal: at most 1.5x)",
+            "dashboard page",
+            dashboard.as_secs_f64() * 1e3,
+            "GET /compliance",
+            compliance.as_secs_f64() * 1e3,
+            "dashboard / compliance",
+            dashboard.as_secs_f64() / compliance.as_secs_f64()
+        );
+        // First loads, gzipped: each page and every script and stylesheet it links.
+        let session: String = {
+            let mut conn = aseptic::open_database(&{
+                let mut s = Settings::load_from(&dir, "test", &[]).unwrap();
+                s.database.url = Secret::new(url);
+                s
+            })
+            .unwrap()
+            .get()
+            .unwrap();
+            diesel::sql_query(format!(
+                "SELECT id FROM sessions WHERE clinic_id = '{clinic}' ORDER BY planned_at DESC LIMIT 1"
+            ))
+            .load::<Id>(&mut conn)
+            .unwrap()[0]
+                .id
+                .clone()
+        };
+        println!("\nfirst load, gzip (goal: under 100 KB each):");
+        for page in [
+            "today".to_owned(),
+            "dashboard".to_owned(),
+            "cycles".to_owned(),
+            "spore-tests".to_owned(),
+            "lots".to_owned(),
+            "staff".to_owned(),
+            "sessions".to_owned(),
+            "incidents".to_owned(),
+            "inspection".to_owned(),
+            format!("sessions/{session}"),
+        ] {
+            let gz = |path: String| {
+                client
+                    .get(format!("{base}{path}"))
+                    .header("cookie", &cookie)
+                    .header("accept-encoding", "gzip")
+            };
+            let html = gz(format!("/clinics/{clinic}/{page}")).send().await.unwrap();
+            assert!(html.status().is_success(), "{page}: {}", html.status());
+            let html = html.bytes().await.unwrap();
+            let text = {
+                use std::io::Read;
+                let mut out = String::new();
+                flate2::read::GzDecoder::new(&html[..])
+                    .read_to_string(&mut out)
+                    .unwrap();
+                out
+            };
+            let mut total = html.len();
+            for asset in text.split("\"/assets/").skip(1) {
+                let path = asset.split('"').next().unwrap();
+                total += gz(format!("/assets/{path}"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap()
+                    .len();
+            }
+            println!("{page:<48} {:>7.1} KB", total as f64 / 1024.0);
+        }
+        handle.stop(true).await;
+    });
 }

@@ -155,13 +155,18 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
-        let server =
-            HttpServer::new(move || api::build_app(state.clone()).configure(crate::web::routes))
-                .workers(workers)
-                .shutdown_timeout(settings.server.shutdown_timeout_secs)
-                .listen(listener)
-                .map_err(|source| StartError::Bind { addr, source })?
-                .run();
+        // Pages and their assets go out gzipped to browsers that ask; an export's zip, already
+        // compressed, says so and is sent as it is.
+        let server = HttpServer::new(move || {
+            api::build_app(state.clone())
+                .configure(crate::web::routes)
+                .wrap(actix_web::middleware::Compress::default())
+        })
+        .workers(workers)
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        .listen(listener)
+        .map_err(|source| StartError::Bind { addr, source })?
+        .run();
         Ok(Self {
             server,
             addr: local,

@@ -235,6 +235,7 @@ pub fn zip_response(
     });
     Ok(HttpResponse::Ok()
         .content_type("application/zip")
+        .insert_header((header::CONTENT_ENCODING, "identity"))
         .insert_header((
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"aseptic-export-{id}.zip\""),
