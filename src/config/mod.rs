@@ -290,6 +290,12 @@ impl Settings {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
             }
         }
+        if !(1..=24 * 60).contains(&self.auth.browser_idle_minutes) {
+            return invalid("auth.browser_idle_minutes must be between 1 and 1440");
+        }
+        if !(1..=7 * 24).contains(&self.auth.browser_absolute_hours) {
+            return invalid("auth.browser_absolute_hours must be between 1 and 168");
+        }
         if self.mail.timeout_secs == 0 || self.mail.timeout_secs > 10 {
             return invalid("mail.timeout_secs must be between 1 and 10");
         }

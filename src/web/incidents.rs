@@ -261,6 +261,8 @@ async fn report(req: HttpRequest, posted: Posted) -> Result<HttpResponse, PageEr
 #[template(path = "incident.html", config = "src/web/askama.toml")]
 struct IncidentPage {
     chrome: Chrome,
+    id: String,
+    may_write: bool,
     kind: String,
     occurred: String,
     location: String,
@@ -306,7 +308,9 @@ async fn incident(
     .await?;
     let tz = page.tz;
     super::ok(&IncidentPage {
-        chrome: page.chrome("Report an incident"),
+        chrome: page.chrome("Incidents"),
+        id: view.id.clone(),
+        may_write: page.role() != crate::auth::Role::Inspector,
         kind: kind_words(view.fields.kind),
         occurred: at_in_words(view.fields.occurred_at, tz),
         location: view.fields.location.clone(),

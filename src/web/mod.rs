@@ -2,6 +2,7 @@
 //! station, owners at a desk and inspectors reading. Signed-in browsers hold a server-side session
 //! (`auth::browser`); every change is a form post carrying the session's CSRF token.
 
+mod amend;
 pub mod assets;
 mod charts;
 mod chrome;
@@ -27,6 +28,7 @@ pub use forms::Posted;
 /// The pages' routes; `lib.rs` adds them beside the API's.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     assets::routes(cfg);
+    amend::routes(cfg);
     signin::routes(cfg);
     technician::routes(cfg);
     incidents::routes(cfg);

@@ -1187,6 +1187,7 @@ struct MemberLine {
 }
 
 struct CredentialLine {
+    amend: String,
     what: String,
     expires: String,
     verified: Option<String>,
@@ -1336,6 +1337,7 @@ async fn render_staff(
                     credentials: creds
                         .into_iter()
                         .map(|cr| CredentialLine {
+                            amend: format!("/clinics/{c}/credentials/{}/amend", cr.id),
                             what: format!(
                                 "{}{}",
                                 super::capitalise(cr.fields.kind.label()),

@@ -534,6 +534,30 @@ async fn an_owner_prepares_for_an_inspection() {
         no_serious_violations(&b, "cycle log").await;
         b.screenshot("cycle-log").await;
 
+        // A correction: refused without a reason (what was typed is kept), then recorded with
+        // one, and the history shows both versions.
+        b.click("#cycles a[href$='/amend']").await;
+        b.type_into("#amend-peak_temperature_c", "135.5").await;
+        b.click("#amend-submit").await;
+        b.wait_for_text("#amend-reason-error", "Is required: say why")
+            .await;
+        let kept = b
+            .script(
+                "return document.querySelector('#amend-peak_temperature_c').value",
+                json!([]),
+            )
+            .await;
+        assert_eq!(kept, "135.5");
+        b.type_into("#amend-reason", "The printout reads 135.5 °C; typed as 135")
+            .await;
+        b.click("#amend-submit").await;
+        let history = b.wait_for_text("#history", "Version 2").await;
+        assert!(
+            history.contains("The printout reads 135.5")
+                && history.contains("Highest temperature reached, °C: 135 → 135.5"),
+            "{history}"
+        );
+
         // An inspector's access, and an export.
         b.goto(&app.url(&format!("/clinics/{}/inspection", app.clinic_id)))
             .await;
