@@ -21,7 +21,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::get().to(new_incident),
     )
     .route("/clinics/{clinic}/incidents", web::post().to(report))
-    .route("/clinics/{clinic}/incidents/{id}", web::get().to(incident));
+    .route("/clinics/{clinic}/incidents/{id}", web::get().to(incident))
+    .route(
+        "/clinics/{clinic}/incidents/{id}/follow-ups",
+        web::post().to(add_follow_up),
+    )
+    .route(
+        "/clinics/{clinic}/incidents/{id}/close",
+        web::post().to(close),
+    );
 }
 
 const KINDS: &[(&str, &str)] = &[
@@ -263,6 +271,7 @@ struct IncidentPage {
     chrome: Chrome,
     id: String,
     may_write: bool,
+    forms: Vec<super::form_view::FormView>,
     kind: String,
     occurred: String,
     location: String,
@@ -300,6 +309,63 @@ async fn incident(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
     let (_, id) = path.into_inner();
+    render_incident(req, page, id, None).await
+}
+
+fn follow_up_form(page: &ClinicPage, id: &str) -> super::form_view::FormView {
+    use crate::incidents::model::FollowUpKind as K;
+    super::form_view::FormView::new(
+        "new-follow-up",
+        "Record a follow-up",
+        format!("/clinics/{}/incidents/{id}/follow-ups", page.clinic_id()),
+        "Record it",
+        &page.browser.csrf,
+    )
+    .select(
+        "kind",
+        "What was done",
+        "",
+        [
+            K::EvaluationOffered,
+            K::EvaluationCompleted,
+            K::WrittenOpinion,
+            K::AuthorityReport,
+            K::Other,
+        ]
+        .iter()
+        .map(|k| (k.as_db().to_owned(), follow_up_words(*k)))
+        .collect(),
+    )
+    .textarea(
+        "note",
+        "Note",
+        "For example who saw them and what was offered",
+    )
+    .time("done_at", "When", &format!("In {}", page.tz.name()))
+    .with("done_at", super::forms::local_now(page.tz))
+}
+
+fn close_form(page: &ClinicPage, id: &str) -> super::form_view::FormView {
+    super::form_view::FormView::new(
+        "close-incident",
+        "Close the incident",
+        format!("/clinics/{}/incidents/{id}/close", page.clinic_id()),
+        "Close it",
+        &page.browser.csrf,
+    )
+    .textarea(
+        "summary",
+        "Summary",
+        "What was done, and what changes so it does not happen again",
+    )
+}
+
+async fn render_incident(
+    req: HttpRequest,
+    page: ClinicPage,
+    id: String,
+    refused: Option<super::records::Refused>,
+) -> Result<HttpResponse, PageError> {
     let state = state(&req)?;
     let (clinic, profiles) = (page.clinic_id().to_owned(), state.profiles.clone());
     let view = db::run(&state.pool, move |conn| {
@@ -307,47 +373,136 @@ async fn incident(
     })
     .await?;
     let tz = page.tz;
-    super::ok(&IncidentPage {
-        chrome: page.chrome("Incidents"),
-        id: view.id.clone(),
-        may_write: page.role() != crate::auth::Role::Inspector,
-        kind: kind_words(view.fields.kind),
-        occurred: at_in_words(view.fields.occurred_at, tz),
-        location: view.fields.location.clone(),
-        description: view.fields.description.clone(),
-        immediate_actions: view.fields.immediate_actions.clone(),
-        sharps: view.fields.sharps.clone(),
-        due: view
-            .required_follow_ups
-            .iter()
-            .map(|r| {
-                (
-                    follow_up_words(r.kind),
-                    due_in_words(r.due.naive_utc(), tz),
-                    serde_json::to_value(r.status)
-                        .ok()
-                        .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
-                        .unwrap_or_default(),
+    let may_write = page.role() != crate::auth::Role::Inspector;
+    let mut forms = Vec::new();
+    if may_write && view.closed_at.is_none() {
+        forms.push(super::records::refill(
+            follow_up_form(&page, &view.id),
+            refused.as_ref(),
+        ));
+        if page.role() == crate::auth::Role::Owner {
+            forms.push(super::records::refill(
+                close_form(&page, &view.id),
+                refused.as_ref(),
+            ));
+        }
+    }
+    let status = if refused.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    html(
+        status,
+        &IncidentPage {
+            chrome: page.chrome("Incidents"),
+            id: view.id.clone(),
+            may_write,
+            forms,
+            kind: kind_words(view.fields.kind),
+            occurred: at_in_words(view.fields.occurred_at, tz),
+            location: view.fields.location.clone(),
+            description: view.fields.description.clone(),
+            immediate_actions: view.fields.immediate_actions.clone(),
+            sharps: view.fields.sharps.clone(),
+            due: view
+                .required_follow_ups
+                .iter()
+                .map(|r| {
+                    (
+                        follow_up_words(r.kind),
+                        due_in_words(r.due.naive_utc(), tz),
+                        serde_json::to_value(r.status)
+                            .ok()
+                            .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect(),
+            done: view
+                .follow_ups
+                .iter()
+                .map(|f| {
+                    (
+                        follow_up_words(f.kind),
+                        at_in_words(f.done_at, tz),
+                        f.note.clone(),
+                    )
+                })
+                .collect(),
+            closed: view.closed_at.map(|c| {
+                format!(
+                    "{}: {}",
+                    at_in_words(c, tz),
+                    view.closure_summary.unwrap_or_default()
                 )
-            })
-            .collect(),
-        done: view
-            .follow_ups
-            .iter()
-            .map(|f| {
-                (
-                    follow_up_words(f.kind),
-                    at_in_words(f.done_at, tz),
-                    f.note.clone(),
-                )
-            })
-            .collect(),
-        closed: view.closed_at.map(|c| {
-            format!(
-                "{}: {}",
-                at_in_words(c, tz),
-                view.closure_summary.unwrap_or_default()
+            }),
+        },
+    )
+}
+
+async fn add_follow_up(
+    req: HttpRequest,
+    posted: Posted,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    posted.page.access.require_staff()?;
+    let (_, id) = path.into_inner();
+    let back = format!("/clinics/{}/incidents/{id}", posted.page.clinic_id());
+    let again = id.clone();
+    super::records::submit(
+        req,
+        posted,
+        "new-follow-up",
+        &[
+            ("kind", super::forms::Kind::Text),
+            ("note", super::forms::Kind::Text),
+            ("done_at", super::forms::Kind::LocalTime),
+        ],
+        back,
+        move |conn, page, profiles, input| {
+            crate::incidents::usecases::add_follow_up(
+                conn,
+                profiles,
+                &page.access.audit_context(),
+                page.clinic_id(),
+                &id,
+                input,
             )
-        }),
-    })
+            .map(drop)
+        },
+        move |req, page, refused| render_incident(req, page, again, refused),
+    )
+    .await
+}
+
+async fn close(
+    req: HttpRequest,
+    posted: Posted,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    posted.page.access.require_owner()?;
+    let (_, id) = path.into_inner();
+    let back = format!("/clinics/{}/incidents/{id}", posted.page.clinic_id());
+    let again = id.clone();
+    super::records::submit(
+        req,
+        posted,
+        "close-incident",
+        &[("summary", super::forms::Kind::Text)],
+        back,
+        move |conn, page, profiles, input| {
+            crate::incidents::usecases::close(
+                conn,
+                profiles,
+                &page.access.audit_context(),
+                page.clinic_id(),
+                &id,
+                input,
+            )
+            .map(drop)
+        },
+        move |req, page, refused| render_incident(req, page, again, refused),
+    )
+    .await
 }

@@ -203,13 +203,24 @@ impl Browser {
     }
 
     pub async fn click(&self, css: &str) {
-        let id = self.find(css).await;
-        let v = self.post(&format!("/element/{id}/click"), json!({})).await;
-        assert!(v.is_null(), "click {css}: {v}");
+        // A page still being replaced by the last navigation leaves stale elements: find again.
+        for _ in 0..50 {
+            let id = self.find(css).await;
+            let v = self.post(&format!("/element/{id}/click"), json!({})).await;
+            if v.is_null() {
+                return;
+            }
+            assert!(v["error"] == "stale element reference", "click {css}: {v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{css} stayed stale");
     }
 
     /// Types into a field as a person or a barcode scanner would (`\n` presses Enter).
     pub async fn type_into(&self, css: &str, text: &str) {
+        self.find(css).await;
+        // Past any navigation still replacing the page.
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let id = self.find(css).await;
         self.post(&format!("/element/{id}/clear"), json!({})).await;
         let text = text.replace('\n', "\u{E007}");

@@ -259,6 +259,45 @@ async fn a_technician_runs_a_session_at_the_station() {
         b.click("#complete-session").await;
         b.wait_for_text("#session-state", "Completed").await;
 
+        // Hurt while working: the incident form from the session, first aid first. A form
+        // missing what a sharps injury needs comes back with each reason beside its field.
+        b.click("a[href*='/incidents/new?session=']").await;
+        b.wait_for_text(
+            "#first-aid-heading",
+            "If a needle or sharp has cut or pricked you",
+        )
+        .await;
+        b.type_into("#description", "Pricked my finger taking the cartridge out")
+            .await;
+        b.click("#report-incident").await;
+        b.wait_for_text("#device_type-error", "Is required").await;
+        let kept = b
+            .script(
+                "return document.querySelector('#description').value",
+                json!([]),
+            )
+            .await;
+        assert_eq!(kept, "Pricked my finger taking the cartridge out");
+        assert!(b
+            .text("#immediate_actions-error")
+            .await
+            .contains("Is required"));
+        b.type_into("#device_type", "needle cartridge, 3RL").await;
+        b.type_into("#work_area", "treatment room").await;
+        b.type_into(
+            "#how_it_happened",
+            "While removing the used cartridge from the machine",
+        )
+        .await;
+        b.type_into(
+            "#immediate_actions",
+            "Washed under running water, covered, owner told",
+        )
+        .await;
+        b.click("#report-incident").await;
+        b.wait_for_text("#follow-ups-due", "Confidential medical evaluation")
+            .await;
+
         // What the records say, through the API.
         let trace: Value = app
             .get(
@@ -557,6 +596,34 @@ async fn an_owner_prepares_for_an_inspection() {
                 && history.contains("Highest temperature reached, °C: 135 → 135.5"),
             "{history}"
         );
+
+        // A new client and a session planned for them.
+        b.goto(&app.url(&format!("/clinics/{}/sessions", app.clinic_id)))
+            .await;
+        b.click("#new-client summary").await;
+        b.type_into("#new-client-name", "Jordan Reyes").await;
+        b.type_into("#new-client-contact", "jordan@example.com")
+            .await;
+        b.script(
+            "document.querySelector('#new-client-date_of_birth').value = '1988-07-14'",
+            json!([]),
+        )
+        .await;
+        b.click("#new-client-submit").await;
+        b.click("#new-session summary").await;
+        b.script(
+            "const s = document.querySelector('#new-session-client_id');\
+             s.value = [...s.options].find(o => o.text.startsWith('Jordan Reyes')).value;\
+             const t = document.querySelector('#new-session-technician_id');\
+             t.value = [...t.options].find(o => o.text === 'tech').value;",
+            json!([]),
+        )
+        .await;
+        b.type_into("#new-session-station", "Chair 1").await;
+        b.type_into("#new-session-procedure", "SMP session 1 of 3, hairline")
+            .await;
+        b.click("#new-session-submit").await;
+        b.wait_for_text("#sessions", "Jordan Reyes").await;
 
         // An inspector's access, and an export.
         b.goto(&app.url(&format!("/clinics/{}/inspection", app.clinic_id)))
