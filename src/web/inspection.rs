@@ -35,7 +35,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/clinics/{clinic}/exports/{id}/report.pdf",
             web::get().to(report),
         )
-        .route("/clinics/{clinic}/exports/{id}/send", web::post().to(send));
+        .route("/clinics/{clinic}/exports/{id}/send", web::post().to(send))
+        .route(
+            "/clinics/{clinic}/mail/settings",
+            web::post().to(mail_settings),
+        );
 }
 
 struct GrantLine {
@@ -152,6 +156,11 @@ async fn render(
             Vec::new()
         };
         let exports = crate::exports::usecases::list(conn, &clinic)?;
+        let settings = if owner {
+            Some(crate::outbox::settings::get(conn, &clinic)?)
+        } else {
+            None
+        };
         let mail = if owner {
             crate::outbox::queue::list(
                 conn,
@@ -183,9 +192,17 @@ async fn render(
             .into_iter()
             .map(|(_, u)| (u.id, u.display_name))
             .collect();
-        Ok((grants, exports, mail, events, verification, names))
+        Ok((
+            grants,
+            exports,
+            (mail, settings),
+            events,
+            verification,
+            names,
+        ))
     })
     .await?;
+    let (mail, settings) = mail;
     let tz = page.tz;
     let c = page.clinic_id().to_owned();
     let mut forms = Vec::new();
@@ -193,6 +210,12 @@ async fn render(
         forms.push(super::records::refill(grant_form(&page), refused.as_ref()));
     }
     forms.push(super::records::refill(export_form(&page), refused.as_ref()));
+    if let Some(settings) = settings {
+        forms.push(super::records::refill(
+            settings_form(&page, &settings),
+            refused.as_ref(),
+        ));
+    }
     let status = if refused.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -547,4 +570,120 @@ async fn send(
         render,
     )
     .await
+}
+
+fn settings_form(
+    page: &ClinicPage,
+    current: &crate::outbox::settings::MailSettingsView,
+) -> FormView {
+    let (frequency, day, time) = match &current.summary {
+        Some(s) => (
+            serde_json::to_value(s.frequency)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            s.day.to_string(),
+            s.time.clone(),
+        ),
+        None => ("none".to_owned(), "1".to_owned(), "08:00".to_owned()),
+    };
+    FormView::new(
+        "mail-settings",
+        "Mail settings",
+        format!("/clinics/{}/mail/settings", page.clinic_id()),
+        "Save the settings",
+        &page.browser.csrf,
+    )
+    .select(
+        "summary.frequency",
+        "Audit summary",
+        "Mailed to the clinic's inspectors and the addresses below",
+        vec![
+            ("none".into(), "None".into()),
+            ("weekly".into(), "Weekly".into()),
+            ("monthly".into(), "Monthly".into()),
+        ],
+    )
+    .whole(
+        "summary.day",
+        "On day",
+        "Weekly: 1 (Monday) to 7 (Sunday); monthly: 1 to 28",
+    )
+    .text("summary.time", "At", &format!("HH:MM, {}", page.tz.name()))
+    .textarea("recipients", "Also to", "One address per line")
+    .email(
+        "authority_email",
+        "The health authority's address",
+        "For what the jurisdiction says to report at once",
+    )
+    .with("summary.frequency", frequency)
+    .with("summary.day", day)
+    .with("summary.time", time)
+    .with("recipients", current.recipients.join("\n"))
+    .with(
+        "authority_email",
+        current.authority_email.clone().unwrap_or_default(),
+    )
+}
+
+async fn mail_settings(req: HttpRequest, posted: super::Posted) -> Result<HttpResponse, PageError> {
+    posted.page.access.require_owner()?;
+    let back = format!(
+        "/clinics/{}/inspection#mail-settings",
+        posted.page.clinic_id()
+    );
+    let f = &posted.fields;
+    let mut body = serde_json::json!({
+        "recipients": f.get("recipients").lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>(),
+        "authority_email": f.opt("authority_email"),
+    });
+    if f.get("summary.frequency") != "none" {
+        let day = f.get("summary.day");
+        body["summary"] = serde_json::json!({
+            "frequency": f.get("summary.frequency"),
+            "day": day.parse::<u32>().map_or(serde_json::Value::String(day.to_owned()), serde_json::Value::from),
+            "time": f.get("summary.time"),
+        });
+    }
+    let state = state(&req)?;
+    let outcome =
+        match crate::input::from_value::<crate::outbox::settings::MailSettingsInput>(body, "") {
+            Ok(input) => {
+                let (ctx, clinic) = (
+                    posted.page.access.audit_context(),
+                    posted.page.clinic_id().to_owned(),
+                );
+                db::run(&state.pool, move |conn| {
+                    crate::outbox::settings::put(conn, &ctx, &clinic, &input)
+                })
+                .await
+                .map(drop)
+            }
+            Err(e) => Err(e),
+        };
+    match outcome {
+        Ok(()) => Ok(super::see_other(&back)),
+        Err(e) => {
+            let errors = super::forms::refusal(
+                e,
+                &[
+                    "summary.frequency",
+                    "summary.day",
+                    "summary.time",
+                    "recipients",
+                    "authority_email",
+                ],
+            )?;
+            render(
+                req,
+                posted.page,
+                Some(Refused {
+                    form: "mail-settings".into(),
+                    fields: posted.fields,
+                    errors,
+                }),
+            )
+            .await
+        }
+    }
 }

@@ -635,6 +635,29 @@ async fn an_owner_prepares_for_an_inspection() {
             .await;
         b.click("#new-grant-submit").await;
         b.wait_for_text("#grants", "auditor@council.example").await;
+        // The weekly summary: an impossible time is named beside its field; then saved.
+        b.click("#mail-settings summary").await;
+        b.script(
+            "document.querySelector('#mail-settings-summary-frequency').value = 'weekly'",
+            json!([]),
+        )
+        .await;
+        b.type_into("#mail-settings-summary-time", "25:00").await;
+        b.type_into("#mail-settings-recipients", "owner.copy@ink.example")
+            .await;
+        b.click("#mail-settings-submit").await;
+        b.find("#mail-settings-summary-time-error").await;
+        b.type_into("#mail-settings-summary-time", "08:00").await;
+        b.click("#mail-settings-submit").await;
+        b.find("#mail").await;
+        let saved: Value = app
+            .get(&app.clinic_path("/mail/settings"), &app.owner)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(saved["summary"]["time"], "08:00", "{saved}");
+        assert_eq!(saved["recipients"][0], "owner.copy@ink.example");
         b.click("#new-export summary").await;
         b.click("#new-export-submit").await;
         b.find(".export").await;
