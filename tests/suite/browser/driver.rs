@@ -216,6 +216,31 @@ impl Browser {
         panic!("{css} stayed stale");
     }
 
+    /// Clicks something that loads a new page (a form without htmx, a link), and waits until the
+    /// new page has replaced the old one.
+    pub async fn click_and_load(&self, css: &str) {
+        self.script("window.__asepticOldPage = true", json!([]))
+            .await;
+        self.click(css).await;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let gone = self
+                .script(
+                    "return window.__asepticOldPage === undefined && document.readyState === 'complete'",
+                    json!([]),
+                )
+                .await;
+            if gone == json!(true) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "clicking {css} loaded no new page"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Types into a field as a person or a barcode scanner would (`\n` presses Enter).
     pub async fn type_into(&self, css: &str, text: &str) {
         self.find(css).await;

@@ -148,7 +148,7 @@ pub async fn sign_in(b: &Browser, app: &TestApp, email: &str) {
     b.goto(&app.url("/sign-in")).await;
     b.type_into("#email", email).await;
     b.type_into("#password", PASSWORD).await;
-    b.click("#sign-in button[type=submit]").await;
+    b.click_and_load("#sign-in button[type=submit]").await;
     b.find("header.top nav").await;
 }
 
@@ -187,7 +187,7 @@ async fn a_technician_runs_a_session_at_the_station() {
         no_serious_violations(&b, "today").await;
         b.screenshot("today").await;
 
-        b.click("#today-sessions a.button").await;
+        b.click_and_load("#today-sessions a.button").await;
         let refusals = b.wait_for_text("#refusals", "is not answered").await;
         assert!(refusals.contains("Hands washed"), "{refusals}");
 
@@ -233,7 +233,8 @@ async fn a_technician_runs_a_session_at_the_station() {
             "{refusals}"
         );
         assert!(b.find("#start-session[disabled]").await.len() > 1);
-        b.click(&format!("#set-aside-{}", m.quarantined_pack)).await;
+        b.click_and_load(&format!("#set-aside-{}", m.quarantined_pack))
+            .await;
         b.wait_for_text("#set-aside", &m.quarantined_pack).await;
 
         // A released pack and the lots, as a scanner types them.
@@ -253,15 +254,15 @@ async fn a_technician_runs_a_session_at_the_station() {
         no_serious_violations(&b, "session").await;
         b.screenshot("session").await;
 
-        b.click("#start-session").await;
+        b.click_and_load("#start-session").await;
         b.wait_for_text("#session-state", "In progress").await;
         b.type_into("#notes", "Aftercare sheet given").await;
-        b.click("#complete-session").await;
+        b.click_and_load("#complete-session").await;
         b.wait_for_text("#session-state", "Completed").await;
 
         // Hurt while working: the incident form from the session, first aid first. A form
         // missing what a sharps injury needs comes back with each reason beside its field.
-        b.click("a[href*='/incidents/new?session=']").await;
+        b.click_and_load("a[href*='/incidents/new?session=']").await;
         b.wait_for_text(
             "#first-aid-heading",
             "If a needle or sharp has cut or pricked you",
@@ -269,7 +270,7 @@ async fn a_technician_runs_a_session_at_the_station() {
         .await;
         b.type_into("#description", "Pricked my finger taking the cartridge out")
             .await;
-        b.click("#report-incident").await;
+        b.click_and_load("#report-incident").await;
         b.wait_for_text("#device_type-error", "Is required").await;
         let kept = b
             .script(
@@ -294,7 +295,7 @@ async fn a_technician_runs_a_session_at_the_station() {
             "Washed under running water, covered, owner told",
         )
         .await;
-        b.click("#report-incident").await;
+        b.click_and_load("#report-incident").await;
         b.wait_for_text("#follow-ups-due", "Confidential medical evaluation")
             .await;
 
@@ -404,7 +405,7 @@ async fn forged_forms_are_refused_and_an_expired_session_comes_back_to_its_page(
         );
         b.type_into("#email", "tech@ink.example").await;
         b.type_into("#password", PASSWORD).await;
-        b.click("#sign-in button[type=submit]").await;
+        b.click_and_load("#sign-in button[type=submit]").await;
         b.find("#pack-code").await;
         assert_eq!(b.url().await, session_page);
 
@@ -546,7 +547,7 @@ async fn an_owner_prepares_for_an_inspection() {
             json!([form]),
         )
         .await;
-        b.click(&format!("{form}-submit")).await;
+        b.click_and_load(&format!("{form}-submit")).await;
         b.wait_for_text(&format!("#spore-test-{test_id}"), "positive")
             .await;
 
@@ -575,9 +576,9 @@ async fn an_owner_prepares_for_an_inspection() {
 
         // A correction: refused without a reason (what was typed is kept), then recorded with
         // one, and the history shows both versions.
-        b.click("#cycles a[href$='/amend']").await;
+        b.click_and_load("#cycles a[href$='/amend']").await;
         b.type_into("#amend-peak_temperature_c", "135.5").await;
-        b.click("#amend-submit").await;
+        b.click_and_load("#amend-submit").await;
         b.wait_for_text("#amend-reason-error", "Is required: say why")
             .await;
         let kept = b
@@ -589,7 +590,7 @@ async fn an_owner_prepares_for_an_inspection() {
         assert_eq!(kept, "135.5");
         b.type_into("#amend-reason", "The printout reads 135.5 °C; typed as 135")
             .await;
-        b.click("#amend-submit").await;
+        b.click_and_load("#amend-submit").await;
         let history = b.wait_for_text("#history", "Version 2").await;
         assert!(
             history.contains("The printout reads 135.5")
@@ -609,7 +610,7 @@ async fn an_owner_prepares_for_an_inspection() {
             json!([]),
         )
         .await;
-        b.click("#new-client-submit").await;
+        b.click_and_load("#new-client-submit").await;
         b.click("#new-session summary").await;
         b.script(
             "const s = document.querySelector('#new-session-client_id');\
@@ -622,7 +623,7 @@ async fn an_owner_prepares_for_an_inspection() {
         b.type_into("#new-session-station", "Chair 1").await;
         b.type_into("#new-session-procedure", "SMP session 1 of 3, hairline")
             .await;
-        b.click("#new-session-submit").await;
+        b.click_and_load("#new-session-submit").await;
         b.wait_for_text("#sessions", "Jordan Reyes").await;
 
         // An inspector's access, and an export.
@@ -633,7 +634,7 @@ async fn an_owner_prepares_for_an_inspection() {
             .await;
         b.type_into("#new-grant-purpose", "annual inspection 2026")
             .await;
-        b.click("#new-grant-submit").await;
+        b.click_and_load("#new-grant-submit").await;
         b.wait_for_text("#grants", "auditor@council.example").await;
         // The weekly summary: an impossible time is named beside its field; then saved.
         b.click("#mail-settings summary").await;
@@ -645,10 +646,10 @@ async fn an_owner_prepares_for_an_inspection() {
         b.type_into("#mail-settings-summary-time", "25:00").await;
         b.type_into("#mail-settings-recipients", "owner.copy@ink.example")
             .await;
-        b.click("#mail-settings-submit").await;
+        b.click_and_load("#mail-settings-submit").await;
         b.find("#mail-settings-summary-time-error").await;
         b.type_into("#mail-settings-summary-time", "08:00").await;
-        b.click("#mail-settings-submit").await;
+        b.click_and_load("#mail-settings-submit").await;
         b.find("#mail").await;
         let saved: Value = app
             .get(&app.clinic_path("/mail/settings"), &app.owner)
@@ -659,7 +660,7 @@ async fn an_owner_prepares_for_an_inspection() {
         assert_eq!(saved["summary"]["time"], "08:00", "{saved}");
         assert_eq!(saved["recipients"][0], "owner.copy@ink.example");
         b.click("#new-export summary").await;
-        b.click("#new-export-submit").await;
+        b.click_and_load("#new-export-submit").await;
         b.find(".export").await;
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
         while !b.text(".export").await.contains("ready") {
@@ -729,13 +730,13 @@ async fn an_inspector_reads_and_cannot_write() {
             .await;
         b.type_into("#password", "a passphrase of my own 2026")
             .await;
-        b.click("#invitation button[type=submit]").await;
+        b.click_and_load("#invitation button[type=submit]").await;
         b.wait_for_text("#sign-in", "Your invitation is accepted")
             .await;
         b.type_into("#email", "auditor@council.example").await;
         b.type_into("#password", "a passphrase of my own 2026")
             .await;
-        b.click("#sign-in button[type=submit]").await;
+        b.click_and_load("#sign-in button[type=submit]").await;
         b.find("header.top nav").await;
         assert!(b.url().await.ends_with("/registers"), "{}", b.url().await);
         no_serious_violations(&b, "inspector's registers").await;
