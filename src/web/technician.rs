@@ -549,7 +549,8 @@ where
         }
         Err(e) => {
             let new_lot = match &e {
-                AppError::NotFoundField(f) if f.field == "barcode" || f.field == "lot_number" => {
+                // A lot the clinic has not recorded (the lot form's field is `code`).
+                AppError::NotFoundField(_) if focus == "lot" => {
                     Some(new_lot_offer(&page, posted.fields.get("code")))
                 }
                 _ => None,

@@ -61,28 +61,7 @@ async fn setup_with(app: &TestApp, with_pigment: bool) -> Setup {
         "lot_number": "ABC123", "expiry_date": (Utc::now() + Duration::days(300)).date_naive().to_string(),
         "sterilisation_method": "ethylene_oxide", "received_on": (Utc::now() - Duration::days(3)).date_naive().to_string(),
         "quantity_received": 20})).await).await["id"].as_str().unwrap().to_owned();
-    let tech = app.technician.user_id.clone();
-    let mut credentials = Vec::new();
-    for body in [
-        json!({"user_id": tech, "kind": "bloodborne_pathogen_training", "issued_on": (Utc::now() - Duration::days(30)).date_naive().to_string()}),
-        json!({"user_id": tech, "kind": "hepatitis_b", "hepatitis_b_status": "vaccinated"}),
-        json!({"user_id": tech, "kind": "licence", "number": "BA-1", "issued_on": "2025-01-01", "expires_on": (Utc::now() + Duration::days(200)).date_naive().to_string()}),
-    ] {
-        let id = created(app.post(&app.clinic_path("/credentials"), o, &body).await).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        created(
-            app.post(
-                &app.clinic_path(&format!("/credentials/{id}/verify")),
-                o,
-                &json!({}),
-            )
-            .await,
-        )
-        .await;
-        credentials.push(id);
-    }
+    let credentials = common::verified_credentials(app, &app.technician.user_id).await;
     let client = created(app.post(&app.clinic_path("/clients"), &app.technician, &json!({"name": "Alex Client", "contact": "+44 7700 900123", "date_of_birth": "1990-04-02"})).await).await["id"].as_str().unwrap().to_owned();
     let session = created(
         app.post(

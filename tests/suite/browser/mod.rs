@@ -90,26 +90,7 @@ pub async fn morning(app: &TestApp) -> Morning {
     ] {
         created(app.post(&app.clinic_path("/lots"), o, &body).await).await;
     }
-    let tech = app.technician.user_id.clone();
-    for body in [
-        json!({"user_id": tech, "kind": "bloodborne_pathogen_training", "issued_on": (Utc::now() - Duration::days(30)).date_naive().to_string()}),
-        json!({"user_id": tech, "kind": "hepatitis_b", "hepatitis_b_status": "vaccinated"}),
-        json!({"user_id": tech, "kind": "licence", "number": "BA-1", "issued_on": "2025-01-01", "expires_on": (Utc::now() + Duration::days(200)).date_naive().to_string()}),
-    ] {
-        let id = created(app.post(&app.clinic_path("/credentials"), o, &body).await).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        created(
-            app.post(
-                &app.clinic_path(&format!("/credentials/{id}/verify")),
-                o,
-                &json!({}),
-            )
-            .await,
-        )
-        .await;
-    }
+    common::verified_credentials(app, &app.technician.user_id).await;
     let client = created(
         app.post(
             &app.clinic_path("/clients"),
@@ -244,6 +225,16 @@ async fn a_technician_runs_a_session_at_the_station() {
         )
         .await;
         b.wait_for_text("#packs", &m.released_pack).await;
+        // A box of a lot nobody recorded: what its code says, and who can record it.
+        b.type_into("#lot-code", "(01)09506000134352(17)290101(10)NEW-77\n")
+            .await;
+        let offer = b
+            .wait_for_text("#new-lot", "not recorded in the clinic yet")
+            .await;
+        assert!(
+            offer.contains("lot NEW-77") && offer.contains("Ask the clinic owner"),
+            "{offer}"
+        );
         b.type_into("#lot-code", "(01)09506000134352(17)290101(10)ABC123\n")
             .await;
         b.wait_for_text("#lots", "lot ABC123").await;

@@ -622,3 +622,34 @@ pub async fn qualify_steriliser(
         res.text().await.unwrap_or_default()
     );
 }
+
+/// Records the three credentials a practitioner needs (training a month old, hepatitis B
+/// vaccinated, a licence valid for 200 days) for `user_id` and has the owner verify each;
+/// returns their ids.
+pub async fn verified_credentials(app: &TestApp, user_id: &str) -> Vec<String> {
+    use chrono::{Duration, Utc};
+    let o = &app.owner;
+    let mut ids = Vec::new();
+    for body in [
+        json!({"user_id": user_id, "kind": "bloodborne_pathogen_training", "issued_on": (Utc::now() - Duration::days(30)).date_naive().to_string()}),
+        json!({"user_id": user_id, "kind": "hepatitis_b", "hepatitis_b_status": "vaccinated"}),
+        json!({"user_id": user_id, "kind": "licence", "number": "BA-1", "issued_on": "2025-01-01", "expires_on": (Utc::now() + Duration::days(200)).date_naive().to_string()}),
+    ] {
+        let res = app.post(&app.clinic_path("/credentials"), o, &body).await;
+        assert_eq!(res.status(), 201, "{body}");
+        let id = res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let res = app
+            .post(
+                &app.clinic_path(&format!("/credentials/{id}/verify")),
+                o,
+                &json!({}),
+            )
+            .await;
+        assert!(res.status().is_success(), "verify {id}");
+        ids.push(id);
+    }
+    ids
+}
