@@ -653,10 +653,34 @@ fn place_form(
     .text("bi_product", "Indicator product", "For example Attest 1292")
     .text("bi_lot", "Indicator lot", "")
     .time("placed_at", "Placed at", "")
+    .select(
+        "incubation.kind",
+        "Incubated",
+        "",
+        vec![
+            ("in_house".into(), "In the clinic's own incubator".into()),
+            ("mail_in".into(), "Posted to a laboratory".into()),
+        ],
+    )
     .number(
         "incubation.hours",
         "Incubation, hours",
         "In the clinic's own incubator",
+    )
+    .date(
+        "incubation.posted_on",
+        "Posted on",
+        "Posted to a laboratory",
+    )
+    .text(
+        "incubation.lab_name",
+        "Laboratory",
+        "Posted to a laboratory",
+    )
+    .date(
+        "incubation.lab_deadline",
+        "The laboratory reports by",
+        "Posted to a laboratory",
     )
     .with("placed_at", local_now(page.tz))
     .with("incubation.hours", "24")
@@ -815,21 +839,33 @@ async fn tests(req: HttpRequest, page: ClinicPage) -> Result<HttpResponse, PageE
 async fn place_spore_test(req: HttpRequest, mut posted: Posted) -> Result<HttpResponse, PageError> {
     posted.page.access.require_staff()?;
     let back = format!("/clinics/{}/spore-tests", posted.page.clinic_id());
-    // The clinic's own incubator; a mail-in test is recorded through the API for now.
-    posted.fields = with_field(posted.fields, "incubation.kind", "in_house");
+    // Each way of incubating has its own fields; only the chosen one's are sent.
+    let mail_in = posted.fields.get("incubation.kind") == "mail_in";
+    if posted.fields.get("incubation.kind").is_empty() {
+        posted.fields = with_field(posted.fields, "incubation.kind", "in_house");
+    }
+    let mut spec = vec![
+        ("steriliser_id", Kind::Text),
+        ("cycle_id", Kind::Text),
+        ("bi_product", Kind::Text),
+        ("bi_lot", Kind::Text),
+        ("placed_at", Kind::LocalTime),
+        ("incubation.kind", Kind::Text),
+    ];
+    if mail_in {
+        spec.extend([
+            ("incubation.posted_on", Kind::Text),
+            ("incubation.lab_name", Kind::Text),
+            ("incubation.lab_deadline", Kind::Text),
+        ]);
+    } else {
+        spec.push(("incubation.hours", Kind::Number));
+    }
     submit(
         req,
         posted,
         "new-spore-test",
-        &[
-            ("steriliser_id", Kind::Text),
-            ("cycle_id", Kind::Text),
-            ("bi_product", Kind::Text),
-            ("bi_lot", Kind::Text),
-            ("placed_at", Kind::LocalTime),
-            ("incubation.kind", Kind::Text),
-            ("incubation.hours", Kind::Number),
-        ],
+        &spec,
         back,
         |conn, page, _, input| {
             crate::sterilisation::usecases::create_spore_test(

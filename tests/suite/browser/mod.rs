@@ -542,6 +542,30 @@ async fn an_owner_prepares_for_an_inspection() {
         b.wait_for_text(&format!("#spore-test-{test_id}"), "positive")
             .await;
 
+        // A retest posted to a laboratory: the deadline is required, then it is recorded.
+        b.click("#new-spore-test summary").await;
+        b.script(
+            "document.querySelector('#new-spore-test-incubation-kind').value = 'mail_in';\
+             document.querySelector('#new-spore-test-incubation-posted_on').value = arguments[0];",
+            json!([Utc::now().date_naive().to_string()]),
+        )
+        .await;
+        b.type_into("#new-spore-test-bi_product", "Attest 1292")
+            .await;
+        b.type_into("#new-spore-test-bi_lot", "2026-11C").await;
+        b.type_into("#new-spore-test-incubation-lab_name", "North Lab")
+            .await;
+        b.click_and_load("#new-spore-test-submit").await;
+        let refused = b.text("#new-spore-test").await;
+        assert!(refused.contains("Is required"), "{refused}");
+        b.script(
+            "document.querySelector('#new-spore-test-incubation-lab_deadline').value = arguments[0];",
+            json!([(Utc::now() + Duration::days(7)).date_naive().to_string()]),
+        )
+        .await;
+        b.click_and_load("#new-spore-test-submit").await;
+        b.wait_for_text("#spore-tests", "lot 2026-11C").await;
+
         b.goto(&app.url(&format!("/clinics/{}/dashboard", app.clinic_id)))
             .await;
         let failures = b
