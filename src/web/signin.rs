@@ -113,7 +113,31 @@ async fn sign_in_page(req: HttpRequest) -> Result<HttpResponse, PageError> {
     )
 }
 
+/// A sign-in or invitation form posted from another site (login CSRF: signing the victim's
+/// browser in as someone else) is refused; it has no session token to check yet.
+fn from_this_site(req: &HttpRequest) -> Result<(), PageError> {
+    let headers = req.headers();
+    if headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site")
+    {
+        return Err(PageError::Forgery);
+    }
+    let origin = headers
+        .get(actix_web::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    if let Some(origin) = origin.filter(|o| *o != "null") {
+        let host = origin.split_once("://").map_or(origin, |(_, h)| h);
+        if host != req.connection_info().host() {
+            return Err(PageError::Forgery);
+        }
+    }
+    Ok(())
+}
+
 async fn sign_in(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, PageError> {
+    from_this_site(&req)?;
     let state = state(&req)?;
     let fields = forms::Fields::parse(&body);
     let email = normalise_email(fields.get("email"));
@@ -299,6 +323,7 @@ async fn invitation_page(req: HttpRequest) -> Result<HttpResponse, PageError> {
 }
 
 async fn accept_invitation(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, PageError> {
+    from_this_site(&req)?;
     let state = state(&req)?;
     let fields = forms::Fields::parse(&body);
     let token = fields.get("token").to_owned();

@@ -375,6 +375,17 @@ async fn forged_forms_are_refused_and_an_expired_session_comes_back_to_its_page(
             "{body}"
         );
 
+        // Another site's page posting the sign-in form (to sign this browser in as someone else).
+        let res = reqwest::Client::new()
+            .post(app.url("/sign-in"))
+            .header("origin", "https://evil.example")
+            .form(&[("email", "tech@ink.example"), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403);
+        assert!(res.headers().get("set-cookie").is_none());
+
         // Idle past the limit: back to sign-in, then back to the session.
         {
             use diesel::connection::SimpleConnection;
