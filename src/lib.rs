@@ -160,6 +160,7 @@ impl Application {
         let server = HttpServer::new(move || {
             api::build_app(state.clone())
                 .configure(crate::web::routes)
+                .default_service(actix_web::web::to(crate::web::unmatched))
                 .wrap(actix_web::middleware::Compress::default())
         })
         .workers(workers)

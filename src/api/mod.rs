@@ -114,7 +114,7 @@ impl PageQuery {
 
 /// Every documented route, so a request that matches a path but not its method gets 405 with
 /// `Allow` rather than 404.
-struct RouteTable(Vec<(Vec<String>, Vec<&'static str>)>);
+pub struct RouteTable(Vec<(Vec<String>, Vec<&'static str>)>);
 
 impl RouteTable {
     fn from_openapi(openapi: &utoipa::openapi::OpenApi) -> Self {
@@ -159,7 +159,7 @@ impl RouteTable {
     }
 }
 
-async fn unmatched(
+pub async fn unmatched(
     req: actix_web::HttpRequest,
     routes: web::Data<RouteTable>,
 ) -> Result<actix_web::HttpResponse, AppError> {

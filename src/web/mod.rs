@@ -84,6 +84,8 @@ pub enum PageError {
     },
     /// The form's CSRF token is missing or not this session's.
     Forgery,
+    /// No page at this address.
+    NoPage,
     App(AppError),
 }
 
@@ -98,6 +100,7 @@ impl std::fmt::Display for PageError {
         match self {
             Self::SignIn { why, .. } => write!(f, "sign in: {why}"),
             Self::Forgery => f.write_str("form without a valid CSRF token"),
+            Self::NoPage => f.write_str("no such page"),
             Self::App(e) => write!(f, "{e}"),
         }
     }
@@ -118,6 +121,7 @@ impl ResponseError for PageError {
         match self {
             Self::SignIn { .. } => StatusCode::SEE_OTHER,
             Self::Forgery => StatusCode::FORBIDDEN,
+            Self::NoPage => StatusCode::NOT_FOUND,
             Self::App(e) => {
                 StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
@@ -139,6 +143,12 @@ impl ResponseError for PageError {
                 "This form has expired",
                 "The form was sent without this browser's security token, or with an old one, \
                  so nothing was recorded. Go back, reload the page and try again."
+                    .to_owned(),
+                Vec::new(),
+            ),
+            Self::NoPage => (
+                "Not found",
+                "There is no page at this address: it may be mistyped, or the link is old."
                     .to_owned(),
                 Vec::new(),
             ),
@@ -203,4 +213,25 @@ pub fn home_of(clinic_id: &str, role: crate::auth::Role) -> String {
         Role::Owner => format!("/clinics/{clinic_id}/dashboard"),
         Role::Inspector => format!("/clinics/{clinic_id}/registers"),
     }
+}
+
+/// A path nothing answers: for a person's browser (a page's address, not the API's) a page that
+/// says so; for a program, the API's problem document (with `Allow` for a wrong method).
+pub async fn unmatched(
+    req: actix_web::HttpRequest,
+    routes: web::Data<crate::api::RouteTable>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let wants_page = !req.path().starts_with("/api/")
+        && !req.path().starts_with("/.well-known/")
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"));
+    if wants_page {
+        return Err(PageError::NoPage.into());
+    }
+    crate::api::unmatched(req, routes)
+        .await
+        .map_err(actix_web::Error::from)
 }

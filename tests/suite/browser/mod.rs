@@ -411,6 +411,12 @@ async fn forged_forms_are_refused_and_an_expired_session_comes_back_to_its_page(
         b.find("#pack-code").await;
         assert_eq!(b.url().await, session_page);
 
+        // An address with no page: a page that says so.
+        b.goto(&app.url(&format!("/clinics/{}/no-such-register", app.clinic_id)))
+            .await;
+        b.wait_for_text("main", "There is no page at this address")
+            .await;
+
         // Another clinic's record: a page that says so, not raw JSON or a trace.
         b.goto(&app.url(&format!(
             "/clinics/{}/sessions/{}",
