@@ -291,6 +291,16 @@ impl Browser {
             .await
     }
 
+    /// A script's answer that is a list of strings.
+    pub async fn strings(&self, script: &str) -> Vec<String> {
+        let v = self.script(script, json!([])).await;
+        v.as_array()
+            .unwrap_or_else(|| panic!("{script} answered {v}"))
+            .iter()
+            .map(|s| s.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     pub async fn cookie(&self, name: &str) -> Option<String> {
         let v = self.get(&format!("/cookie/{name}")).await;
         v["value"].as_str().map(str::to_owned)

@@ -173,17 +173,9 @@ async fn a_technician_runs_a_session_at_the_station() {
         assert!(refusals.contains("Hands washed"), "{refusals}");
 
         // The checklist: one tap per tick item; the number and text items typed.
-        let items: Vec<String> = b
-            .script(
-                "return [...document.querySelectorAll('ol.checklist li')].map(li => li.id.slice(5))",
-                json!([]),
-            )
-            .await
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().to_owned())
-            .collect();
+        let items = b
+            .strings("return [...document.querySelectorAll('ol.checklist li')].map(li => li.id.slice(5))")
+            .await;
         assert!(items.len() >= 5, "{items:?}");
         for key in &items {
             let tick = format!("#item-{key} button.tick");
@@ -790,17 +782,9 @@ async fn an_inspector_reads_and_cannot_write() {
         ] {
             b.goto(&app.url(&format!("/clinics/{c}/{page}"))).await;
             b.find("main h1").await;
-            let posts: Vec<String> = b
-                .script(
-                    "return [...document.querySelectorAll('form')].filter(f => f.method === 'post').map(f => new URL(f.action).pathname)",
-                    json!([]),
-                )
-                .await
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_str().unwrap().to_owned())
-                .collect();
+            let posts = b
+                .strings("return [...document.querySelectorAll('form')].filter(f => f.method === 'post').map(f => new URL(f.action).pathname)")
+                .await;
             let exports = format!("/clinics/{c}/exports");
             assert!(
                 posts.iter().all(|p| p == "/sign-out" || *p == exports),
