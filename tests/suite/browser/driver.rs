@@ -306,8 +306,10 @@ impl Browser {
         v["value"].as_str().map(str::to_owned)
     }
 
-    /// A PNG of the viewport, into `docs/screenshots/<name>-<width>.png` (the SQLite pass only,
-    /// so the two passes do not write one file at once).
+    /// A PNG of the whole page, `<name>-<width>.png`, into `target/screenshots/` on every SQLite
+    /// run (the PostgreSQL pass would write the same files at once), and into the README's
+    /// `docs/screenshots/` too with `ASEPTIC_SCREENSHOTS=update`: they change with every run
+    /// (the times on them), so the repository takes them when someone means to.
     pub async fn screenshot(&self, name: &str) {
         if crate::common::is_postgres() {
             return;
@@ -330,9 +332,15 @@ impl Browser {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(png.as_str().unwrap())
             .unwrap();
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{name}-{}.png", self.width)), bytes).unwrap();
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let mut dirs = vec![root.join("target/screenshots")];
+        if std::env::var("ASEPTIC_SCREENSHOTS").is_ok_and(|v| v == "update") {
+            dirs.push(root.join("docs/screenshots"));
+        }
+        for dir in dirs {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("{name}-{}.png", self.width)), &bytes).unwrap();
+        }
     }
 
     /// axe-core's serious and critical violations on the current page. axe-core comes from the
