@@ -368,6 +368,63 @@ fn main() {
             ours.as_secs_f64() / raw.as_secs_f64()
         );
     }
+    if std::env::var("BENCH_EACH").is_ok() {
+        // Where the dashboard's time goes, part by part.
+        let moment = db::now();
+        let parts: Vec<(&str, Duration)> = vec![
+            (
+                "readiness (with the view)",
+                time(|| {
+                    aseptic::compliance::readiness::dashboard(
+                        &mut conn, &profiles, &clinic, "", None,
+                    )
+                    .unwrap();
+                }),
+            ),
+            (
+                "load outcomes of 12 weeks (the chart)",
+                time(|| {
+                    aseptic::sterilisation::usecases::gate::load_outcomes(
+                        &mut conn,
+                        &clinic,
+                        moment - chrono::Duration::weeks(12),
+                        moment,
+                    )
+                    .unwrap();
+                }),
+            ),
+            (
+                "spore tests of a year",
+                time(|| {
+                    aseptic::sterilisation::usecases::list_spore_tests(
+                        &mut conn,
+                        &clinic,
+                        &aseptic::sterilisation::store::LogFilter {
+                            from: Some(moment - chrono::Duration::days(365)),
+                            limit: 2000,
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap();
+                }),
+            ),
+            (
+                "sessions of 30 days",
+                time(|| {
+                    aseptic::sessions::store::planned_between(
+                        &mut conn,
+                        &clinic,
+                        moment - chrono::Duration::days(30),
+                        moment,
+                    )
+                    .unwrap();
+                }),
+            ),
+        ];
+        for (what, t) in parts {
+            println!("{:>9.2} ms  {what}", t.as_secs_f64() * 1e3);
+        }
+    }
     drop(conn);
     pages(&url, &pool, &clinic, backend);
 }

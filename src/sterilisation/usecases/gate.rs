@@ -289,62 +289,19 @@ pub fn judge_loads(
     used: &HashSet<String>,
     at: NaiveDateTime,
 ) -> AppResult<HashMap<String, JudgedLoad>> {
-    let ids: Vec<&str> = loads.iter().map(|c| c.id.as_str()).collect();
-    // Each load's own spore tests, read or not by `at`.
-    let tests: Vec<LoadTest> = spore_tests::table
-        .left_join(
-            spore_test_results::table.on(spore_test_results::spore_test_id
-                .eq(spore_tests::id)
-                .and(as_of_by("spore_test_results", "spore_test_id", at))),
-        )
-        .filter(spore_tests::clinic_id.eq(clinic_id))
-        .filter(spore_tests::cycle_id.eq_any(&ids))
-        .filter(as_of("spore_tests", at))
-        .select((
-            spore_tests::id,
-            spore_tests::cycle_id,
-            (
-                spore_test_results::result,
-                spore_test_results::control_result,
-            )
-                .nullable(),
-        ))
-        .load(conn)?;
+    let tests = load_tests(conn, clinic_id, loads, at)?;
+    let mut packs_of: HashMap<&str, Vec<&PackRow>> = HashMap::new();
+    for p in packs {
+        packs_of.entry(p.cycle_id.as_str()).or_default().push(p);
+    }
     let empty = SteriliserRecord::default();
     let mut out = HashMap::new();
     for load in loads {
-        // With several tests in one load, a positive outweighs an invalid, which outweighs a
-        // pending, which outweighs a negative.
-        let own_tests: Vec<&LoadTest> = tests
-            .iter()
-            .filter(|(_, cycle, _)| *cycle == load.id)
-            .collect();
-        let biological = own_tests
-            .iter()
-            .map(|(_, _, read)| {
-                let read = read.as_ref().map(|(r, c)| {
-                    let t = ReadTest::from_db(r, c, load.started_at, false);
-                    (t.result, t.valid)
-                });
-                crate::sterilisation::model::biological(true, read)
-            })
-            .max_by_key(|b| match b {
-                Biological::Positive => 4,
-                Biological::Invalid => 3,
-                Biological::Pending => 2,
-                Biological::Negative => 1,
-                Biological::None => 0,
-            })
-            .unwrap_or(Biological::None);
-        let own: Vec<&PackRow> = packs.iter().filter(|p| p.cycle_id == load.id).collect();
-        let mechanical = load.peak_temperature_c >= load.program_temperature_c
-            && load.hold_minutes >= load.program_hold_minutes;
-        let outcome = cycle_outcome(
-            mechanical,
-            load.load_indicator_passed,
-            own.iter().map(|p| p.indicator_passed != Some(false)),
-            biological,
-        );
+        let own_tests = tests.get(load.id.as_str()).map_or(&[][..], Vec::as_slice);
+        let own = packs_of
+            .get(load.id.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        let (biological, outcome) = load_outcome(load, own_tests, own);
         let record = sterilisers
             .get(&load.steriliser_id)
             .map_or(&empty, |s| &s.record);
@@ -379,4 +336,113 @@ pub fn judge_loads(
         );
     }
     Ok(out)
+}
+
+/// Each load's own spore tests, read or not by `at`, by load id.
+fn load_tests(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    loads: &[CycleRow],
+    at: NaiveDateTime,
+) -> AppResult<HashMap<String, Vec<LoadTest>>> {
+    let ids: Vec<&str> = loads.iter().map(|c| c.id.as_str()).collect();
+    let tests: Vec<LoadTest> = spore_tests::table
+        .left_join(
+            spore_test_results::table.on(spore_test_results::spore_test_id
+                .eq(spore_tests::id)
+                .and(as_of_by("spore_test_results", "spore_test_id", at))),
+        )
+        .filter(spore_tests::clinic_id.eq(clinic_id))
+        .filter(spore_tests::cycle_id.eq_any(&ids))
+        .filter(as_of("spore_tests", at))
+        .select((
+            spore_tests::id,
+            spore_tests::cycle_id,
+            (
+                spore_test_results::result,
+                spore_test_results::control_result,
+            )
+                .nullable(),
+        ))
+        .load(conn)?;
+    let mut by_load: HashMap<String, Vec<LoadTest>> = HashMap::new();
+    for t in tests {
+        by_load.entry(t.1.clone()).or_default().push(t);
+    }
+    Ok(by_load)
+}
+
+/// A load's biological result and outcome from its own tests and packs: the one reading of
+/// whether a load passed, for the gate and for anything that only counts passes and failures.
+fn load_outcome(
+    load: &CycleRow,
+    own_tests: &[LoadTest],
+    own_packs: &[&PackRow],
+) -> (Biological, Outcome) {
+    // With several tests in one load, a positive outweighs an invalid, which outweighs a
+    // pending, which outweighs a negative.
+    let biological = own_tests
+        .iter()
+        .map(|(_, _, read)| {
+            let read = read.as_ref().map(|(r, c)| {
+                let t = ReadTest::from_db(r, c, load.started_at, false);
+                (t.result, t.valid)
+            });
+            crate::sterilisation::model::biological(true, read)
+        })
+        .max_by_key(|b| match b {
+            Biological::Positive => 4,
+            Biological::Invalid => 3,
+            Biological::Pending => 2,
+            Biological::Negative => 1,
+            Biological::None => 0,
+        })
+        .unwrap_or(Biological::None);
+    let mechanical = load.peak_temperature_c >= load.program_temperature_c
+        && load.hold_minutes >= load.program_hold_minutes;
+    let outcome = cycle_outcome(
+        mechanical,
+        load.load_indicator_passed,
+        own_packs.iter().map(|p| p.indicator_passed != Some(false)),
+        biological,
+    );
+    (biological, outcome)
+}
+
+/// Each load started in `[from, to)`: its steriliser, when, and whether it passed. Only what
+/// counting passes and failures needs (the dashboard's chart), without judging its packs.
+pub fn load_outcomes(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> AppResult<Vec<(String, NaiveDateTime, Outcome)>> {
+    let loads = crate::sterilisation::store::list_cycles(
+        conn,
+        clinic_id,
+        &crate::sterilisation::store::LogFilter {
+            from: Some(from),
+            to: Some(to),
+            limit: i64::MAX,
+            ..Default::default()
+        },
+    )?;
+    let ids: Vec<String> = loads.iter().map(|c| c.id.clone()).collect();
+    let packs = crate::sterilisation::store::packs_of_cycles(conn, clinic_id, &ids)?;
+    let mut packs_of: HashMap<&str, Vec<&PackRow>> = HashMap::new();
+    for p in &packs {
+        packs_of.entry(p.cycle_id.as_str()).or_default().push(p);
+    }
+    let tests = load_tests(conn, clinic_id, &loads, crate::db::now())?;
+    Ok(loads
+        .iter()
+        .map(|load| {
+            let own_tests = tests.get(load.id.as_str()).map_or(&[][..], Vec::as_slice);
+            let own = packs_of
+                .get(load.id.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            let (_, outcome) = load_outcome(load, own_tests, own);
+            (load.steriliser_id.clone(), load.started_at, outcome)
+        })
+        .collect())
 }
