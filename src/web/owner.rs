@@ -14,7 +14,6 @@ use crate::clinics::context::{at_in_words, end_of_day};
 use crate::compliance::readiness::{self, ReadinessView};
 use crate::compliance::rules::Severity;
 use crate::db;
-use crate::error::AppError;
 use crate::sterilisation::model::{Biological, Outcome};
 use crate::sterilisation::store::LogFilter;
 
@@ -88,6 +87,7 @@ struct TestsLine {
 struct DashboardPage {
     chrome: Chrome,
     as_of: String,
+    as_of_error: Option<String>,
     as_of_words: Option<String>,
     today: String,
     created_on: String,
@@ -121,17 +121,66 @@ async fn dashboard(req: HttpRequest, page: ClinicPage) -> Result<HttpResponse, P
     let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
         .map(|q| q.into_inner())
         .unwrap_or_default();
-    let as_of =
-        match query
-            .get("as_of")
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
-        {
-            None => None,
-            Some(text) => Some(NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-                AppError::invalid("as_of", "must be a date, for example 2026-11-30")
-            })?),
+    let asked = query
+        .get("as_of")
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    // The first day the records may be read as of: the clinic's first, and for an inspector
+    // the first of their access.
+    let (clinic, inspector) = (
+        page.clinic_id().to_owned(),
+        page.role() == crate::auth::Role::Inspector,
+    );
+    let (viewer, user) = (clinic.clone(), page.browser.user.id.clone());
+    let (created, grant_from) = db::run(&state.pool, move |conn| {
+        let created = crate::clinics::store::find(conn, &viewer)?
+            .map(|c| c.created_at)
+            .unwrap_or_else(crate::db::now);
+        let grant_from = match inspector {
+            true => match crate::inspectors::store::active_grant(conn, &viewer, &user)? {
+                Some((id, _)) => {
+                    Some(crate::inspectors::store::find(conn, &viewer, &id)?.valid_from)
+                }
+                None => None,
+            },
+            false => None,
         };
+        Ok((created, grant_from))
+    })
+    .await?;
+    let first_day = grant_from
+        .map_or(created, |g| g.max(created))
+        .and_utc()
+        .with_timezone(&tz)
+        .date_naive();
+    let (as_of, as_of_error) = match asked
+        .as_deref()
+        .map(|t| NaiveDate::parse_from_str(t, "%Y-%m-%d"))
+    {
+        None => (None, None),
+        Some(Err(_)) => (
+            None,
+            Some("Give a date, for example 2026-11-30.".to_owned()),
+        ),
+        Some(Ok(d)) if d > today => (
+            None,
+            Some("That day has not come yet: the records show what was recorded.".to_owned()),
+        ),
+        Some(Ok(d)) if d < first_day => (
+            None,
+            Some(match grant_from {
+                Some(_) => format!(
+                    "Your inspection access reads the records from {} on.",
+                    first_day.format("%-d %B %Y")
+                ),
+                None => format!(
+                    "The clinic's records begin on {}.",
+                    first_day.format("%-d %B %Y")
+                ),
+            }),
+        ),
+        Some(Ok(d)) => (Some(d), None),
+    };
     // The records as they stood at the end of that local day (or now, for today).
     let at = as_of
         .filter(|d| *d < today)
@@ -141,7 +190,7 @@ async fn dashboard(req: HttpRequest, page: ClinicPage) -> Result<HttpResponse, P
         state.profiles.clone(),
         page.browser.user.id.clone(),
     );
-    let (view, cycles, spore, per_day, names, created) = db::run(&state.pool, move |conn| {
+    let (view, cycles, spore, per_day, names) = db::run(&state.pool, move |conn| {
         let view = readiness::dashboard(conn, &profiles, &clinic, &caller, at)?;
         let moment = view.compliance.at.naive_utc();
         // Whether each load passed is all the chart needs: not every pack judged.
@@ -185,10 +234,7 @@ async fn dashboard(req: HttpRequest, page: ClinicPage) -> Result<HttpResponse, P
             .into_iter()
             .map(|(_, u)| (u.id, u.display_name))
             .collect();
-        let created = crate::clinics::store::find(conn, &clinic)?
-            .map(|c| c.created_at)
-            .unwrap_or(moment);
-        Ok((view, cycles, spore, per_day, names, created))
+        Ok((view, cycles, spore, per_day, names))
     })
     .await?;
     let moment = view.compliance.at;
@@ -330,13 +376,19 @@ async fn dashboard(req: HttpRequest, page: ClinicPage) -> Result<HttpResponse, P
             .and_then(|i| names.get(i).cloned())
             .unwrap_or_else(|| "someone".to_owned())
     };
+    let status = if as_of_error.is_some() {
+        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        actix_web::http::StatusCode::OK
+    };
     let body = DashboardPage {
         chrome: page.chrome(if page.role() == crate::auth::Role::Inspector {
             "Compliance"
         } else {
             "Dashboard"
         }),
-        as_of: as_of.map(|d| d.to_string()).unwrap_or_default(),
+        as_of: asked.unwrap_or_default(),
+        as_of_error,
         as_of_words: at.map(|t| at_in_words(t, tz)),
         today: today.to_string(),
         created_on: created
@@ -450,7 +502,7 @@ async fn dashboard(req: HttpRequest, page: ClinicPage) -> Result<HttpResponse, P
             })
             .unwrap_or_default(),
     };
-    super::ok(&body)
+    super::html(status, &body)
 }
 
 /// A look-back's sessions as CSV, for calling clients: the API's CSV, through the page's sign-in.

@@ -798,6 +798,17 @@ async fn an_inspector_reads_and_cannot_write() {
         b.goto(&app.url(&format!("/clinics/{c}/cycles"))).await;
         no_serious_violations(&b, "inspector's cycle log").await;
 
+        // The compliance view as of a day before this inspector's access began: refused, said
+        // beside the date, and the view shown as it stands now.
+        b.goto(&app.url(&format!("/clinics/{c}/dashboard?as_of=2026-01-05")))
+            .await;
+        b.wait_for_text(
+            "#as_of-error",
+            "Your inspection access reads the records from",
+        )
+        .await;
+        assert!(!b.exists("#as-of").await);
+
         // A forged write with the inspector's own cookie and token.
         let cookie = b.cookie("aseptic_session").await.unwrap();
         let csrf = b
