@@ -448,8 +448,11 @@ async fn serve_says_where_to_sign_in_and_the_demo_accounts_sign_in_there() {
         .map(|u| u.trim().to_owned())
         .unwrap_or_else(|| panic!("no sign-in address in:\n{printed}"));
     assert!(printed.contains("There is no clinic yet"), "{printed}");
+    // No kept-alive connections: the demo below may outlast the server's keep-alive, and a
+    // reused connection the server has closed fails the next request.
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
         .build()
         .unwrap();
     let page = client.get(&sign_in).send().await.unwrap();

@@ -215,7 +215,12 @@ impl TestApp {
         );
         grant_inspector(&pool, &clinic_id, "inspector@council.example");
 
-        let client = reqwest::Client::new();
+        // Idle connections are dropped before the server's keep-alive (5 s) closes them, so a
+        // request after a pause never meets a connection closed under it.
+        let client = reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
+            .build()
+            .unwrap();
         let mut app = Self {
             base,
             client,
