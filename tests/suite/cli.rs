@@ -425,13 +425,23 @@ async fn serve_says_where_to_sign_in_and_the_demo_accounts_sign_in_there() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let (url, postgres) = common::fresh_database(dir.path());
-    let mut server = aseptic(dir.path(), Some(&url))
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    /// Stops the server however the test ends.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Running(
+        aseptic(dir.path(), Some(&url))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
     let mut printed = Vec::new();
     for line in lines.by_ref() {
         let line = line.unwrap();
@@ -509,8 +519,7 @@ async fn serve_says_where_to_sign_in_and_the_demo_accounts_sign_in_there() {
             .unwrap();
         assert_eq!(page.status(), 200, "{role} at {home}");
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     if let Some((admin, name)) = postgres {
         common::drop_database(&admin, &name);
     }
