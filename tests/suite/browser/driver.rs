@@ -26,9 +26,9 @@ pub struct Browser {
 }
 
 impl Drop for Browser {
-    /// Ends the browser session, so chromedriver closes Chromium and every process it started;
-    /// then stops chromedriver and anything left in its process group. Killing chromedriver
-    /// alone leaves Chromium running: a suite's worth of them fills the machine's memory.
+    /// Ends the browser session, so chromedriver closes Chromium and every process it started,
+    /// then stops chromedriver. Killing chromedriver alone leaves Chromium running: a suite's
+    /// worth of them fills the machine's memory.
     fn drop(&mut self) {
         use std::io::{Read, Write};
         let address = self.base.trim_start_matches("http://").to_owned();
@@ -42,10 +42,6 @@ impl Drop for Browser {
             let mut answer = Vec::new();
             let _ = stream.read_to_end(&mut answer);
         }
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{}", self.driver.id()))
-            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -67,14 +63,12 @@ impl Browser {
              (apt-get install chromium chromium-driver); .ci/run installs them"
         );
         let port = free_port();
-        // Its own process group, so that whatever it starts can be stopped with it.
-        let driver =
-            std::os::unix::process::CommandExt::process_group(&mut Command::new(CHROMEDRIVER), 0)
-                .arg(format!("--port={port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
         for _ in 0..200 {
