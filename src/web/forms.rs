@@ -38,13 +38,9 @@ impl Fields {
         Some(self.get(name).to_owned()).filter(|v| !v.is_empty())
     }
 
-    pub fn all(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-            .collect()
+    /// A value the page supplies itself (a default the form leaves out).
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.0.push((name.to_owned(), value.to_owned()));
     }
 
     /// Every value as sent, for a page shown again with its errors.

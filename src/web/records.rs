@@ -842,7 +842,7 @@ async fn place_spore_test(req: HttpRequest, mut posted: Posted) -> Result<HttpRe
     // Each way of incubating has its own fields; only the chosen one's are sent.
     let mail_in = posted.fields.get("incubation.kind") == "mail_in";
     if posted.fields.get("incubation.kind").is_empty() {
-        posted.fields = with_field(posted.fields, "incubation.kind", "in_house");
+        posted.fields.set("incubation.kind", "in_house");
     }
     let mut spec = vec![
         ("steriliser_id", Kind::Text),
@@ -879,15 +879,6 @@ async fn place_spore_test(req: HttpRequest, mut posted: Posted) -> Result<HttpRe
         render_tests,
     )
     .await
-}
-
-fn with_field(fields: Fields, name: &str, value: &str) -> Fields {
-    let mut pairs: Vec<(String, String)> = fields.values().into_iter().collect();
-    pairs.push((name.to_owned(), value.to_owned()));
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish();
-    Fields::parse(body.as_bytes())
 }
 
 async fn read_spore_test(

@@ -823,6 +823,17 @@ async fn another_clinic_sees_and_changes_no_session_client_or_checklist() {
         ),
         (Method::POST, format!("/sessions/{sid}/start"), json!({})),
         (Method::POST, format!("/sessions/{sid}/complete"), json!({})),
+        (
+            Method::GET,
+            format!("/sessions/{sid}/readiness"),
+            Value::Null,
+        ),
+        (
+            Method::POST,
+            format!("/sessions/{sid}/pack-removals"),
+            json!({"code": s.pack, "reason": "x"}),
+        ),
+        (Method::GET, "/readiness".into(), Value::Null),
         (Method::GET, "/clients".into(), Value::Null),
         (
             Method::POST,
