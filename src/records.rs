@@ -53,6 +53,20 @@ pub fn as_of_by(table: &str, key: &str, at: NaiveDateTime) -> AsOf {
     .sql(")")
 }
 
+/// Keeps each record of `table` as it stands now or, given a moment, as it stood then: a list
+/// read "as of" a past date shows what an inspector would have found on that day.
+pub fn standing<Q>(query: Q, table: &str, at: Option<NaiveDateTime>) -> Q
+where
+    Q: diesel::query_dsl::methods::FilterDsl<diesel::expression::SqlLiteral<Bool>, Output = Q>
+        + diesel::query_dsl::methods::FilterDsl<AsOf, Output = Q>,
+{
+    use diesel::query_dsl::methods::FilterDsl;
+    match at {
+        None => FilterDsl::filter(query, current(table)),
+        Some(at) => FilterDsl::filter(query, as_of(table, at)),
+    }
+}
+
 /// A position in a list ordered newest first by a time and then by id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimeCursor {

@@ -32,6 +32,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
 pub struct CredentialQuery {
     pub user_id: Option<String>,
     pub kind: Option<CredentialKind>,
+    /// The records as they stood at this moment (RFC 3339, not in the future): later records,
+    /// amendments and readings left out. Now when absent.
+    pub at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -65,6 +68,7 @@ async fn list_credentials(
         kind: query.kind.map(|k| k.as_db().to_owned()),
         after_id: page.cursor.clone(),
         limit: page.limit()?,
+        at: crate::api::query::standing_at(query.at)?,
     };
     let (role, caller, clinic) = (
         access.role,

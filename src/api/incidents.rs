@@ -1,6 +1,7 @@
 //! `/api/v1/clinics/{clinic}/incidents`: report, follow up, close.
 
 use actix_web::{get, post, web, HttpResponse};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -36,6 +37,9 @@ pub struct IncidentPage {
 pub struct IncidentQuery {
     /// Only incidents with a follow-up past due.
     pub overdue: Option<bool>,
+    /// The records as they stood at this moment (RFC 3339, not in the future): later records,
+    /// amendments and readings left out. Now when absent.
+    pub at: Option<DateTime<Utc>>,
 }
 
 type Path2 = web::Path<(String, String)>;
@@ -61,10 +65,11 @@ async fn list_incidents(
             })?),
         };
     let overdue = query.overdue.unwrap_or(false);
+    let at = crate::api::query::standing_at(query.at)?;
     let clinic = access.clinic_id.clone();
     let profiles = state.profiles.clone();
     let (items, next_cursor) = db::run(&state.pool, move |conn| {
-        usecases::list(conn, &profiles, &clinic, after, limit, overdue)
+        usecases::list(conn, &profiles, &clinic, after, limit, overdue, at)
     })
     .await?;
     Ok(web::Json(IncidentPage { items, next_cursor }))

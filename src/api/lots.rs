@@ -1,7 +1,7 @@
 //! `/api/v1/clinics/{clinic}/lots`: received lots, barcode scanning, recalls.
 
 use actix_web::{get, post, web, HttpResponse};
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -37,6 +37,9 @@ pub struct LotQuery {
     pub from: Option<NaiveDate>,
     /// Received before this date.
     pub to: Option<NaiveDate>,
+    /// The records as they stood at this moment (RFC 3339, not in the future): later records,
+    /// amendments and readings left out. Now when absent.
+    pub at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -76,6 +79,7 @@ async fn list_lots(
         received_to: query.to,
         after_id: page.cursor.clone(),
         limit: page.limit()?,
+        at: crate::api::query::standing_at(query.at)?,
     };
     let clinic = access.clinic_id.clone();
     let (items, next_cursor) = db::run(&state.pool, move |conn| {

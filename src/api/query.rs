@@ -46,3 +46,17 @@ pub fn both<A, B>(a: ValidQuery<A>, b: ValidQuery<B>) -> Result<(A, B), AppError
         (Err(e), _) | (_, Err(e)) => Err(e),
     }
 }
+
+/// A list's `at`: the records as they stood at that moment. A moment still to come has nothing
+/// to show yet, so it is refused rather than read as now.
+pub fn standing_at(
+    at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Option<chrono::NaiveDateTime>, AppError> {
+    match at {
+        Some(t) if t > crate::clock::now() => Err(AppError::invalid(
+            "at",
+            "is in the future: records can be read as they stand now or as they stood at a past moment",
+        )),
+        other => Ok(other.map(|t| crate::db::truncate(t.naive_utc()))),
+    }
+}

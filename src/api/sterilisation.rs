@@ -58,6 +58,9 @@ pub struct LogQuery {
     pub from: Option<DateTime<Utc>>,
     /// Until this time (RFC 3339), exclusive.
     pub to: Option<DateTime<Utc>>,
+    /// The records as they stood at this moment (RFC 3339, not in the future): later records,
+    /// amendments and readings left out. Now when absent.
+    pub at: Option<DateTime<Utc>>,
 }
 
 fn log_filter(page: &PageQuery, query: LogQuery) -> AppResult<LogFilter> {
@@ -79,6 +82,7 @@ fn log_filter(page: &PageQuery, query: LogQuery) -> AppResult<LogFilter> {
         to: query.to.map(|t| t.naive_utc()),
         after,
         limit: page.limit()?,
+        at: crate::api::query::standing_at(query.at)?,
     })
 }
 

@@ -39,6 +39,13 @@ impl MembershipRow {
         // The column has a CHECK constraint; an unknown value is read as the least privileged.
         Role::from_db(&self.role).unwrap_or(Role::Inspector)
     }
+
+    /// Whether the membership was active at `at`. The row keeps only its latest state, so a
+    /// member deactivated by a change after `at` counts as active then, and one reactivated
+    /// after `at` as active throughout (the audit chain has the exact history).
+    pub fn active_at(&self, at: NaiveDateTime) -> bool {
+        self.active || self.updated_at > at
+    }
 }
 
 pub fn find_user(conn: &mut DbConn, user_id: &str) -> QueryResult<Option<UserRow>> {

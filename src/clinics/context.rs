@@ -58,9 +58,19 @@ pub fn profile<'p>(profiles: &'p Profiles, clinic: &ClinicRow) -> AppResult<&'p 
 /// The clinic's own date now: dates a person reads (a lot's expiry, a birthday, a certificate's
 /// issue) turn at the clinic's midnight, not at UTC's.
 pub fn today(conn: &mut DbConn, clinic_id: &str) -> AppResult<NaiveDate> {
+    day_at(conn, clinic_id, None)
+}
+
+/// The clinic-local date at `at` (today when absent).
+pub fn day_at(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    at: Option<NaiveDateTime>,
+) -> AppResult<NaiveDate> {
     let clinic = super::store::find(conn, clinic_id)?.ok_or(AppError::NoSuch("clinic"))?;
     let tz = time_zone(&clinic)?;
-    Ok(crate::clock::now().with_timezone(&tz).date_naive())
+    let at = at.map_or_else(crate::clock::now, crate::db::to_utc);
+    Ok(at.with_timezone(&tz).date_naive())
 }
 
 /// The clinic-local day that holds `at`, as UTC bounds.

@@ -97,6 +97,8 @@ pub fn dashboard(
 ) -> AppResult<ReadinessView> {
     let compliance = view::view(conn, profiles, clinic_id, at)?;
     let moment = compliance.at;
+    // Every list below reads the records as they stood at that moment.
+    let standing = at.map(|_| moment.naive_utc());
     let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
     let tz = context.tz;
     let horizon = moment + Duration::days(DUE_WITHIN_DAYS);
@@ -127,6 +129,7 @@ pub fn dashboard(
             &crate::credentials::store::CredentialFilter {
                 user_id: Some(user.id.clone()),
                 limit: 100,
+                at: standing,
                 ..Default::default()
             },
         )?
@@ -162,6 +165,7 @@ pub fn dashboard(
             steriliser_id: Some(s.id.clone()),
             to: Some(moment.naive_utc() + Duration::microseconds(1)),
             limit: 1,
+            at: standing,
             ..Default::default()
         };
         let (spore, _) =
@@ -183,6 +187,7 @@ pub fn dashboard(
                 from: Some(since),
                 to: Some(moment.naive_utc() + Duration::microseconds(1)),
                 limit: 500,
+                at: standing,
                 ..Default::default()
             },
         )?;

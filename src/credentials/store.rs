@@ -7,7 +7,7 @@ use crate::credentials::model::{CredentialFact, CredentialKind, HepatitisBStatus
 use crate::db::schema::{credential_verifications, credentials};
 use crate::db::DbConn;
 use crate::error::AppResult;
-use crate::records::current;
+use crate::records::{current, standing};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = credentials)]
@@ -44,6 +44,9 @@ pub struct CredentialFilter {
     pub kind: Option<String>,
     pub after_id: Option<String>,
     pub limit: i64,
+    /// The credentials as they stood at this moment (later records, amendments and
+    /// verifications left out); now when absent.
+    pub at: Option<NaiveDateTime>,
 }
 
 pub fn insert(conn: &mut DbConn, row: &CredentialRow) -> QueryResult<()> {
@@ -79,11 +82,11 @@ pub fn list(
 ) -> QueryResult<Vec<CredentialRow>> {
     let mut query = credentials::table
         .filter(credentials::clinic_id.eq(clinic_id))
-        .filter(current("credentials"))
         .select(CredentialRow::as_select())
         .order(credentials::id.desc())
         .limit(f.limit)
         .into_boxed();
+    query = standing(query, "credentials", f.at);
     if let Some(user) = &f.user_id {
         query = query.filter(credentials::user_id.eq(user.clone()));
     }

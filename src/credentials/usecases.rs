@@ -288,7 +288,7 @@ pub fn list(
     let mut rows = store::list(conn, clinic_id, &filter)?;
     let next = cut_page(&mut rows, limit, |r| r.id.clone());
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let verifications = store::verifications_of(conn, clinic_id, &ids, None)?;
+    let verifications = store::verifications_of(conn, clinic_id, &ids, filter.at)?;
     Ok((
         rows.iter()
             .map(|r| view(r, &verifications))
@@ -335,7 +335,7 @@ pub fn member_eligibility(
         })
         .collect::<AppResult<_>>()?;
     let mut eligibility = eligibility(&requirements, &facts, on);
-    let blocked_by = if !membership.active {
+    let blocked_by = if !membership.active_at(moment) {
         Some("the member is deactivated".to_owned())
     } else if membership.role() == Role::Inspector {
         Some("inspectors do not work on clients".to_owned())

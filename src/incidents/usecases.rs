@@ -2,7 +2,7 @@
 //! closure are append-only facts.
 
 use super::store::*;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -176,19 +176,32 @@ fn row(
 
 /// The clinic's time zone and its jurisdiction's reporting deadline for client infections.
 fn view(conn: &mut DbConn, profiles: &Profiles, r: &IncidentRow) -> AppResult<IncidentView> {
+    view_at(conn, profiles, r, None)
+}
+
+/// The incident as it stood at `at` (now when absent): follow-ups recorded and a closure made
+/// by then, and what was due or overdue then.
+fn view_at(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    r: &IncidentRow,
+    at: Option<NaiveDateTime>,
+) -> AppResult<IncidentView> {
+    let now = at.unwrap_or_else(db::now);
     let follow_ups: Vec<FollowUpRow> = incident_follow_ups::table
         .filter(incident_follow_ups::clinic_id.eq(&r.clinic_id))
         .filter(incident_follow_ups::incident_id.eq(&r.id))
+        .filter(incident_follow_ups::recorded_at.le(now))
         .select(FollowUpRow::as_select())
         .order(incident_follow_ups::done_at.asc())
         .load(conn)?;
     let closure: Option<ClosureRow> = incident_closures::table
         .find(&r.id)
+        .filter(incident_closures::closed_at.le(now))
         .select(ClosureRow::as_select())
         .first(conn)
         .optional()?;
     let context = crate::clinics::context::load(conn, profiles, &r.clinic_id)?;
-    let now = db::now();
     let required: Vec<RequiredFollowUp> = required_at(conn, context.profile, context.tz, r, now)?
         .into_iter()
         .map(|f| RequiredFollowUp {
@@ -478,13 +491,14 @@ pub fn list(
     after: Option<TimeCursor>,
     limit: i64,
     only_overdue: bool,
+    at: Option<NaiveDateTime>,
 ) -> AppResult<(Vec<IncidentView>, Option<String>)> {
     let mut query = incidents::table
         .filter(incidents::clinic_id.eq(clinic_id))
-        .filter(current("incidents"))
         .select(IncidentRow::as_select())
         .order((incidents::occurred_at.desc(), incidents::id.desc()))
         .into_boxed();
+    query = standing(query, "incidents", at);
     if let Some(c) = after {
         query = query.filter(
             incidents::occurred_at
@@ -500,7 +514,7 @@ pub fn list(
     };
     let mut picked: Vec<(IncidentRow, IncidentView)> = Vec::new();
     for r in rows {
-        let v = view(conn, profiles, &r)?;
+        let v = view_at(conn, profiles, &r, at)?;
         if !only_overdue || v.overdue {
             picked.push((r, v));
             if picked.len() as i64 > limit {

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use crate::db::schema::{lot_recalls, lot_withdrawals, lots};
 use crate::db::DbConn;
-use crate::records::current;
+use crate::records::{current, standing};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = lots)]
@@ -48,6 +48,9 @@ pub struct LotFilter {
     /// Id of the last lot of the previous page (ids are time-ordered, newest first).
     pub after_id: Option<String>,
     pub limit: i64,
+    /// The lots as they stood at this moment (later receipts, amendments, recalls and
+    /// withdrawals left out); now when absent.
+    pub at: Option<NaiveDateTime>,
 }
 
 pub fn insert_lot(conn: &mut DbConn, row: &LotRow) -> QueryResult<()> {
@@ -79,11 +82,11 @@ pub fn lot_history(conn: &mut DbConn, clinic_id: &str, id: &str) -> QueryResult<
 pub fn list_lots(conn: &mut DbConn, clinic_id: &str, f: &LotFilter) -> QueryResult<Vec<LotRow>> {
     let mut query = lots::table
         .filter(lots::clinic_id.eq(clinic_id))
-        .filter(current("lots"))
         .select(LotRow::as_select())
         .order(lots::id.desc())
         .limit(f.limit)
         .into_boxed();
+    query = standing(query, "lots", f.at);
     if let Some(kind) = &f.kind {
         query = query.filter(lots::kind.eq(kind.clone()));
     }
@@ -180,12 +183,17 @@ pub fn recalls_of(
     conn: &mut DbConn,
     clinic_id: &str,
     lot_ids: &[String],
+    by: Option<NaiveDateTime>,
 ) -> QueryResult<Vec<RecallRow>> {
-    lot_recalls::table
+    let mut query = lot_recalls::table
         .filter(lot_recalls::clinic_id.eq(clinic_id))
         .filter(lot_recalls::lot_id.eq_any(lot_ids))
         .select(RecallRow::as_select())
-        .load(conn)
+        .into_boxed();
+    if let Some(by) = by {
+        query = query.filter(lot_recalls::recalled_at.le(by));
+    }
+    query.load(conn)
 }
 
 /// The remaining stock of a lot taken off the shelf: it is no longer in stock, so a recall or
@@ -211,12 +219,17 @@ pub fn withdrawals_of(
     conn: &mut DbConn,
     clinic_id: &str,
     lot_ids: &[String],
+    by: Option<NaiveDateTime>,
 ) -> QueryResult<Vec<WithdrawalRow>> {
-    lot_withdrawals::table
+    let mut query = lot_withdrawals::table
         .filter(lot_withdrawals::clinic_id.eq(clinic_id))
         .filter(lot_withdrawals::lot_id.eq_any(lot_ids))
         .select(WithdrawalRow::as_select())
-        .load(conn)
+        .into_boxed();
+    if let Some(by) = by {
+        query = query.filter(lot_withdrawals::withdrawn_at.le(by));
+    }
+    query.load(conn)
 }
 
 crate::records::versioned_rows!(LotRow);

@@ -222,8 +222,8 @@ pub fn amend_lot(
         store::insert_lot(conn, &row)?;
         let ids = [id.to_owned()];
         let (recalls, withdrawals) = (
-            store::recalls_of(conn, clinic_id, &ids)?,
-            store::withdrawals_of(conn, clinic_id, &ids)?,
+            store::recalls_of(conn, clinic_id, &ids, None)?,
+            store::withdrawals_of(conn, clinic_id, &ids, None)?,
         );
         let view = lot_view(&row, stock_of(&recalls, &withdrawals, id), today)?;
         audit::append(
@@ -264,7 +264,7 @@ pub fn recall_lot(
     validated(errors)?;
     audit::audited(conn, clinic_id, |conn| {
         let row = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NoSuch("lot"))?;
-        if !store::recalls_of(conn, clinic_id, &[id.to_owned()])?.is_empty() {
+        if !store::recalls_of(conn, clinic_id, &[id.to_owned()], None)?.is_empty() {
             return Err(AppError::Conflict("this lot is already recalled".into()));
         }
         let recall = RecallRow {
@@ -276,7 +276,7 @@ pub fn recall_lot(
             recalled_at: db::now(),
         };
         store::insert_recall(conn, &recall)?;
-        let withdrawals = store::withdrawals_of(conn, clinic_id, &[id.to_owned()])?;
+        let withdrawals = store::withdrawals_of(conn, clinic_id, &[id.to_owned()], None)?;
         let today = crate::clinics::context::today(conn, clinic_id)?;
         let stock = Stock {
             recall: Some(&recall),
@@ -314,8 +314,8 @@ pub fn get_lot(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<LotVie
     let row = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NoSuch("lot"))?;
     let ids = [id.to_owned()];
     let (recalls, withdrawals) = (
-        store::recalls_of(conn, clinic_id, &ids)?,
-        store::withdrawals_of(conn, clinic_id, &ids)?,
+        store::recalls_of(conn, clinic_id, &ids, None)?,
+        store::withdrawals_of(conn, clinic_id, &ids, None)?,
     );
     let today = crate::clinics::context::today(conn, clinic_id)?;
     let mut view = lot_view(&row, stock_of(&recalls, &withdrawals, id), today)?;
@@ -338,9 +338,9 @@ pub fn list_lots(
     )?;
     let next = cut_page(&mut rows, filter.limit, |r| r.id.clone());
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let recalls = store::recalls_of(conn, clinic_id, &ids)?;
-    let withdrawals = store::withdrawals_of(conn, clinic_id, &ids)?;
-    let today = crate::clinics::context::today(conn, clinic_id)?;
+    let recalls = store::recalls_of(conn, clinic_id, &ids, filter.at)?;
+    let withdrawals = store::withdrawals_of(conn, clinic_id, &ids, filter.at)?;
+    let today = crate::clinics::context::day_at(conn, clinic_id, filter.at)?;
     Ok((
         rows.iter()
             .map(|r| lot_view(r, stock_of(&recalls, &withdrawals, &r.id), today))
@@ -374,7 +374,7 @@ pub fn withdraw_lot(
     audit::audited(conn, clinic_id, |conn| {
         let row = store::find_lot(conn, clinic_id, id)?.ok_or(AppError::NoSuch("lot"))?;
         let ids = [id.to_owned()];
-        if !store::withdrawals_of(conn, clinic_id, &ids)?.is_empty() {
+        if !store::withdrawals_of(conn, clinic_id, &ids, None)?.is_empty() {
             return Err(AppError::Conflict(
                 "this lot's stock is already withdrawn".into(),
             ));
@@ -387,7 +387,7 @@ pub fn withdraw_lot(
             withdrawn_at: db::now(),
         };
         store::insert_withdrawal(conn, &withdrawal)?;
-        let recalls = store::recalls_of(conn, clinic_id, &ids)?;
+        let recalls = store::recalls_of(conn, clinic_id, &ids, None)?;
         let today = crate::clinics::context::today(conn, clinic_id)?;
         let stock = Stock {
             recall: recalls.first(),

@@ -10,7 +10,7 @@ use crate::db::schema::{
     sterilisers,
 };
 use crate::db::DbConn;
-pub use crate::records::{current, current_by, TimeCursor};
+pub use crate::records::{current, current_by, standing, TimeCursor};
 
 /// Filters shared by the sterilisation logs.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +20,9 @@ pub struct LogFilter {
     pub to: Option<NaiveDateTime>,
     pub after: Option<TimeCursor>,
     pub limit: i64,
+    /// The records as they stood at this moment (later records and amendments left out);
+    /// now when absent.
+    pub at: Option<NaiveDateTime>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -228,11 +231,11 @@ pub fn list_cycles(
 ) -> QueryResult<Vec<CycleRow>> {
     let mut query = cycles::table
         .filter(cycles::clinic_id.eq(clinic_id))
-        .filter(current("cycles"))
         .select(CycleRow::as_select())
         .order((cycles::started_at.desc(), cycles::id.desc()))
         .limit(f.limit)
         .into_boxed();
+    query = standing(query, "cycles", f.at);
     if let Some(s) = &f.steriliser_id {
         query = query.filter(cycles::steriliser_id.eq(s.clone()));
     }
@@ -273,22 +276,22 @@ pub fn cycle_number_taken(
 }
 
 /// The highest cycle number of the steriliser below `number`, to spot missing records. Walks
-/// the number index downwards and stops at the first current row.
+/// the number index downwards and stops at the first row standing at `at` (now when absent).
 pub fn previous_cycle_number(
     conn: &mut DbConn,
     clinic_id: &str,
     steriliser_id: &str,
     number: i64,
+    at: Option<NaiveDateTime>,
 ) -> QueryResult<Option<i64>> {
-    cycles::table
+    let query = cycles::table
         .filter(cycles::clinic_id.eq(clinic_id))
         .filter(cycles::steriliser_id.eq(steriliser_id))
         .filter(cycles::cycle_number.lt(number))
-        .filter(current("cycles"))
         .select(cycles::cycle_number)
         .order(cycles::cycle_number.desc())
-        .first(conn)
-        .optional()
+        .into_boxed();
+    standing(query, "cycles", at).first(conn).optional()
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -461,11 +464,11 @@ pub fn list_spore_tests(
 ) -> QueryResult<Vec<SporeTestRow>> {
     let mut query = spore_tests::table
         .filter(spore_tests::clinic_id.eq(clinic_id))
-        .filter(current("spore_tests"))
         .select(SporeTestRow::as_select())
         .order((spore_tests::placed_at.desc(), spore_tests::id.desc()))
         .limit(f.limit)
         .into_boxed();
+    query = standing(query, "spore_tests", f.at);
     if let Some(s) = &f.steriliser_id {
         query = query.filter(spore_tests::steriliser_id.eq(s.clone()));
     }
@@ -485,19 +488,28 @@ pub fn list_spore_tests(
     query.load(conn)
 }
 
-/// Spore tests that rode in these cycles, with their results.
+/// These spore tests with their results, as read now or, given a moment, as read by then.
 pub fn attach_results(
     conn: &mut DbConn,
     clinic_id: &str,
     tests: Vec<SporeTestRow>,
+    at: Option<NaiveDateTime>,
 ) -> QueryResult<Vec<(SporeTestRow, Option<SporeResultRow>)>> {
     let ids: Vec<String> = tests.iter().map(|t| t.id.clone()).collect();
-    let results: Vec<SporeResultRow> = spore_test_results::table
+    let query = spore_test_results::table
         .filter(spore_test_results::clinic_id.eq(clinic_id))
         .filter(spore_test_results::spore_test_id.eq_any(&ids))
-        .filter(current_by("spore_test_results", "spore_test_id"))
         .select(SporeResultRow::as_select())
-        .load(conn)?;
+        .into_boxed();
+    let results: Vec<SporeResultRow> = match at {
+        None => query.filter(current_by("spore_test_results", "spore_test_id")),
+        Some(at) => query.filter(crate::records::as_of_by(
+            "spore_test_results",
+            "spore_test_id",
+            at,
+        )),
+    }
+    .load(conn)?;
     Ok(tests
         .into_iter()
         .map(|t| {
@@ -639,7 +651,6 @@ pub fn list_air_removal(
 ) -> QueryResult<Vec<AirRemovalRow>> {
     let mut query = air_removal_tests::table
         .filter(air_removal_tests::clinic_id.eq(clinic_id))
-        .filter(current("air_removal_tests"))
         .select(AirRemovalRow::as_select())
         .order((
             air_removal_tests::performed_at.desc(),
@@ -647,6 +658,7 @@ pub fn list_air_removal(
         ))
         .limit(f.limit)
         .into_boxed();
+    query = standing(query, "air_removal_tests", f.at);
     if let Some(s) = &f.steriliser_id {
         query = query.filter(air_removal_tests::steriliser_id.eq(s.clone()));
     }

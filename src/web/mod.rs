@@ -3,6 +3,7 @@
 //! (`auth::browser`); every change is a form post carrying the session's CSRF token.
 
 mod amend;
+mod as_of;
 pub mod assets;
 mod charts;
 mod chrome;

@@ -7,10 +7,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::{Datelike, Duration, NaiveDate};
 
+use super::as_of::AsOf;
 use super::charts::{self, Column, Dot, Tone};
 use super::chrome::{state, Chrome, ClinicPage};
 use super::PageError;
-use crate::clinics::context::{at_in_words, end_of_day};
+use crate::clinics::context::at_in_words;
 use crate::compliance::readiness::{self, ReadinessView};
 use crate::compliance::rules::Severity;
 use crate::db;
@@ -86,11 +87,7 @@ struct TestsLine {
 #[template(path = "dashboard.html", config = "src/web/askama.toml")]
 struct DashboardPage {
     chrome: Chrome,
-    as_of: String,
-    as_of_error: Option<String>,
-    as_of_words: Option<String>,
-    today: String,
-    created_on: String,
+    as_of: AsOf,
     blockers: usize,
     warnings: usize,
     groups: Vec<Group>,
@@ -117,74 +114,9 @@ async fn dashboard(req: HttpRequest, page: ClinicPage) -> Result<HttpResponse, P
     page.access.require_owner_or_inspector()?;
     let state = state(&req)?;
     let tz = page.tz;
-    let today = crate::clock::now().with_timezone(&tz).date_naive();
-    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
-    let asked = query
-        .get("as_of")
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty());
-    // The first day the records may be read as of: the clinic's first, and for an inspector
-    // the first of their access.
-    let (clinic, inspector) = (
-        page.clinic_id().to_owned(),
-        page.role() == crate::auth::Role::Inspector,
-    );
-    let (viewer, user) = (clinic.clone(), page.browser.user.id.clone());
-    let (created, grant_from) = db::run(&state.pool, move |conn| {
-        let created = crate::clinics::store::find(conn, &viewer)?
-            .map(|c| c.created_at)
-            .unwrap_or_else(crate::db::now);
-        let grant_from = match inspector {
-            true => match crate::inspectors::store::active_grant(conn, &viewer, &user)? {
-                Some((id, _)) => {
-                    Some(crate::inspectors::store::find(conn, &viewer, &id)?.valid_from)
-                }
-                None => None,
-            },
-            false => None,
-        };
-        Ok((created, grant_from))
-    })
-    .await?;
-    let first_day = grant_from
-        .map_or(created, |g| g.max(created))
-        .and_utc()
-        .with_timezone(&tz)
-        .date_naive();
-    let (as_of, as_of_error) = match asked
-        .as_deref()
-        .map(|t| NaiveDate::parse_from_str(t, "%Y-%m-%d"))
-    {
-        None => (None, None),
-        Some(Err(_)) => (
-            None,
-            Some("Give a date, for example 2026-11-30.".to_owned()),
-        ),
-        Some(Ok(d)) if d > today => (
-            None,
-            Some("That day has not come yet: the records show what was recorded.".to_owned()),
-        ),
-        Some(Ok(d)) if d < first_day => (
-            None,
-            Some(match grant_from {
-                Some(_) => format!(
-                    "Your inspection access reads the records from {} on.",
-                    first_day.format("%-d %B %Y")
-                ),
-                None => format!(
-                    "The clinic's records begin on {}.",
-                    first_day.format("%-d %B %Y")
-                ),
-            }),
-        ),
-        Some(Ok(d)) => (Some(d), None),
-    };
-    // The records as they stood at the end of that local day (or now, for today).
-    let at = as_of
-        .filter(|d| *d < today)
-        .map(|d| crate::db::to_utc(end_of_day(d, tz)) - Duration::microseconds(1));
+    let as_of = AsOf::read(&req, &page).await?;
+    let at = as_of.at;
+    let standing = as_of.standing();
     let (clinic, profiles, caller) = (
         page.clinic_id().to_owned(),
         state.profiles.clone(),
@@ -219,6 +151,7 @@ async fn dashboard(req: HttpRequest, page: ClinicPage) -> Result<HttpResponse, P
                     from: Some(moment - Duration::days(365)),
                     to: Some(moment),
                     limit: 2000,
+                    at: standing,
                     ..Default::default()
                 },
             )?;
@@ -376,26 +309,14 @@ async fn dashboard(req: HttpRequest, page: ClinicPage) -> Result<HttpResponse, P
             .and_then(|i| names.get(i).cloned())
             .unwrap_or_else(|| "someone".to_owned())
     };
-    let status = if as_of_error.is_some() {
-        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        actix_web::http::StatusCode::OK
-    };
+    let status = as_of.status();
     let body = DashboardPage {
         chrome: page.chrome(if page.role() == crate::auth::Role::Inspector {
             "Compliance"
         } else {
             "Dashboard"
         }),
-        as_of: asked.unwrap_or_default(),
-        as_of_error,
-        as_of_words: at.map(|t| at_in_words(t, tz)),
-        today: today.to_string(),
-        created_on: created
-            .and_utc()
-            .with_timezone(&tz)
-            .date_naive()
-            .to_string(),
+        as_of,
         blockers: compliance.summary.blocker,
         warnings: compliance.summary.warning,
         groups,

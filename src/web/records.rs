@@ -9,6 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::de::DeserializeOwned;
 
+use super::as_of::AsOf;
 use super::chrome::{state, Chrome, ClinicPage};
 use super::form_view::FormView;
 use super::forms::{local_now, refusal, to_json, Errors, Fields, Kind, Posted};
@@ -311,6 +312,7 @@ async fn add_steriliser(req: HttpRequest, posted: Posted) -> Result<HttpResponse
 #[template(path = "cycles.html", config = "src/web/askama.toml")]
 struct CyclesPage {
     chrome: Chrome,
+    as_of: AsOf,
     rows: Vec<CycleLine>,
     pack: Option<(String, String, (String, &'static str), String)>,
     forms: Vec<FormView>,
@@ -372,6 +374,8 @@ async fn render_cycles(
     refused: Option<Refused>,
 ) -> Result<HttpResponse, PageError> {
     let state = state(&req)?;
+    let as_of = AsOf::read(&req, &page).await?;
+    let at = as_of.standing();
     let q = query(&req);
     let (clinic, profiles) = (page.clinic_id().to_owned(), state.profiles.clone());
     let steriliser = q.get("steriliser").cloned().filter(|s| !s.is_empty());
@@ -384,6 +388,7 @@ async fn render_cycles(
             &LogFilter {
                 steriliser_id: steriliser,
                 limit: 100,
+                at,
                 ..Default::default()
             },
         )?;
@@ -403,7 +408,7 @@ async fn render_cycles(
     .await?;
     let tz = page.tz;
     let c = page.clinic_id().to_owned();
-    let forms = if page.role() == Role::Inspector {
+    let forms = if page.role() == Role::Inspector || as_of.is_past() {
         Vec::new()
     } else {
         let options = names.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -412,12 +417,13 @@ async fn render_cycles(
     let status = if refused.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
-        StatusCode::OK
+        as_of.status()
     };
     html(
         status,
         &CyclesPage {
             chrome: page.chrome("Cycles"),
+            as_of,
             pack: pack.map(|p| {
                 (
                     p.code.clone(),
@@ -580,6 +586,7 @@ async fn labels(
 #[template(path = "tests.html", config = "src/web/askama.toml")]
 struct TestsPage {
     chrome: Chrome,
+    as_of: AsOf,
     spore: Vec<SporeLine>,
     air: Vec<(String, String, String, (String, &'static str))>,
     forms: Vec<FormView>,
@@ -724,10 +731,13 @@ async fn render_tests(
     refused: Option<Refused>,
 ) -> Result<HttpResponse, PageError> {
     let state = state(&req)?;
+    let as_of = AsOf::read(&req, &page).await?;
+    let at = as_of.standing();
     let (clinic, profiles) = (page.clinic_id().to_owned(), state.profiles.clone());
     let (spore, air, names, loads) = db::run(&state.pool, move |conn| {
         let filter = LogFilter {
             limit: 100,
+            at,
             ..Default::default()
         };
         let (spore, _) = crate::sterilisation::usecases::list_spore_tests(conn, &clinic, &filter)?;
@@ -757,7 +767,7 @@ async fn render_tests(
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    let writes = page.role() != Role::Inspector;
+    let writes = page.role() != Role::Inspector && !as_of.is_past();
     let load_options: Vec<(String, String)> = loads
         .iter()
         .map(|c| {
@@ -786,12 +796,13 @@ async fn render_tests(
     let status = if refused.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
-        StatusCode::OK
+        as_of.status()
     };
     html(
         status,
         &TestsPage {
             chrome: page.chrome("Spore tests"),
+            as_of,
             spore: spore
                 .into_iter()
                 .map(|t| SporeLine {
@@ -955,6 +966,7 @@ async fn add_air_removal(req: HttpRequest, posted: Posted) -> Result<HttpRespons
 #[template(path = "lots.html", config = "src/web/askama.toml")]
 struct LotsPage {
     chrome: Chrome,
+    as_of: AsOf,
     rows: Vec<LotLine>,
     forms: Vec<FormView>,
 }
@@ -1039,6 +1051,8 @@ async fn render_lots(
     prefill: Option<FormView>,
 ) -> Result<HttpResponse, PageError> {
     let state = state(&req)?;
+    let as_of = AsOf::read(&req, &page).await?;
+    let at = as_of.standing();
     let clinic = page.clinic_id().to_owned();
     let list = db::run(&state.pool, move |conn| {
         Ok(crate::lots::usecases::list_lots(
@@ -1046,14 +1060,15 @@ async fn render_lots(
             &clinic,
             &crate::lots::store::LotFilter {
                 limit: 200,
+                at,
                 ..Default::default()
             },
         )?
         .0)
     })
     .await?;
-    let owner = page.role() == Role::Owner;
-    let writes = page.role() != Role::Inspector;
+    let owner = page.role() == Role::Owner && !as_of.is_past();
+    let writes = page.role() != Role::Inspector && !as_of.is_past();
     let forms = if writes {
         vec![refill(
             prefill.unwrap_or_else(|| lot_form(&page)),
@@ -1065,12 +1080,13 @@ async fn render_lots(
     let status = if refused.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
-        StatusCode::OK
+        as_of.status()
     };
     html(
         status,
         &LotsPage {
             chrome: page.chrome("Lots"),
+            as_of,
             rows: list
                 .into_iter()
                 .map(|l| {
@@ -1201,6 +1217,7 @@ async fn recall_lot(
 #[template(path = "staff.html", config = "src/web/askama.toml")]
 struct StaffPage {
     chrome: Chrome,
+    as_of: AsOf,
     members: Vec<MemberLine>,
     forms: Vec<FormView>,
 }
@@ -1283,10 +1300,14 @@ async fn render_staff(
         page.role(),
     );
     let tz = page.tz;
+    let as_of = AsOf::read(&req, &page).await?;
+    let (at, moment) = (as_of.standing(), as_of.at.unwrap_or_else(crate::clock::now));
     let members = db::run(&state.pool, move |conn| {
         let mut out = Vec::new();
         for (m, u) in crate::auth::store::members_of(conn, &clinic)? {
-            if !m.active {
+            // Members of the clinic at that moment, as the lists stood then.
+            let then = at.unwrap_or_else(db::now);
+            if m.created_at > then || !m.active_at(then) {
                 continue;
             }
             // A technician sees their own record; owners and inspectors everyone's.
@@ -1302,7 +1323,7 @@ async fn render_staff(
                     &caller,
                     &clinic,
                     &u.id,
-                    crate::clock::now(),
+                    moment,
                 )?)
             } else {
                 None
@@ -1315,6 +1336,7 @@ async fn render_staff(
                 &crate::credentials::store::CredentialFilter {
                     user_id: Some(u.id.clone()),
                     limit: 100,
+                    at,
                     ..Default::default()
                 },
             )?
@@ -1324,14 +1346,14 @@ async fn render_staff(
         Ok(out)
     })
     .await?;
-    let owner = page.role() == Role::Owner;
+    let owner = page.role() == Role::Owner && !as_of.is_past();
     let c = page.clinic_id().to_owned();
     let names: Vec<(String, String)> = members
         .iter()
         .filter(|(m, _, _, _)| m.role() != Role::Inspector)
         .map(|(_, u, _, _)| (u.id.clone(), u.display_name.clone()))
         .collect();
-    let forms = if page.role() == Role::Inspector {
+    let forms = if page.role() == Role::Inspector || as_of.is_past() {
         Vec::new()
     } else {
         vec![refill(credential_form(&page, names), refused.as_ref())]
@@ -1339,12 +1361,13 @@ async fn render_staff(
     let status = if refused.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
-        StatusCode::OK
+        as_of.status()
     };
     html(
         status,
         &StaffPage {
             chrome: page.chrome("Staff"),
+            as_of,
             members: members
                 .into_iter()
                 .map(|(m, u, e, creds)| MemberLine {

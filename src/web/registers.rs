@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
+use super::as_of::AsOf;
 use super::chrome::{state, Chrome, ClinicPage};
 use super::form_view::FormView;
 use super::forms::{local_now, Kind, Posted};
@@ -26,11 +27,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[template(path = "registers.html", config = "src/web/askama.toml")]
 struct RegistersPage {
     chrome: Chrome,
+    as_of: AsOf,
     inspector: bool,
     links: Vec<(String, &'static str, &'static str)>,
 }
 
-async fn registers(page: ClinicPage) -> Result<HttpResponse, PageError> {
+/// The registers that read "as of" a chosen day keep it in their links.
+const READ_AS_OF: [&str; 6] = [
+    "dashboard",
+    "cycles",
+    "spore-tests",
+    "lots",
+    "staff",
+    "incidents",
+];
+
+async fn registers(req: HttpRequest, page: ClinicPage) -> Result<HttpResponse, PageError> {
+    let as_of = AsOf::read(&req, &page).await?;
     let c = page.clinic_id().to_owned();
     let links = vec![
         (format!("/clinics/{c}/dashboard"), "Compliance", "What the rules of the clinic's jurisdiction find, now or as of a date, with failures and whom they reach"),
@@ -43,11 +56,26 @@ async fn registers(page: ClinicPage) -> Result<HttpResponse, PageError> {
         (format!("/clinics/{c}/incidents"), "Incidents", "Sharps injuries, exposures, reactions and their follow-ups"),
         (format!("/clinics/{c}/inspection"), "Exports and the audit trail", "Signed exports to download, and the chain's verification"),
     ];
-    super::ok(&RegistersPage {
-        chrome: page.chrome("Registers"),
-        inspector: page.role() == Role::Inspector,
-        links,
-    })
+    let keep = as_of.query();
+    let links = links
+        .into_iter()
+        .map(|(href, title, what)| {
+            let reads_as_of = READ_AS_OF.iter().any(|r| href.ends_with(&format!("/{r}")));
+            match reads_as_of {
+                true => (format!("{href}{keep}"), title, what),
+                false => (href, title, what),
+            }
+        })
+        .collect();
+    super::html(
+        as_of.status(),
+        &RegistersPage {
+            chrome: page.chrome("Registers"),
+            inspector: page.role() == Role::Inspector,
+            as_of,
+            links,
+        },
+    )
 }
 
 struct SessionLine {
@@ -271,47 +299,54 @@ struct IncidentLine {
 #[template(path = "incidents.html", config = "src/web/askama.toml")]
 struct IncidentsPage {
     chrome: Chrome,
+    as_of: AsOf,
     may_report: bool,
     rows: Vec<IncidentLine>,
 }
 
 async fn incidents(req: HttpRequest, page: ClinicPage) -> Result<HttpResponse, PageError> {
     let state = state(&req)?;
+    let as_of = AsOf::read(&req, &page).await?;
+    let at = as_of.standing();
     let (clinic, profiles) = (page.clinic_id().to_owned(), state.profiles.clone());
     let (views, _) = db::run(&state.pool, move |conn| {
-        crate::incidents::usecases::list(conn, &profiles, &clinic, None, 100, false)
+        crate::incidents::usecases::list(conn, &profiles, &clinic, None, 100, false, at)
     })
     .await?;
     let (tz, c) = (page.tz, page.clinic_id().to_owned());
-    super::ok(&IncidentsPage {
-        chrome: page.chrome("Incidents"),
-        may_report: page.role() != Role::Inspector,
-        rows: views
-            .into_iter()
-            .map(|v| IncidentLine {
-                href: format!("/clinics/{c}/incidents/{}", v.id),
-                at: at_in_words(v.fields.occurred_at, tz),
-                kind: v.fields.kind.as_db().replace('_', " "),
-                location: v.fields.location.clone(),
-                to_do: v
-                    .required_follow_ups
-                    .iter()
-                    .filter(|r| {
-                        serde_json::to_value(r.status)
-                            .ok()
-                            .and_then(|s| s.as_str().map(|s| s != "done"))
-                            .unwrap_or(true)
-                    })
-                    .map(|r| {
-                        format!(
-                            "{} {}",
-                            r.kind.as_db().replace('_', " "),
-                            due_in_words(r.due.naive_utc(), tz)
-                        )
-                    })
-                    .collect(),
-                overdue: v.overdue,
-            })
-            .collect(),
-    })
+    super::html(
+        as_of.status(),
+        &IncidentsPage {
+            chrome: page.chrome("Incidents"),
+            may_report: page.role() != Role::Inspector && !as_of.is_past(),
+            as_of,
+            rows: views
+                .into_iter()
+                .map(|v| IncidentLine {
+                    href: format!("/clinics/{c}/incidents/{}", v.id),
+                    at: at_in_words(v.fields.occurred_at, tz),
+                    kind: v.fields.kind.as_db().replace('_', " "),
+                    location: v.fields.location.clone(),
+                    to_do: v
+                        .required_follow_ups
+                        .iter()
+                        .filter(|r| {
+                            serde_json::to_value(r.status)
+                                .ok()
+                                .and_then(|s| s.as_str().map(|s| s != "done"))
+                                .unwrap_or(true)
+                        })
+                        .map(|r| {
+                            format!(
+                                "{} {}",
+                                r.kind.as_db().replace('_', " "),
+                                due_in_words(r.due.naive_utc(), tz)
+                            )
+                        })
+                        .collect(),
+                    overdue: v.overdue,
+                })
+                .collect(),
+        },
+    )
 }

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -175,17 +175,19 @@ pub(super) fn cycle_views(
     clinic_id: &str,
     rows: Vec<CycleRow>,
 ) -> AppResult<Vec<CycleView>> {
-    cycle_views_counting_use(conn, profiles, clinic_id, rows, true)
+    cycle_views_counting_use(conn, profiles, clinic_id, rows, true, None)
 }
 
 /// `count_use: false` judges packs as if nobody had opened them yet (a session about to start
-/// judges the very packs it has opened).
+/// judges the very packs it has opened). With `at`, the loads are judged as the records stood
+/// then (now when absent).
 pub(super) fn cycle_views_counting_use(
     conn: &mut DbConn,
     profiles: &Profiles,
     clinic_id: &str,
     rows: Vec<CycleRow>,
     count_use: bool,
+    at: Option<NaiveDateTime>,
 ) -> AppResult<Vec<CycleView>> {
     let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
     let rules = gate::load_rules(context.profile, context.tz);
@@ -193,7 +195,7 @@ pub(super) fn cycle_views_counting_use(
     let packs = store::packs_of_cycles(conn, clinic_id, &ids)?;
     let names = staff_names(conn, clinic_id)?;
     let codes: Vec<String> = packs.iter().map(|p| p.code.clone()).collect();
-    let now = db::now();
+    let now = at.unwrap_or_else(db::now);
     let used: HashSet<String> = if count_use {
         store::used_pack_codes(conn, clinic_id, &codes, now)?
             .into_iter()
@@ -223,8 +225,13 @@ pub(super) fn cycle_views_counting_use(
         let mech = mechanical(&fields);
         let chemical_passed = row.load_indicator_passed
             && own_packs.iter().all(|p| p.indicator_passed != Some(false));
-        let previous =
-            store::previous_cycle_number(conn, clinic_id, &row.steriliser_id, row.cycle_number)?;
+        let previous = store::previous_cycle_number(
+            conn,
+            clinic_id,
+            &row.steriliser_id,
+            row.cycle_number,
+            at,
+        )?;
         let warnings: Vec<String> = cycle_number_gap(row.cycle_number, previous)
             .into_iter()
             .collect();
@@ -472,7 +479,10 @@ pub fn list_cycles(
         at: r.started_at,
         id: r.id.clone(),
     });
-    Ok((cycle_views(conn, profiles, clinic_id, rows)?, next))
+    Ok((
+        cycle_views_counting_use(conn, profiles, clinic_id, rows, true, filter.at)?,
+        next,
+    ))
 }
 
 /// A pack as it would be if it had not been opened: what a session checks before it starts.
@@ -485,7 +495,7 @@ pub fn pack_before_use(
     let pack = store::find_pack(conn, clinic_id, code)?.ok_or(AppError::NoSuch("pack"))?;
     let cycle =
         store::find_cycle(conn, clinic_id, &pack.cycle_id)?.ok_or(AppError::NoSuch("pack"))?;
-    cycle_views_counting_use(conn, profiles, clinic_id, vec![cycle], false)?
+    cycle_views_counting_use(conn, profiles, clinic_id, vec![cycle], false, None)?
         .pop()
         .and_then(|c| c.packs.into_iter().find(|p| p.code == code))
         .ok_or(AppError::NoSuch("pack"))

@@ -494,8 +494,11 @@ pub fn list_spore_tests(
         at: r.placed_at,
         id: r.id.clone(),
     });
-    let today = crate::clock::now().date_naive();
-    let with_results = store::attach_results(conn, clinic_id, rows)?;
+    let today = filter
+        .at
+        .map_or_else(crate::clock::now, crate::db::to_utc)
+        .date_naive();
+    let with_results = store::attach_results(conn, clinic_id, rows, filter.at)?;
     Ok((
         with_results
             .iter()

@@ -290,6 +290,47 @@ impl TestApp {
         }
     }
 
+    /// Signs in through the sign-in page as a browser would; the session cookie to send back.
+    pub async fn sign_in_page(&self, email: &str, password: &str) -> String {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("email", email)
+            .append_pair("password", password)
+            .finish();
+        let res = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(self.url("/sign-in"))
+            .header("Origin", &self.base)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "sign in as {email}");
+        res.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .find(|c| c.starts_with("aseptic_session="))
+            .expect("a session cookie")
+            .to_owned()
+    }
+
+    /// A page as a signed-in browser gets it: its status and HTML.
+    pub async fn page(&self, path: &str, cookie: &str) -> (StatusCode, String) {
+        let res = self
+            .client
+            .get(self.url(path))
+            .header("Cookie", cookie)
+            .header("Accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.text().await.unwrap())
+    }
+
     pub fn request(&self, method: Method, path: &str, actor: &Actor) -> RequestBuilder {
         self.client
             .request(method, self.url(path))
