@@ -274,23 +274,21 @@ async fn technicians_do_not_read_the_audit_trail() {
     .await;
 }
 
-/// Many writers at once on one clinic: every write is acknowledged or refused cleanly, and the
+/// 64 writers at once on one clinic: every write is acknowledged (no 5xx, no 503), and the
 /// chain stays one line with no gaps and no forks.
 #[actix_web::test]
 async fn concurrent_writes_never_fork_the_chain() {
     let app = TestApp::spawn().await;
     let path = app.clinic_path("/members");
-    let bodies: Vec<Value> = (0..24)
+    let bodies: Vec<Value> = (0..64)
         .map(|i| json!({"email": format!("t{i}@ink.example"), "display_name": format!("Tech {i}"), "role": "technician"}))
         .collect();
     let writes = bodies.iter().map(|body| app.post(&path, &app.owner, body));
     let results = futures_util::future::join_all(writes).await;
     let created = results.iter().filter(|r| r.status() == 202).count();
     assert!(
-        results
-            .iter()
-            .all(|r| r.status() == 202 || r.status() == 503),
-        "no 500s"
+        results.iter().all(|r| r.status() == 202),
+        "64 writers at once: every write gets through, no 5xx"
     );
     let events = app.audit_events().await;
     assert_eq!(events.len(), 6 + created);
@@ -298,10 +296,7 @@ async fn concurrent_writes_never_fork_the_chain() {
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
     let v = verify(&app).await;
     assert_eq!(v["valid"], true, "{v}");
-    assert_eq!(
-        created, 24,
-        "with a 5 s busy time-out every write should get through"
-    );
+    assert_eq!(created, 64);
 }
 
 /// The Python recipe of docs/audit-chain.md, as printed there, fed every page of the API's own

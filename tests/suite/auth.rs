@@ -18,6 +18,23 @@ fn hs256(header: &Value, claims: &Value, secret: &[u8]) -> String {
     jsonwebtoken::encode(&header, claims, &key).unwrap()
 }
 
+/// A token with exactly this header, HMAC-SHA256 signed with `secret` whatever the header says
+/// (the algorithm-confusion and key-injection tricks).
+fn hmac_signed(header: &Value, claims: &Value, secret: &[u8]) -> String {
+    let message = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let signature = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+        jsonwebtoken::Algorithm::HS256,
+    )
+    .unwrap();
+    format!("{message}.{signature}")
+}
+
 fn claims(app: &TestApp, overrides: Value) -> Value {
     let now = chrono::Utc::now().timestamp();
     let mut c = json!({
@@ -184,6 +201,36 @@ async fn forged_tampered_and_expired_tokens_are_refused() {
         &claims(&app, json!({"sub": "no-such-user"})),
         &secret,
     );
+    let attacker = b"attacker-key-of-sufficient-length-0";
+    let ours = claims(&app, json!({}));
+    let empty_key = hmac_signed(&header, &ours, b"");
+    let rs256 = hmac_signed(&json!({"alg": "RS256", "typ": "JWT"}), &ours, &secret);
+    let eddsa = hmac_signed(&json!({"alg": "EdDSA", "typ": "JWT"}), &ours, &secret);
+    let kid = hmac_signed(
+        &json!({"alg": "HS256", "typ": "JWT", "kid": "../../../../dev/null"}),
+        &ours,
+        b"",
+    );
+    let jku = hmac_signed(
+        &json!({"alg": "HS256", "typ": "JWT", "jku": "https://attacker.example/jwks.json"}),
+        &ours,
+        attacker,
+    );
+    let jwk = hmac_signed(
+        &json!({"alg": "HS256", "typ": "JWT", "jwk": {"kty": "oct", "k": b64(attacker)}}),
+        &ours,
+        attacker,
+    );
+    let future_iat = hs256(&header, &claims(&app, json!({"iat": now + 600})), &secret);
+    let no_sub = hs256(&header, &claims(&app, json!({"sub": null})), &secret);
+    let no_iat = hs256(&header, &claims(&app, json!({"iat": null})), &secret);
+    let no_iss = hs256(&header, &claims(&app, json!({"iss": null})), &secret);
+    // Even with our own key: nothing this size was ever issued, and it is not decoded.
+    let oversized = hs256(
+        &header,
+        &claims(&app, json!({"pad": "x".repeat(8 * 1024)})),
+        &secret,
+    );
     let mut parts: Vec<String> = app.owner.token.split('.').map(str::to_owned).collect();
     parts[1] = b64(claims(&app, json!({"sub": app.other_owner.user_id}))
         .to_string()
@@ -204,6 +251,17 @@ async fn forged_tampered_and_expired_tokens_are_refused() {
         ("unknown user", unknown_user),
         ("tampered payload", tampered),
         ("garbage", "not.a.token".to_owned()),
+        ("empty key", empty_key),
+        ("RS256 header over an HMAC signature", rs256),
+        ("EdDSA header over an HMAC signature", eddsa),
+        ("kid naming an empty file", kid),
+        ("jku naming the attacker's keys", jku),
+        ("jwk carrying the attacker's key", jwk),
+        ("issued in the future", future_iat),
+        ("missing subject", no_sub),
+        ("missing issued-at", no_iat),
+        ("missing issuer", no_iss),
+        ("oversized", oversized),
     ] {
         let res = app
             .client
@@ -252,6 +310,40 @@ async fn refresh_rotates_and_a_reused_token_revokes_the_family() {
     assert_problem(refresh(first).await.unwrap(), 401, None).await;
     assert_problem(refresh(second).await.unwrap(), 401, None).await;
     assert_problem(refresh("made-up".into()).await.unwrap(), 401, None).await;
+}
+
+/// Racing refreshes of one token: one wins, the rest are reuse, and reuse ends the family (the
+/// winner's new token too), so a stolen token raced against its owner gains nothing.
+#[actix_web::test]
+async fn racing_refreshes_of_one_token_get_one_answer_and_end_the_family() {
+    let app = TestApp::spawn().await;
+    let token = app.owner.refresh_token.clone();
+    let attempts = (0..8).map(|_| {
+        app.client
+            .post(app.url("/api/v1/auth/refresh"))
+            .json(&json!({"refresh_token": token}))
+            .send()
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let mut won = Vec::new();
+    for res in answers {
+        let res = res.unwrap();
+        match res.status().as_u16() {
+            200 => won.push(res.json::<Value>().await.unwrap()),
+            401 => {}
+            other => panic!("refresh answered {other}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "one refresh wins: {won:?}");
+    let new_token = won[0]["refresh_token"].as_str().unwrap().to_owned();
+    let after = app
+        .client
+        .post(app.url("/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": new_token}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(after, 401, None).await;
 }
 
 #[actix_web::test]

@@ -139,7 +139,7 @@ impl TestApp {
         settings.exports.signing_key_path = dir.path().join("export-key.pem").display().to_string();
         settings.exports.dir = dir.path().join("exports").display().to_string();
         let outbox = format!("file://{}", dir.path().join("outbox").display());
-        settings.mail.url = Secret::new(outbox.clone());
+        settings.mail.url = Secret::new(outbox);
         // Migrated before the binary starts, so seeding and the service agree on the schema.
         drop(aseptic::open_database(&settings).unwrap());
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -147,39 +147,9 @@ impl TestApp {
             .local_addr()
             .unwrap()
             .port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_aseptic"))
-            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env(
-                "ASEPTIC_CONFIG_DIR",
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
-            )
-            .env("ASEPTIC_ENV", "test")
-            .env("DATABASE_URL", &database_url)
-            .env(
-                "ASEPTIC__EXPORTS__SIGNING_KEY_PATH",
-                &settings.exports.signing_key_path,
-            )
-            .env("ASEPTIC__EXPORTS__DIR", &settings.exports.dir)
-            .env("ASEPTIC__MAIL__URL", &outbox)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let child = launch(&settings, &database_url, port);
         let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        for _ in 0..300 {
-            if client
-                .get(format!("{base}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        wait_until_ready(&base).await;
         Self::seeded(
             base,
             settings,
@@ -243,6 +213,27 @@ impl TestApp {
         app.inspector = app.login_as("inspector@council.example").await;
         app.other_owner = app.login_as("owner@other.example").await;
         app
+    }
+
+    /// Kills the binary with SIGKILL, as a power cut or the kernel's OOM killer would.
+    pub fn kill(&mut self) {
+        let Server::Binary(child) = &mut self.server else {
+            panic!("only the binary can be killed");
+        };
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Starts the binary again on the same port and database, and waits until it is ready.
+    pub async fn restart(&mut self) {
+        let port: u16 = self.base.rsplit(':').next().unwrap().parse().unwrap();
+        self.server = Server::Binary(launch(&self.settings, &self.database_url, port));
+        wait_until_ready(&self.base).await;
+        // Connections to the killed process are gone: start afresh.
+        self.client = reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
+            .build()
+            .unwrap();
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -385,6 +376,48 @@ fn placeholder() -> Actor {
         token: String::new(),
         refresh_token: String::new(),
     }
+}
+
+/// The `aseptic` binary serving `settings`' database on `port`, configured as an operator would
+/// (environment variables only).
+fn launch(settings: &Settings, database_url: &str, port: u16) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_aseptic"))
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "ASEPTIC_CONFIG_DIR",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+        )
+        .env("ASEPTIC_ENV", "test")
+        .env("DATABASE_URL", database_url)
+        .env(
+            "ASEPTIC__EXPORTS__SIGNING_KEY_PATH",
+            &settings.exports.signing_key_path,
+        )
+        .env("ASEPTIC__EXPORTS__DIR", &settings.exports.dir)
+        .env("ASEPTIC__MAIL__URL", settings.mail.url.expose())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (up to 30 s) until the service at `base` says it is ready.
+async fn wait_until_ready(base: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the service at {base} did not become ready");
 }
 
 /// A 30-day inspection grant, as an owner would give it.
