@@ -49,16 +49,26 @@ fn cycle_body(steriliser: &str, number: i64) -> Value {
 }
 
 /// One writer: cycles and keyed clients in turn until the service stops answering.
+/// What the writers share: the next cycle number and key, the ledger, and the stop signal.
+struct Shared {
+    numbers: Cell<i64>,
+    keys: Cell<u64>,
+    ledger: RefCell<Ledger>,
+}
+
 async fn writer(
     base: String,
     clinic: String,
     owner: Actor,
     steriliser: String,
-    numbers: Rc<Cell<i64>>,
-    keys: Rc<Cell<u64>>,
-    ledger: Rc<RefCell<Ledger>>,
+    shared: Rc<Shared>,
     stop: Rc<Cell<bool>>,
 ) {
+    let Shared {
+        numbers,
+        keys,
+        ledger,
+    } = &*shared;
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
@@ -152,8 +162,12 @@ async fn acknowledged_writes_survive_kills_and_retried_keys_make_one_record() {
         .as_str()
         .unwrap()
         .to_owned();
-    let ledger = Rc::new(RefCell::new(Ledger::default()));
-    let (numbers, keys) = (Rc::new(Cell::new(1)), Rc::new(Cell::new(0)));
+    let shared = Rc::new(Shared {
+        numbers: Cell::new(1),
+        keys: Cell::new(0),
+        ledger: RefCell::new(Ledger::default()),
+    });
+    let ledger = &shared.ledger;
     let mut rng = rand::thread_rng();
     let mut retried = 0;
     for _ in 0..kills {
@@ -165,9 +179,7 @@ async fn acknowledged_writes_survive_kills_and_retried_keys_make_one_record() {
                     app.clinic_id.clone(),
                     app.owner.clone(),
                     steriliser.clone(),
-                    numbers.clone(),
-                    keys.clone(),
-                    ledger.clone(),
+                    shared.clone(),
                     stop.clone(),
                 ))
             })
@@ -210,7 +222,7 @@ async fn acknowledged_writes_survive_kills_and_retried_keys_make_one_record() {
         }
     }
 
-    let ledger = ledger.borrow();
+    let ledger = std::mem::take(&mut *ledger.borrow_mut());
     assert!(ledger.errors.is_empty(), "5xx seen: {:?}", ledger.errors);
     assert!(
         !ledger.cycles.is_empty(),
