@@ -15,6 +15,7 @@ mod crash;
 mod credentials;
 mod demo;
 mod exports;
+mod faults;
 mod http;
 mod incidents;
 mod inspectors;

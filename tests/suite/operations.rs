@@ -9,7 +9,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use aseptic::config::Secret;
-use common::proxy::Proxy;
 use common::{assert_problem, is_postgres, test_settings, TestApp};
 use serde_json::{json, Value};
 
@@ -363,36 +362,7 @@ async fn a_stalled_or_dropped_database_gives_503_and_the_service_recovers() {
     if !is_postgres() {
         return;
     }
-    // The server's host:port, as TEST_DATABASE_URL names it (postgres://user@host:port/db).
-    let admin = std::env::var("TEST_DATABASE_URL").unwrap();
-    let authority = admin
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .map(|a| a.rsplit('@').next().unwrap_or(a).to_owned())
-        .unwrap();
-    let address = if authority.contains(':') {
-        authority.clone()
-    } else {
-        format!("{authority}:5432")
-    };
-    let upstream = std::net::ToSocketAddrs::to_socket_addrs(&address)
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = Proxy::start(upstream);
-    let via = proxy.addr;
-    let app = TestApp::spawn_with(move |s| {
-        let url = s
-            .database
-            .url
-            .expose()
-            .replacen(&format!("{authority}/"), &format!("{via}/"), 1);
-        assert!(
-            url.contains(&via.to_string()),
-            "the database is reached through the proxy"
-        );
-        s.database.url = Secret::new(url);
+    let (app, proxy) = TestApp::spawn_through_proxy(|s| {
         s.database.statement_timeout_secs = 2;
         s.database.ready_timeout_secs = 1;
         s.database.acquire_timeout_secs = 1;

@@ -130,6 +130,45 @@ impl TestApp {
         .await
     }
 
+    /// The app reaching PostgreSQL through a proxy the test can stall, cut or stop (PostgreSQL
+    /// only).
+    pub async fn spawn_through_proxy(adjust: impl FnOnce(&mut Settings)) -> (Self, proxy::Proxy) {
+        // The server's host:port, as TEST_DATABASE_URL names it (postgres://user@host:port/db).
+        let admin = std::env::var("TEST_DATABASE_URL").unwrap();
+        let authority = admin
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .map(|a| a.rsplit('@').next().unwrap_or(a).to_owned())
+            .unwrap();
+        let address = if authority.contains(':') {
+            authority.clone()
+        } else {
+            format!("{authority}:5432")
+        };
+        let upstream = std::net::ToSocketAddrs::to_socket_addrs(&address)
+            .unwrap()
+            .next()
+            .unwrap();
+        let proxy = proxy::Proxy::start(upstream);
+        let via = proxy.addr;
+        let app = Self::spawn_with(move |s| {
+            let url =
+                s.database
+                    .url
+                    .expose()
+                    .replacen(&format!("{authority}/"), &format!("{via}/"), 1);
+            assert!(
+                url.contains(&via.to_string()),
+                "the database is reached through the proxy"
+            );
+            s.database.url = Secret::new(url);
+            adjust(s);
+        })
+        .await;
+        (app, proxy)
+    }
+
     /// The real `aseptic` binary serving on a free port over a fresh database, as a clinic runs
     /// it (the browser tests drive it).
     pub async fn spawn_binary() -> Self {
@@ -222,6 +261,19 @@ impl TestApp {
         };
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    /// Asks the binary to stop (SIGTERM, as systemd or Docker would) and waits for it to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let Server::Binary(child) = &mut self.server else {
+            panic!("only the binary can be terminated");
+        };
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        child.wait().unwrap()
     }
 
     /// Starts the binary again on the same port and database, and waits until it is ready.

@@ -12,6 +12,7 @@ use std::time::Duration;
 pub struct Proxy {
     pub addr: SocketAddr,
     stalled: Arc<AtomicBool>,
+    down: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
@@ -20,11 +21,17 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let stalled = Arc::new(AtomicBool::new(false));
+        let down = Arc::new(AtomicBool::new(false));
         let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (s, o) = (stalled.clone(), open.clone());
+        let (s, d, o) = (stalled.clone(), down.clone(), open.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
+                // A stopped server: the connection closes at once.
+                if d.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(upstream) else {
                     continue;
                 };
@@ -44,6 +51,7 @@ impl Proxy {
         Self {
             addr,
             stalled,
+            down,
             open,
         }
     }
@@ -51,6 +59,14 @@ impl Proxy {
     /// Bytes stop flowing; connections stay open, as with a frozen server.
     pub fn stall(&self, on: bool) {
         self.stalled.store(on, Ordering::SeqCst);
+    }
+
+    /// The database stops (every connection dropped, new ones closed at once) or starts again.
+    pub fn down(&self, on: bool) {
+        self.down.store(on, Ordering::SeqCst);
+        if on {
+            self.cut();
+        }
     }
 
     /// Drops every open connection.
