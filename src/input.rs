@@ -21,7 +21,114 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
             strip_position(&e.to_string())
         ))
     })?;
-    from_value(value, "")
+    from_sent(value, "")
+}
+
+/// Reads what a person or program sent (a request body, a form): [`from_value`], and also
+/// refuses text that hides or runs something, every field at once.
+pub fn from_sent<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, AppError> {
+    let mut unsafe_text = Vec::new();
+    text_errors(&value, prefix, &mut unsafe_text);
+    match (from_value(value, prefix), unsafe_text.is_empty()) {
+        (Ok(v), true) => Ok(v),
+        (Ok(_), false) => Err(AppError::Validation(unsafe_text)),
+        (Err(AppError::Validation(mut shape)), _) => {
+            for e in unsafe_text {
+                if !shape.iter().any(|s| s.field == e.field) {
+                    shape.push(e);
+                }
+            }
+            Err(AppError::Validation(shape))
+        }
+        (Err(other), _) => Err(other),
+    }
+}
+
+/// Invisible characters that change how text reads (direction marks and overrides), which a
+/// record must not carry: what is stored would not be what is read.
+fn is_direction_mark(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Characters that show as nothing; a formula can hide behind them.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}'
+    ) || is_direction_mark(c)
+}
+
+/// Whether a spreadsheet opening this text as a cell would run it: it starts (after blanks and
+/// invisible characters) with `=`, or with `+`, `-` or `@` before a call or a link to another
+/// program. Full-width forms count. "+44 7700 900123" and "- see the note" are text.
+pub fn looks_like_formula(text: &str) -> bool {
+    let visible = text.trim_start_matches(|c: char| c.is_whitespace() || is_invisible(c));
+    let mut chars = visible.chars();
+    match chars.next() {
+        Some('=' | '\u{FF1D}') => true,
+        Some('+' | '-' | '@' | '\u{FF0B}' | '\u{FF0D}' | '\u{FF20}') => {
+            let rest: String = chars.collect();
+            let calls = rest
+                .char_indices()
+                .any(|(i, c)| c == '(' && rest[..i].ends_with(|p: char| p.is_alphanumeric()));
+            calls || rest.contains(['|', '!', '=', '\u{FF1D}'])
+        }
+        _ => false,
+    }
+}
+
+/// The reason a text value cannot be recorded as sent, if any.
+pub fn text_problem(text: &str) -> Option<String> {
+    if let Some(c) = text
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{1D}'))
+    {
+        return Some(format!(
+            "contains a control character (U+{:04X}) that is not text; remove it",
+            c as u32
+        ));
+    }
+    if let Some(c) = text.chars().find(|c| is_direction_mark(*c)) {
+        return Some(format!(
+            "contains an invisible direction mark (U+{:04X}) that makes the text read differently from what is stored; remove it",
+            c as u32
+        ));
+    }
+    looks_like_formula(text).then(|| {
+        "starts like a spreadsheet formula (=, or +, - or @ before a calculation), which a spreadsheet opening the clinic's exports would run; write it without the leading sign".to_owned()
+    })
+}
+
+/// Every text value of `value` that cannot be recorded, named by its path under `at`. Secrets
+/// (passwords, tokens) are the caller's own and never shown or exported, so they are left as sent.
+fn text_errors(value: &Value, at: &str, out: &mut Vec<FieldError>) {
+    match value {
+        Value::String(text) => {
+            if let Some(reason) = text_problem(text) {
+                let field = if at.is_empty() { "body" } else { at };
+                out.push(FieldError::new(field, reason));
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                text_errors(item, &format!("{at}[{i}]"), out);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                if key.contains("password") || key.contains("token") {
+                    continue;
+                }
+                let path = if at.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{at}.{key}")
+                };
+                text_errors(item, &path, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Deserialises an already parsed value, naming each wrong field as `<prefix>.<path>` (or
@@ -392,6 +499,39 @@ fn strip_position(message: &str) -> String {
 mod tests {
     use super::*;
     use serde::Deserialize;
+
+    #[test]
+    fn formulas_are_told_from_text_that_only_starts_with_a_sign() {
+        for formula in [
+            "=1+1",
+            "  =1+1",
+            "\u{200B}=1+1",
+            "\u{FF1D}1",
+            "+cmd|' /C calc'!A0",
+            "-2+3+cmd|' /C calc'!A0",
+            "@SUM(1+1)",
+            "\u{FF20}SUM(1)",
+        ] {
+            assert!(looks_like_formula(formula), "{formula}");
+        }
+        for text in [
+            "+44 7700 900123",
+            "- see the notes",
+            "-",
+            "@ann",
+            "Ann (left)",
+            "- replaced (worn)",
+        ] {
+            assert!(!looks_like_formula(text), "{text}");
+        }
+        assert!(text_problem("a\u{0}b").is_some_and(|w| w.contains("U+0000")));
+        assert!(text_problem("a\u{202E}b").is_some_and(|w| w.contains("U+202E")));
+        assert!(text_problem("line one\nline two\t(tab)").is_none());
+        assert!(
+            text_problem("01095060001343521\u{1D}10ABC").is_none(),
+            "GS1 group separator"
+        );
+    }
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -41,7 +41,7 @@ async fn list_clients(
 ) -> AppResult<web::Json<ClientPage>> {
     let page = page.into_inner()?;
     let limit = page.limit()?;
-    let (clinic, cursor) = (access.clinic_id.clone(), page.cursor.clone());
+    let (clinic, cursor) = (access.clinic_id.clone(), page.id_cursor()?);
     let (items, next_cursor) = db::run(&state.pool, move |conn| {
         usecases::list(conn, &clinic, cursor, limit)
     })

@@ -66,7 +66,7 @@ async fn list_credentials(
     let filter = CredentialFilter {
         user_id: query.user_id,
         kind: query.kind.map(|k| k.as_db().to_owned()),
-        after_id: page.cursor.clone(),
+        after_id: page.id_cursor()?,
         limit: page.limit()?,
         at: crate::api::query::standing_at(query.at)?,
     };

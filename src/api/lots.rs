@@ -77,7 +77,7 @@ async fn list_lots(
         kind: query.kind.map(|k| k.as_db().to_owned()),
         received_from: query.from,
         received_to: query.to,
-        after_id: page.cursor.clone(),
+        after_id: page.id_cursor()?,
         limit: page.limit()?,
         at: crate::api::query::standing_at(query.at)?,
     };

@@ -110,6 +110,18 @@ impl PageQuery {
             )),
         }
     }
+
+    /// The cursor of a list paged by record id: the id of the previous page's last record.
+    pub fn id_cursor(&self) -> Result<Option<String>, AppError> {
+        match &self.cursor {
+            None => Ok(None),
+            Some(c) if uuid::Uuid::parse_str(c).is_ok() => Ok(Some(c.clone())),
+            Some(_) => Err(AppError::invalid(
+                "cursor",
+                "is not a cursor from a previous page",
+            )),
+        }
+    }
 }
 
 /// Every documented route, so a request that matches a path but not its method gets 405 with

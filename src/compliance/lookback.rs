@@ -303,10 +303,17 @@ pub fn record(
     Ok(l)
 }
 
-/// Spreadsheet cells that start with = + - @ would run as formulas; prefix them.
-/// One CSV cell: quoted where needed, and never read as a formula by a spreadsheet.
+/// One CSV cell: quoted where needed, and never read as a formula by a spreadsheet. A cell
+/// whose first visible character is = + - or @ (full-width too, and behind blanks or invisible
+/// characters), or that starts with a tab or carriage return, gets a leading `'`.
 pub fn cell(value: &str) -> String {
-    let safe = if value.starts_with(['=', '+', '-', '@']) {
+    let visible =
+        value.trim_start_matches(|c: char| c.is_whitespace() || crate::input::is_invisible(c));
+    let risky = value.starts_with(['\t', '\r'])
+        || visible.starts_with([
+            '=', '+', '-', '@', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}',
+        ]);
+    let safe = if risky {
         format!("'{value}")
     } else {
         value.to_owned()
@@ -393,6 +400,11 @@ mod tests {
         assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(cell("+44 7700 900123"), "'+44 7700 900123");
         assert_eq!(cell("Alex, Client"), "\"Alex, Client\"");
+        assert_eq!(cell("\u{FF1D}1+1"), "'\u{FF1D}1+1");
+        assert_eq!(cell("\u{200B}=1+1"), "'\u{200B}=1+1");
+        assert_eq!(cell("  @SUM(1)"), "'  @SUM(1)");
+        assert_eq!(cell("\tx"), "'\tx");
+        assert_eq!(cell("Zoë"), "Zoë");
         assert_eq!(cell("plain"), "plain");
     }
 

@@ -39,6 +39,18 @@ impl Fields {
     }
 
     /// A value the page supplies itself (a default the form leaves out).
+    /// Every posted text that hides or runs something, by field (secrets and the form's token
+    /// aside), for forms that build their input by hand.
+    pub fn text_problems(&self) -> Vec<FieldError> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k != "csrf" && !k.contains("password") && !k.contains("token"))
+            .filter_map(|(k, v)| {
+                crate::input::text_problem(v).map(|why| FieldError::new(k.as_str(), why))
+            })
+            .collect()
+    }
+
     pub fn set(&mut self, name: &str, value: &str) {
         self.0.push((name.to_owned(), value.to_owned()));
     }
@@ -226,7 +238,14 @@ pub fn to_json(
         let raw = fields.get(name);
         let value = match kind {
             Kind::Text if raw.is_empty() => continue,
-            Kind::Text => Value::String(raw.to_owned()),
+            Kind::Text => {
+                // Text that hides or runs something is refused here as the API refuses it.
+                if let Some(why) = crate::input::text_problem(raw) {
+                    errors.push(FieldError::new(*name, why));
+                    continue;
+                }
+                Value::String(raw.to_owned())
+            }
             Kind::Number if raw.is_empty() => continue,
             Kind::Number => match raw.replace(',', ".").parse::<f64>() {
                 Ok(n) if n.fract() == 0.0 && n.abs() < 1e15 => Value::from(n as i64),

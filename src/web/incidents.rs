@@ -126,7 +126,7 @@ async fn report(req: HttpRequest, posted: Posted) -> Result<HttpResponse, PageEr
     let state = state(&req)?;
     let page = &posted.page;
     let f = &posted.fields;
-    let mut problems = Vec::new();
+    let mut problems = f.text_problems();
     let kind = IncidentKind::from_db(f.get("kind")).ok();
     if kind.is_none() {
         problems.push(crate::error::FieldError::new(

@@ -647,7 +647,7 @@ async fn mail_settings(req: HttpRequest, posted: super::Posted) -> Result<HttpRe
     }
     let state = state(&req)?;
     let outcome =
-        match crate::input::from_value::<crate::outbox::settings::MailSettingsInput>(body, "") {
+        match crate::input::from_sent::<crate::outbox::settings::MailSettingsInput>(body, "") {
             Ok(input) => {
                 let (ctx, clinic) = (
                     posted.page.access.audit_context(),

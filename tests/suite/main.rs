@@ -7,6 +7,7 @@ mod common;
 
 mod audit;
 mod auth;
+mod bad_input;
 mod browser;
 mod cli;
 mod closed_sets;
