@@ -39,7 +39,7 @@ async fn some_records(app: &TestApp) {
         "steriliser_id": s["id"], "cycle_number": 1, "program": {"name": "121", "temperature_c": 121.0, "hold_minutes": 30.0},
         "started_at": started.to_rfc3339(), "finished_at": (started + Duration::minutes(50)).to_rfc3339(),
         "peak_temperature_c": 122.0, "peak_pressure_kpa": 213.0, "hold_minutes": 31.0,
-        "load_indicator": {"type": 5, "passed": true}, "packs": [{"contents": "=HYPERLINK(\"x\")"}, {"contents": "tips"}]})).await).await;
+        "load_indicator": {"type": 5, "passed": true}, "packs": [{"contents": "- grips (spare)"}, {"contents": "tips"}]})).await).await;
     ok(app.post(&app.clinic_path("/lots"), o, &json!({"kind": "pigment", "manufacturer": "M", "product_name": "P", "lot_number": "LOT-77", "expiry_date": (Utc::now() + Duration::days(300)).date_naive().to_string(), "sterilisation_method": "gamma", "received_on": (Utc::now() - Duration::days(5)).date_naive().to_string(), "quantity_received": 1})).await).await;
     ok(app.post(&app.clinic_path("/credentials"), o, &json!({"user_id": app.technician.user_id, "kind": "hepatitis_b", "hepatitis_b_status": "vaccinated"})).await).await;
     let client = ok(app.post(&app.clinic_path("/clients"), &app.technician, &json!({"name": "Alex Client", "contact": "+44 7700 900123", "date_of_birth": "1990-04-02"})).await).await;
@@ -198,8 +198,8 @@ async fn an_export_holds_the_records_and_verifies() {
     let files = entries(&zip);
     assert!(text(&files, "lots.csv").contains("LOT-77"));
     assert!(
-        text(&files, "packs.csv").contains("'=HYPERLINK"),
-        "formulas are neutralised"
+        text(&files, "packs.csv").contains("'- grips (spare)"),
+        "a cell a spreadsheet could read as a formula is neutralised (formulas themselves are refused on input)"
     );
     // Clients by pseudonymous id only; credentials by status, without medical detail.
     assert!(!text(&files, "sessions.csv").contains("Alex Client"));
