@@ -81,6 +81,7 @@ pub struct EventQuery {
     pub entity_id: Option<String>,
     /// `asc` (the default) lists from the oldest event, `desc` from the newest; pass the same
     /// order with each page's cursor.
+    #[param(inline)]
     pub order: Option<EventOrder>,
 }
 
@@ -143,7 +144,9 @@ async fn list_events(
     }))
 }
 
+/// What verifying the chain found. Named apart from a credential's verification.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = ChainVerification)]
 pub struct VerificationView {
     /// True when every event's hash recomputes and every link and the head match.
     pub valid: bool,

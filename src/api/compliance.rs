@@ -27,6 +27,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 pub struct ComplianceQuery {
     /// RFC 3339 moment: judge the records as they stood then (later amendments do not count).
     /// Leave out for now.
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub at: Option<String>,
 }
 

@@ -42,8 +42,8 @@ pub struct KeyQuery {
 /// The public key that signs this installation's audit exports. Anyone may fetch it: an
 /// inspector checks an export's signature against it.
 #[utoipa::path(tag = "exports", params(KeyQuery),
-    responses((status = 200, body = ExportKeyView),
-        (status = 200, content_type = "application/x-pem-file", body = String, description = "With `format=pem`")))]
+    responses((status = 200, description = "The key as JSON, or with `format=pem` the bare PEM file",
+        content((ExportKeyView = "application/json"), (String = "application/x-pem-file")))))]
 #[get("/.well-known/aseptic/export-key")]
 async fn export_key(
     state: web::Data<AppState>,

@@ -7,6 +7,7 @@ pub mod checklists;
 pub mod clients;
 pub mod clinics;
 pub mod compliance;
+pub mod contract;
 pub mod credentials;
 pub mod exports;
 pub mod extract;
@@ -93,7 +94,11 @@ impl Modify for BearerAuth {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// How many records a page holds: 1 to 500, 100 when absent.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// Opaque: the `next_cursor` of the previous page, as it was given.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 
@@ -153,7 +158,7 @@ impl RouteTable {
 
     fn allowed(&self, path: &str) -> Vec<&'static str> {
         let segments: Vec<&str> = path.split('/').collect();
-        let mut allowed: Vec<&'static str> = self
+        let matching: Vec<&(Vec<String>, Vec<&'static str>)> = self
             .0
             .iter()
             .filter(|(template, _)| {
@@ -163,6 +168,15 @@ impl RouteTable {
                         .zip(&segments)
                         .all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s)
             })
+            .collect();
+        // A literal segment wins over a parameter, as in routing: `/lots/parse-barcode` is that
+        // resource, not the lot named "parse-barcode".
+        let literals =
+            |template: &Vec<String>| template.iter().filter(|t| !t.starts_with('{')).count();
+        let most = matching.iter().map(|(t, _)| literals(t)).max().unwrap_or(0);
+        let mut allowed: Vec<&'static str> = matching
+            .into_iter()
+            .filter(|(t, _)| literals(t) == most)
             .flat_map(|(_, methods)| methods.iter().copied())
             .collect();
         allowed.sort_unstable();
@@ -241,10 +255,11 @@ pub fn build_app(
         )
         .split_for_parts();
     let routes = web::Data::new(RouteTable::from_openapi(&openapi));
+    let document = contract::exact_document(&openapi);
     app.app_data(routes)
         .service(
             SwaggerUi::new("/api/docs/{_:.*}")
-                .url("/api/openapi.json", openapi)
+                .external_url_unchecked("/api/openapi.json", document)
                 // No call to swagger.io's validator: the docs page talks to this server only.
                 .config(
                     utoipa_swagger_ui::Config::new(["/api/openapi.json"]).validator_url("none"),

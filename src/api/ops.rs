@@ -13,7 +13,9 @@ pub struct Health {
     pub status: &'static str,
 }
 
+/// Whether the service can take traffic. Named apart from a session's readiness to start.
 #[derive(Serialize, ToSchema)]
+#[schema(as = ServiceReadiness)]
 pub struct Readiness {
     pub status: &'static str,
     /// `sqlite` or `postgres`.

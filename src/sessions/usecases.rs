@@ -675,7 +675,8 @@ pub fn complete(
 pub struct ChecklistLine {
     #[serde(flatten)]
     pub item: ChecklistItem,
-    #[schema(value_type = Object)]
+    /// A tick (true), a number or a text, as the item asks; absent until answered.
+    #[schema(value_type = Option<serde_json::Value>)]
     pub answer: Option<Value>,
     pub answered_at: Option<DateTime<Utc>>,
     pub done: bool,
