@@ -26,7 +26,8 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
 
 /// Reads what a person or program sent (a request body, a form): [`from_value`], and also
 /// refuses text that hides or runs something, every field at once.
-pub fn from_sent<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, AppError> {
+pub fn from_sent<T: DeserializeOwned>(mut value: Value, prefix: &str) -> Result<T, AppError> {
+    whole_numbers(&mut value);
     let mut unsafe_text = Vec::new();
     text_errors(&value, prefix, &mut unsafe_text);
     match (from_value(value, prefix), unsafe_text.is_empty()) {
@@ -41,6 +42,22 @@ pub fn from_sent<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, A
             Err(AppError::Validation(shape))
         }
         (Err(other), _) => Err(other),
+    }
+}
+
+/// JSON has one kind of number: `5.0` is the whole number 5, wherever a whole number is asked.
+fn whole_numbers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers),
+        _ => {}
     }
 }
 

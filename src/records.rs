@@ -108,7 +108,7 @@ pub struct VersionView {
 pub struct AmendmentRequest {
     /// Why the record was wrong; kept in its history and the audit trail.
     pub reason: String,
-    /// The fields to correct, with their corrected values.
+    /// The fields to correct, with their corrected values (at least one).
     #[schema(value_type = Object)]
     pub changes: Value,
 }

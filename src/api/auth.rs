@@ -27,8 +27,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    #[schema(example = "owner@clinic.example")]
+    #[schema(example = "owner@clinic.example", min_length = 1)]
     pub email: String,
+    #[schema(min_length = 1)]
     pub password: String,
 }
 
@@ -198,7 +199,10 @@ async fn me(state: web::Data<AppState>, caller: AuthUser) -> AppResult<web::Json
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
+    #[schema(min_length = 1)]
     pub current_password: String,
+    /// At least 12 characters.
+    #[schema(min_length = 12, max_length = 1024)]
     pub new_password: String,
 }
 

@@ -35,7 +35,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 pub struct SettingsRequest {
     /// Days a sterilised pack stays usable (1–3650), or null for an event-related policy.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i32>, required = true)]
+    #[schema(value_type = Option<i32>, required = true, minimum = 1, maximum = 3650)]
     pub pack_shelf_life_days: Option<Option<i32>>,
 }
 
@@ -203,8 +203,10 @@ pub struct AddMemberRequest {
     #[schema(example = "tech@clinic.example")]
     pub email: String,
     /// The name to show if the email has no account yet (an existing account keeps its own).
+    #[schema(min_length = 1)]
     pub display_name: Option<String>,
     /// `owner` or `technician`; inspectors get a grant at `/inspectors` instead.
+    #[schema(value_type = String, pattern = "^(owner|technician)$")]
     pub role: Role,
     /// For an owner: whether they work on clients (technicians always do). Default false.
     #[serde(default)]
@@ -319,6 +321,8 @@ async fn set_works_on_clients(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRoleRequest {
+    /// `owner` or `technician`.
+    #[schema(value_type = String, pattern = "^(owner|technician)$")]
     pub role: Role,
 }
 

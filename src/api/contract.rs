@@ -28,11 +28,223 @@ pub fn exact_document(openapi: &utoipa::openapi::OpenApi) -> Value {
     }
 }
 
-/// Applies both corrections to a document in its JSON form.
+/// Applies the corrections to a document in its JSON form.
 pub fn exact(mut doc: Value) -> Value {
     flatten_all_of(&mut doc);
     add_shared_responses(&mut doc);
+    constrain_sent_text(&mut doc);
+    describe_cursors(&mut doc);
     doc
+}
+
+/// Every list's `cursor` is the `next_cursor` of its previous page; each kind of list writes its
+/// own, and any other text is refused. Lists of records named by id page by the last id; the
+/// audit trail by the last sequence number; the logs by the last time and id.
+fn describe_cursors(doc: &mut Value) {
+    const BY_ID: [&str; 3] = ["/clients", "/credentials", "/lots"];
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let pattern = if path.ends_with("/audit/events") {
+            "^[0-9]{1,18}$"
+        } else if BY_ID.iter().any(|list| path.ends_with(list)) {
+            "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        } else {
+            "^[0-9]{1,16}_[0-9a-fA-F-]{1,36}$"
+        };
+        for operation in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.values_mut())
+        {
+            let Some(params) = operation
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+            else {
+                continue;
+            };
+            for p in params.iter_mut() {
+                if p["name"] == "cursor" && p["in"] == "query" {
+                    p["schema"]["pattern"] = json!(pattern);
+                }
+            }
+        }
+    }
+}
+
+/// What `input::text_problem` accepts, as a pattern: no control character (a tab, a line break
+/// and the GS1 group separator aside) and no direction mark anywhere, and no start a spreadsheet
+/// would run (`=`, or `+`, `-`, `@` before a call or a link; full-width too, and behind blanks
+/// or invisible characters).
+const TEXT: &str = concat!(
+    r"^(?![\s\u200B-\u200D\u2060\uFEFF\u00AD]*(?:[=\uFF1D]|[+\-@\uFF0B\uFF0D\uFF20]",
+    r"(?:[\s\S]*[A-Za-z0-9]\(|[\s\S]*[|!=\uFF1D])))",
+    r"[^\u0000-\u0008\u000B\u000C\u000E-\u001C\u001E-\u001F\u007F-\u009F",
+    r"\u200E\u200F\u202A-\u202E\u2066-\u2069\u061C]*$"
+);
+
+/// The same, for text that is required: at least one character that is not blank.
+const REQUIRED_TEXT: &str = concat!(
+    r"^(?=[\s\S]*\S)(?![\s\u200B-\u200D\u2060\uFEFF\u00AD]*(?:[=\uFF1D]|[+\-@\uFF0B\uFF0D\uFF20]",
+    r"(?:[\s\S]*[A-Za-z0-9]\(|[\s\S]*[|!=\uFF1D])))",
+    r"[^\u0000-\u0008\u000B\u000C\u000E-\u001C\u001E-\u001F\u007F-\u009F",
+    r"\u200E\u200F\u202A-\u202E\u2066-\u2069\u061C]*$"
+);
+
+/// What `auth::check_email` accepts (surrounding blanks are trimmed first), and not a formula:
+/// one `@`, something before it, a domain with a dot that neither starts nor ends it, no blank
+/// or control character.
+const EMAIL: &str = concat!(
+    r"^(?![\s\u200B-\u200D\u2060\uFEFF\u00AD]*(?:[=\uFF1D]|[+\-@\uFF0B\uFF0D\uFF20]",
+    r"(?:[\s\S]*[A-Za-z0-9]\(|[\s\S]*[|!=\uFF1D])))",
+    r"[ \t\n\r]*[^\s@\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069\u061C]+@",
+    r"(?=[^@]*\.)[^\s@.\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069\u061C]",
+    r"(?:[^\s@\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069\u061C]*",
+    r"[^\s@.\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069\u061C])?[ \t\n\r]*$"
+);
+
+/// Properties that hold an email address.
+const EMAIL_FIELDS: [&str; 4] = ["email", "to", "authority_email", "recipients"];
+
+/// The text a caller sends is held to the service's rules: each free-text property of a request
+/// body (no format, enum or pattern of its own) gets [`TEXT`], or [`REQUIRED_TEXT`] with a
+/// minimum length of one where the property is required. Secrets are the caller's own and left
+/// as they are.
+fn constrain_sent_text(doc: &mut Value) {
+    let mut names: Vec<String> = Vec::new();
+    if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
+        for item in paths.values() {
+            for operation in item.as_object().into_iter().flat_map(|o| o.values()) {
+                if let Some(content) = operation
+                    .pointer("/requestBody/content")
+                    .and_then(Value::as_object)
+                {
+                    for media in content.values() {
+                        collect_refs(&media["schema"], &mut names);
+                    }
+                }
+            }
+        }
+    }
+    // The components those bodies reach, through properties and items.
+    let mut i = 0;
+    while i < names.len() {
+        if let Some(schema) = doc
+            .pointer(&format!("/components/schemas/{}", names[i]))
+            .cloned()
+        {
+            collect_refs(&schema, &mut names);
+        }
+        i += 1;
+    }
+    for name in names {
+        if let Some(schema) = doc.pointer_mut(&format!("/components/schemas/{name}")) {
+            constrain_object(schema);
+        }
+    }
+}
+
+fn collect_refs(schema: &Value, names: &mut Vec<String>) {
+    match schema {
+        Value::Object(map) => {
+            if let Some(r) = map.get("$ref").and_then(Value::as_str) {
+                let name = r.rsplit('/').next().unwrap_or_default().to_owned();
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+            for v in map.values() {
+                collect_refs(v, names);
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                collect_refs(v, names);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn constrain_object(schema: &mut Value) {
+    let required: Vec<String> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (name, property) in properties.iter_mut() {
+        if name.contains("password") || name.contains("token") {
+            continue;
+        }
+        // An amendment corrects at least one field.
+        if name == "changes" && property["type"] == "object" {
+            property["minProperties"] = json!(1);
+        }
+        if EMAIL_FIELDS.contains(&name.as_str()) {
+            constrain_email(property);
+            if let Some(items) = property.get_mut("items") {
+                constrain_email(items);
+            }
+            continue;
+        }
+        constrain_text(property, required.contains(name));
+        // Inline objects and lists of text (an answer's items, a list of addresses).
+        if property.get("properties").is_some() {
+            constrain_object(property);
+        }
+        if let Some(items) = property.get_mut("items") {
+            constrain_text(items, true);
+        }
+    }
+}
+
+fn constrain_email(schema: &mut Value) {
+    let ty = &schema["type"];
+    let string = ty == "string"
+        || ty
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t == "string"));
+    if let (true, Some(map)) = (
+        string && schema.get("format").is_none(),
+        schema.as_object_mut(),
+    ) {
+        map.insert("pattern".into(), json!(EMAIL));
+        map.insert("maxLength".into(), json!(254));
+    }
+}
+
+/// Adds the text pattern to a string schema (or the string branch of a nullable one) that has
+/// no format, enum or pattern of its own.
+fn constrain_text(schema: &mut Value, required: bool) {
+    let is_text = |s: &Value| {
+        let ty = &s["type"];
+        let string = ty == "string"
+            || ty
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "string"));
+        string && s.get("format").is_none() && s.get("enum").is_none() && s.get("pattern").is_none()
+    };
+    if is_text(schema) {
+        let Some(map) = schema.as_object_mut() else {
+            return;
+        };
+        // Text that must not be empty when it is sent counts as required text.
+        let non_empty = map.get("minLength").and_then(Value::as_u64).unwrap_or(0) >= 1;
+        if required || non_empty {
+            map.insert("pattern".into(), json!(REQUIRED_TEXT));
+            map.entry("minLength").or_insert(json!(1));
+        } else {
+            map.insert("pattern".into(), json!(TEXT));
+        }
+    }
 }
 
 fn flatten_all_of(doc: &mut Value) {
@@ -142,7 +354,16 @@ fn add_shared_responses(doc: &mut Value) {
                 path.as_str(),
                 "/healthz" | "/metrics" | "/.well-known/aseptic/export-key"
             );
+            let keyed = params
+                .iter()
+                .any(|p| p["in"] == "header" && p["name"] == "Idempotency-Key");
             let mut shared: Vec<(&str, &str)> = Vec::new();
+            if keyed {
+                shared.push((
+                    "409",
+                    "The first request with this Idempotency-Key has not finished: retry later",
+                ));
+            }
             if has_body {
                 shared.push(("400", "The body is empty or not JSON"));
                 shared.push(("413", "The body is larger than the service accepts"));
@@ -171,6 +392,16 @@ fn add_shared_responses(doc: &mut Value) {
                     "503",
                     "The database is unavailable for the moment: retry after Retry-After seconds",
                 ));
+            }
+            if let Some(list) = operation
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+            {
+                for p in list.iter_mut() {
+                    if p["in"] == "header" && p["name"] == "Idempotency-Key" {
+                        p["schema"] = json!({"type": "string", "pattern": "^[!-~]{1,255}$"});
+                    }
+                }
             }
             let Some(responses) = operation
                 .get_mut("responses")

@@ -411,7 +411,7 @@ async fn get_pack(
 #[into_params(parameter_in = Query)]
 pub struct LabelQuery {
     /// The label stock: `62x29` (the default) or `54x25` millimetres.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(62x29|54x25)$")]
     pub size: Option<crate::sterilisation::label::LabelSize>,
 }
 

@@ -23,6 +23,7 @@ pub enum AnswerKind {
 #[serde(deny_unknown_fields)]
 pub struct ChecklistItem {
     /// Stable key of the item (lower case, digits, underscores), used when answering.
+    #[schema(pattern = "^[a-z0-9_]{1,64}$")]
     pub key: String,
     pub text: String,
     pub required: bool,
@@ -39,6 +40,7 @@ pub struct ChecklistItem {
 #[serde(deny_unknown_fields)]
 pub struct TemplateInput {
     pub name: String,
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<ChecklistItem>,
 }
 

@@ -41,6 +41,7 @@ pub struct LotInput {
     pub sterilisation_method: SterilisationMethod,
     pub supplier: Option<String>,
     pub received_on: NaiveDate,
+    #[schema(minimum = 1, maximum = 1000000)]
     pub quantity_received: i32,
 }
 

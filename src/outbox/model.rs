@@ -35,8 +35,10 @@ pub struct Schedule {
 pub struct ScheduleInput {
     pub frequency: Frequency,
     /// Weekly: 1 (Monday) to 7 (Sunday). Monthly: 1 to 28, so that every month has the day.
+    #[schema(minimum = 1, maximum = 28)]
     pub day: u32,
     /// Local time, `HH:MM` (24-hour clock), in the clinic's time zone.
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub time: String,
 }
 

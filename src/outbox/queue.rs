@@ -301,10 +301,12 @@ pub fn view(r: OutboxRow, domain: &str) -> AppResult<MailView> {
 #[serde(deny_unknown_fields)]
 pub struct MailFilter {
     /// `pending`, `sent` or `failed`.
+    #[param(pattern = "^(pending|sent|failed)$")]
     pub state: Option<String>,
     /// The id of the last message of the previous page (newest first).
     pub before: Option<String>,
     /// At most 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 

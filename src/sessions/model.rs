@@ -76,6 +76,7 @@ pub struct Answer {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnswersInput {
+    #[schema(min_items = 1)]
     pub answers: Vec<Answer>,
 }
 

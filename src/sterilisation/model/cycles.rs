@@ -25,9 +25,11 @@ pub struct ChemicalIndicator {
 pub struct Program {
     #[schema(example = "134 °C / 3.5 min pre-vacuum")]
     pub name: String,
-    /// Minimum sterilising temperature, °C.
+    /// Minimum sterilising temperature, °C (steam: 100–140).
+    #[schema(minimum = 100, maximum = 140)]
     pub temperature_c: f64,
-    /// Minimum hold (exposure) time at that temperature, minutes.
+    /// Minimum hold (exposure) time at that temperature, minutes (more than 0, at most 240).
+    #[schema(exclusive_minimum = 0, maximum = 240)]
     pub hold_minutes: f64,
 }
 
@@ -37,16 +39,20 @@ pub struct Program {
 pub struct CycleFields {
     pub steriliser_id: String,
     /// The steriliser's own counter, as printed on its record.
+    #[schema(minimum = 1)]
     pub cycle_number: i64,
     pub program: Program,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
-    /// Highest chamber temperature measured, °C.
+    /// Highest chamber temperature measured, °C (steam: 100–140).
+    #[schema(minimum = 100, maximum = 140)]
     pub peak_temperature_c: f64,
     /// Absolute chamber pressure at the peak, kPa (saturated steam: about 204 kPa at 121 °C,
     /// 304 kPa at 134 °C); accepted within ±10 % of saturation at the peak temperature.
+    #[schema(exclusive_minimum = 0)]
     pub peak_pressure_kpa: f64,
-    /// Time held at or above the program temperature, minutes.
+    /// Time held at or above the program temperature, minutes (more than 0, at most 240).
+    #[schema(exclusive_minimum = 0, maximum = 240)]
     pub hold_minutes: f64,
     /// Who ran the load (a member of the clinic); defaults to the caller.
     pub operator_id: Option<String>,

@@ -13,7 +13,11 @@ use super::*;
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Incubation {
     /// Read in the clinic's own incubator after `hours`.
-    InHouse { hours: f64 },
+    InHouse {
+        /// More than 0, at most 240.
+        #[schema(exclusive_minimum = 0, maximum = 240)]
+        hours: f64,
+    },
     /// Posted to a laboratory, which reports by its deadline.
     MailIn {
         posted_on: NaiveDate,

@@ -31,6 +31,8 @@ pub struct SteriliserInput {
     /// Unique within the clinic.
     pub serial_number: String,
     pub kind: SteriliserKind,
+    /// More than 0, at most 1000.
+    #[schema(exclusive_minimum = 0, maximum = 1000)]
     pub chamber_litres: Option<f64>,
     pub location: Option<String>,
     pub installed_on: Option<NaiveDate>,
