@@ -69,11 +69,14 @@ pub async fn observe(
 
     // Handlers' and extractors' errors arrive here as responses; an `Err` can only come from an
     // inner middleware, and actix renders it.
-    let res = next
-        .call(req)
-        .instrument(span.clone())
-        .await?
-        .map_into_boxed_body();
+    let res = match control_characters(&req) {
+        Some(refusal) => req.error_response(refusal),
+        None => next
+            .call(req)
+            .instrument(span.clone())
+            .await?
+            .map_into_boxed_body(),
+    };
     let mut res = into_problem(res);
     harden(res.headers_mut(), &path, authenticated);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -95,6 +98,31 @@ pub async fn observe(
         tracing::info!(status, route = %route, duration_ms = elapsed * 1000.0, "request finished");
     });
     Ok(res)
+}
+
+/// A control character (NUL and the like) in the path names no record, and in the query no
+/// filter: refused before anything reads it, as text in a body is. (PostgreSQL cannot even
+/// compare text that holds a NUL.)
+fn control_characters(req: &ServiceRequest) -> Option<crate::error::AppError> {
+    use crate::error::{AppError, FieldError};
+    let has_control = |text: &str| text.chars().any(char::is_control);
+    let path_segments = form_urlencoded::parse(req.path().as_bytes());
+    if path_segments
+        .into_iter()
+        .any(|(k, v)| has_control(&k) || has_control(&v))
+    {
+        return Some(AppError::NotFound);
+    }
+    let errors: Vec<FieldError> = form_urlencoded::parse(req.query_string().as_bytes())
+        .filter(|(k, v)| has_control(k) || has_control(v))
+        .map(|(k, _)| {
+            FieldError::new(
+                k.chars().filter(|c| !c.is_control()).collect::<String>(),
+                "contains a control character that is not text; remove it",
+            )
+        })
+        .collect();
+    (!errors.is_empty()).then_some(AppError::Validation(errors))
 }
 
 /// The API answers data, never a page: nothing in it may run, load or be framed.
