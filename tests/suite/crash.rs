@@ -16,7 +16,6 @@ use crate::common;
 use chrono::{Duration, Utc};
 use common::{Actor, TestApp};
 use rand::Rng;
-use reqwest::Method;
 use serde_json::{json, Value};
 
 const WRITERS: usize = 8;
@@ -202,23 +201,8 @@ async fn acknowledged_writes_survive_kills_and_retried_keys_make_one_record() {
             .collect();
         for key in unanswered {
             retried += 1;
-            let res = app
-                .request(Method::POST, &app.clinic_path("/clients"), &app.owner)
-                .header("idempotency-key", &key)
-                .json(&client_body(&key))
-                .send()
-                .await
-                .unwrap();
-            let status = res.status();
-            let body: Value = res.json().await.unwrap();
-            assert!(
-                status == 201 || status == 200,
-                "retrying {key} after a kill: {status} {body}"
-            );
-            ledger
-                .borrow_mut()
-                .clients
-                .insert(key, Some(body["id"].as_str().unwrap().to_owned()));
+            let id = app.keyed_client(&key, &client_body(&key)).await;
+            ledger.borrow_mut().clients.insert(key, Some(id));
         }
     }
 
@@ -234,58 +218,14 @@ async fn acknowledged_writes_survive_kills_and_retried_keys_make_one_record() {
         assert_eq!(cycle["packs"].as_array().unwrap().len(), *packs, "{cycle}");
     }
     // Nothing half-written: every cycle the service has (acknowledged or not) has all its packs.
-    let mut cursor: Option<String> = None;
-    let mut listed = 0;
-    loop {
-        let page = get_ok(
-            &app,
-            &app.clinic_path(&format!(
-                "/cycles?limit=200{}",
-                cursor
-                    .as_ref()
-                    .map(|c| format!("&cursor={c}"))
-                    .unwrap_or_default()
-            )),
-            &app.owner,
-        )
-        .await;
-        for c in page["items"].as_array().unwrap() {
-            listed += 1;
-            assert_eq!(c["packs"].as_array().unwrap().len(), PACKS_PER_LOAD, "{c}");
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
+    let all_cycles = app.all_items(&app.clinic_path("/cycles"), &app.owner).await;
+    for c in &all_cycles {
+        assert_eq!(c["packs"].as_array().unwrap().len(), PACKS_PER_LOAD, "{c}");
     }
+    let listed = all_cycles.len();
     assert!(listed >= ledger.cycles.len());
     // One client per key, the one its answer named.
-    let mut clients: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = get_ok(
-            &app,
-            &app.clinic_path(&format!(
-                "/clients?limit=200{}",
-                cursor
-                    .as_ref()
-                    .map(|c| format!("&cursor={c}"))
-                    .unwrap_or_default()
-            )),
-            &app.owner,
-        )
-        .await;
-        for c in page["items"].as_array().unwrap() {
-            clients
-                .entry(c["name"].as_str().unwrap().to_owned())
-                .or_default()
-                .push(c["id"].as_str().unwrap().to_owned());
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let clients = app.clients_by_name().await;
     for (key, id) in &ledger.clients {
         let found = clients
             .get(&format!("Crash {key}"))

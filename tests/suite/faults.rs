@@ -11,7 +11,6 @@ use std::time::Duration;
 use crate::common;
 
 use common::{is_postgres, Actor, TestApp};
-use reqwest::Method;
 use serde_json::{json, Value};
 
 fn client_body(key: &str) -> Value {
@@ -84,51 +83,39 @@ async fn keyed_writer(
     }
 }
 
+/// 16 keyed writers, each with its own keys under `prefix`, until `stop` is set.
+fn spawn_writers(
+    app: &TestApp,
+    prefix: &str,
+    heard: &Rc<RefCell<Heard>>,
+    stop: &Rc<Cell<bool>>,
+) -> Vec<actix_web::rt::task::JoinHandle<()>> {
+    (0..16)
+        .map(|w| {
+            actix_web::rt::spawn(keyed_writer(
+                app.base.clone(),
+                app.clinic_id.clone(),
+                app.owner.clone(),
+                format!("{prefix}-{w}"),
+                heard.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect()
+}
+
 /// Sends every key that got no answer or a 503 again, as a client would, and records the ids.
 async fn retry_all(app: &TestApp, heard: &RefCell<Heard>) {
     let keys = std::mem::take(&mut heard.borrow_mut().to_retry);
     for key in keys {
-        let res = app
-            .request(Method::POST, &app.clinic_path("/clients"), &app.owner)
-            .header("idempotency-key", &key)
-            .json(&client_body(&key))
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        let body: Value = res.json().await.unwrap();
-        assert!(
-            status == 201 || status == 200,
-            "{key} again: {status} {body}"
-        );
-        heard
-            .borrow_mut()
-            .acknowledged
-            .insert(key, body["id"].as_str().unwrap().to_owned());
+        let id = app.keyed_client(&key, &client_body(&key)).await;
+        heard.borrow_mut().acknowledged.insert(key, id);
     }
 }
 
 /// Every acknowledged key is one client, the one its answer named.
 async fn assert_each_key_one_client(app: &TestApp, heard: &Heard) {
-    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = app.clinic_path(&format!(
-            "/clients?limit=200{}",
-            cursor.map(|c| format!("&cursor={c}")).unwrap_or_default()
-        ));
-        let page: Value = app.get(&path, &app.owner).await.json().await.unwrap();
-        for c in page["items"].as_array().unwrap() {
-            by_name
-                .entry(c["name"].as_str().unwrap().to_owned())
-                .or_default()
-                .push(c["id"].as_str().unwrap().to_owned());
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let by_name = app.clients_by_name().await;
     for (key, id) in &heard.acknowledged {
         assert_eq!(
             by_name.get(&format!("Fault {key}")),
@@ -170,32 +157,13 @@ async fn the_database_stopping_under_load_gives_503_and_loses_nothing() {
     .await;
     let heard = Rc::new(RefCell::new(Heard::default()));
     let stop = Rc::new(Cell::new(false));
-    let writers: Vec<_> = (0..16)
-        .map(|w| {
-            actix_web::rt::spawn(keyed_writer(
-                app.base.clone(),
-                app.clinic_id.clone(),
-                app.owner.clone(),
-                format!("pg-stop-{w}"),
-                heard.clone(),
-                stop.clone(),
-            ))
-        })
-        .collect();
+    let writers = spawn_writers(&app, "pg-stop", &heard, &stop);
     tokio::time::sleep(Duration::from_millis(500)).await;
     proxy.down(true);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!ready(&app).await, "not ready while the database is down");
     proxy.down(false);
-    let mut recovered = false;
-    for _ in 0..100 {
-        if ready(&app).await {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(recovered, "ready again without a restart");
+    assert!(app.until_ready().await, "ready again without a restart");
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.set(true);
     for w in writers {
@@ -268,15 +236,7 @@ async fn an_exhausted_pool_answers_503_and_liveness_still_answers() {
     }
     proxy.stall(false);
     proxy.cut();
-    let mut recovered = false;
-    for _ in 0..100 {
-        if ready(&app).await {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(recovered);
+    assert!(app.until_ready().await);
     assert_eq!(
         app.get(&app.clinic_path("/cycles"), &app.owner)
             .await
@@ -292,18 +252,7 @@ async fn a_stop_under_load_finishes_what_it_started() {
     let mut app = TestApp::spawn_binary().await;
     let heard = Rc::new(RefCell::new(Heard::default()));
     let stop = Rc::new(Cell::new(false));
-    let writers: Vec<_> = (0..16)
-        .map(|w| {
-            actix_web::rt::spawn(keyed_writer(
-                app.base.clone(),
-                app.clinic_id.clone(),
-                app.owner.clone(),
-                format!("term-{w}"),
-                heard.clone(),
-                stop.clone(),
-            ))
-        })
-        .collect();
+    let writers = spawn_writers(&app, "term", &heard, &stop);
     tokio::time::sleep(Duration::from_millis(700)).await;
     let status = app.terminate();
     stop.set(true);

@@ -397,15 +397,7 @@ async fn every_operation_answers_each_kind_of_caller_as_it_should() {
     // The short grant has run out by the time the matrix reaches it.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
 
-    let doc: Value = app
-        .client
-        .get(app.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.openapi().await;
     let expected = expectations();
     let mut seen = BTreeSet::new();
     let mut failures = Vec::new();

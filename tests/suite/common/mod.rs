@@ -393,6 +393,90 @@ impl TestApp {
     }
 
     /// Every audit event of the test's clinic, read straight from the API as the owner.
+    /// The OpenAPI document the service publishes.
+    pub async fn openapi(&self) -> Value {
+        self.client
+            .get(self.url("/api/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Every item of a list, page after page (`path` without `limit` or `cursor`).
+    pub async fn all_items(&self, path: &str, actor: &Actor) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        let join = if path.contains('?') { '&' } else { '?' };
+        loop {
+            let mut page_path = format!("{path}{join}limit=200");
+            if let Some(c) = &cursor {
+                page_path.push_str(&format!("&cursor={c}"));
+            }
+            let res = self.get(&page_path, actor).await;
+            assert_eq!(res.status(), StatusCode::OK, "{page_path}");
+            let page: Value = res.json().await.unwrap();
+            items.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return items,
+            }
+        }
+    }
+
+    /// Creates a client with an Idempotency-Key, as a client program retrying would; the id the
+    /// service answers with (201 the first time, 200 replayed).
+    pub async fn keyed_client(&self, key: &str, body: &Value) -> String {
+        let res = self
+            .request(Method::POST, &self.clinic_path("/clients"), &self.owner)
+            .header("idempotency-key", key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let answer: Value = res.json().await.unwrap();
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::OK,
+            "{key}: {status} {answer}"
+        );
+        answer["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The clinic's clients by name: the ids of every client of each name.
+    pub async fn clients_by_name(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut by_name: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for c in self
+            .all_items(&self.clinic_path("/clients"), &self.owner)
+            .await
+        {
+            by_name
+                .entry(c["name"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(c["id"].as_str().unwrap().to_owned());
+        }
+        by_name
+    }
+
+    /// Waits (up to 10 s) until `/readyz` answers 200; whether it did.
+    pub async fn until_ready(&self) -> bool {
+        for _ in 0..100 {
+            if self
+                .client
+                .get(self.url("/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::OK)
+            {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    }
+
     pub async fn audit_events(&self) -> Vec<Value> {
         let mut events = Vec::new();
         let mut cursor: Option<String> = None;
