@@ -105,11 +105,18 @@ def main() -> int:
     # A fixed seed keeps CI's run the same from one commit to the next; CONTRACT_SEED explores.
     seed = os.environ.get("CONTRACT_SEED", "20261201")
     work = Path(tempfile.mkdtemp(prefix="aseptic-contract-"))
+    # On PostgreSQL when CONTRACT_PG_ADMIN names a server to create a database on; SQLite else.
+    admin = os.environ.get("CONTRACT_PG_ADMIN")
+    database = f"sqlite://{work}/contract.db"
+    pg_name = f"aseptic_contract_{os.getpid()}"
+    if admin:
+        subprocess.run(["psql", admin, "-qc", f'CREATE DATABASE "{pg_name}"'], check=True)
+        database = admin.rsplit("/", 1)[0] + "/" + pg_name
     env = {
         "PATH": os.environ.get("PATH", ""),
         "ASEPTIC_CONFIG_DIR": str(ROOT / "config"),
         "ASEPTIC_ENV": "test",
-        "DATABASE_URL": f"sqlite://{work}/contract.db",
+        "DATABASE_URL": database,
         "ASEPTIC__EXPORTS__SIGNING_KEY_PATH": str(work / "export-key.pem"),
         "ASEPTIC__EXPORTS__DIR": str(work / "exports"),
         "ASEPTIC__MAIL__URL": f"file://{work}/outbox",
@@ -226,6 +233,9 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        if admin:
+            subprocess.run(["psql", admin, "-qc", f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'],
+                           check=False)
 
 
 if __name__ == "__main__":

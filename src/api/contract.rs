@@ -40,6 +40,10 @@ pub fn exact(mut doc: Value) -> Value {
 /// Every list's `cursor` is the `next_cursor` of its previous page; each kind of list writes its
 /// own, and any other text is refused. Lists of records named by id page by the last id; the
 /// audit trail by the last sequence number; the logs by the last time and id.
+/// What a query parameter may hold: no control character (they are refused before anything
+/// reads the query).
+const QUERY_TEXT: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
+
 fn describe_cursors(doc: &mut Value) {
     const BY_ID: [&str; 3] = ["/clients", "/credentials", "/lots"];
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
@@ -65,8 +69,20 @@ fn describe_cursors(doc: &mut Value) {
                 continue;
             };
             for p in params.iter_mut() {
-                if p["name"] == "cursor" && p["in"] == "query" {
+                if p["in"] != "query" {
+                    continue;
+                }
+                if p["name"] == "cursor" {
                     p["schema"]["pattern"] = json!(pattern);
+                    continue;
+                }
+                let schema = &mut p["schema"];
+                let text = schema["type"] == "string"
+                    && schema.get("format").is_none()
+                    && schema.get("enum").is_none()
+                    && schema.get("pattern").is_none();
+                if text {
+                    schema["pattern"] = json!(QUERY_TEXT);
                 }
             }
         }

@@ -741,7 +741,7 @@ pub struct TraceView {
     pub lots: Vec<Value>,
     pub start: Option<StartView>,
     /// The technician's eligibility and credentials as they stood at the start.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub technician_at_start: Option<Value>,
     pub completion: Option<CompletionView>,
 }
