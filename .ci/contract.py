@@ -223,7 +223,7 @@ def main() -> int:
             "--suppress-health-check", "all",
             "--phases", "examples,coverage,fuzzing",
             "--report", "ndjson", "--report-dir", str(work / "report"),
-        ], env=hooks_env)
+        ], env=hooks_env, cwd=work)  # Schemathesis keeps its cache in the working directory
         if run.returncode == 0:
             print("contract run: no failure")
             shutil.rmtree(work, ignore_errors=True)
