@@ -100,7 +100,8 @@ def call(base: str, method: str, path: str, token: str | None = None, body=None)
 
 
 def main() -> int:
-    binary, schemathesis = sys.argv[1], sys.argv[2]
+    # Absolute: Schemathesis runs in the run's own directory.
+    binary, schemathesis = (os.path.abspath(shutil.which(a) or a) for a in sys.argv[1:3])
     examples = sys.argv[3] if len(sys.argv) > 3 else "10"
     # A fixed seed keeps CI's run the same from one commit to the next; CONTRACT_SEED explores.
     seed = os.environ.get("CONTRACT_SEED", "20261201")

@@ -20,3 +20,21 @@ def fresh_idempotency_key(ctx, headers):
     if isinstance(key, str) and VALID_KEY.match(key):
         headers["Idempotency-Key"] = str(uuid.uuid4())
     return headers
+
+
+# CPython 3.11 can fail to parse a large module's source while Hypothesis describes a filter's
+# lambda for its own messages ("AST constructor recursion depth mismatch", a SystemError); the
+# description is cosmetic, so such a failure reads as an unknown lambda instead of ending the run.
+import hypothesis.internal.lambda_sources as _lambda_sources  # noqa: E402
+
+_describe = _lambda_sources._lambda_description
+
+
+def _describe_or_unknown(f, *args, **kwargs):
+    try:
+        return _describe(f, *args, **kwargs)
+    except SystemError:
+        return "lambda: <unknown>"
+
+
+_lambda_sources._lambda_description = _describe_or_unknown
