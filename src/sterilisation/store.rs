@@ -275,6 +275,36 @@ pub fn cycle_number_taken(
     Ok(query.count().get_result::<i64>(conn)? > 0)
 }
 
+/// The steriliser's cycle numbers standing at `at` (now when absent) from `lowest` to
+/// `highest`, with the one just below `lowest`: enough to find the number before each of them
+/// in two statements, however many are listed.
+pub fn cycle_numbers_around(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    steriliser_id: &str,
+    lowest: i64,
+    highest: i64,
+    at: Option<NaiveDateTime>,
+) -> QueryResult<Vec<i64>> {
+    let query = cycles::table
+        .filter(cycles::clinic_id.eq(clinic_id))
+        .filter(cycles::steriliser_id.eq(steriliser_id))
+        .filter(cycles::cycle_number.between(lowest, highest))
+        .select(cycles::cycle_number)
+        .into_boxed();
+    let mut numbers: Vec<i64> = standing(query, "cycles", at).load(conn)?;
+    numbers.extend(previous_cycle_number(
+        conn,
+        clinic_id,
+        steriliser_id,
+        lowest,
+        at,
+    )?);
+    numbers.sort_unstable();
+    numbers.dedup();
+    Ok(numbers)
+}
+
 /// The highest cycle number of the steriliser below `number`, to spot missing records. Walks
 /// the number index downwards and stops at the first row standing at `at` (now when absent).
 pub fn previous_cycle_number(

@@ -214,9 +214,22 @@ pub(super) fn cycle_views_counting_use(
         &used,
         now,
     )?;
+    // Each steriliser's numbers around the listed loads, to flag gaps before each one.
+    let mut numbers: HashMap<&str, Vec<i64>> = HashMap::new();
+    let mut spans: HashMap<&str, (i64, i64)> = HashMap::new();
+    for row in &rows {
+        let span = spans
+            .entry(row.steriliser_id.as_str())
+            .or_insert((row.cycle_number, row.cycle_number));
+        *span = (span.0.min(row.cycle_number), span.1.max(row.cycle_number));
+    }
+    for (steriliser, (lowest, highest)) in spans {
+        let around = store::cycle_numbers_around(conn, clinic_id, steriliser, lowest, highest, at)?;
+        numbers.insert(steriliser, around);
+    }
     let mut views = Vec::with_capacity(rows.len());
-    for row in rows {
-        let fields = cycle_fields(&row);
+    for row in &rows {
+        let fields = cycle_fields(row);
         let Some(load) = judged.get(&row.id) else {
             continue;
         };
@@ -225,13 +238,9 @@ pub(super) fn cycle_views_counting_use(
         let mech = mechanical(&fields);
         let chemical_passed = row.load_indicator_passed
             && own_packs.iter().all(|p| p.indicator_passed != Some(false));
-        let previous = store::previous_cycle_number(
-            conn,
-            clinic_id,
-            &row.steriliser_id,
-            row.cycle_number,
-            at,
-        )?;
+        let previous = numbers
+            .get(row.steriliser_id.as_str())
+            .and_then(|n| n.iter().rev().find(|n| **n < row.cycle_number).copied());
         let warnings: Vec<String> = cycle_number_gap(row.cycle_number, previous)
             .into_iter()
             .collect();
