@@ -89,35 +89,74 @@ fn describe_cursors(doc: &mut Value) {
     }
 }
 
+// The fragments the text patterns share, as macros so `concat!` can join them at compile time.
+
+/// Not a start a spreadsheet would run: `=`, or `+`, `-`, `@` before a call or a link (full-width
+/// too, and behind blanks or invisible characters).
+macro_rules! not_a_formula {
+    () => {
+        concat!(
+            r"(?![\s\u200B-\u200D\u2060\uFEFF\u00AD]*(?:[=\uFF1D]|[+\-@\uFF0B\uFF0D\uFF20]",
+            r"(?:[\s\S]*[A-Za-z0-9]\(|[\s\S]*[|!=\uFF1D])))"
+        )
+    };
+}
+
+/// Direction marks, which no text may hold (the end of a character class).
+macro_rules! direction_marks {
+    () => {
+        r"\u200E\u200F\u202A-\u202E\u2066-\u2069\u061C"
+    };
+}
+
+/// A character of an address: not blank, not `@`, not a control character or direction mark.
+macro_rules! address_character {
+    ($also:literal) => {
+        concat!(
+            r"[^\s@",
+            $also,
+            r"\u0000-\u001F\u007F-\u009F",
+            direction_marks!(),
+            "]"
+        )
+    };
+}
+
 /// What `input::text_problem` accepts, as a pattern: no control character (a tab, a line break
-/// and the GS1 group separator aside) and no direction mark anywhere, and no start a spreadsheet
-/// would run (`=`, or `+`, `-`, `@` before a call or a link; full-width too, and behind blanks
-/// or invisible characters).
+/// and the GS1 group separator aside) and no direction mark anywhere, and not a formula.
 const TEXT: &str = concat!(
-    r"^(?![\s\u200B-\u200D\u2060\uFEFF\u00AD]*(?:[=\uFF1D]|[+\-@\uFF0B\uFF0D\uFF20]",
-    r"(?:[\s\S]*[A-Za-z0-9]\(|[\s\S]*[|!=\uFF1D])))",
+    "^",
+    not_a_formula!(),
     r"[^\u0000-\u0008\u000B\u000C\u000E-\u001C\u001E-\u001F\u007F-\u009F",
-    r"\u200E\u200F\u202A-\u202E\u2066-\u2069\u061C]*$"
+    direction_marks!(),
+    "]*$"
 );
 
 /// The same, for text that is required: at least one character that is not blank.
 const REQUIRED_TEXT: &str = concat!(
-    r"^(?=[\s\S]*\S)(?![\s\u200B-\u200D\u2060\uFEFF\u00AD]*(?:[=\uFF1D]|[+\-@\uFF0B\uFF0D\uFF20]",
-    r"(?:[\s\S]*[A-Za-z0-9]\(|[\s\S]*[|!=\uFF1D])))",
+    r"^(?=[\s\S]*\S)",
+    not_a_formula!(),
     r"[^\u0000-\u0008\u000B\u000C\u000E-\u001C\u001E-\u001F\u007F-\u009F",
-    r"\u200E\u200F\u202A-\u202E\u2066-\u2069\u061C]*$"
+    direction_marks!(),
+    "]*$"
 );
 
 /// What `auth::check_email` accepts (surrounding blanks are trimmed first), and not a formula:
 /// one `@`, something before it, a domain with a dot that neither starts nor ends it, no blank
 /// or control character.
 const EMAIL: &str = concat!(
-    r"^(?![\s\u200B-\u200D\u2060\uFEFF\u00AD]*(?:[=\uFF1D]|[+\-@\uFF0B\uFF0D\uFF20]",
-    r"(?:[\s\S]*[A-Za-z0-9]\(|[\s\S]*[|!=\uFF1D])))",
-    r"[ \t\n\r]*[^\s@\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069\u061C]+@",
-    r"(?=[^@]*\.)[^\s@.\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069\u061C]",
-    r"(?:[^\s@\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069\u061C]*",
-    r"[^\s@.\u0000-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069\u061C])?[ \t\n\r]*$"
+    "^",
+    not_a_formula!(),
+    r"[ \t\n\r]*",
+    address_character!(""),
+    "+@",
+    r"(?=[^@]*\.)",
+    address_character!("."),
+    "(?:",
+    address_character!(""),
+    "*",
+    address_character!("."),
+    r")?[ \t\n\r]*$"
 );
 
 /// Properties that hold an email address.
