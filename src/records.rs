@@ -5,8 +5,7 @@
 //! version, history reads them all.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use diesel::dsl::sql;
-use diesel::sql_types::Bool;
+use diesel::sql_types::{Bool, Timestamp};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -17,53 +16,103 @@ use crate::db::to_utc;
 use crate::error::{AppError, AppResult, FieldError};
 
 /// Keeps only the current (highest) version of each record of `table`.
-pub fn current(table: &str) -> diesel::expression::SqlLiteral<Bool> {
+pub fn current(table: &'static str) -> Standing {
     current_by(table, "id")
 }
 
 /// `current` for a table whose records are keyed by another column (a spore test's result
 /// versions are keyed by the test).
-pub fn current_by(table: &str, key: &str) -> diesel::expression::SqlLiteral<Bool> {
-    sql::<Bool>(&format!(
-        "{table}.version = (SELECT MAX(v.version) FROM {table} v WHERE v.{key} = {table}.{key})"
-    ))
+pub fn current_by(table: &'static str, key: &'static str) -> Standing {
+    Standing {
+        table,
+        key,
+        at: None,
+    }
 }
 
 /// Keeps, of each record of `table`, the version that was current at `at`: the highest version
 /// recorded at or before it. Records first recorded after `at` drop out.
-pub fn as_of(table: &str, at: NaiveDateTime) -> AsOf {
+pub fn as_of(table: &'static str, at: NaiveDateTime) -> Standing {
     as_of_by(table, "id", at)
 }
 
-/// The SQL `as_of` gives: a literal with the moment bound.
-pub type AsOf = diesel::expression::SqlLiteral<
-    Bool,
-    diesel::expression::UncheckedBind<
-        diesel::expression::SqlLiteral<Bool>,
-        <NaiveDateTime as diesel::expression::AsExpression<diesel::sql_types::Timestamp>>::Expression,
-    >,
->;
-
 /// `as_of` for a table whose records are keyed by another column.
-pub fn as_of_by(table: &str, key: &str, at: NaiveDateTime) -> AsOf {
-    sql::<Bool>(&format!(
-        "{table}.version = (SELECT MAX(v.version) FROM {table} v WHERE v.{key} = {table}.{key} AND v.recorded_at <= "
-    ))
-    .bind::<diesel::sql_types::Timestamp, _>(at)
-    .sql(")")
+pub fn as_of_by(table: &'static str, key: &'static str, at: NaiveDateTime) -> Standing {
+    Standing {
+        table,
+        key,
+        at: Some(diesel::expression::AsExpression::<Timestamp>::as_expression(at)),
+    }
 }
 
 /// Keeps each record of `table` as it stands now or, given a moment, as it stood then: a list
 /// read "as of" a past date shows what an inspector would have found on that day.
-pub fn standing<Q>(query: Q, table: &str, at: Option<NaiveDateTime>) -> Q
+pub fn standing<Q>(query: Q, table: &'static str, at: Option<NaiveDateTime>) -> Q
 where
-    Q: diesel::query_dsl::methods::FilterDsl<diesel::expression::SqlLiteral<Bool>, Output = Q>
-        + diesel::query_dsl::methods::FilterDsl<AsOf, Output = Q>,
+    Q: diesel::query_dsl::methods::FilterDsl<Standing, Output = Q>,
 {
-    use diesel::query_dsl::methods::FilterDsl;
-    match at {
-        None => FilterDsl::filter(query, current(table)),
-        Some(at) => FilterDsl::filter(query, as_of(table, at)),
+    let standing = match at {
+        None => current(table),
+        Some(at) => as_of(table, at),
+    };
+    diesel::query_dsl::methods::FilterDsl::filter(query, standing)
+}
+
+/// The version filter [`current`] and [`as_of`] give. Its SQL depends only on the table, the key
+/// and whether a moment is given (the moment is a bound parameter), so the databases prepare it
+/// once and diesel keeps the prepared statement.
+#[derive(Debug, Clone, Copy)]
+pub struct Standing {
+    table: &'static str,
+    key: &'static str,
+    at: Option<Moment>,
+}
+
+type Moment = <NaiveDateTime as diesel::expression::AsExpression<Timestamp>>::Expression;
+
+impl diesel::Expression for Standing {
+    type SqlType = Bool;
+}
+
+impl<QS> diesel::AppearsOnTable<QS> for Standing {}
+
+impl<QS> diesel::SelectableExpression<QS> for Standing {}
+
+impl<GB> diesel::expression::ValidGrouping<GB> for Standing {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
+}
+
+impl diesel::query_builder::QueryId for Standing {
+    type QueryId = ();
+    // The SQL differs by table, so statements are cached by their text, not by type.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for Standing
+where
+    DB: diesel::backend::Backend,
+    Moment: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> diesel::QueryResult<()> {
+        let (table, key) = (self.table, self.key);
+        out.push_sql(table);
+        out.push_sql(".version = (SELECT MAX(v.version) FROM ");
+        out.push_sql(table);
+        out.push_sql(" v WHERE v.");
+        out.push_sql(key);
+        out.push_sql(" = ");
+        out.push_sql(table);
+        out.push_sql(".");
+        out.push_sql(key);
+        if let Some(at) = &self.at {
+            out.push_sql(" AND v.recorded_at <= ");
+            at.walk_ast(out.reborrow())?;
+        }
+        out.push_sql(")");
+        Ok(())
     }
 }
 

@@ -186,7 +186,7 @@ impl FromRequest for ClinicAccess {
             let (state, claims, clinic_id) = parsed?;
             let (user_id, clinic) = (claims.sub.clone(), clinic_id.clone());
             let (user, membership) = db::run(&state.pool, move |conn| {
-                Ok(store::find_access(conn, &user_id, &clinic)?)
+                Ok(crate::clinics::store::find_access(conn, &user_id, &clinic)?)
             })
             .await?
             .ok_or(AppError::Unauthorized(INVALID_TOKEN))?;

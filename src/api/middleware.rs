@@ -8,11 +8,13 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, HttpResponse};
+use actix_web::{web, Error, HttpMessage, HttpResponse};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument;
 
 use super::problem::status_problem;
+use crate::api::state::AppState;
+use crate::db;
 use crate::error::PROBLEM_CONTENT_TYPE;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -46,6 +48,11 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
                     ],
                 )
                 .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full("db_statements_per_request".to_owned()),
+                    &[1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0],
+                )
+                .ok()?
                 .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
@@ -69,14 +76,28 @@ pub async fn observe(
 
     // Handlers' and extractors' errors arrive here as responses; an `Err` can only come from an
     // inner middleware, and actix renders it.
-    let res = match control_characters(&req) {
-        Some(refusal) => req.error_response(refusal),
-        None => next
+    // One pooled connection serves the whole request, the caller's check and the work alike,
+    // taken on its first use and back in the pool once the answer is ready.
+    let request_conn = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| db::RequestConn::lazy(state.pool.clone()));
+    let res = match (control_characters(&req), &request_conn) {
+        (Some(refusal), _) => req.error_response(refusal),
+        (None, Some(conn)) => conn
+            .scope(next.call(req))
+            .instrument(span.clone())
+            .await?
+            .map_into_boxed_body(),
+        (None, None) => next
             .call(req)
             .instrument(span.clone())
             .await?
             .map_into_boxed_body(),
     };
+    let statements = request_conn.map_or(0, |conn| {
+        conn.release();
+        conn.statements()
+    });
     let mut res = into_problem(res);
     harden(res.headers_mut(), &path, authenticated);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -92,10 +113,13 @@ pub async fn observe(
     let elapsed = started.elapsed().as_secs_f64();
     metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.to_string())
         .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route.clone(), "status" => status.to_string())
+    metrics::histogram!("http_request_duration_seconds", "method" => method.clone(), "route" => route.clone(), "status" => status.to_string())
         .record(elapsed);
+    #[allow(clippy::cast_precision_loss)] // a request sends far fewer than 2^52 statements
+    metrics::histogram!("db_statements_per_request", "method" => method, "route" => route.clone())
+        .record(statements as f64);
     span.in_scope(|| {
-        tracing::info!(status, route = %route, duration_ms = elapsed * 1000.0, "request finished");
+        tracing::info!(status, route = %route, duration_ms = elapsed * 1000.0, statements, "request finished");
     });
     Ok(res)
 }

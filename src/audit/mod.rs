@@ -19,16 +19,21 @@ pub fn audited<T>(
     clinic_id: &str,
     write: impl FnOnce(&mut DbConn) -> AppResult<T>,
 ) -> AppResult<T> {
-    db::write_transaction(conn, |conn| {
-        let before = store::head_seq(conn, clinic_id)?;
+    let mut locked = None;
+    let outcome = db::write_transaction(conn, |conn| {
+        let head = locked.insert(store::Locked::take(conn, clinic_id)?);
         let value = write(conn)?;
-        if store::head_seq(conn, clinic_id)? == before {
+        if head.appended() == 0 {
             return Err(AppError::internal(format!(
                 "a change to the records of clinic {clinic_id} made no audit event; it was rolled back"
             )));
         }
         Ok(value)
-    })
+    });
+    if let (Ok(_), Some(head)) = (&outcome, locked) {
+        head.kept();
+    }
+    outcome
 }
 
 /// Who made a change.

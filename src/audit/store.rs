@@ -2,7 +2,6 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
 use serde_json::Value;
 
 use super::chain::{self, EventFields, Verifier, GENESIS_HASH};
@@ -44,14 +43,6 @@ impl AuditEventRow {
     }
 }
 
-#[derive(QueryableByName)]
-struct LockedHead {
-    #[diesel(sql_type = BigInt)]
-    seq: i64,
-    #[diesel(sql_type = Text)]
-    head_hash: String,
-}
-
 /// Starts a clinic's chain. Called in the transaction that creates the clinic.
 pub fn init_chain(conn: &mut DbConn, clinic_id: &str) -> QueryResult<()> {
     diesel::insert_into(chain_heads::table)
@@ -68,28 +59,103 @@ pub fn init_chain(conn: &mut DbConn, clinic_id: &str) -> QueryResult<()> {
 /// the same event. PostgreSQL locks the row; on SQLite the caller's IMMEDIATE transaction already
 /// holds the single write lock.
 fn lock_head(conn: &mut DbConn, clinic_id: &str) -> QueryResult<(i64, String)> {
+    let head = chain_heads::table
+        .find(clinic_id)
+        .select((chain_heads::seq, chain_heads::head_hash));
     match conn {
-        DbConn::Postgres(pg) => {
-            let head: LockedHead = diesel::sql_query(
-                "SELECT seq, head_hash FROM chain_heads WHERE clinic_id = $1 FOR UPDATE",
-            )
-            .bind::<Text, _>(clinic_id)
-            .get_result(pg)?;
-            Ok((head.seq, head.head_hash))
-        }
-        DbConn::Sqlite(_) => chain_heads::table
-            .find(clinic_id)
-            .select((chain_heads::seq, chain_heads::head_hash))
-            .first(conn),
+        DbConn::Postgres(pg) => head.for_update().first(pg),
+        DbConn::Sqlite(_) => head.first(conn),
     }
 }
 
-/// Serialises a clinic's writes from here to the end of the transaction, so checks of natural
-/// keys (a serial number, a cycle number) made before the write cannot race. On SQLite the
-/// IMMEDIATE write transaction already does this.
-/// Locks the clinic's chain head and says how many events the chain holds.
-pub fn head_seq(conn: &mut DbConn, clinic_id: &str) -> QueryResult<i64> {
-    lock_head(conn, clinic_id).map(|(seq, _)| seq)
+thread_local! {
+    /// The head of the chain a write transaction on this thread holds locked (see [`Locked`]):
+    /// the clinic, the head's sequence number and hash, and how many events the write appended.
+    static LOCKED: std::cell::RefCell<Option<LockedState>> = const { std::cell::RefCell::new(None) };
+}
+
+#[derive(Clone)]
+struct LockedState {
+    clinic_id: String,
+    seq: i64,
+    hash: String,
+    appended: u64,
+}
+
+/// A clinic's chain head, locked by a write transaction and known from then on: appends in the
+/// transaction build on it without reading it again, and the write can tell whether it appended
+/// anything without asking the database.
+pub struct Locked {
+    /// What an enclosing write knew, put back if this one rolls back.
+    outer: Option<LockedState>,
+}
+
+impl Locked {
+    /// Locks the clinic's head; every change reads after this, so none can race.
+    pub fn take(conn: &mut DbConn, clinic_id: &str) -> QueryResult<Self> {
+        let (seq, hash) = lock_head(conn, clinic_id)?;
+        let outer = LOCKED.with(|l| {
+            l.borrow_mut().replace(LockedState {
+                clinic_id: clinic_id.to_owned(),
+                seq,
+                hash,
+                appended: 0,
+            })
+        });
+        Ok(Self { outer })
+    }
+
+    /// How many events the write has appended so far.
+    pub fn appended(&self) -> u64 {
+        LOCKED.with(|l| l.borrow().as_ref().map_or(0, |s| s.appended))
+    }
+
+    /// The write committed (or its savepoint was released): an enclosing write of the same
+    /// clinic builds on the new head.
+    pub fn kept(mut self) {
+        let outer = self.outer.take();
+        LOCKED.with(|l| {
+            let mut l = l.borrow_mut();
+            let inner = l.take();
+            *l = match (outer, inner) {
+                (Some(mut outer), Some(inner)) if outer.clinic_id == inner.clinic_id => {
+                    outer.seq = inner.seq;
+                    outer.hash = inner.hash;
+                    outer.appended += inner.appended;
+                    Some(outer)
+                }
+                (outer, _) => outer,
+            };
+        });
+    }
+}
+
+impl Drop for Locked {
+    /// Rolled back, or never finished: what the enclosing write knew still holds.
+    fn drop(&mut self) {
+        let outer = self.outer.take();
+        LOCKED.with(|l| *l.borrow_mut() = outer);
+    }
+}
+
+/// The head as the enclosing write transaction holds it, when it holds this clinic's.
+fn known_head(clinic_id: &str) -> Option<(i64, String)> {
+    LOCKED.with(|l| {
+        l.borrow()
+            .as_ref()
+            .filter(|s| s.clinic_id == clinic_id)
+            .map(|s| (s.seq, s.hash.clone()))
+    })
+}
+
+fn appended_to(clinic_id: &str, seq: i64, hash: &str) {
+    LOCKED.with(|l| {
+        if let Some(s) = l.borrow_mut().as_mut().filter(|s| s.clinic_id == clinic_id) {
+            s.seq = seq;
+            s.hash = hash.to_owned();
+            s.appended += 1;
+        }
+    });
 }
 
 /// Appends one event to the clinic's chain. Must run inside the write transaction of the change
@@ -100,7 +166,10 @@ pub fn append(
     ctx: &AuditContext,
     event: NewEvent,
 ) -> QueryResult<AuditEventRow> {
-    let (head_seq, head_hash) = lock_head(conn, clinic_id)?;
+    let (head_seq, head_hash) = match known_head(clinic_id) {
+        Some(head) => head,
+        None => lock_head(conn, clinic_id)?,
+    };
     let recorded_at = db::now();
     let seq = head_seq + 1;
     let fields = EventFields {
@@ -145,6 +214,7 @@ pub fn append(
     if updated != 1 {
         return Err(diesel::result::Error::NotFound);
     }
+    appended_to(clinic_id, seq, &row.hash);
     Ok(row)
 }
 

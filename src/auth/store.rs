@@ -120,24 +120,6 @@ pub fn change_password(conn: &mut DbConn, user_id: &str, new_hash: &str) -> Quer
     Ok(())
 }
 
-/// A user's membership of one clinic, read with the user in one query (every clinic request).
-pub fn find_access(
-    conn: &mut DbConn,
-    user_id: &str,
-    clinic_id: &str,
-) -> QueryResult<Option<(UserRow, Option<MembershipRow>)>> {
-    let Some(user) = find_user(conn, user_id)? else {
-        return Ok(None);
-    };
-    let membership = memberships::table
-        .filter(memberships::user_id.eq(user_id))
-        .filter(memberships::clinic_id.eq(clinic_id))
-        .select(MembershipRow::as_select())
-        .first(conn)
-        .optional()?;
-    Ok(Some((user, membership)))
-}
-
 /// Every membership of a user, with the clinic's name.
 pub fn memberships_of(
     conn: &mut DbConn,

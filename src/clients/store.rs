@@ -66,4 +66,18 @@ pub fn find(conn: &mut DbConn, clinic_id: &str, id: &str) -> QueryResult<Option<
         .optional()
 }
 
+/// The current versions of several clients, in one statement.
+pub fn find_many(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    ids: &[String],
+) -> QueryResult<Vec<ClientRow>> {
+    clients::table
+        .filter(clients::clinic_id.eq(clinic_id))
+        .filter(clients::id.eq_any(ids))
+        .filter(current("clients"))
+        .select(ClientRow::as_select())
+        .load(conn)
+}
+
 crate::records::versioned_rows!(ClientRow);

@@ -84,6 +84,7 @@ pub fn set_pack_shelf_life(
         diesel::update(clinics::table.find(clinic_id))
             .set(clinics::pack_shelf_life_days.eq(days))
             .execute(conn)?;
+        super::store::changed(clinic_id);
         let row = find(conn, clinic_id)?.ok_or(AppError::NoSuch("clinic"))?;
         audit::append(
             conn,

@@ -131,6 +131,7 @@ impl ConnectionManager {
                     "SET TIME ZONE 'UTC'; SET statement_timeout = {}",
                     self.timeouts.statement.as_millis()
                 ))?;
+                conn.set_instrumentation(count_statements);
                 Ok(DbConn::Postgres(conn))
             }
             Backend::Sqlite(path) => {
@@ -145,6 +146,7 @@ impl ConnectionManager {
                      PRAGMA foreign_keys = ON;",
                     self.busy_timeout_ms
                 ))?;
+                conn.set_instrumentation(count_statements);
                 Ok(DbConn::Sqlite(conn))
             }
         }
@@ -367,6 +369,20 @@ pub fn gather_statistics(conn: &mut DbConn, at_start: bool) {
     }
 }
 
+/// Planner statistics after many rows arrived at once (a demo's months, an import): both
+/// databases plan from statistics, and neither would otherwise look before its next routine
+/// pass (SQLite's `PRAGMA optimize` at the next start or hour, PostgreSQL's autovacuum once its
+/// threshold is crossed and its naptime has passed).
+pub fn after_bulk_load(conn: &mut DbConn) {
+    let sql = match conn {
+        DbConn::Sqlite(_) => "PRAGMA analysis_limit = 1000; ANALYZE;",
+        DbConn::Postgres(_) => "ANALYZE;",
+    };
+    if let Err(e) = conn.batch_execute(sql) {
+        tracing::warn!(error = %e, "could not gather planner statistics after a bulk load");
+    }
+}
+
 pub fn run_migrations(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
     let applied = match conn {
         DbConn::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
@@ -458,32 +474,155 @@ where
     }
 }
 
-/// One request's connection, with a transaction open on it, that every [`run`] of the request
-/// uses instead of the pool: a retried request's answer is stored in the same transaction as the
-/// records it made (see `api::idempotency`).
+/// One request's connection, that every [`run`] of the request uses instead of the pool: the
+/// caller's check and the request's work share one checkout. A lazy one (every request has one)
+/// is checked out on its first use and returned when the request has been answered; one opened
+/// with a transaction stores a retried request's answer with the records it made (see
+/// `api::idempotency`).
 #[derive(Clone)]
 pub struct RequestConn {
     conn: std::sync::Arc<std::sync::Mutex<Option<PooledConn>>>,
+    /// Where a lazy connection comes from on its first use.
+    pool: Option<Pool>,
     after_commit: std::sync::Arc<std::sync::Mutex<Vec<AfterCommit>>>,
+    memo: Memo,
+    statements: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 type AfterCommit = Box<dyn FnOnce() + Send>;
+type Memo = std::sync::Arc<
+    std::sync::Mutex<
+        std::collections::HashMap<String, std::sync::Arc<dyn std::any::Any + Send + Sync>>,
+    >,
+>;
 
 tokio::task_local! {
     static REQUEST_CONN: RequestConn;
 }
 
+thread_local! {
+    /// The memo of the request whose work runs on this thread now.
+    static REQUEST_MEMO: std::cell::RefCell<Option<Memo>> = const { std::cell::RefCell::new(None) };
+}
+
+thread_local! {
+    /// The statement count of the request whose work runs on this thread now.
+    static REQUEST_STATEMENTS: std::cell::RefCell<Option<std::sync::Arc<std::sync::atomic::AtomicU64>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Counts each statement a request sends, for its log line and the statements-per-request
+/// histogram: a query per listed row shows up there long before it shows in response times.
+fn count_statements(event: diesel::connection::InstrumentationEvent<'_>) {
+    if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
+        tracing::trace!(target: "aseptic::sql", %query, "statement");
+        REQUEST_STATEMENTS.with(|s| {
+            if let Some(count) = s.borrow().as_ref() {
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    }
+}
+
+/// Puts a request's memo in reach of the work running on this thread, and takes it away again
+/// however that work ends.
+struct MemoInScope;
+
+impl MemoInScope {
+    fn enter(memo: Memo, statements: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
+        REQUEST_MEMO.with(|m| *m.borrow_mut() = Some(memo));
+        REQUEST_STATEMENTS.with(|s| *s.borrow_mut() = Some(statements));
+        Self
+    }
+}
+
+impl Drop for MemoInScope {
+    fn drop(&mut self) {
+        REQUEST_MEMO.with(|m| *m.borrow_mut() = None);
+        REQUEST_STATEMENTS.with(|s| *s.borrow_mut() = None);
+    }
+}
+
+/// What this request has already read and may read again without asking the database: the
+/// request's own rows, gone when it has been answered, so nothing read here outlives a request
+/// (another instance's change is seen by the next request). None off a request.
+pub fn recall<T: Clone + Send + Sync + 'static>(key: &str) -> Option<T> {
+    REQUEST_MEMO.with(|m| {
+        let memo = m.borrow();
+        let map = memo.as_ref()?.lock().ok()?;
+        map.get(key)?.downcast_ref::<T>().cloned()
+    })
+}
+
+/// Keeps `value` for the rest of the request (see [`recall`]).
+pub fn remember<T: Clone + Send + Sync + 'static>(key: String, value: T) {
+    REQUEST_MEMO.with(|m| {
+        if let Some(Ok(mut map)) = m.borrow().as_ref().map(|memo| memo.lock()) {
+            map.insert(key, std::sync::Arc::new(value));
+        }
+    });
+}
+
+/// Drops what [`remember`] kept under `key`, once the request has changed it.
+pub fn forget(key: &str) {
+    REQUEST_MEMO.with(|m| {
+        if let Some(Ok(mut map)) = m.borrow().as_ref().map(|memo| memo.lock()) {
+            map.remove(key);
+        }
+    });
+}
+
 impl RequestConn {
+    /// A connection with a transaction open on it, held until the request ends. It keeps the
+    /// memo and the statement count of the request's lazy connection, if it has one.
     pub fn new(conn: PooledConn) -> Self {
+        let outer = Self::current();
         Self {
             conn: std::sync::Arc::new(std::sync::Mutex::new(Some(conn))),
+            pool: None,
             after_commit: std::sync::Arc::default(),
+            memo: outer.as_ref().map(|o| o.memo.clone()).unwrap_or_default(),
+            statements: outer.map(|o| o.statements).unwrap_or_default(),
         }
+    }
+
+    /// How many statements the request has sent so far.
+    pub fn statements(&self) -> u64 {
+        self.statements.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A connection taken from `pool` on the request's first database work, if it has any.
+    pub fn lazy(pool: Pool) -> Self {
+        Self {
+            conn: std::sync::Arc::new(std::sync::Mutex::new(None)),
+            pool: Some(pool),
+            after_commit: std::sync::Arc::default(),
+            memo: Memo::default(),
+            statements: std::sync::Arc::default(),
+        }
+    }
+
+    /// The request's connection where one is in scope.
+    pub fn current() -> Option<Self> {
+        REQUEST_CONN.try_with(Self::clone).ok()
+    }
+
+    /// Whether the request holds a transaction, so work after its commit must wait for it.
+    fn transactional(&self) -> bool {
+        self.pool.is_none()
     }
 
     /// Runs `fut` (the rest of the request) with this connection in place of the pool.
     pub async fn scope<F: std::future::Future>(&self, fut: F) -> F::Output {
         REQUEST_CONN.scope(self.clone(), fut).await
+    }
+
+    /// Returns the connection to the pool (the request has been answered). Work the request
+    /// stopped waiting for still holds it; it goes back when that work ends.
+    pub fn release(&self) {
+        if let Ok(mut conn) = self.conn.try_lock() {
+            conn.take();
+        }
     }
 
     /// Runs `f` on the connection, off the event loop.
@@ -492,11 +631,18 @@ impl RequestConn {
         F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let shared = self.conn.clone();
+        let (shared, pool, memo) = (self.conn.clone(), self.pool.clone(), self.memo.clone());
+        let statements = self.statements.clone();
         bounded(move || {
             let mut guard = shared
                 .lock()
                 .map_err(|_| AppError::internal("request connection poisoned"))?;
+            let _memo = MemoInScope::enter(memo, statements);
+            if guard.is_none() {
+                if let Some(pool) = pool {
+                    *guard = Some(pool.get()?);
+                }
+            }
             let conn = guard
                 .as_mut()
                 .ok_or_else(|| AppError::internal("request connection already released"))?;
@@ -528,6 +674,9 @@ impl RequestConn {
 pub fn after_commit(f: impl FnOnce() + Send + 'static) {
     let mut pending: Option<AfterCommit> = Some(Box::new(f));
     let _ = REQUEST_CONN.try_with(|rc| {
+        if !rc.transactional() {
+            return;
+        }
         if let (Ok(mut deferred), Some(f)) = (rc.after_commit.lock(), pending.take()) {
             deferred.push(f);
         }

@@ -748,107 +748,188 @@ pub struct TraceView {
 
 pub fn trace(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<TraceView> {
     let s = find(conn, clinic_id, id)?;
-    let items = template_items(conn, &s)?;
+    traces(conn, clinic_id, vec![s])?
+        .pop()
+        .ok_or(AppError::NoSuch("session"))
+}
+
+/// The traces of several sessions, each part read for all of them at once: a page of fifty
+/// sessions costs the same dozen statements as one.
+pub fn traces(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    sessions: Vec<SessionRow>,
+) -> AppResult<Vec<TraceView>> {
+    if sessions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = sessions.iter().map(|s| s.id.clone()).collect();
+    let mut templates: HashMap<(String, i32), Vec<ChecklistItem>> = HashMap::new();
+    for s in &sessions {
+        let key = (s.template_id.clone(), s.template_version);
+        if !templates.contains_key(&key) {
+            templates.insert(key, template_items(conn, s)?);
+        }
+    }
     let answer_rows: Vec<AnswerRow> = session_answers::table
-        .filter(session_answers::session_id.eq(id))
+        .filter(session_answers::clinic_id.eq(clinic_id))
+        .filter(session_answers::session_id.eq_any(&ids))
         .select(AnswerRow::as_select())
         .order((
             session_answers::recorded_at.asc(),
             session_answers::id.asc(),
         ))
         .load(conn)?;
-    let mut latest: HashMap<String, &AnswerRow> = HashMap::new();
-    for a in &answer_rows {
-        latest.insert(a.item_key.clone(), a);
-    }
-    let checklist = items
-        .into_iter()
-        .map(|item| {
-            let a = latest.get(&item.key);
-            let value = a.map(|a| serde_json::from_str(&a.answer).unwrap_or(Value::Null));
-            let done = value
-                .as_ref()
-                .is_some_and(|v| crate::checklists::model::completes(&item, v));
-            ChecklistLine {
-                answered_at: a.map(|a| to_utc(a.answered_at)),
-                answer: value,
-                done,
-                item,
-            }
-        })
-        .collect();
-    let removed_packs: Vec<PackSetAside> = session_pack_removals::table
-        .filter(session_pack_removals::session_id.eq(id))
+    let mut removals: HashMap<String, Vec<PackSetAside>> = HashMap::new();
+    for (session, code, at, by, reason) in session_pack_removals::table
+        .filter(session_pack_removals::clinic_id.eq(clinic_id))
+        .filter(session_pack_removals::session_id.eq_any(&ids))
         .select((
+            session_pack_removals::session_id,
             session_pack_removals::pack_code,
             session_pack_removals::removed_at,
             session_pack_removals::removed_by,
             session_pack_removals::reason,
         ))
         .order(session_pack_removals::removed_at.asc())
-        .load::<(String, chrono::NaiveDateTime, Option<String>, String)>(conn)?
-        .into_iter()
-        .map(|(code, at, by, reason)| PackSetAside {
+        .load::<(
+            String,
+            String,
+            chrono::NaiveDateTime,
+            Option<String>,
+            String,
+        )>(conn)?
+    {
+        removals.entry(session).or_default().push(PackSetAside {
             code,
             set_aside_at: to_utc(at),
             set_aside_by: by,
             reason,
-        })
-        .collect();
-    let packs: Vec<Value> = session_packs::table
-        .filter(session_packs::session_id.eq(id))
-        .select((session_packs::pack_code, session_packs::snapshot))
+        });
+    }
+    let mut packs: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for (session, code, snapshot) in session_packs::table
+        .filter(session_packs::clinic_id.eq(clinic_id))
+        .filter(session_packs::session_id.eq_any(&ids))
+        .select((
+            session_packs::session_id,
+            session_packs::pack_code,
+            session_packs::snapshot,
+        ))
         .order(session_packs::added_at.asc())
-        .load::<(String, String)>(conn)?
-        .iter()
-        .filter(|(code, _)| !removed_packs.iter().any(|r| &r.code == code))
-        .map(|(_, s)| serde_json::from_str(s).unwrap_or(Value::Null))
-        .collect();
-    let lots: Vec<Value> = session_lots::table
-        .filter(session_lots::session_id.eq(id))
-        .select(session_lots::snapshot)
+        .load::<(String, String, String)>(conn)?
+    {
+        packs.entry(session).or_default().push((code, snapshot));
+    }
+    let mut lots: HashMap<String, Vec<Value>> = HashMap::new();
+    for (session, snapshot) in session_lots::table
+        .filter(session_lots::clinic_id.eq(clinic_id))
+        .filter(session_lots::session_id.eq_any(&ids))
+        .select((session_lots::session_id, session_lots::snapshot))
         .order(session_lots::added_at.asc())
-        .load::<String>(conn)?
-        .iter()
-        .map(|s| serde_json::from_str(s).unwrap_or(Value::Null))
+        .load::<(String, String)>(conn)?
+    {
+        lots.entry(session)
+            .or_default()
+            .push(serde_json::from_str(&snapshot).unwrap_or(Value::Null));
+    }
+    let mut starts: HashMap<String, StartRow> = session_starts::table
+        .filter(session_starts::clinic_id.eq(clinic_id))
+        .filter(session_starts::session_id.eq_any(&ids))
+        .select(StartRow::as_select())
+        .load::<StartRow>(conn)?
+        .into_iter()
+        .map(|r| (r.session_id.clone(), r))
         .collect();
-    let start = start_of(conn, id)?;
-    let completion = completion_of(conn, id)?;
-    let client_name = crate::clients::store::find(conn, clinic_id, &s.client_id)?.map(|c| c.name);
-    let technician_name =
-        accounts::find_member(conn, clinic_id, &s.technician_id)?.map(|(_, u)| u.display_name);
-    let status = SessionState::of(start.is_some(), completion.is_some());
-    Ok(TraceView {
-        id: s.id.clone(),
-        status,
-        client_id: s.client_id.clone(),
-        client_name,
-        technician_id: s.technician_id.clone(),
-        technician_name,
-        station: s.station.clone(),
-        procedure: s.procedure_name.clone(),
-        planned_at: to_utc(s.planned_at),
-        checklist_id: s.template_id.clone(),
-        checklist_version: s.template_version,
-        checklist,
-        packs,
-        removed_packs,
-        lots,
-        technician_at_start: start
-            .as_ref()
-            .map(|st| serde_json::from_str(&st.technician_snapshot).unwrap_or(Value::Null)),
-        start: start.map(|st| StartView {
-            started_at: to_utc(st.started_at),
-            started_by: st.started_by,
-            override_reason: st.override_reason,
-            overridden_refusals: serde_json::from_str(&st.refusals).unwrap_or_default(),
-        }),
-        completion: completion.map(|c| CompletionView {
-            completed_at: to_utc(c.completed_at),
-            completed_by: c.completed_by,
-            notes: c.notes,
-        }),
-    })
+    let mut completions: HashMap<String, CompletionRow> = session_completions::table
+        .filter(session_completions::clinic_id.eq(clinic_id))
+        .filter(session_completions::session_id.eq_any(&ids))
+        .select(CompletionRow::as_select())
+        .load::<CompletionRow>(conn)?
+        .into_iter()
+        .map(|r| (r.session_id.clone(), r))
+        .collect();
+    let client_ids: Vec<String> = sessions.iter().map(|s| s.client_id.clone()).collect();
+    let client_names: HashMap<String, String> =
+        crate::clients::store::find_many(conn, clinic_id, &client_ids)?
+            .into_iter()
+            .map(|c| (c.id, c.name))
+            .collect();
+    let staff: HashMap<String, String> = accounts::members_of(conn, clinic_id)?
+        .into_iter()
+        .map(|(_, u)| (u.id, u.display_name))
+        .collect();
+
+    let mut views = Vec::with_capacity(sessions.len());
+    for s in sessions {
+        let items = templates
+            .get(&(s.template_id.clone(), s.template_version))
+            .cloned()
+            .unwrap_or_default();
+        let mut latest: HashMap<&str, &AnswerRow> = HashMap::new();
+        for a in answer_rows.iter().filter(|a| a.session_id == s.id) {
+            latest.insert(a.item_key.as_str(), a);
+        }
+        let checklist = items
+            .into_iter()
+            .map(|item| {
+                let a = latest.get(item.key.as_str());
+                let value = a.map(|a| serde_json::from_str(&a.answer).unwrap_or(Value::Null));
+                let done = value
+                    .as_ref()
+                    .is_some_and(|v| crate::checklists::model::completes(&item, v));
+                ChecklistLine {
+                    answered_at: a.map(|a| to_utc(a.answered_at)),
+                    answer: value,
+                    done,
+                    item,
+                }
+            })
+            .collect();
+        let removed_packs = removals.remove(&s.id).unwrap_or_default();
+        let packs: Vec<Value> = packs
+            .remove(&s.id)
+            .unwrap_or_default()
+            .iter()
+            .filter(|(code, _)| !removed_packs.iter().any(|r| &r.code == code))
+            .map(|(_, snapshot)| serde_json::from_str(snapshot).unwrap_or(Value::Null))
+            .collect();
+        let start = starts.remove(&s.id);
+        let completion = completions.remove(&s.id);
+        let status = SessionState::of(start.is_some(), completion.is_some());
+        views.push(TraceView {
+            id: s.id.clone(),
+            status,
+            client_name: client_names.get(&s.client_id).cloned(),
+            client_id: s.client_id,
+            technician_name: staff.get(&s.technician_id).cloned(),
+            technician_id: s.technician_id,
+            station: s.station,
+            procedure: s.procedure_name,
+            planned_at: to_utc(s.planned_at),
+            checklist_id: s.template_id,
+            checklist_version: s.template_version,
+            checklist,
+            packs,
+            removed_packs,
+            lots: lots.remove(&s.id).unwrap_or_default(),
+            technician_at_start: start
+                .as_ref()
+                .map(|st| serde_json::from_str(&st.technician_snapshot).unwrap_or(Value::Null)),
+            start: start.map(|st| StartView {
+                started_at: to_utc(st.started_at),
+                started_by: st.started_by,
+                override_reason: st.override_reason,
+                overridden_refusals: serde_json::from_str(&st.refusals).unwrap_or_default(),
+            }),
+            completion: completion.map(|c| CompletionView {
+                completed_at: to_utc(c.completed_at),
+                completed_by: c.completed_by,
+                notes: c.notes,
+            }),
+        });
+    }
+    Ok(views)
 }
 
 /// Which sessions a list holds: by technician, by the clinic-local day they are planned for, by
@@ -919,9 +1000,5 @@ pub fn list(
         at: r.planned_at,
         id: r.id.clone(),
     });
-    let views = rows
-        .iter()
-        .map(|r| trace(conn, clinic_id, &r.id))
-        .collect::<AppResult<Vec<_>>>()?;
-    Ok((views, next))
+    Ok((traces(conn, clinic_id, rows)?, next))
 }

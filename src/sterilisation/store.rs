@@ -338,22 +338,46 @@ pub struct PackRow {
     pub created_at: NaiveDateTime,
 }
 
-pub fn code_taken(conn: &mut DbConn, clinic_id: &str, code: &str) -> QueryResult<bool> {
-    Ok(packs::table
+/// Which of `codes` are already on a pack of the clinic.
+pub fn codes_taken(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    codes: &[String],
+) -> QueryResult<Vec<String>> {
+    packs::table
         .filter(packs::clinic_id.eq(clinic_id))
-        .filter(packs::code.eq(code))
-        .count()
-        .get_result::<i64>(conn)?
-        > 0)
+        .filter(packs::code.eq_any(codes))
+        .select(packs::code)
+        .load(conn)
 }
 
-/// One statement per pack: batch inserts do not compile on the multi-backend connection.
+/// A load's packs in one statement. Each value is bound (a missing one as NULL, never as
+/// DEFAULT), which lets SQLite take several rows in one INSERT too.
 pub fn insert_packs(conn: &mut DbConn, rows: &[PackRow]) -> QueryResult<()> {
-    for row in rows {
-        diesel::insert_into(packs::table)
-            .values(row)
-            .execute(conn)?;
+    if rows.is_empty() {
+        return Ok(());
     }
+    let values: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                packs::id.eq(&r.id),
+                packs::clinic_id.eq(&r.clinic_id),
+                packs::cycle_id.eq(&r.cycle_id),
+                packs::code.eq(&r.code),
+                packs::contents.eq(&r.contents),
+                packs::indicator_type.eq(r.indicator_type),
+                packs::indicator_passed.eq(r.indicator_passed),
+                packs::shelf_life_days.eq(r.shelf_life_days),
+                packs::created_at.eq(r.created_at),
+            )
+        })
+        .collect();
+    let insert = diesel::insert_into(packs::table).values(&values);
+    match conn {
+        DbConn::Sqlite(c) => insert.execute(c)?,
+        DbConn::Postgres(c) => insert.execute(c)?,
+    };
     Ok(())
 }
 
@@ -376,6 +400,9 @@ pub fn loads_with_packs(
     clinic_id: &str,
     cycle_ids: &[String],
 ) -> QueryResult<std::collections::HashSet<String>> {
+    if cycle_ids.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
     Ok(packs::table
         .filter(packs::clinic_id.eq(clinic_id))
         .filter(packs::cycle_id.eq_any(cycle_ids))

@@ -178,6 +178,13 @@ pub(super) fn cycle_views(
     cycle_views_counting_use(conn, profiles, clinic_id, rows, true, None)
 }
 
+/// The packs of the loads being shown: read, or, for a load just recorded, the rows just
+/// written (nobody can have opened them yet).
+enum Packs {
+    Read { count_use: bool },
+    JustWritten(Vec<PackRow>),
+}
+
 /// `count_use: false` judges packs as if nobody had opened them yet (a session about to start
 /// judges the very packs it has opened). With `at`, the loads are judged as the records stood
 /// then (now when absent).
@@ -189,20 +196,44 @@ pub(super) fn cycle_views_counting_use(
     count_use: bool,
     at: Option<NaiveDateTime>,
 ) -> AppResult<Vec<CycleView>> {
+    views_of(
+        conn,
+        profiles,
+        clinic_id,
+        rows,
+        Packs::Read { count_use },
+        at,
+    )
+}
+
+fn views_of(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    clinic_id: &str,
+    rows: Vec<CycleRow>,
+    packs: Packs,
+    at: Option<NaiveDateTime>,
+) -> AppResult<Vec<CycleView>> {
     let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
     let rules = gate::load_rules(context.profile, context.tz);
-    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let packs = store::packs_of_cycles(conn, clinic_id, &ids)?;
-    let names = staff_names(conn, clinic_id)?;
-    let codes: Vec<String> = packs.iter().map(|p| p.code.clone()).collect();
     let now = at.unwrap_or_else(db::now);
-    let used: HashSet<String> = if count_use {
-        store::used_pack_codes(conn, clinic_id, &codes, now)?
-            .into_iter()
-            .collect()
-    } else {
-        HashSet::new()
+    let (packs, used) = match packs {
+        Packs::JustWritten(packs) => (packs, HashSet::new()),
+        Packs::Read { count_use } => {
+            let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+            let packs = store::packs_of_cycles(conn, clinic_id, &ids)?;
+            let codes: Vec<String> = packs.iter().map(|p| p.code.clone()).collect();
+            let used: HashSet<String> = if count_use {
+                store::used_pack_codes(conn, clinic_id, &codes, now)?
+                    .into_iter()
+                    .collect()
+            } else {
+                HashSet::new()
+            };
+            (packs, used)
+        }
     };
+    let names = staff_names(conn, clinic_id)?;
     let sterilisers = gate::sterilisers_at(conn, clinic_id, context.profile, now)?;
     let judged = gate::judge_loads(
         conn,
@@ -307,19 +338,29 @@ pub(super) fn one_cycle_view(
         .ok_or(AppError::NoSuch("cycle"))
 }
 
-pub(super) fn unique_pack_code(
+/// Codes for `count` new packs, none already on a pack of the clinic: drawn together and checked
+/// in one statement. With 30 random bits per code a redraw is rare, so a few rounds always do.
+pub(super) fn unique_pack_codes(
     conn: &mut DbConn,
     clinic_id: &str,
-    taken: &[String],
-) -> AppResult<String> {
-    // 30 random bits per code: a collision is rare, so a few tries always suffice.
+    count: usize,
+) -> AppResult<Vec<String>> {
+    let mut codes: Vec<String> = Vec::with_capacity(count);
     for _ in 0..20 {
-        let code = new_pack_code();
-        if !taken.contains(&code) && !store::code_taken(conn, clinic_id, &code)? {
-            return Ok(code);
+        let mut fresh: Vec<String> = Vec::with_capacity(count - codes.len());
+        while codes.len() + fresh.len() < count {
+            let code = new_pack_code();
+            if !codes.contains(&code) && !fresh.contains(&code) {
+                fresh.push(code);
+            }
         }
+        if fresh.is_empty() {
+            return Ok(codes);
+        }
+        let taken = store::codes_taken(conn, clinic_id, &fresh)?;
+        codes.extend(fresh.into_iter().filter(|c| !taken.contains(c)));
     }
-    Err(AppError::internal("could not find a free pack code"))
+    Err(AppError::internal("could not find free pack codes"))
 }
 
 pub fn create_cycle(
@@ -363,11 +404,9 @@ pub fn create_cycle(
             context.clinic.pack_shelf_life_days,
             context.profile.sterilisation.pack_shelf_life_days.value,
         );
-        let mut codes: Vec<String> = Vec::new();
+        let codes = unique_pack_codes(conn, clinic_id, input.packs.len())?;
         let mut packs = Vec::with_capacity(input.packs.len());
-        for pack in &input.packs {
-            let code = unique_pack_code(conn, clinic_id, &codes)?;
-            codes.push(code.clone());
+        for (pack, code) in input.packs.iter().zip(codes) {
             packs.push(PackRow {
                 id: db::new_id(),
                 clinic_id: clinic_id.to_owned(),
@@ -381,7 +420,17 @@ pub fn create_cycle(
             });
         }
         store::insert_packs(conn, &packs)?;
-        let view = one_cycle_view(conn, profiles, clinic_id, row)?;
+        // The answer is built from the rows just written, not read back.
+        let view = views_of(
+            conn,
+            profiles,
+            clinic_id,
+            vec![row],
+            Packs::JustWritten(packs),
+            None,
+        )?
+        .pop()
+        .ok_or(AppError::NoSuch("cycle"))?;
         audit::append(
             conn,
             clinic_id,
