@@ -205,8 +205,14 @@ impl r2d2::ManageConnection for ConnectionManager {
         ConnectionManager::connect(self)
     }
 
+    /// Asked on every checkout. A PostgreSQL connection can be cut under the pool (a server
+    /// restart, a failover, an idle time-out on the way), so it is asked to answer first; a
+    /// SQLite connection is a file handle in this process and has nothing to lose.
     fn is_valid(&self, conn: &mut DbConn) -> Result<(), DbError> {
-        conn.batch_execute("SELECT 1").map_err(DbError::from)
+        match conn {
+            DbConn::Postgres(c) => c.batch_execute("SELECT 1").map_err(DbError::from),
+            DbConn::Sqlite(_) => Ok(()),
+        }
     }
 
     fn has_broken(&self, conn: &mut DbConn) -> bool {
@@ -425,9 +431,57 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    let _turn = SqliteWriters::queue(conn);
     begin_write(conn)?;
     let outcome = f(conn);
     finish(conn, outcome)
+}
+
+/// This process's SQLite writers, one at a time. SQLite lets one connection write; the others
+/// get SQLITE_BUSY and its busy handler sleeps them for 1, 2, 5, 10 … 100 ms before each retry,
+/// however soon the lock is free. Eight stations writing at once then wait out those sleeps
+/// (tail latencies of a second and more) while the file sits idle. Queued here, each writer
+/// starts as soon as the one before commits. The busy handler still covers writers outside this
+/// queue: another process on the same file, and a retried request's transaction (see
+/// `api::idempotency`), which holds the lock across the request. A write inside an open
+/// transaction (a savepoint) already holds the lock and does not queue.
+struct SqliteWriters;
+
+static SQLITE_WRITER: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+static SQLITE_WRITER_FREE: std::sync::Condvar = std::sync::Condvar::new();
+
+/// A writer's turn; the next one's starts when it is dropped.
+struct Turn;
+
+impl SqliteWriters {
+    fn queue(conn: &mut DbConn) -> Option<Turn> {
+        let DbConn::Sqlite(c) = conn else {
+            return None;
+        };
+        let nested = AnsiTransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth()
+            .ok()
+            .flatten()
+            .is_some();
+        if nested {
+            return None;
+        }
+        let mut busy = SQLITE_WRITER.lock().unwrap_or_else(|p| p.into_inner());
+        while *busy {
+            busy = SQLITE_WRITER_FREE
+                .wait(busy)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        *busy = true;
+        Some(Turn)
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        *SQLITE_WRITER.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        SQLITE_WRITER_FREE.notify_one();
+    }
 }
 
 /// Opens a write transaction; inside an outer transaction (a batch, like the demo generator's

@@ -42,3 +42,20 @@ echo "database:            ${DATABASE_URL%%:*}"
 echo "GET /healthz:        $HEALTHZ requests/s"
 echo "GET /api/v1/me:      $ME requests/s"
 python3 -c "print(f'ratio /me : /healthz = {float($ME)/float($HEALTHZ):.3f}')"
+
+# On PostgreSQL, the two SELECTs GET /me needs (the user, their memberships with the clinics'
+# names) straight to the server with pgbench, as plain SQL text and as prepared statements, over
+# the same number of connections. (The service also sends the pool's liveness check on checkout.)
+if [[ $DATABASE_URL == postgres* ]] && command -v pgbench >/dev/null; then
+  USER_ID=$(psql "$DATABASE_URL" -XAtc "SELECT id FROM users WHERE email = '$EMAIL'")
+  cat >"$WORK/me.sql" <<SQL
+SELECT id, email, display_name, password_hash, active, token_version, created_at, password_changed_at FROM users WHERE id = '$USER_ID' LIMIT 1;
+SELECT m.id, m.clinic_id, m.user_id, m.role, m.active, m.created_at, m.updated_at, m.works_on_clients, c.name FROM memberships m JOIN clinics c ON c.id = m.clinic_id WHERE m.user_id = '$USER_ID' ORDER BY m.created_at;
+SQL
+  for mode in simple prepared; do
+    TPS=$(pgbench -n -M $mode -c "$CONNECTIONS" -j "$THREADS" -T "${DURATION%s}" -f "$WORK/me.sql" "$DATABASE_URL" 2>/dev/null |
+      grep -E '^tps' | head -n1 | sed -E 's/^tps = ([0-9.]+).*/\1/')
+    echo "its statements, pgbench -M $mode: $TPS transactions/s"
+    python3 -c "print(f'ratio /me : pgbench $mode = {float($ME)/float($TPS):.3f}')"
+  done
+fi

@@ -39,7 +39,7 @@ WORKERS = int(os.environ.get("WORKERS", "4"))
 PORT = int(os.environ.get("PORT", "18082"))
 PG_ADMIN = os.environ.get("PG_ADMIN", "postgres://postgres@127.0.0.1:5432/postgres")
 BACKENDS = os.environ.get("BACKENDS", "sqlite postgres").split()
-BIN = os.path.join(ROOT, "target", "release", "aseptic")
+BIN = os.environ.get("ASEPTIC_BIN") or os.path.join(ROOT, "target", "release", "aseptic")
 SESSION_TABLES = [
     ("sessions", "id"),
     ("session_answers", "session_id"),
@@ -92,12 +92,12 @@ def prepare(clinic, owner, technicians):
     """Today's air-removal test, one load with enough packs, two lots, a client per worker."""
     base = f"/api/v1/clinics/{clinic}"
     sterilisers = owner.call("GET", f"{base}/sterilisers")["items"]
-    steriliser = next(s for s in sterilisers if s.get("in_service", True))
+    steriliser = next(s for s in sterilisers if s["kind"] == "pre_vacuum" and s.get("in_service", True))
     sid = steriliser["id"]
     t = now() - timedelta(minutes=90)
     owner.call("POST", f"{base}/air-removal-tests", {
         "steriliser_id": sid, "performed_at": t.isoformat(), "test_type": "bowie_dick", "passed": True})
-    cycles = owner.call("GET", f"{base}/cycles?steriliser_id={sid}&limit=1")["items"]
+    cycles = owner.call("GET", f"{base}/cycles?steriliser_id={sid}&limit=200")["items"]
     number = max(c["cycle_number"] for c in cycles) + 1 if cycles else 1
     packs = []
     while len(packs) < 6000:
@@ -112,10 +112,10 @@ def prepare(clinic, owner, technicians):
         packs += [p["code"] for p in cycle["packs"]]
         number += 1
     today = now().date()
-    owner.call("POST", f"{base}/lots", {
+    cartridges = owner.call("POST", f"{base}/lots", {
         "kind": "needle_cartridge", "manufacturer": "Cheyenne", "product_name": "Craft", "gtin": "09506000134352",
         "lot_number": "LOAD-1", "expiry_date": str(today + timedelta(days=300)),
-        "sterilisation_method": "ethylene_oxide", "received_on": str(today - timedelta(days=3)), "quantity_received": 100000})
+        "sterilisation_method": "ethylene_oxide", "received_on": str(today - timedelta(days=3)), "quantity_received": 100000})["id"]
     pigment = owner.call("POST", f"{base}/lots", {
         "kind": "pigment", "manufacturer": "Scalp Ink Co", "product_name": "Dark Brown 3", "lot_number": "LOAD-P",
         "expiry_date": str(today + timedelta(days=400)), "sterilisation_method": "gamma",
@@ -123,18 +123,19 @@ def prepare(clinic, owner, technicians):
     clients = [technicians[i % len(technicians)].call("POST", f"{base}/clients", {
         "name": f"Load Client {i}", "contact": "+44 7700 900123", "date_of_birth": "1990-04-02"})["id"]
         for i in range(WORKERS)]
-    return packs, pigment, clients
+    return packs, (cartridges, pigment), clients
 
 
-def one_session(api, clinic, client, packs, pigment, lot_barcode):
+def one_session(api, clinic, client, packs, lots, lot_barcode):
     """The 19 requests of one client session; returns its id."""
     base = f"/api/v1/clinics/{clinic}"
     s = api.call("POST", f"{base}/sessions", {
         "client_id": client, "station": "Chair 2", "procedure": "SMP session 1 of 3, crown",
         "planned_at": now().isoformat()})
     sid = s["id"]
+    cartridges, pigment = lots
     for line in s["checklist"]:
-        value = {"cartridge_lot": "LOAD-1", "surface_disinfectant": "Mikrozid AF liquid",
+        value = {"cartridge_lot": cartridges, "surface_disinfectant": "Mikrozid AF liquid",
                  "contact_time": 60}.get(line["key"], True)
         api.call("POST", f"{base}/sessions/{sid}/answers", {"answers": [{"item_key": line["key"], "value": value}]})
     for code in packs:
@@ -147,7 +148,7 @@ def one_session(api, clinic, client, packs, pigment, lot_barcode):
 
 
 def wrk(path, token, seconds):
-    out = subprocess.run(["wrk", "-t2", "-c4", f"-d{seconds}s", "-H", f"Authorization: Bearer {token}",
+    out = subprocess.run(["wrk", "-t2", "-c4", f"-d{max(1, int(seconds))}s", "-H", f"Authorization: Bearer {token}",
                           f"http://127.0.0.1:{PORT}{path}"], check=True, capture_output=True, text=True).stdout
     if "Non-2xx" in out:
         raise RuntimeError(f"GET {path} failed under load:\n{out}")
@@ -171,7 +172,7 @@ def run_service(url, work):
                 time.sleep(0.05)
         owner = Api(login(*accounts["Olivia"]))
         techs = [Api(login(*accounts[name])) for name in ("Tariq", "Tess")]
-        packs, pigment, clients = prepare(clinic, owner, techs)
+        packs, lots, clients = prepare(clinic, owner, techs)
         barcode = "(01)09506000134352(17)290101(10)LOAD-1"
         lock = threading.Lock()
         stop = time.monotonic() + DURATION
@@ -183,7 +184,7 @@ def run_service(url, work):
                 while time.monotonic() < stop:
                     with lock:
                         mine, packs[:3] = packs[:3], []
-                    one_session(api, clinic, clients[i], mine, pigment, barcode)
+                    one_session(api, clinic, clients[i], mine, lots, barcode)
                     with lock:
                         done[0] += 1
                         done[1] += api.requests
@@ -201,7 +202,7 @@ def run_service(url, work):
         if failures:
             raise RuntimeError(failures[0])
         # One more, alone, whose rows the raw side copies.
-        last = one_session(techs[0], clinic, clients[0], packs[:3], pigment, barcode)
+        last = one_session(techs[0], clinic, clients[0], packs[:3], lots, barcode)
         reads = {
             "session trace": wrk(f"/api/v1/clinics/{clinic}/sessions/{last}", techs[0].token, DURATION / 2),
             "session list (50)": wrk(f"/api/v1/clinics/{clinic}/sessions?limit=50", techs[0].token, DURATION / 2),
@@ -255,6 +256,67 @@ def sqlite_raw(path, clinic, session, n):
             conn.execute("UPDATE chain_heads SET seq = ?, head_hash = ? WHERE clinic_id = ?", (seq, ev["hash"], clinic))
             conn.execute("COMMIT")
     return n / (time.monotonic() - started)
+
+
+def list_statements(first_page, clinic):
+    """The statements a page of 50 sessions boils down to, as plain SQL: the page, then each part
+    of the sessions read for all fifty at once (what the service sends, less the caller's check)."""
+    ids = ",".join(f"'{r['id']}'" for r in first_page)
+    clients = ",".join(f"'{r['client_id']}'" for r in first_page)
+    template = first_page[0]
+    c = f"'{clinic}'"
+    return [
+        f"SELECT * FROM sessions WHERE clinic_id = {c} ORDER BY planned_at DESC, id DESC LIMIT 51",
+        f"SELECT * FROM checklist_templates WHERE clinic_id = {c} AND id = '{template['template_id']}' AND version = {template['template_version']}",
+        f"SELECT * FROM session_answers WHERE clinic_id = {c} AND session_id IN ({ids}) ORDER BY recorded_at, id",
+        f"SELECT session_id, pack_code, removed_at, removed_by, reason FROM session_pack_removals WHERE clinic_id = {c} AND session_id IN ({ids}) ORDER BY removed_at",
+        f"SELECT session_id, pack_code, snapshot FROM session_packs WHERE clinic_id = {c} AND session_id IN ({ids}) ORDER BY added_at",
+        f"SELECT session_id, snapshot FROM session_lots WHERE clinic_id = {c} AND session_id IN ({ids}) ORDER BY added_at",
+        f"SELECT * FROM session_starts WHERE clinic_id = {c} AND session_id IN ({ids})",
+        f"SELECT * FROM session_completions WHERE clinic_id = {c} AND session_id IN ({ids})",
+        f"SELECT * FROM clients cl WHERE clinic_id = {c} AND id IN ({clients}) AND version = (SELECT MAX(v.version) FROM clients v WHERE v.id = cl.id)",
+        f"SELECT m.*, u.* FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.clinic_id = {c} ORDER BY m.created_at",
+    ]
+
+
+def sqlite_raw_list(path, clinic):
+    """Pages of 50 sessions a second, four connections, every row fetched."""
+    first = sqlite3.connect(path)
+    first.row_factory = sqlite3.Row
+    page = [dict(r) for r in first.execute(
+        f"SELECT * FROM sessions WHERE clinic_id = '{clinic}' ORDER BY planned_at DESC, id DESC LIMIT 50")]
+    statements = list_statements(page, clinic)
+    stop = time.monotonic() + DURATION / 2
+    counts = []
+
+    def reader():
+        conn = sqlite3.connect(path, check_same_thread=False)
+        n = 0
+        while time.monotonic() < stop:
+            for sql in statements:
+                conn.execute(sql).fetchall()
+            n += 1
+        counts.append(n)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.monotonic() - started)
+
+
+def pg_raw_list(url, clinic, work):
+    out = subprocess.run(["psql", url, "-XAt", "-c", "SELECT coalesce(json_agg(t), '[]') FROM (SELECT * FROM sessions "
+                          f"WHERE clinic_id = '{clinic}' ORDER BY planned_at DESC, id DESC LIMIT 50) t"],
+                         check=True, capture_output=True, text=True).stdout
+    path = os.path.join(work, "list.sql")
+    with open(path, "w") as f:
+        f.write(";\n".join(list_statements(json.loads(out), clinic)) + ";\n")
+    out = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c", "4", "-j", "2", "-T", str(max(1, int(DURATION / 2))),
+                          "-f", path, url], check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"^tps = ([\d.]+)", out, re.M).group(1))
 
 
 def pg_literal(v):
@@ -311,7 +373,8 @@ def pg_raw(url, clinic, session, work):
 
 
 def main():
-    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
+    if "ASEPTIC_BIN" not in os.environ:
+        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
     for tool in ("wrk", "pgbench", "psql"):
         if shutil.which(tool) is None:
             sys.exit(f"install {tool} first")
@@ -321,6 +384,7 @@ def main():
             if backend == "sqlite":
                 path = os.path.join(work, "load.db")
                 clinic, last, sessions, requests, reads = run_service(f"sqlite://{path}", work)
+                raw_list = sqlite_raw_list(path, clinic)
                 raw = sqlite_raw(path, clinic, last, max(200, int(sessions * DURATION)))
             else:
                 db = f"aseptic_load_{os.getpid()}"
@@ -328,6 +392,7 @@ def main():
                 url = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
                 try:
                     clinic, last, sessions, requests, reads = run_service(url, work)
+                    raw_list = pg_raw_list(url, clinic, work)
                     raw = pg_raw(url, clinic, last, work)
                 finally:
                     subprocess.run(["psql", PG_ADMIN, "-qc", f"DROP DATABASE {db} WITH (FORCE)"], check=True)
@@ -335,6 +400,8 @@ def main():
                   f"{WORKERS} stations); the same rows straight to the database {raw:.1f}/s; ratio {sessions / raw:.3f}")
             for what, rate in reads.items():
                 print(f"{backend}: GET {what}: {rate:.0f} requests/s (4 connections)")
+            print(f"{backend}: the session list's statements straight to the database: {raw_list:.0f} pages/s "
+                  f"(4 connections); GET /sessions?limit=50 takes {raw_list / reads['session list (50)']:.2f}x as long")
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

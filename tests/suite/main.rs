@@ -20,6 +20,7 @@ mod faults;
 mod http;
 mod incidents;
 mod inspectors;
+mod instances;
 mod isolation;
 mod layering;
 mod local_dates;

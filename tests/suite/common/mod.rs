@@ -56,6 +56,25 @@ pub struct TestApp {
     postgres: Option<(String, String)>,
 }
 
+/// Another running `aseptic serve` beside a test's own (see [`TestApp::second_instance`]).
+pub struct Instance {
+    pub base: String,
+    child: std::process::Child,
+}
+
+impl Instance {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Settings as the `test` environment reads them, pointed at `database_url`.
 pub fn test_settings(database_url: &str) -> Settings {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
@@ -274,6 +293,20 @@ impl TestApp {
             .unwrap();
         assert!(sent.success());
         child.wait().unwrap()
+    }
+
+    /// A second instance of the service on the same database and settings, as a chain of
+    /// clinics runs several behind one load balancer. Stopped when dropped.
+    pub async fn second_instance(&self) -> Instance {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = launch(&self.settings, &self.database_url, port);
+        let base = format!("http://127.0.0.1:{port}");
+        wait_until_ready(&base).await;
+        Instance { base, child }
     }
 
     /// Starts the binary again on the same port and database, and waits until it is ready.
