@@ -517,15 +517,25 @@ fn analysed_copy(url: &str, profiles: &Profiles, clinic: &str, as_served: Durati
         .unwrap()
         .connect()
         .unwrap();
+    // The copy is compacted by VACUUM INTO; measured first with the statistics it carried over,
+    // so the layout and the statistics are told apart.
+    let copied = time(|| {
+        view(&mut conn, profiles, clinic, None).unwrap();
+    });
+    let t = Instant::now();
     conn.batch_execute("PRAGMA analysis_limit = 0; ANALYZE;")
         .unwrap();
+    let analysing = t.elapsed();
     let analysed = time(|| {
         view(&mut conn, profiles, clinic, None).unwrap();
     });
     println!(
-        "compliance view on a fully analysed copy: {:.2} ms; as the service keeps the file: {:.2} ms ({:.2}x, goal: at most 1.2x)",
-        analysed.as_secs_f64() * 1e3,
+        "compliance view: {:.2} ms as the service keeps the file; {:.2} ms on a compacted copy with the same statistics; \
+         {:.2} ms on that copy fully analysed (ANALYZE took {:.1} s): as kept / fully analysed {:.2}x (goal: at most 1.2x)",
         as_served.as_secs_f64() * 1e3,
+        copied.as_secs_f64() * 1e3,
+        analysed.as_secs_f64() * 1e3,
+        analysing.as_secs_f64(),
         as_served.as_secs_f64() / analysed.as_secs_f64()
     );
     drop(conn);

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::api::extract::Bearer;
 use crate::api::problem::{Unauthenticated, Unprocessable};
 use crate::api::state::AppState;
 use crate::api::AuthUser;
@@ -174,12 +175,16 @@ pub struct MeResponse {
     Unauthenticated,
 ))]
 #[get("/me")]
-async fn me(state: web::Data<AppState>, caller: AuthUser) -> AppResult<web::Json<MeResponse>> {
-    let user_id = caller.id().to_owned();
-    let memberships = db::run(&state.pool, move |conn| {
-        Ok(store::memberships_of(conn, &user_id)?)
+async fn me(state: web::Data<AppState>, bearer: Bearer) -> AppResult<web::Json<MeResponse>> {
+    // The account is checked first, in the same database work that reads the memberships.
+    let account = bearer.account();
+    let (caller, memberships) = db::run(&state.pool, move |conn| {
+        let caller = account.authenticate(conn)?;
+        let memberships = store::memberships_of(conn, caller.id())?;
+        Ok((caller, memberships))
     })
     .await?;
+    bearer.authorised();
     Ok(web::Json(MeResponse {
         id: caller.user.id,
         email: caller.user.email,

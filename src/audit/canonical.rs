@@ -10,13 +10,14 @@ pub fn to_canonical_string(value: &Value) -> String {
     out
 }
 
-fn write_value(out: &mut String, value: &Value) {
+/// Appends `value` in JCS form.
+pub fn write_value(out: &mut String, value: &Value) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
         Value::Number(n) => write_number(out, n),
-        Value::String(s) => write_string(out, s),
+        Value::String(s) => write_str(out, s),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -35,7 +36,7 @@ fn write_value(out: &mut String, value: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_string(out, key);
+                write_str(out, key);
                 out.push(':');
                 write_value(out, item);
             }
@@ -58,8 +59,15 @@ fn write_number(out: &mut String, n: &serde_json::Number) {
     out.push_str(buffer.format(f));
 }
 
-fn write_string(out: &mut String, s: &str) {
+/// Appends `s` as a JCS string: quoted, with the minimal escapes.
+pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
+    // Most text needs no escape at all: copied whole.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),

@@ -349,25 +349,17 @@ pub fn check_ready(conn: &mut DbConn, backend: &Backend) -> QueryResult<()> {
     }
 }
 
-/// Keeps SQLite's planner statistics current, as SQLite advises: at start-up every table is
-/// checked (a database that never had statistics is analysed, bounded per index), and
-/// `PRAGMA optimize` runs again from time to time. PostgreSQL's autovacuum does this itself.
+/// Keeps SQLite's planner statistics current: at start-up every table is analysed in full, and
+/// `PRAGMA optimize` runs from time to time (it re-analyses the tables that changed a lot).
+/// Statistics sampled with an `analysis_limit` were measured to cost the compliance view half its
+/// speed (docs/performance.md); a full pass over a busy studio's year takes about a tenth of a
+/// second. PostgreSQL's autovacuum does this itself.
 pub fn gather_statistics(conn: &mut DbConn, at_start: bool) {
     if let DbConn::Sqlite(c) = conn {
-        #[derive(QueryableByName)]
-        struct Rows {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let never = diesel::sql_query("SELECT COUNT(*) AS n FROM sqlite_stat1")
-            .get_result::<Rows>(&mut *c)
-            .map_or(true, |r| r.n == 0);
-        let sql = if at_start && never {
-            "PRAGMA analysis_limit = 1000; ANALYZE;"
-        } else if at_start {
-            "PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;"
+        let sql = if at_start {
+            "PRAGMA analysis_limit = 0; ANALYZE;"
         } else {
-            "PRAGMA analysis_limit = 1000; PRAGMA optimize;"
+            "PRAGMA analysis_limit = 0; PRAGMA optimize;"
         };
         if let Err(e) = c.batch_execute(sql) {
             tracing::warn!(error = %e, "could not gather SQLite planner statistics");
@@ -381,7 +373,7 @@ pub fn gather_statistics(conn: &mut DbConn, at_start: bool) {
 /// threshold is crossed and its naptime has passed).
 pub fn after_bulk_load(conn: &mut DbConn) {
     let sql = match conn {
-        DbConn::Sqlite(_) => "PRAGMA analysis_limit = 1000; ANALYZE;",
+        DbConn::Sqlite(_) => "PRAGMA analysis_limit = 0; ANALYZE;",
         DbConn::Postgres(_) => "ANALYZE;",
     };
     if let Err(e) = conn.batch_execute(sql) {

@@ -507,14 +507,15 @@ impl<R: Read> Read for HashingReader<R> {
 
 /// Checks line `n` (from 0) of audit.jsonl as the next link of the chain.
 fn check_line(verifier: &mut Verifier, n: usize, line: &str) -> Result<(), String> {
-    let e: Value =
+    let mut e: Value =
         serde_json::from_str(line).map_err(|_| format!("audit.jsonl line {}: not JSON", n + 1))?;
+    // Taken out of the line, not copied: the payload is most of each line.
+    let payload = e.get_mut("payload").map_or(Value::Null, Value::take);
     let s = |k: &str| e.get(k).and_then(Value::as_str);
     let recorded_at = s("recorded_at")
         .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
         .map(|v| v.with_timezone(&Utc).naive_utc())
         .ok_or_else(|| format!("audit.jsonl line {}: no recorded_at", n + 1))?;
-    let payload = e.get("payload").cloned().unwrap_or(Value::Null);
     let fields = EventFields {
         clinic_id: s("clinic_id").unwrap_or_default(),
         seq: e.get("seq").and_then(Value::as_i64).unwrap_or(-1),

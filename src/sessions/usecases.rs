@@ -766,9 +766,10 @@ pub fn traces(
     let ids: Vec<String> = sessions.iter().map(|s| s.id.clone()).collect();
     let mut templates: HashMap<(String, i32), Vec<ChecklistItem>> = HashMap::new();
     for s in &sessions {
-        let key = (s.template_id.clone(), s.template_version);
-        if !templates.contains_key(&key) {
-            templates.insert(key, template_items(conn, s)?);
+        if let std::collections::hash_map::Entry::Vacant(slot) =
+            templates.entry((s.template_id.clone(), s.template_version))
+        {
+            slot.insert(template_items(conn, s)?);
         }
     }
     let answer_rows: Vec<AnswerRow> = session_answers::table

@@ -202,7 +202,7 @@ def run_service(url, work):
         if failures:
             raise RuntimeError(failures[0])
         # One more, alone, whose rows the raw side copies.
-        last = one_session(techs[0], clinic, clients[0], packs[:3], lots, barcode)
+        last = one_session(Api(techs[0].token), clinic, clients[0], packs[:3], lots, barcode)
         reads = {
             "session trace": wrk(f"/api/v1/clinics/{clinic}/sessions/{last}", techs[0].token, DURATION / 2),
             "session list (50)": wrk(f"/api/v1/clinics/{clinic}/sessions?limit=50", techs[0].token, DURATION / 2),
