@@ -134,28 +134,20 @@ impl FromRequest for AuthUser {
     type Error = AppError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let parsed = (|| {
-            let state = state(req)?;
-            let claims = state
-                .tokens
-                .check(&bearer(req)?)
-                .map_err(|_| AppError::Unauthorized(INVALID_TOKEN))?;
-            Ok::<_, AppError>((state, claims))
-        })();
-        let request_id = request_id(req);
-        let marked = req.clone();
+    /// The token's claims read as [`Bearer`] reads them, then the account checked as
+    /// [`AccountCheck::authenticate`] checks it: one rule for both.
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let parsed = state(req).and_then(|state| {
+            Bearer::from_request(req, payload)
+                .into_inner()
+                .map(|b| (state, b))
+        });
         Box::pin(async move {
-            let (state, claims) = parsed?;
-            let user_id = claims.sub.clone();
-            let user = db::run(&state.pool, move |conn| {
-                Ok(store::find_user(conn, &user_id)?)
-            })
-            .await?
-            .ok_or(AppError::Unauthorized(INVALID_TOKEN))?;
-            check_user(&user, claims.ver)?;
-            marked.extensions_mut().insert(Authorised);
-            Ok(AuthUser { user, request_id })
+            let (state, bearer) = parsed?;
+            let account = bearer.account();
+            let caller = db::run(&state.pool, move |conn| account.authenticate(conn)).await?;
+            bearer.authorised();
+            Ok(caller)
         })
     }
 }
