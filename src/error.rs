@@ -57,6 +57,9 @@ pub enum AppError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("payload too large")]
     PayloadTooLarge { limit: usize },
+    /// An upload beyond a limit other than the body's size (a zip that unpacks too far).
+    #[error("too large: {0}")]
+    TooLarge(String),
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("service unavailable: {0}")]
@@ -99,7 +102,9 @@ impl AppError {
                 "The first request with this key is still running",
             ),
             Self::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
-            Self::PayloadTooLarge { .. } => ("payload-too-large", "The request body is too large"),
+            Self::PayloadTooLarge { .. } | Self::TooLarge(_) => {
+                ("payload-too-large", "The request body is too large")
+            }
             Self::UnsupportedMediaType => (
                 "unsupported-media-type",
                 "The request body must be application/json",
@@ -120,7 +125,10 @@ impl AppError {
                 .map(|e| format!("{}: {}", e.field, e.reason))
                 .collect::<Vec<_>>()
                 .join("; "),
-            Self::BadRequest(msg) | Self::Conflict(msg) | Self::Misconfigured(msg) => msg.clone(),
+            Self::BadRequest(msg)
+            | Self::Conflict(msg)
+            | Self::Misconfigured(msg)
+            | Self::TooLarge(msg) => msg.clone(),
             Self::Unauthorized(msg) | Self::Forbidden(msg) => (*msg).to_owned(),
             Self::NotFound => "no such resource".to_owned(),
             Self::NoSuch("clinic") => "no such clinic, or you are not a member of it".to_owned(),
@@ -175,7 +183,7 @@ impl AppError {
             Self::NotFound | Self::NoSuch(_) | Self::NotFoundField(_) => 404,
             Self::Conflict(_) | Self::Refused(_) | Self::IdempotencyInFlight => 409,
             Self::TooManyRequests { .. } => 429,
-            Self::PayloadTooLarge { .. } => 413,
+            Self::PayloadTooLarge { .. } | Self::TooLarge(_) => 413,
             Self::UnsupportedMediaType => 415,
             Self::Unavailable(_) => 503,
             Self::Internal(_) | Self::Misconfigured(_) => 500,

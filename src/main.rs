@@ -87,6 +87,16 @@ enum Command {
         #[arg(long)]
         key: Option<std::path::PathBuf>,
     },
+    /// Import cycle records from a steriliser's own files: each PATH is a file, a folder (walked)
+    /// or a zip of a whole card or stick. Files imported before are recognised and skipped.
+    ImportCycles {
+        #[arg(long)]
+        clinic: String,
+        #[arg(long)]
+        steriliser: String,
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+    },
     /// Create a demo clinic with an owner, two technicians and an inspector, and N months of a
     /// busy studio's records up to yesterday (a failed spore test with its look-back, a
     /// recalled lot, an open incident). Prints how to sign in.
@@ -149,6 +159,11 @@ fn main() -> ExitCode {
             out,
         } => export(&settings, &clinic, &from, &to, &out),
         Command::VerifyExport { file, key } => verify_export(&settings, &file, key.as_deref()),
+        Command::ImportCycles {
+            clinic,
+            steriliser,
+            paths,
+        } => import_cycles(&settings, &clinic, &steriliser, &paths),
         Command::Demo {
             months,
             sessions_per_day,
@@ -455,6 +470,124 @@ fn moment(text: &str, flag: &str) -> Result<chrono::DateTime<chrono::Utc>, Strin
                 .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
         })
         .map_err(|_| format!("--{flag} must be an RFC 3339 time or a date (YYYY-MM-DD)"))
+}
+
+/// The files under `path` (itself when it is a file), named by their path below it.
+fn gather(
+    path: &std::path::Path,
+    out: &mut Vec<aseptic::sterilisation::import::RawFile>,
+) -> Result<(), String> {
+    fn walk(
+        root: &std::path::Path,
+        dir: &std::path::Path,
+        out: &mut Vec<aseptic::sterilisation::import::RawFile>,
+    ) -> Result<(), String> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(root, &p, out)?;
+            } else if p.is_file() {
+                let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                let name = p
+                    .strip_prefix(root)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.push(aseptic::sterilisation::import::RawFile { name, bytes });
+            }
+        }
+        Ok(())
+    }
+    if path.is_dir() {
+        walk(path, path, out)
+    } else {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        out.push(aseptic::sterilisation::import::RawFile { name, bytes });
+        Ok(())
+    }
+}
+
+fn import_cycles(
+    settings: &Settings,
+    clinic: &str,
+    steriliser: &str,
+    paths: &[std::path::PathBuf],
+) -> Result<(), String> {
+    use aseptic::sterilisation::import::archive::{self, Limits, Refusal};
+    let mut files = Vec::new();
+    for p in paths {
+        gather(p, &mut files)?;
+    }
+    let i = &settings.imports;
+    let limits = Limits {
+        file_bytes: i.file_limit_bytes,
+        total_bytes: i.unpacked_limit_bytes,
+        files: i.files_limit,
+    };
+    let files = archive::expand(files, &limits).map_err(|r| match r {
+        Refusal::TooLarge(m) | Refusal::Unacceptable(m) => format!("refused: {m}"),
+    })?;
+    let profiles = aseptic::load_profiles(settings).map_err(|e| e.to_string())?;
+    let pool = aseptic::open_database(settings).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let report = aseptic::sterilisation::usecases::import_files(
+        &mut conn,
+        &profiles,
+        &AuditContext::operator(),
+        clinic,
+        steriliser,
+        files,
+    )
+    .map_err(|e| match e {
+        AppError::Validation(errors) => errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.reason))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        AppError::NotFound | AppError::NoSuch(_) => format!("no clinic {clinic}"),
+        AppError::NotFoundField(e) => format!("--steriliser: {}", e.reason),
+        other => other.to_string(),
+    })?;
+    for f in &report.files {
+        let what = match f.status.as_str() {
+            "recorded" => format!(
+                "{} cycle(s) read as {}",
+                f.cycle_ids.len(),
+                f.format.as_deref().unwrap_or("?")
+            ),
+            "already_imported" => "imported before: skipped".into(),
+            "kept_not_read" => "kept (not a text record)".into(),
+            _ => "kept, format not recognised".into(),
+        };
+        println!("{}  {}  {what}", &f.sha256[..12], f.name);
+        for u in &f.unreadable {
+            println!("    line {}: {}", u.line, u.reason);
+        }
+    }
+    let warned = report
+        .cycles
+        .iter()
+        .filter(|c| !c.warnings.is_empty())
+        .count();
+    println!(
+        "{} cycle(s) recorded, {} file(s) imported before, {} cycle(s) with warnings",
+        report.cycles_recorded, report.files_already_imported, warned
+    );
+    for c in report.cycles.iter().filter(|c| !c.warnings.is_empty()) {
+        for w in &c.warnings {
+            println!("  cycle {}: {} ({})", c.cycle_number, w.message, w.evidence);
+        }
+    }
+    Ok(())
 }
 
 fn export(

@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod exports;
 pub mod extract;
 pub mod idempotency;
+pub mod imports;
 pub mod incidents;
 pub mod inspectors;
 pub mod json;
@@ -241,6 +242,7 @@ pub fn build_app(
                         .configure(clinics::routes)
                         .configure(audit::routes)
                         .configure(sterilisation::routes)
+                        .configure(imports::routes)
                         .configure(lots::routes)
                         .configure(credentials::routes)
                         .configure(checklists::routes)

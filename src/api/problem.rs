@@ -103,5 +103,6 @@ problem_responses! {
     Forbidden => "403", "Your role does not allow this";
     NotFound => "404", "No such record in this clinic";
     Conflicting => "409", "The request conflicts with the records as they stand";
+    TooLarge => "413", "The upload is beyond a size limit (or a zip would unpack beyond one)";
     Unprocessable => "422", "A field is missing or invalid: every field and reason is listed";
 }

@@ -55,6 +55,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub exports: ExportSettings,
+    pub imports: ImportSettings,
     pub mail: MailSettings,
     pub metrics: MetricsSettings,
     pub log: LogSettings,
@@ -139,6 +140,19 @@ pub struct ExportSettings {
     pub signing_key_path: String,
     /// Where built export zips are kept.
     pub dir: String,
+}
+
+/// Limits on cycle-record uploads from sterilisers.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImportSettings {
+    /// Largest upload body (one file, several, or a zip of a card).
+    pub upload_limit_bytes: usize,
+    /// Largest single file, and largest file inside a zip once unpacked.
+    pub file_limit_bytes: u64,
+    /// Everything a zip unpacks to.
+    pub unpacked_limit_bytes: u64,
+    /// Files in one upload.
+    pub files_limit: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -571,6 +571,77 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    cycle_imports (id) {
+        id -> Text,
+        clinic_id -> Text,
+        steriliser_id -> Text,
+        files -> Integer,
+        cycles -> Integer,
+        already_imported -> Integer,
+        unreadable -> Text,
+        imported_by -> Nullable<Text>,
+        imported_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    device_files (id) {
+        id -> Text,
+        clinic_id -> Text,
+        steriliser_id -> Text,
+        import_id -> Text,
+        sha256 -> Text,
+        name -> Text,
+        size_bytes -> BigInt,
+        format -> Nullable<Text>,
+        encoding -> Nullable<Text>,
+        content -> Binary,
+        uploaded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    imported_cycles (id) {
+        id -> Text,
+        clinic_id -> Text,
+        steriliser_id -> Text,
+        file_id -> Text,
+        import_id -> Text,
+        format -> Text,
+        cycle_number -> BigInt,
+        kind -> Text,
+        program_name -> Text,
+        started_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        set_temperature_c -> Nullable<Double>,
+        set_hold_seconds -> Nullable<Double>,
+        peak_temperature_c -> Nullable<Double>,
+        peak_pressure_kpa -> Nullable<Double>,
+        hold_seconds -> Nullable<BigInt>,
+        device_result -> Text,
+        outcome -> Text,
+        serial -> Nullable<Text>,
+        fingerprint -> Nullable<Text>,
+        vendor_check -> Nullable<Text>,
+        detail -> Text,
+        warnings -> Text,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    csv_mappings (steriliser_id, version) {
+        steriliser_id -> Text,
+        version -> Integer,
+        clinic_id -> Text,
+        mapping -> Text,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> clinics (clinic_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
@@ -618,4 +689,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     mail_keys,
     mail_settings,
     mail_resends,
+    cycle_imports,
+    device_files,
+    imported_cycles,
+    csv_mappings,
 );

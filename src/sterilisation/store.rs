@@ -215,6 +215,36 @@ pub fn find_cycles(
         .load(conn)
 }
 
+/// The current typed cycles carrying these (steriliser, number) pairs.
+pub fn cycles_by_number(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    pairs: &[(String, i64)],
+) -> QueryResult<Vec<CycleRow>> {
+    let mut out = Vec::new();
+    let sterilisers: std::collections::BTreeSet<&str> =
+        pairs.iter().map(|(s, _)| s.as_str()).collect();
+    for steriliser in sterilisers {
+        let numbers: Vec<i64> = pairs
+            .iter()
+            .filter(|(s, _)| s == steriliser)
+            .map(|(_, n)| *n)
+            .collect();
+        for chunk in numbers.chunks(500) {
+            out.extend(
+                cycles::table
+                    .filter(cycles::clinic_id.eq(clinic_id))
+                    .filter(cycles::steriliser_id.eq(steriliser))
+                    .filter(cycles::cycle_number.eq_any(chunk))
+                    .filter(current("cycles"))
+                    .select(CycleRow::as_select())
+                    .load::<CycleRow>(conn)?,
+            );
+        }
+    }
+    Ok(out)
+}
+
 pub fn cycle_history(conn: &mut DbConn, clinic_id: &str, id: &str) -> QueryResult<Vec<CycleRow>> {
     cycles::table
         .filter(cycles::clinic_id.eq(clinic_id))

@@ -18,6 +18,7 @@ mod demo;
 mod exports;
 mod faults;
 mod http;
+mod imports;
 mod incidents;
 mod inspectors;
 mod instances;

@@ -4,10 +4,12 @@
 mod air_removal;
 mod cycles;
 pub mod gate;
+mod imports;
 mod spore_tests;
 mod sterilisers;
 
 pub use air_removal::*;
 pub use cycles::*;
+pub use imports::*;
 pub use spore_tests::*;
 pub use sterilisers::*;
