@@ -15,8 +15,8 @@ use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 
 use super::rules::{
-    CredentialExpiryFacts, Facts, FollowUpFacts, LotFacts, MailFacts, SessionLotFacts, StaffFacts,
-    SteriliserFacts, StockPackFacts,
+    CredentialExpiryFacts, Facts, FollowUpFacts, ImportedCycleFacts, LotFacts, MailFacts,
+    SessionLotFacts, StaffFacts, SteriliserFacts, StockPackFacts,
 };
 use crate::audit::store::AuditEventRow;
 use crate::credentials::model::{eligibility, CredentialFact, CredentialKind};
@@ -58,6 +58,7 @@ pub fn gather(
     let sterilisers = sterilisers_at(conn, clinic_id, at, &records, &rules, day_start, day_end)?;
     let (staff, credential_expiries) = staff_at(conn, profile, clinic_id, at, today)?;
     let mail = mail_at(conn, profile, clinic_id, at)?;
+    let imported_cycles = imported_cycles_at(conn, clinic_id, at, &sterilisers)?;
     Ok(Facts {
         mail,
         now: at,
@@ -70,6 +71,7 @@ pub fn gather(
         follow_ups: follow_ups_at(conn, profile, clinic_id, tz, at)?,
         stock: stock_at(conn, clinic_id, at, &records, &rules)?,
         sessions_missing_lots: sessions_missing_lots_at(conn, profile, clinic_id, at)?,
+        imported_cycles,
     })
 }
 
@@ -447,6 +449,34 @@ fn stock_at(
                 cycle_number: load.cycle_number,
                 facts,
             })
+        })
+        .collect())
+}
+
+/// Imported cycles of the last [`STOCK_HORIZON_DAYS`] whose checks found something, as the
+/// records stood at `at`.
+fn imported_cycles_at(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    at: NaiveDateTime,
+    sterilisers: &[SteriliserFacts],
+) -> AppResult<Vec<ImportedCycleFacts>> {
+    let since = at - Duration::days(STOCK_HORIZON_DAYS);
+    let found = crate::sterilisation::usecases::imported_cycles_warned(conn, clinic_id, since, at)?;
+    Ok(found
+        .into_iter()
+        .map(|c| ImportedCycleFacts {
+            steriliser: sterilisers
+                .iter()
+                .find(|s| s.id == c.steriliser_id)
+                .map_or_else(|| c.steriliser_id.clone(), |s| s.label.clone()),
+            id: c.id,
+            cycle_number: c.cycle_number,
+            warnings: c
+                .warnings
+                .into_iter()
+                .map(|w| (w.check, w.message, w.evidence))
+                .collect(),
         })
         .collect())
 }

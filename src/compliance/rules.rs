@@ -42,11 +42,12 @@ pub enum Rule {
     IncidentFollowUp,
     MailDelivery,
     AuthorityAddress,
+    ImportedRecordChecks,
 }
 
 impl Rule {
     /// Every rule, in the order the documentation lists them.
-    pub const ALL: [Rule; 17] = [
+    pub const ALL: [Rule; 18] = [
         Rule::FailedSporeTest,
         Rule::SporeTestInterval,
         Rule::SporeTestUnread,
@@ -64,6 +65,7 @@ impl Rule {
         Rule::IncidentFollowUp,
         Rule::MailDelivery,
         Rule::AuthorityAddress,
+        Rule::ImportedRecordChecks,
     ];
 
     /// The rule's name as the API and the exports spell it.
@@ -86,6 +88,7 @@ impl Rule {
             Self::IncidentFollowUp => "incident_follow_up",
             Self::MailDelivery => "mail_delivery",
             Self::AuthorityAddress => "authority_address",
+            Self::ImportedRecordChecks => "imported_record_checks",
         }
     }
 }
@@ -213,6 +216,50 @@ pub struct Facts {
     /// Credentials of active staff that have not expired, with their expiry (for reminders).
     pub credential_expiries: Vec<CredentialExpiryFacts>,
     pub mail: MailFacts,
+    /// Cycles imported from the sterilisers' files in the last 90 days whose checks found
+    /// something.
+    pub imported_cycles: Vec<ImportedCycleFacts>,
+}
+
+/// An imported cycle whose record does not add up, with what each check found.
+#[derive(Debug, Clone)]
+pub struct ImportedCycleFacts {
+    pub id: String,
+    pub steriliser: String,
+    pub cycle_number: i64,
+    /// (check, message, evidence)
+    pub warnings: Vec<(String, String, String)>,
+}
+
+/// ISO 17665-1 asks that every cycle's process record be reviewed against its specification
+/// before release; EN 13060 and EN 285 set the saturated-steam agreement the checks use.
+const RECORD_REVIEW: &str = "ISO 17665-1:2006, 9.4 and 10 (review of each cycle's process record against the specified values); EN 13060 and EN 285 (saturated steam: measured and calculated temperature within 2 K)";
+
+/// Imported cycle records that do not add up: each must be looked into and explained.
+pub fn imported_cycles(f: &Facts) -> Vec<Finding> {
+    f.imported_cycles
+        .iter()
+        .map(|c| {
+            let what: Vec<String> = c
+                .warnings
+                .iter()
+                .map(|(_, message, evidence)| format!("{message} ({evidence})"))
+                .collect();
+            finding(
+                Rule::ImportedRecordChecks,
+                Severity::Warning,
+                format!("imported_cycle:{}", c.id),
+                format!(
+                    "cycle {} of {} as the device recorded it does not add up: {}",
+                    c.cycle_number,
+                    c.steriliser,
+                    what.join("; ")
+                ),
+                RECORD_REVIEW,
+                None,
+            )
+        })
+        .collect()
 }
 
 fn utc(t: NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
@@ -770,6 +817,7 @@ pub fn evaluate(p: &Profile, f: &Facts) -> Vec<Finding> {
     all.extend(staff(p, f));
     all.extend(incidents(p, f));
     all.extend(mail(p, f));
+    all.extend(imported_cycles(f));
     for finding in &mut all {
         finding.due_local = finding
             .due
@@ -830,6 +878,7 @@ mod tests {
             follow_ups: vec![],
             stock: vec![],
             sessions_missing_lots: vec![],
+            imported_cycles: vec![],
             credential_expiries: vec![],
             mail: MailFacts::default(),
         }

@@ -185,6 +185,10 @@ pub fn build<W: Write + Seek>(
 
     incidents_csv(&mut zip, &mut files, conn, &c, from, to)?;
 
+    imported_cycles_csv(&mut zip, &mut files, conn, &c, from, to)?;
+
+    device_files(&mut zip, &mut files, conn, &c, from, to)?;
+
     // Findings as the clinic stood at the end of the period (or now, for a running period); a
     // period that ends before the clinic was registered is judged as it was registered.
     let (view, facts) = crate::compliance::view::view_with_facts(
@@ -1095,6 +1099,128 @@ fn incidents_csv<W: Write + Seek>(
             )
         },
     )
+}
+
+/// The cycles read from the sterilisers' own files in the period, with what their checks on the
+/// record found (the checks against the device's sequence are on the compliance view and in
+/// findings.csv).
+fn imported_cycles_csv<W: Write + Seek>(
+    zip: &mut zip::ZipWriter<W>,
+    files: &mut Vec<FileEntry>,
+    conn: &mut DbConn,
+    c: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> AppResult<()> {
+    use crate::db::schema::{device_files, imported_cycles};
+    let c = c.to_owned();
+    csv_file(
+        zip,
+        files,
+        "imported_cycles.csv",
+        &[
+            "id",
+            "steriliser_id",
+            "cycle_number",
+            "kind",
+            "program",
+            "started_at",
+            "finished_at",
+            "peak_temperature_c",
+            "peak_pressure_kpa",
+            "hold_seconds",
+            "device_result",
+            "outcome",
+            "serial",
+            "format",
+            "file_sha256",
+            "warnings",
+        ],
+        |after| {
+            let mut q = imported_cycles::table
+                .inner_join(device_files::table.on(device_files::id.eq(imported_cycles::file_id)))
+                .filter(imported_cycles::clinic_id.eq(&c))
+                .filter(imported_cycles::started_at.ge(from))
+                .filter(imported_cycles::started_at.lt(to))
+                .filter(imported_cycles::recorded_at.lt(to))
+                .select((
+                    crate::sterilisation::device_records::ImportedCycleRow::as_select(),
+                    device_files::sha256,
+                ))
+                .order(imported_cycles::id.asc())
+                .limit(PAGE)
+                .into_boxed();
+            if let Some(a) = after {
+                q = q.filter(imported_cycles::id.gt(a.to_owned()));
+            }
+            Ok(q.load::<(
+                crate::sterilisation::device_records::ImportedCycleRow,
+                String,
+            )>(conn)?
+                .into_iter()
+                .map(|(r, sha)| {
+                    let warnings: Vec<crate::sterilisation::import::checks::Warning> =
+                        serde_json::from_str(&r.warnings).unwrap_or_default();
+                    let warnings: Vec<String> = warnings
+                        .into_iter()
+                        .map(|w| format!("{}: {} ({})", w.check, w.message, w.evidence))
+                        .collect();
+                    (
+                        r.id.clone(),
+                        vec![
+                            r.id,
+                            r.steriliser_id,
+                            r.cycle_number.to_string(),
+                            r.kind,
+                            r.program_name,
+                            t(r.started_at),
+                            opt(r.finished_at.map(t)),
+                            opt(r.peak_temperature_c),
+                            opt(r.peak_pressure_kpa),
+                            opt(r.hold_seconds),
+                            r.device_result,
+                            r.outcome,
+                            opt(r.serial),
+                            r.format,
+                            sha,
+                            warnings.join("; "),
+                        ],
+                    )
+                })
+                .collect())
+        },
+    )
+}
+
+/// The sterilisers' own files behind the period's imported cycles, byte for byte, each under
+/// `device-files/<sha256>` (so a renamed or altered file cannot pass), with `device_files.csv`
+/// naming them as they were uploaded. One file is held in memory at a time.
+fn device_files<W: Write + Seek>(
+    zip: &mut zip::ZipWriter<W>,
+    files: &mut Vec<FileEntry>,
+    conn: &mut DbConn,
+    c: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> AppResult<()> {
+    let entries = crate::sterilisation::device_records::files_of_period(conn, c, from, to)?;
+    let mut listing = String::from("sha256,name,steriliser_id,format,bytes,uploaded_at\n");
+    for e in &entries {
+        let content = crate::sterilisation::device_records::file_content(conn, c, &e.id)?;
+        add_file(zip, files, &format!("device-files/{}", e.sha256), &content)?;
+        let cells = [
+            e.sha256.clone(),
+            e.name.clone(),
+            e.steriliser_id.clone(),
+            e.format.clone().unwrap_or_default(),
+            e.size_bytes.to_string(),
+            t(e.uploaded_at),
+        ];
+        let line: Vec<String> = cells.iter().map(|x| cell(x)).collect();
+        listing.push_str(&line.join(","));
+        listing.push('\n');
+    }
+    add_file(zip, files, "device_files.csv", listing.as_bytes())
 }
 
 /// The packs opened in the period's sessions: with packs.csv and cycles.csv, which clients a

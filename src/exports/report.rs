@@ -414,10 +414,21 @@ fn cycle_log(m: &mut String, conn: &mut DbConn, r: &ReportInput<'_>, d: &Doc<'_>
     )?;
     failed_loads.sort_by_key(|x| x.0);
     m.push_str(&format!(
-        "{} in the period, {} failed; every load is in cycles.csv.\n\n",
+        "{} in the period typed in, {} failed; every load is in cycles.csv.\n\n",
         plural(total, "load"),
         failed_loads.len()
     ));
+    let (imported, warned) =
+        crate::sterilisation::device_records::count_imported(conn, c, r.from, r.to)?;
+    m.push_str(&if imported == 0 {
+        "No cycle was imported from a steriliser's own files for the period.\n\n".to_owned()
+    } else {
+        format!(
+            "{} imported from the sterilisers' own files, {} with a check that found something; every one is in imported_cycles.csv, and the files themselves are in device-files/ under their SHA-256.\n\n",
+            plural(imported as usize, "cycle"),
+            warned
+        )
+    });
     if !failed_loads.is_empty() {
         m.push_str("== Failed loads\n");
         m.push_str(&table(

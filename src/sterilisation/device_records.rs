@@ -259,25 +259,39 @@ pub fn find_file(
         .optional()
 }
 
-/// The files of the cycles that started in a period, without their content.
+/// The files of a period, without their content: those of the cycles that started in it, and
+/// those that hold no cycle (a curve file, a file no parser read) uploaded in it.
 pub fn files_of_period(
     conn: &mut DbConn,
     clinic_id: &str,
     from: NaiveDateTime,
     to: NaiveDateTime,
 ) -> QueryResult<Vec<DeviceFileEntry>> {
-    let ids = imported_cycles::table
+    let of_cycles = imported_cycles::table
         .filter(imported_cycles::clinic_id.eq(clinic_id))
         .filter(imported_cycles::started_at.ge(from))
         .filter(imported_cycles::started_at.lt(to))
         .filter(imported_cycles::recorded_at.lt(to))
         .select(imported_cycles::file_id);
-    device_files::table
+    let mut out: Vec<DeviceFileEntry> = device_files::table
         .filter(device_files::clinic_id.eq(clinic_id))
-        .filter(device_files::id.eq_any(ids))
+        .filter(device_files::id.eq_any(of_cycles))
         .select(DeviceFileEntry::as_select())
-        .order(device_files::sha256)
-        .load(conn)
+        .load(conn)?;
+    let with_cycles = imported_cycles::table
+        .filter(imported_cycles::clinic_id.eq(clinic_id))
+        .select(imported_cycles::file_id);
+    out.extend(
+        device_files::table
+            .filter(device_files::clinic_id.eq(clinic_id))
+            .filter(device_files::uploaded_at.ge(from))
+            .filter(device_files::uploaded_at.lt(to))
+            .filter(diesel::dsl::not(device_files::id.eq_any(with_cycles)))
+            .select(DeviceFileEntry::as_select())
+            .load::<DeviceFileEntry>(conn)?,
+    );
+    out.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+    Ok(out)
 }
 
 pub fn file_content(conn: &mut DbConn, clinic_id: &str, id: &str) -> QueryResult<Vec<u8>> {
@@ -288,20 +302,27 @@ pub fn file_content(conn: &mut DbConn, clinic_id: &str, id: &str) -> QueryResult
         .first(conn)
 }
 
-/// How many cycles of a period were imported.
+/// How many cycles of a period were imported, and how many of them the checks on the record
+/// found something in.
 pub fn count_imported(
     conn: &mut DbConn,
     clinic_id: &str,
     from: NaiveDateTime,
     to: NaiveDateTime,
-) -> QueryResult<i64> {
-    imported_cycles::table
-        .filter(imported_cycles::clinic_id.eq(clinic_id))
-        .filter(imported_cycles::started_at.ge(from))
-        .filter(imported_cycles::started_at.lt(to))
-        .filter(imported_cycles::recorded_at.lt(to))
+) -> QueryResult<(i64, i64)> {
+    let period = || {
+        imported_cycles::table
+            .filter(imported_cycles::clinic_id.eq(clinic_id))
+            .filter(imported_cycles::started_at.ge(from))
+            .filter(imported_cycles::started_at.lt(to))
+            .filter(imported_cycles::recorded_at.lt(to))
+    };
+    let all = period().count().get_result(conn)?;
+    let warned = period()
+        .filter(imported_cycles::warnings.ne("[]"))
         .count()
-        .get_result(conn)
+        .get_result(conn)?;
+    Ok((all, warned))
 }
 
 pub fn current_mapping(
@@ -323,4 +344,38 @@ pub fn insert_mapping(conn: &mut DbConn, row: &CsvMappingRow) -> QueryResult<()>
         .values(row)
         .execute(conn)
         .map(|_| ())
+}
+
+/// What the compliance view reads of the imported cycles of a window: the row's own warnings
+/// and what the sequence checks need, for the cycles recorded by `at`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = imported_cycles)]
+pub struct WindowEntry {
+    pub id: String,
+    pub steriliser_id: String,
+    pub cycle_number: i64,
+    pub started_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
+    pub fingerprint: Option<String>,
+    pub vendor_check: Option<String>,
+    pub warnings: String,
+}
+
+pub fn window(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    since: NaiveDateTime,
+    at: NaiveDateTime,
+) -> QueryResult<Vec<WindowEntry>> {
+    imported_cycles::table
+        .filter(imported_cycles::clinic_id.eq(clinic_id))
+        .filter(imported_cycles::started_at.ge(since))
+        .filter(imported_cycles::started_at.le(at))
+        .filter(imported_cycles::recorded_at.le(at))
+        .select(WindowEntry::as_select())
+        .order((
+            imported_cycles::steriliser_id,
+            imported_cycles::cycle_number,
+        ))
+        .load(conn)
 }

@@ -668,6 +668,168 @@ async fn bad_uploads_are_refused_whole_and_partly_readable_files_say_where() {
     assert_eq!(body["errors"].as_array().unwrap().len(), 3, "{body:#}");
 }
 
+/// The forged Tuttnauer record, moved to yesterday (clinic-local), so it counts as recent.
+fn recent_forgery() -> Vec<u8> {
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
+        .with_timezone(&chrono_tz::Europe::London)
+        .format("%d/%b/%Y")
+        .to_string()
+        .to_uppercase();
+    String::from_utf8(files("forgery/not_saturated/cycle_000910.txt")[0].1.clone())
+        .unwrap()
+        .replace("Date: 12/MAR/2024", &format!("Date: {yesterday}"))
+        .into_bytes()
+}
+
+/// The period's device files travel in the signed export under their hash, with the imported
+/// cycles and their checks; the report says how many cycles were imported and how many typed.
+#[actix_web::test]
+async fn the_export_carries_the_device_files_under_their_hash() {
+    let app = TestApp::spawn().await;
+    let s = register(&app, "Tuttnauer", "12345678").await;
+    let record = recent_forgery();
+    let curve = files("tuttnauer_elara11/CYC/cycle_000812.cyc").remove(0);
+    imported(
+        &app,
+        &s,
+        &[
+            ("TXT/cycle_000910.txt".into(), record.clone()),
+            curve.clone(),
+        ],
+    )
+    .await;
+    let now = chrono::Utc::now();
+    let res = app
+        .post(
+            &app.clinic_path("/exports"),
+            &app.owner,
+            &json!({"from": (now - chrono::Duration::days(3)).to_rfc3339(), "to": now.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    crate::common::built_export(&app, &id).await;
+    let zip = app
+        .get(
+            &app.clinic_path(&format!("/exports/{id}/download")),
+            &app.owner,
+        )
+        .await
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let key = app
+        .client
+        .get(app.url("/.well-known/aseptic/export-key?format=pem"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let key = <ed25519_dalek::VerifyingKey as ed25519_dalek::pkcs8::DecodePublicKey>::from_public_key_pem(&key).unwrap();
+    let manifest = aseptic::exports::bundle::verify(std::io::Cursor::new(&zip), &key).unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&zip)).unwrap();
+    let read = |archive: &mut zip::ZipArchive<std::io::Cursor<&Vec<u8>>>, name: &str| {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut archive.by_name(name).unwrap(), &mut out).unwrap();
+        out
+    };
+    for bytes in [&record, &curve.1] {
+        let sha = hex::encode(Sha256::digest(bytes));
+        let name = format!("device-files/{sha}");
+        assert_eq!(&read(&mut archive, &name), bytes, "byte for byte");
+        let listed = manifest.files.iter().find(|f| f.name == name).unwrap();
+        assert_eq!(listed.sha256, sha, "listed in the signed manifest");
+    }
+    let listing = String::from_utf8(read(&mut archive, "device_files.csv")).unwrap();
+    assert!(listing.contains("TXT/cycle_000910.txt"), "{listing}");
+    let cycles = String::from_utf8(read(&mut archive, "imported_cycles.csv")).unwrap();
+    assert!(
+        cycles.contains(",910,") && cycles.contains("not_saturated"),
+        "{cycles}"
+    );
+    let pdf = read(&mut archive, "report.pdf");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("report.pdf"), pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout", "report.pdf", "-"])
+        .current_dir(dir.path())
+        .output()
+        .expect("pdftotext (poppler-utils; .ci/run installs it)");
+    let text = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(text.contains("0 loads in the period typed in"), "{text}");
+    // (typst sets the apostrophe as a typographic one)
+    assert!(
+        text.contains("1 cycle imported from the sterilisers"),
+        "{text}"
+    );
+    assert!(
+        text.contains("own files, 1 with a check that found something"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cycle 910 of Tuttnauer"),
+        "the finding is in the report: {text}"
+    );
+}
+
+/// A record that does not add up is a finding on the compliance view, with its evidence, while it
+/// is recent; read as of a moment before the import, it is not there.
+#[actix_web::test]
+async fn a_forged_record_is_a_finding_on_the_compliance_view() {
+    let app = TestApp::spawn().await;
+    let s = register(&app, "Tuttnauer", "12345678").await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let before_import = chrono::Utc::now();
+    let report = imported(&app, &s, &[("cycle_000910.txt".into(), recent_forgery())]).await;
+    let id = report["cycles"][0]["id"].as_str().unwrap();
+    let view: Value = app
+        .get(&app.clinic_path("/compliance"), &app.owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let found: Vec<&Value> = view["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "imported_record_checks")
+        .collect();
+    assert_eq!(found.len(), 1, "{view:#}");
+    assert_eq!(found[0]["subject"], format!("imported_cycle:{id}"));
+    let message = found[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("cycle 910") && message.contains("saturated steam"),
+        "{message}"
+    );
+    assert!(found[0]["reference"].as_str().unwrap().contains("EN 285"));
+    let earlier: Value = app
+        .get(
+            &app.clinic_path(&format!(
+                "/compliance?at={}",
+                before_import.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            )),
+            &app.owner,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(!earlier["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["rule"] == "imported_record_checks"));
+}
+
 #[actix_web::test]
 async fn the_command_line_imports_a_folder_and_skips_what_it_has() {
     let app = TestApp::spawn().await;

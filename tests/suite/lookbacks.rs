@@ -497,7 +497,7 @@ async fn a_failed_spore_tests_look_back_is_rebuilt_from_the_exports_csvs() {
         // Sessions by month; an empty section says so; counts read as words.
         "Client sessions",
         "No incidents in this period.",
-        "3 loads in the period",
+        "3 loads in the period typed in",
         // The last page sends the reader to the plain-language guide.
         "VERIFY.txt",
     ] {

@@ -181,8 +181,8 @@ pub fn check_sequence(me: &Neighbour, others: &[Neighbour]) -> Vec<Warning> {
         .filter(|o| o.cycle_number > n)
         .min_by_key(|o| o.cycle_number);
     if let Some(b) = before {
-        if b.cycle_number + 1 < n {
-            let missing = n - b.cycle_number - 1;
+        if b.cycle_number.saturating_add(1) < n {
+            let missing = n.saturating_sub(b.cycle_number).saturating_sub(1);
             w.push(Warning::new(
                 "number_skips",
                 format!(
@@ -193,8 +193,8 @@ pub fn check_sequence(me: &Neighbour, others: &[Neighbour]) -> Vec<Warning> {
                 format!(
                     "cycle {} is the one before; {}–{} are not recorded",
                     b.cycle_number,
-                    b.cycle_number + 1,
-                    n - 1
+                    b.cycle_number.saturating_add(1),
+                    n.saturating_sub(1)
                 ),
             ));
         }

@@ -174,14 +174,16 @@ pub fn place(local: NaiveDateTime, tz: Tz) -> Placed {
             problem: Some(ClockProblem::Ambiguous),
         },
         LocalResult::None => {
-            // The offset in force an hour before: the device's clock had not moved yet.
-            let before = local - chrono::Duration::hours(3);
+            // The offset in force a few hours before: the device's clock had not moved yet.
+            let before = local
+                .checked_sub_signed(chrono::Duration::hours(3))
+                .unwrap_or(local);
             let offset = match tz.from_local_datetime(&before) {
                 LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.naive_utc() - before,
                 LocalResult::None => chrono::Duration::zero(),
             };
             Placed {
-                utc: local + offset,
+                utc: local.checked_add_signed(offset).unwrap_or(local),
                 problem: Some(ClockProblem::DoesNotExist),
             }
         }

@@ -783,6 +783,59 @@ pub fn list_imported_cycles(
     Ok((views(conn, clinic_id, rows, false)?, next))
 }
 
+/// An imported cycle whose checks found something.
+#[derive(Debug, Clone)]
+pub struct WarnedCycle {
+    pub id: String,
+    pub steriliser_id: String,
+    pub cycle_number: i64,
+    pub warnings: Vec<Warning>,
+}
+
+/// The imported cycles that started between `since` and `at`, as recorded by `at`, whose checks
+/// (on the record, and against the device's other cycles of the window) found something.
+pub fn imported_cycles_warned(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    since: chrono::NaiveDateTime,
+    at: chrono::NaiveDateTime,
+) -> AppResult<Vec<WarnedCycle>> {
+    let entries = store::window(conn, clinic_id, since, at)?;
+    let mut by_steriliser: HashMap<&str, Vec<Neighbour>> = HashMap::new();
+    for e in &entries {
+        by_steriliser
+            .entry(e.steriliser_id.as_str())
+            .or_default()
+            .push(Neighbour {
+                id: e.id.clone(),
+                cycle_number: e.cycle_number,
+                started: e.started_at,
+                finished: e.finished_at,
+                fingerprint: e.fingerprint.clone(),
+                vendor_check: e.vendor_check.clone(),
+            });
+    }
+    let mut out = Vec::new();
+    for e in &entries {
+        let mut warnings: Vec<Warning> =
+            serde_json::from_str(&e.warnings).map_err(AppError::internal)?;
+        if let Some(list) = by_steriliser.get(e.steriliser_id.as_str()) {
+            if let Some(me) = list.iter().find(|n| n.id == e.id) {
+                warnings.extend(checks::check_sequence(me, list));
+            }
+        }
+        if !warnings.is_empty() {
+            out.push(WarnedCycle {
+                id: e.id.clone(),
+                steriliser_id: e.steriliser_id.clone(),
+                cycle_number: e.cycle_number,
+                warnings,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// A device file as it was uploaded: its name and its bytes, unchanged.
 pub fn device_file(conn: &mut DbConn, clinic_id: &str, id: &str) -> AppResult<DeviceFileRow> {
     store::find_file(conn, clinic_id, id)?.ok_or(AppError::NoSuch("device file"))

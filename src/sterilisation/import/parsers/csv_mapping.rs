@@ -306,13 +306,10 @@ impl CycleLogParser for &CsvMapping {
             }
             let cell = |i: usize| record.get(i).unwrap_or("").to_owned();
             let n = cell(cols.number);
-            let Ok(number) = n.trim_start_matches('0').parse::<i64>().or_else(|e| {
-                if !n.is_empty() && n.chars().all(|c| c == '0') {
-                    Ok(0)
-                } else {
-                    Err(e)
-                }
-            }) else {
+            let number = (!n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+                .then(|| n.parse::<i64>().ok())
+                .flatten();
+            let Some(number) = number else {
                 bad_lines.push(Unreadable {
                     line,
                     reason: format!("the cycle number \"{n}\" is not a whole number"),

@@ -167,3 +167,79 @@ mod tests {
         assert_eq!(after("Ser. Num: 12345678", "Ser. Num"), Some("12345678"));
     }
 }
+
+#[cfg(test)]
+mod no_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Lines made of the formats' own labels and numbers, shuffled: closer to a damaged file
+    /// than random bytes are.
+    fn line() -> impl Strategy<Value = String> {
+        let token = prop_oneof![
+            Just("Cycle Num:".to_owned()),
+            Just("Date:".to_owned()),
+            Just("Time:".to_owned()),
+            Just("CLK 1:".to_owned()),
+            Just("Ster. Temp.".to_owned()),
+            Just("Status: Cycle Ended".to_owned()),
+            Just("CYCLE NUMBER".to_owned()),
+            Just("Digital Signature #".to_owned()),
+            Just("Min. steri. Values:".to_owned()),
+            Just("W&H O.D.Code".to_owned()),
+            Just("LOAD STERILE".to_owned()),
+            Just("°F".to_owned()),
+            Just("S".to_owned()),
+            "[0-9]{1,3}:[0-9]{1,3}(:[0-9]{1,3})?",
+            "-?[0-9]{1,4}(\\.[0-9]{1,3})?(In|kPa| C)?",
+            "[0-9]{1,2}/[A-Z0-9]{1,3}/[0-9]{1,5}",
+            "\\PC{0,12}",
+        ];
+        prop::collection::vec(token, 0..6).prop_map(|t| t.join(" "))
+    }
+
+    fn names() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("cycle_000812.txt".to_owned()),
+            Just("S20240314_00417_710125H00099.txt".to_owned()),
+            Just("240314 14-03-24 10_00_00 22E05-0417 03121 UNIVERSAL B.txt".to_owned()),
+            Just("log.csv".to_owned()),
+            "\\PC{0,40}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn no_text_makes_a_parser_panic(name in names(), lines in prop::collection::vec(line(), 0..40)) {
+            let text = lines.join("\n");
+            let mapping = CsvMapping::example();
+            for p in parsers(Some(&mapping)) {
+                let _ = p.sniff(&name, &text);
+                let _ = p.parse(&name, &text);
+            }
+        }
+
+        #[test]
+        fn no_bytes_make_detection_panic(name in names(), bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+            let mapping = CsvMapping::example();
+            let _ = detect(&RawFile { name, bytes }, Some(&mapping));
+        }
+
+        #[test]
+        fn no_json_makes_the_portal_parser_panic(
+            number in any::<i64>(),
+            temps in prop::collection::vec(any::<f64>(), 0..20),
+            log in prop::collection::vec(line(), 0..20),
+        ) {
+            let text = serde_json::json!({
+                "succeeded": number % 2 == 0, "number": number, "x_axis_points": temps,
+                "temp": temps.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(","),
+                "log": log.join("\r\n"),
+            })
+            .to_string();
+            let _ = scican::StatclavePortal.parse("x.json", &text);
+        }
+    }
+}

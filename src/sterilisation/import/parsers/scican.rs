@@ -312,7 +312,7 @@ fn log(name: &str, text: &str, first_line: usize) -> Result<ParsedCycle, String>
         .iter()
         .filter_map(|p| p.elapsed_s)
         .max()
-        .map(|s| started + chrono::Duration::seconds(s));
+        .and_then(|s| started.checked_add_signed(chrono::Duration::seconds(s)));
     c.phases = phases;
     if alarm.is_some() {
         result = DeviceResult::Failed;

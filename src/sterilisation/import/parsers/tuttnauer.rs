@@ -228,7 +228,7 @@ fn record(name: &str, first: usize, lines: &[(usize, &str)]) -> Result<ParsedCyc
     c.finished_local = end.map(|e| {
         let t = NaiveDateTime::new(day, e);
         if t < started {
-            t + chrono::Duration::days(1)
+            t.checked_add_signed(chrono::Duration::days(1)).unwrap_or(t)
         } else {
             t
         }

@@ -274,7 +274,9 @@ fn record(name: &str, text: &str) -> Result<ParsedCycle, String> {
     };
     // The name's start against the body's end less the elapsed time at END.
     if let (Some(end), Some(elapsed)) = (finished, end_elapsed) {
-        let start = end - chrono::Duration::seconds(elapsed);
+        let start = end
+            .checked_sub_signed(chrono::Duration::seconds(elapsed))
+            .unwrap_or(end);
         let drift = (start - from_name.started).num_seconds().abs();
         if drift > 120 {
             c.notes.push(format!(
