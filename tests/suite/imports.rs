@@ -518,6 +518,23 @@ async fn the_evidence_is_kept_once_unchanged_and_in_the_chain() {
         "{:#}",
         cycle["typed_cycle"]
     );
+
+    // The typed cycle shows the device's record the other way round, with the same difference.
+    let typed_id = typed["id"].as_str().unwrap();
+    let shown: Value = app
+        .get(&app.clinic_path(&format!("/cycles/{typed_id}")), &app.owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["device_record"]["imported_cycle_id"], cycle_id);
+    let differing: Vec<&str> = shown["device_record"]["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(differing, vec!["peak_temperature_c"], "{shown:#}");
 }
 
 #[actix_web::test]

@@ -63,6 +63,10 @@ pub struct CycleView {
     pub recorded_by: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<VersionView>,
+    /// The steriliser's own record of this cycle (same steriliser and number), imported from its
+    /// file, with every value that differs from what was typed. Shown on one cycle, not in lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_record: Option<super::DeviceRecordLink>,
 }
 
 pub(super) fn cycle_fields(row: &CycleRow) -> CycleFields {
@@ -322,6 +326,7 @@ fn views_of(
             recorded_at: to_utc(row.recorded_at),
             recorded_by: row.recorded_by.clone(),
             history: Vec::new(),
+            device_record: None,
         });
     }
     Ok(views)
@@ -516,7 +521,22 @@ pub fn get_cycle(
     view.history = history_of(&store::cycle_history(conn, clinic_id, id)?, |r| {
         Ok(cycle_fields(r))
     })?;
+    view.device_record = super::device_record_of(conn, clinic_id, &row_for_link(&view))?;
     Ok(view)
+}
+
+/// What the link to the device's record compares: the typed values as they stand.
+fn row_for_link(view: &CycleView) -> store::CycleRow {
+    let f = &view.fields;
+    cycle_row(
+        view.id.clone(),
+        view.version,
+        "",
+        f,
+        f.operator_id.as_deref().unwrap_or_default(),
+        &AuditContext::operator(),
+        None,
+    )
 }
 
 pub fn list_cycles(

@@ -84,6 +84,32 @@ pub struct Difference {
     pub device: String,
 }
 
+/// The steriliser's own record of a typed cycle.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeviceRecordLink {
+    pub imported_cycle_id: String,
+    pub outcome: ImportedOutcome,
+    /// Empty when every value agrees.
+    pub differences: Vec<Difference>,
+}
+
+/// The imported record with the typed cycle's steriliser and number, if any (the first imported,
+/// should the device's number repeat).
+pub fn device_record_of(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    typed: &crate::sterilisation::store::CycleRow,
+) -> AppResult<Option<DeviceRecordLink>> {
+    let mut found =
+        store::cycles_numbered(conn, clinic_id, &typed.steriliser_id, &[typed.cycle_number])?;
+    found.sort_by(|a, b| a.recorded_at.cmp(&b.recorded_at));
+    Ok(found.first().map(|d| DeviceRecordLink {
+        imported_cycle_id: d.id.clone(),
+        outcome: outcome_of(&d.outcome),
+        differences: differences(typed, d),
+    }))
+}
+
 /// The hand-typed cycle with the same steriliser and number.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TypedLink {
@@ -641,6 +667,10 @@ fn differences(
     out
 }
 
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
 fn view(
     row: ImportedCycleRow,
     file: DeviceFileView,
@@ -667,10 +697,10 @@ fn view(
         finished_at: row.finished_at.map(to_utc),
         started_local: detail.started_local.format("%Y-%m-%d %H:%M:%S").to_string(),
         set_temperature_c: row.set_temperature_c,
-        set_hold_minutes: row.set_hold_seconds.map(|s| s / 60.0),
+        set_hold_minutes: row.set_hold_seconds.map(|s| round2(s / 60.0)),
         peak_temperature_c: row.peak_temperature_c,
         peak_pressure_kpa: row.peak_pressure_kpa,
-        hold_minutes: row.hold_seconds.map(|s| s as f64 / 60.0),
+        hold_minutes: row.hold_seconds.map(|s| round2(s as f64 / 60.0)),
         device_result: result_of(&row.device_result),
         outcome: outcome_of(&row.outcome),
         serial: row.serial,
