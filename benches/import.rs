@@ -5,6 +5,7 @@
 //!
 //! `cargo bench --bench import`; `BENCH_DATABASE_URL=postgres://…` runs it on PostgreSQL (a
 //! fresh database is made for it and dropped after).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
 use std::time::{Duration, Instant};

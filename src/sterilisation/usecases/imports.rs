@@ -100,14 +100,16 @@ pub fn device_record_of(
     clinic_id: &str,
     typed: &crate::sterilisation::store::CycleRow,
 ) -> AppResult<Option<DeviceRecordLink>> {
-    let mut found =
+    let found =
         store::cycles_numbered(conn, clinic_id, &typed.steriliser_id, &[typed.cycle_number])?;
-    found.sort_by(|a, b| a.recorded_at.cmp(&b.recorded_at));
-    Ok(found.first().map(|d| DeviceRecordLink {
-        imported_cycle_id: d.id.clone(),
-        outcome: outcome_of(&d.outcome),
-        differences: differences(typed, d),
-    }))
+    Ok(found
+        .iter()
+        .min_by_key(|d| d.recorded_at)
+        .map(|d| DeviceRecordLink {
+            imported_cycle_id: d.id.clone(),
+            outcome: outcome_of(&d.outcome),
+            differences: differences(typed, d),
+        }))
 }
 
 /// The hand-typed cycle with the same steriliser and number.
