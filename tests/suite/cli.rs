@@ -392,7 +392,7 @@ fn export_from_the_command_line_then_verify_it_with_the_installation_key() {
         .unwrap();
     assert!(verified.status.success(), "{}", text(&verified));
     assert!(
-        text(&verified).starts_with("valid: 15 files"),
+        text(&verified).starts_with("valid: 17 files"),
         "{}",
         text(&verified)
     );

@@ -11,7 +11,6 @@ use aseptic::exports::ExportKey;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use common::{assert_problem, TestApp};
-use ed25519_dalek::pkcs8::DecodePublicKey;
 use ed25519_dalek::VerifyingKey;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -88,21 +87,6 @@ async fn export(app: &TestApp) -> (Value, Vec<u8>) {
     (state, zip)
 }
 
-async fn public_key_pem(app: &TestApp) -> String {
-    app.client
-        .get(app.url("/.well-known/aseptic/export-key?format=pem"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-async fn public_key(app: &TestApp) -> VerifyingKey {
-    VerifyingKey::from_public_key_pem(&public_key_pem(app).await).unwrap()
-}
-
 fn entries(zip: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut archive = zip::ZipArchive::new(Cursor::new(zip)).unwrap();
     (0..archive.len())
@@ -162,7 +146,7 @@ async fn an_export_holds_the_records_and_verifies() {
     let app = TestApp::spawn().await;
     some_records(&app).await;
     let (state, zip) = export(&app).await;
-    let key = public_key(&app).await;
+    let key = app.export_key().await;
     let manifest = verify(Cursor::new(&zip), &key).unwrap();
     let names: Vec<String> = entries(&zip).into_iter().map(|f| f.0).collect();
     for name in [
@@ -218,7 +202,7 @@ async fn every_kind_of_tampering_is_caught() {
     let app = TestApp::spawn().await;
     some_records(&app).await;
     let (_, zip) = export(&app).await;
-    let key = public_key(&app).await;
+    let key = app.export_key().await;
     let signer = ExportKey::load_or_create(&app.settings.exports.signing_key_path).unwrap();
     assert!(verify(Cursor::new(&zip), &key).is_ok());
 
@@ -424,15 +408,7 @@ async fn verify_export_on_the_command_line() {
     some_records(&app).await;
     let (_, zip) = export(&app).await;
     let dir = tempfile::tempdir().unwrap();
-    let pem = app
-        .client
-        .get(app.url("/.well-known/aseptic/export-key?format=pem"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let pem = app.export_key_pem().await;
     std::fs::write(dir.path().join("key.pem"), pem).unwrap();
     std::fs::write(dir.path().join("good.zip"), &zip).unwrap();
     let bad = tamper(&zip, "lots.csv", |s| s.replace("LOT-77", "LOT-78"), None);
@@ -599,7 +575,7 @@ async fn a_zip_that_lists_a_name_twice_or_an_extra_entry_is_refused() {
     let app = TestApp::spawn().await;
     some_records(&app).await;
     let (_, zip) = export(&app).await;
-    let key = public_key(&app).await;
+    let key = app.export_key().await;
     let files = entries(&zip);
     assert!(verify(Cursor::new(raw_zip(&files)), &key).is_ok());
     assert!(documented_listing_check(&raw_zip(&files)));
@@ -662,7 +638,7 @@ async fn an_export_checks_out_with_the_standard_tools_its_guide_names() {
     }
     std::fs::write(
         dir.path().join("export-key.pem"),
-        public_key_pem(&app).await,
+        app.export_key_pem().await,
     )
     .unwrap();
     let guide = std::fs::read_to_string(dir.path().join("VERIFY.txt")).unwrap();

@@ -283,6 +283,18 @@ async fn the_openapi_document_covers_every_route_and_the_docs_are_served() {
         ("/api/v1/clinics/{clinic}/sterilisers", "get"),
         ("/api/v1/clinics/{clinic}/sterilisers", "post"),
         ("/api/v1/clinics/{clinic}/sterilisers/{id}", "get"),
+        ("/api/v1/clinics/{clinic}/sterilisers/{id}/imports", "post"),
+        (
+            "/api/v1/clinics/{clinic}/sterilisers/{id}/csv-mapping",
+            "get",
+        ),
+        (
+            "/api/v1/clinics/{clinic}/sterilisers/{id}/csv-mapping",
+            "put",
+        ),
+        ("/api/v1/clinics/{clinic}/imported-cycles", "get"),
+        ("/api/v1/clinics/{clinic}/imported-cycles/{id}", "get"),
+        ("/api/v1/clinics/{clinic}/device-files/{id}", "get"),
         (
             "/api/v1/clinics/{clinic}/sterilisers/{id}/amendments",
             "post",

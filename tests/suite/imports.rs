@@ -739,16 +739,7 @@ async fn the_export_carries_the_device_files_under_their_hash() {
         .await
         .unwrap()
         .to_vec();
-    let key = app
-        .client
-        .get(app.url("/.well-known/aseptic/export-key?format=pem"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let key = <ed25519_dalek::VerifyingKey as ed25519_dalek::pkcs8::DecodePublicKey>::from_public_key_pem(&key).unwrap();
+    let key = app.export_key().await;
     let manifest = aseptic::exports::bundle::verify(std::io::Cursor::new(&zip), &key).unwrap();
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&zip)).unwrap();
     let read = |archive: &mut zip::ZipArchive<std::io::Cursor<&Vec<u8>>>, name: &str| {
@@ -770,18 +761,7 @@ async fn the_export_carries_the_device_files_under_their_hash() {
         cycles.contains(",910,") && cycles.contains("not_saturated"),
         "{cycles}"
     );
-    let pdf = read(&mut archive, "report.pdf");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("report.pdf"), pdf).unwrap();
-    let out = std::process::Command::new("pdftotext")
-        .args(["-layout", "report.pdf", "-"])
-        .current_dir(dir.path())
-        .output()
-        .expect("pdftotext (poppler-utils; .ci/run installs it)");
-    let text = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let text = crate::common::report_text(&zip);
     assert!(text.contains("0 loads in the period typed in"), "{text}");
     // (typst sets the apostrophe as a typographic one)
     assert!(

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use crate::common;
 
@@ -49,6 +50,12 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), May> {
         ("post", "/sterilisers/{id}/amendments", Owner),
         ("post", "/sterilisers/{id}/out-of-service", Owner),
         ("post", "/sterilisers/{id}/return-to-service", Owner),
+        ("post", "/sterilisers/{id}/imports", Staff),
+        ("get", "/sterilisers/{id}/csv-mapping", Read),
+        ("put", "/sterilisers/{id}/csv-mapping", Owner),
+        ("get", "/imported-cycles", Read),
+        ("get", "/imported-cycles/{id}", Read),
+        ("get", "/device-files/{id}", Read),
         ("get", "/cycles", Read),
         ("post", "/cycles", Staff),
         ("get", "/cycles/{id}", Read),
@@ -305,7 +312,38 @@ async fn seed(app: &TestApp) -> Records {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(!mail.is_empty(), "the invitation is in the mail log");
+    // The steriliser's own record of a cycle, and the file it came from.
+    let record = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/autoclave/tuttnauer_elara11/cycle_000812.txt"),
+    )
+    .unwrap();
+    let report = created(
+        app.request(
+            Method::POST,
+            &app.clinic_path(&format!(
+                "/sterilisers/{steriliser}/imports?name=cycle_000812.txt"
+            )),
+            o,
+        )
+        .header("content-type", "text/plain")
+        .body(record)
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let imported = report["cycles"][0]["id"].as_str().unwrap().to_owned();
+    let device_file: Value = app
+        .get(&app.clinic_path(&format!("/imported-cycles/{imported}")), o)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let device_file = device_file["file"]["id"].as_str().unwrap().to_owned();
     let ids = BTreeMap::from([
+        ("imported-cycles", imported),
+        ("device-files", device_file),
         ("sterilisers", steriliser),
         ("cycles", id_of(&cycle)),
         ("pack", pack),

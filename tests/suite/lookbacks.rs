@@ -466,24 +466,7 @@ async fn a_failed_spore_tests_look_back_is_rebuilt_from_the_exports_csvs() {
     // And the reading's record says when and by whom it was recorded.
     assert!(!bad["result_recorded_at"].is_empty() && !bad["result_recorded_by"].is_empty());
     // The report an inspector reads, as their PDF reader shows it (pdftotext, poppler-utils).
-    let report = {
-        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&zip)).unwrap();
-        let mut pdf = Vec::new();
-        std::io::Read::read_to_end(&mut archive.by_name("report.pdf").unwrap(), &mut pdf).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("report.pdf"), pdf).unwrap();
-        let out = std::process::Command::new("pdftotext")
-            .args(["-layout", "report.pdf", "-"])
-            .current_dir(dir.path())
-            .output()
-            .expect("pdftotext (poppler-utils; .ci/run installs it)");
-        assert!(out.status.success());
-        // One space between words, whatever the layout: table cells wrap across lines.
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let report = common::report_text(&zip);
     for expected in [
         // The failure's timeline, in order.
         "read positive",

@@ -325,6 +325,26 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// The installation's export-signing key as anyone fetches it (PEM).
+    pub async fn export_key_pem(&self) -> String {
+        self.client
+            .get(self.url("/.well-known/aseptic/export-key?format=pem"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The same key, ready to verify an export with.
+    pub async fn export_key(&self) -> ed25519_dalek::VerifyingKey {
+        <ed25519_dalek::VerifyingKey as ed25519_dalek::pkcs8::DecodePublicKey>::from_public_key_pem(
+            &self.export_key_pem().await,
+        )
+        .unwrap()
+    }
+
     /// `/api/v1/clinics/{clinic}{rest}` for the test's clinic.
     pub fn clinic_path(&self, rest: &str) -> String {
         format!("/api/v1/clinics/{}{}", self.clinic_id, rest)
@@ -900,4 +920,24 @@ pub async fn verified_credentials(app: &TestApp, user_id: &str) -> Vec<String> {
         ids.push(id);
     }
     ids
+}
+
+/// The text of an export's `report.pdf` as an inspector's PDF reader shows it (pdftotext, from
+/// poppler-utils), one space between words whatever the layout: table cells wrap across lines.
+pub fn report_text(zip: &[u8]) -> String {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let mut pdf = Vec::new();
+    std::io::Read::read_to_end(&mut archive.by_name("report.pdf").unwrap(), &mut pdf).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("report.pdf"), pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout", "report.pdf", "-"])
+        .current_dir(dir.path())
+        .output()
+        .expect("pdftotext (poppler-utils; .ci/run installs it)");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
