@@ -71,6 +71,11 @@ RULES_BEYOND_THE_SCHEMA = {
     "create_session": "the client and technician are the clinic's; the checklist is current",
     "create_template": "item keys are unique within the checklist",
     "add_member": "an address already a member is told so",
+    "list_imported_cycles": "`to` must be after `from`; `at` is not in the future",
+    "import_cycles": "the upload holds at least one file, and something in it is a cycle record "
+    "of a known format (or of the steriliser's saved CSV mapping)",
+    "save_csv_mapping": "each column is named (not blank) or given as #1, #2…; the time format "
+    "reads a date and a time; the units are among those listed",
 }
 
 # A creating request may carry an Idempotency-Key; a key seen before with another body is refused

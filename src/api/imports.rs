@@ -117,9 +117,21 @@ async fn files_of(
     let mut form = actix_multipart::Multipart::new(req.headers(), payload);
     let mut files = Vec::new();
     let mut total = 0usize;
+    let mut parts = 0usize;
     while let Some(field) = form.next().await {
-        let mut field =
-            field.map_err(|e| AppError::BadRequest(format!("the form cannot be read: {e}")))?;
+        let mut field = field.map_err(|e| {
+            // A form closed before its first part (what many clients send for an empty file
+            // list) holds no file; a form broken after that is unreadable.
+            if parts == 0 {
+                AppError::invalid(
+                    "files",
+                    "the form holds no file: attach cycle record files or a zip of the card",
+                )
+            } else {
+                AppError::BadRequest(format!("the form cannot be read: {e}"))
+            }
+        })?;
+        parts += 1;
         let name = field
             .content_disposition()
             .and_then(|cd| cd.get_filename().map(str::to_owned))

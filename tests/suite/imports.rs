@@ -599,6 +599,23 @@ async fn bad_uploads_are_refused_whole_and_partly_readable_files_say_where() {
     assert_problem(res, 413, None).await;
     let res = upload(&app, &s, &[("big.txt".into(), vec![b'a'; 100 * 1024])]).await;
     assert_problem(res, 413, None).await;
+    // A form with no file in it (only its closing line), and one cut off inside its first file.
+    let form = |body: &'static str| {
+        app.request(Method::POST, &path, &app.technician)
+            .header("content-type", "multipart/form-data; boundary=b0undary")
+            .body(body)
+            .send()
+    };
+    let body = assert_problem(form("--b0undary--\r\n").await.unwrap(), 422, Some("files")).await;
+    assert!(
+        body["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no file"),
+        "{body}"
+    );
+    let cut = "--b0undary\r\nContent-Disposition: form-data; name=\"files\"; filename=\"cycle_000812.txt\"\r\n\r\nDate: 05/MAR";
+    assert_problem(form(cut).await.unwrap(), 400, None).await;
     // Nothing of any of these was recorded.
     assert!(cycles_of(&app, &s).await.is_empty());
     assert_eq!(app.audit_events().await.len(), events_before);
