@@ -60,7 +60,9 @@ pub struct UploadQuery {
 }
 
 /// A multipart form: every part with content is a file (a zip is unpacked, folders walked).
-#[derive(ToSchema)]
+/// Send the files as `files`; a part under another name is read as a file all the same.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct UploadForm {
     /// One or more cycle record files, or a zip of a whole card or stick.
