@@ -9,8 +9,10 @@
 //! ```
 //!
 //! The first run generates the data with the demo generator (40 sessions and 5 loads a day,
-//! weekly spore tests; `BENCH_MONTHS`, default 36) and keeps it: later runs on the same database
-//! reuse it (`BENCH_GENERATE_ONLY=1` stops after generating). The raw side sends the same SELECTs as plain SQL text (`batch_execute`: the database
+//! weekly spore tests, or what `BENCH_SESSIONS_PER_DAY` and `BENCH_CYCLES_PER_DAY` say; one
+//! database per span in `BENCH_MONTHS`, default `12,36`) and keeps it: later runs on the same
+//! database reuse it (`BENCH_GENERATE_ONLY=1` stops after generating). The raw side sends the
+//! same SELECTs as plain SQL text (`batch_execute`: the database
 //! computes and returns every row, nothing is decoded), so the ratio is what our code adds —
 //! query building, decoding, the rules, the view.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -227,13 +229,15 @@ fn main() {
         .split(',')
         .filter_map(|m| m.trim().parse().ok())
         .collect();
+    let density = Density::from_env();
     let mut views = Vec::new();
     for (i, &months) in spans.iter().enumerate() {
+        let tag = density.tag(months);
         let url = std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| {
             std::fs::create_dir_all("target/bench").unwrap();
-            format!("sqlite://target/bench/compliance-{months}.db")
+            format!("sqlite://target/bench/compliance-{tag}.db")
         });
-        if let Some(view) = bench(&url, months, i + 1 == spans.len()) {
+        if let Some(view) = bench(&url, months, &density, i + 1 == spans.len()) {
             views.push((months, view));
         }
     }
@@ -286,8 +290,48 @@ fn statistics(conn: &mut DbConn, backend: &str) {
     }
 }
 
+/// How busy the studio is: the busy studio by default (40 sessions and 5 loads a day);
+/// `BENCH_SESSIONS_PER_DAY` and `BENCH_CYCLES_PER_DAY` make a quieter one, which generates in
+/// proportionally less time (three busy years take about two hours on a 2-core machine).
+struct Density {
+    sessions_per_day: u32,
+    cycles_per_day: u32,
+}
+
+impl Density {
+    fn from_env() -> Self {
+        let defaults = DemoOptions::default();
+        let var = |name: &str, default: u32| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        Self {
+            sessions_per_day: var("BENCH_SESSIONS_PER_DAY", defaults.sessions_per_day),
+            cycles_per_day: var("BENCH_CYCLES_PER_DAY", defaults.cycles_per_day),
+        }
+    }
+
+    /// Names the database and the clinic: the busy studio keeps the names it always had.
+    fn tag(&self, months: u32) -> String {
+        let defaults = DemoOptions::default();
+        if (self.sessions_per_day, self.cycles_per_day)
+            == (defaults.sessions_per_day, defaults.cycles_per_day)
+        {
+            months.to_string()
+        } else {
+            format!(
+                "{months}-{}s{}c",
+                self.sessions_per_day, self.cycles_per_day
+            )
+        }
+    }
+}
+
 /// The benchmark on one span of history; returns the compliance view's median time.
-fn bench(url: &str, months: u32, with_pages: bool) -> Option<Duration> {
+fn bench(url: &str, months: u32, density: &Density, with_pages: bool) -> Option<Duration> {
+    let tag = density.tag(months);
     let mut pool = open_as_served(url);
     let mut conn = pool.get().unwrap();
     let backend = if url.starts_with("postgres") {
@@ -296,10 +340,13 @@ fn bench(url: &str, months: u32, with_pages: bool) -> Option<Duration> {
         "SQLite"
     };
     let profiles = Profiles::load(None).unwrap();
-    let name = format!("Demo SMP Studio (benchmark, {months} months)");
+    let name = format!(
+        "Demo SMP Studio (benchmark, {months} months, {} sessions and {} loads a day)",
+        density.sessions_per_day, density.cycles_per_day
+    );
     let clinic = match one(
         &mut conn,
-        &format!("SELECT id FROM clinics WHERE registration_number = 'BENCH-{months}'"),
+        &format!("SELECT id FROM clinics WHERE registration_number = 'BENCH-{tag}'"),
     ) {
         Some(id) => {
             println!("\nreusing the {months}-month clinic {id} in {url}");
@@ -315,12 +362,14 @@ fn bench(url: &str, months: u32, with_pages: bool) -> Option<Duration> {
                 &profiles,
                 &DemoOptions {
                     months,
+                    sessions_per_day: density.sessions_per_day,
+                    cycles_per_day: density.cycles_per_day,
                     ..Default::default()
                 },
             )
             .unwrap();
             diesel::sql_query(format!(
-                "UPDATE clinics SET registration_number = 'BENCH-{months}', name = '{name}' WHERE id = '{}'",
+                "UPDATE clinics SET registration_number = 'BENCH-{tag}', name = '{name}' WHERE id = '{}'",
                 demo.clinic_id
             ))
             .execute(&mut conn)

@@ -530,6 +530,57 @@ mod tests {
     }
 
     #[test]
+    fn the_day_of_a_load_is_its_local_day_even_when_it_lasts_25_hours() {
+        let rules = LoadRules {
+            spore_test_interval_days: None,
+            spore_test_after_events: false,
+            daily_air_removal_test: true,
+            load_indicator_min_type: None,
+            spore_test_operating_hours: None,
+            requalification_spore_tests: 1,
+            daily_automatic_control_test: true,
+            weekly_air_leakage_test: true,
+            tz: chrono_tz::Europe::London,
+        };
+        let utc = |d: u32, h: u32, m: u32| {
+            chrono::NaiveDate::from_ymd_opt(2026, 10, d)
+                .and_then(|d| d.and_hms_opt(h, m, 0))
+                .unwrap()
+        };
+        // The clocks went back on 25 October 2026: 00:05 that day in London was 23:05 UTC on the
+        // 24th, and 23:55 was 23:55 UTC, 24 h 50 min later, the same local day.
+        let load = utc(25, 23, 55);
+        let morning = utc(24, 23, 5);
+        // Three years of earlier passes, none of them that day.
+        let history: Vec<_> = (1..1100)
+            .map(|d| morning - chrono::Duration::days(d))
+            .collect();
+        let mut record = SteriliserRecord {
+            pre_vacuum: true,
+            air_removal_passes: history.clone(),
+            automatic_control_passes: history.clone(),
+            air_leakage_passes: vec![load - chrono::Duration::days(8)],
+            ..SteriliserRecord::default()
+        };
+        let checks = load_checks(load, 5, &record, &rules);
+        assert!(checks.without_air_removal && checks.without_automatic_control);
+        assert!(
+            checks.without_air_leakage,
+            "eight days back is not this week"
+        );
+        record.air_removal_passes.push(morning);
+        record.automatic_control_passes.push(morning);
+        // Six local days back (19 October, 00:30 BST) is still this week.
+        record.air_leakage_passes.push(utc(18, 23, 30));
+        let checks = load_checks(load, 5, &record, &rules);
+        assert!(!checks.without_air_removal && !checks.without_automatic_control);
+        assert!(!checks.without_air_leakage);
+        // The evening before (23:55 BST on the 24th) is another local day.
+        record.air_removal_passes = vec![utc(24, 22, 55)];
+        assert!(load_checks(load, 5, &record, &rules).without_air_removal);
+    }
+
+    #[test]
     fn a_spore_test_falls_due_after_hours_of_operation_where_a_profile_counts_them() {
         let tz = chrono_tz::America::New_York;
         let rules = LoadRules {

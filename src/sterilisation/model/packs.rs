@@ -155,24 +155,31 @@ pub fn load_checks(
                 _ => negatives.is_empty().then_some(Unqualified::NeverTested),
             }
         };
+    // The record holds every test the steriliser ever passed; only those of the last day or
+    // week can count, so the rest are passed over by their UTC time before any time-zone
+    // arithmetic (a local day lasts at most 25 hours), keeping a load's judgement as cheap in
+    // the third year as in the first.
+    let load_day = local(load_started);
+    let passed_on_load_day = |passes: &[NaiveDateTime]| {
+        passes.iter().any(|p| {
+            *p <= load_started
+                && load_started - *p <= chrono::Duration::hours(26)
+                && local(*p) == load_day
+        })
+    };
     let without_air_removal = record.pre_vacuum
         && rules.daily_air_removal_test
-        && !record
-            .air_removal_passes
-            .iter()
-            .any(|p| *p <= load_started && local(*p) == local(load_started));
-    let without_automatic_control = rules.daily_automatic_control_test
-        && !record
-            .automatic_control_passes
-            .iter()
-            .any(|p| *p <= load_started && local(*p) == local(load_started));
-    let week_from = local(load_started) - chrono::Days::new(6);
+        && !passed_on_load_day(&record.air_removal_passes);
+    let without_automatic_control =
+        rules.daily_automatic_control_test && !passed_on_load_day(&record.automatic_control_passes);
+    let week_from = load_day - chrono::Days::new(6);
     let without_air_leakage = record.pre_vacuum
         && rules.weekly_air_leakage_test
-        && !record
-            .air_leakage_passes
-            .iter()
-            .any(|p| *p <= load_started && local(*p) >= week_from);
+        && !record.air_leakage_passes.iter().any(|p| {
+            *p <= load_started
+                && load_started - *p <= chrono::Duration::days(8)
+                && local(*p) >= week_from
+        });
     LoadChecks {
         // Overdue by the calendar, or by hours of operation: a load started once the steriliser
         // had run its hours since the last passing test waits for the next one.
