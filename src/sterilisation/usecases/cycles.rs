@@ -517,26 +517,14 @@ pub fn get_cycle(
     id: &str,
 ) -> AppResult<CycleView> {
     let row = store::find_cycle(conn, clinic_id, id)?.ok_or(AppError::NoSuch("cycle"))?;
+    // Compared with the typed values as they stand: the current version's row.
+    let device_record = super::device_record_of(conn, clinic_id, &row)?;
     let mut view = one_cycle_view(conn, profiles, clinic_id, row)?;
     view.history = history_of(&store::cycle_history(conn, clinic_id, id)?, |r| {
         Ok(cycle_fields(r))
     })?;
-    view.device_record = super::device_record_of(conn, clinic_id, &row_for_link(&view))?;
+    view.device_record = device_record;
     Ok(view)
-}
-
-/// What the link to the device's record compares: the typed values as they stand.
-fn row_for_link(view: &CycleView) -> store::CycleRow {
-    let f = &view.fields;
-    cycle_row(
-        view.id.clone(),
-        view.version,
-        "",
-        f,
-        f.operator_id.as_deref().unwrap_or_default(),
-        &AuditContext::operator(),
-        None,
-    )
 }
 
 pub fn list_cycles(
