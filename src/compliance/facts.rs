@@ -53,8 +53,15 @@ pub fn gather(
 ) -> AppResult<Facts> {
     let (today, day_start, day_end) = local_day(at, tz);
     let rules = load_rules(profile, tz);
-    let records =
-        crate::sterilisation::usecases::gate::sterilisers_at(conn, clinic_id, profile, at)?;
+    // The oldest load judged here is the oldest stock still counted, or the start of today.
+    let judged_from = (at - Duration::days(STOCK_HORIZON_DAYS)).min(day_start);
+    let records = crate::sterilisation::usecases::gate::sterilisers_at(
+        conn,
+        clinic_id,
+        profile,
+        at,
+        judged_from,
+    )?;
     let sterilisers = sterilisers_at(conn, clinic_id, at, &records, &rules, day_start, day_end)?;
     let (staff, credential_expiries) = staff_at(conn, profile, clinic_id, at, today)?;
     let mail = mail_at(conn, profile, clinic_id, at)?;

@@ -163,7 +163,7 @@ pub fn build<W: Write + Seek>(
     // Loads and packs are judged by the one pack gate, as the records stood at the moment the
     // findings are judged at.
     let judged_at = judgement_moment(to, created_at, clinic.created_at);
-    let judge = Judge::new(conn, profiles, clinic_id, judged_at)?;
+    let judge = Judge::new(conn, profiles, clinic_id, judged_at, from)?;
 
     cycles_csv(&mut zip, &mut files, conn, &judge, &c, from, to)?;
 
@@ -280,12 +280,13 @@ impl Judge {
         profiles: &Profiles,
         clinic_id: &str,
         at: NaiveDateTime,
+        period_from: NaiveDateTime,
     ) -> AppResult<Self> {
         use crate::sterilisation::usecases::gate;
         let context = crate::clinics::context::load(conn, profiles, clinic_id)?;
         Ok(Self {
             rules: gate::load_rules(context.profile, context.tz),
-            sterilisers: gate::sterilisers_at(conn, clinic_id, context.profile, at)?,
+            sterilisers: gate::sterilisers_at(conn, clinic_id, context.profile, at, period_from)?,
             at,
         })
     }

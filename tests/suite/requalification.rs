@@ -360,6 +360,61 @@ async fn a_relocated_steriliser_is_requalified_by_three_empty_chamber_tests() {
         .any(|f| f.0 == "spore_test_after_event"));
 }
 
+/// A steriliser's older record still counts for today's loads: a relocation half a year ago,
+/// requalified then by three empty-chamber tests, does not hold today's packs because the only
+/// recent test rode with packs; and a steriliser whose only passing test is five months old is
+/// overdue, not "never tested".
+#[actix_web::test]
+async fn a_requalification_or_a_passing_test_from_months_ago_still_counts() {
+    let app = TestApp::spawn().await;
+    let s = steriliser(&app, "SN-OLD", "gravity").await;
+    let t0 = Utc::now() - Duration::days(200);
+    let first = load(&app, &s, 1, t0, 0).await;
+    spore_test(&app, &s, &first, "negative").await;
+    let moved = app
+        .post(
+            &app.clinic_path(&format!("/sterilisers/{s}/amendments")),
+            &app.owner,
+            &json!({"reason": "moved to the new room", "changes": {"location": "Decon room"}}),
+        )
+        .await;
+    assert_eq!(moved.status(), 201, "{}", moved.text().await.unwrap());
+    {
+        use diesel::connection::SimpleConnection;
+        let moved_at = (t0 + Duration::hours(2)).format("%Y-%m-%d %H:%M:%S");
+        app.raw_connection()
+            .batch_execute(&format!(
+                "UPDATE sterilisers SET recorded_at = '{moved_at}' WHERE id = '{s}' AND version = 2"
+            ))
+            .unwrap();
+    }
+    for n in 2..=4 {
+        let empty = load(&app, &s, n, t0 + Duration::hours(n + 1), 0).await;
+        spore_test(&app, &s, &empty, "negative").await;
+    }
+    // Since then, a test only in a load that carried packs: it passes the weekly interval but
+    // could not requalify the steriliser on its own.
+    let recent = load(&app, &s, 5, Utc::now() - Duration::days(2), 1).await;
+    spore_test(&app, &s, &recent, "negative").await;
+    let today = load(&app, &s, 6, Utc::now() - Duration::hours(2), 1).await;
+    let p = pack(&app, &code(&today, 0)).await;
+    assert_eq!(p["state"], "released", "{p}");
+    assert!(!findings(&app, None)
+        .await
+        .iter()
+        .any(|f| f.0 == "spore_test_after_event"));
+
+    let lapsed = steriliser(&app, "SN-LAPSED", "gravity").await;
+    let long_ago = load(&app, &lapsed, 1, Utc::now() - Duration::days(150), 0).await;
+    spore_test(&app, &lapsed, &long_ago, "negative").await;
+    let now_load = load(&app, &lapsed, 2, Utc::now() - Duration::hours(1), 1).await;
+    let p = pack(&app, &code(&now_load, 0)).await;
+    assert_ne!(p["state"], "released", "{p}");
+    let reason = p["state_reason"].as_str().unwrap();
+    assert!(reason.contains("overdue"), "{p}");
+    assert!(!reason.contains("no passing spore test"), "{p}");
+}
+
 /// England (HTM 01-05): a load run before the day's automatic control test, or without an
 /// air-leakage test in the week before it, is quarantined and a blocker; with both it is
 /// released. A gravity steriliser takes the automatic control test but no air-leakage test.

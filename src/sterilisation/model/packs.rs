@@ -31,7 +31,7 @@ pub struct TestEvent {
 
 /// What a steriliser's own record says about the loads it runs, as the records stood at a
 /// moment: read spore tests, its latest relocation or repair, its passing air-removal tests.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SteriliserRecord {
     pub pre_vacuum: bool,
     /// Read spore tests, each with the start of the load it rode in.
@@ -45,6 +45,25 @@ pub struct SteriliserRecord {
     pub automatic_control_passes: Vec<NaiveDateTime>,
     /// When each passing air-leakage test was performed.
     pub air_leakage_passes: Vec<NaiveDateTime>,
+    /// The earliest load start this record can judge: older tests and routine passes may have
+    /// been left unread.
+    pub complete_from: NaiveDateTime,
+}
+
+impl Default for SteriliserRecord {
+    /// An empty record that can judge any load.
+    fn default() -> Self {
+        Self {
+            pre_vacuum: false,
+            reads: Vec::new(),
+            last_event: None,
+            loads: Vec::new(),
+            air_removal_passes: Vec::new(),
+            automatic_control_passes: Vec::new(),
+            air_leakage_passes: Vec::new(),
+            complete_from: NaiveDateTime::MIN,
+        }
+    }
 }
 
 impl SteriliserRecord {
@@ -136,6 +155,10 @@ pub fn load_checks(
     record: &SteriliserRecord,
     rules: &LoadRules,
 ) -> LoadChecks {
+    debug_assert!(
+        load_started >= record.complete_from,
+        "a load judged against a record read from a later start"
+    );
     let negatives = record.negatives();
     let local = |t: NaiveDateTime| t.and_utc().with_timezone(&rules.tz).date_naive();
     let unqualified =

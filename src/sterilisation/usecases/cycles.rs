@@ -238,7 +238,8 @@ fn views_of(
         }
     };
     let names = staff_names(conn, clinic_id)?;
-    let sterilisers = gate::sterilisers_at(conn, clinic_id, context.profile, now)?;
+    let judged_from = rows.iter().map(|r| r.started_at).min().unwrap_or(now);
+    let sterilisers = gate::sterilisers_at(conn, clinic_id, context.profile, now, judged_from)?;
     let judged = gate::judge_loads(
         conn,
         clinic_id,

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::NaiveDateTime;
+use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use crate::db::schema::{
@@ -53,15 +53,25 @@ pub fn load_rules(profile: &Profile, tz: chrono_tz::Tz) -> LoadRules {
     }
 }
 
-/// Every steriliser of the clinic as it stood at `at`. Where the profile wants spore tests read
-/// by a laboratory, an in-house negative reading is not a pass (an in-house positive still fails).
+/// How far before the first load to be judged a steriliser's spore tests and loads are read at
+/// first. A passing test in that quarter answers every rule for later loads (the interval, the
+/// hours of operation, a positive test's look-back); only a steriliser without one, or with a
+/// relocation or repair not yet requalified within it, has its older record read as well.
+/// Without the bound every load written read the steriliser's whole history to judge itself,
+/// and a clinic's writes slowed as its years of records grew.
+const RECORD_REACH_DAYS: i64 = 92;
+
+/// Every steriliser of the clinic as it stood at `at`, with the record a judgement of any load
+/// started at or after `judged_from` needs (older tests and routine passes are left out). Where
+/// the profile wants spore tests read by a laboratory, an in-house negative reading is not a
+/// pass (an in-house positive still fails).
 pub fn sterilisers_at(
     conn: &mut DbConn,
     clinic_id: &str,
     profile: &Profile,
     at: NaiveDateTime,
+    judged_from: NaiveDateTime,
 ) -> AppResult<BTreeMap<String, SteriliserAt>> {
-    let lab_only = profile.sterilisation.spore_test_read_by_laboratory.value == Some(true);
     let versions: Vec<SteriliserRow> = sterilisers::table
         .filter(sterilisers::clinic_id.eq(clinic_id))
         .filter(sterilisers::recorded_at.le(at))
@@ -77,98 +87,16 @@ pub fn sterilisers_at(
             steriliser_status_changes::id.asc(),
         ))
         .load(conn)?;
-    // Every spore test read by `at`, its reading as it stood then, with the load it rode in.
-    let reads: Vec<(
-        String,
-        String,
-        String,
-        String,
-        NaiveDateTime,
-        String,
-        String,
-    )> = spore_tests::table
-        .inner_join(
-            spore_test_results::table.on(spore_test_results::spore_test_id.eq(spore_tests::id)),
-        )
-        .inner_join(cycles::table.on(cycles::id.eq(spore_tests::cycle_id)))
-        .filter(spore_tests::clinic_id.eq(clinic_id))
-        .filter(as_of("spore_tests", at))
-        .filter(as_of("cycles", at))
-        .filter(as_of_by("spore_test_results", "spore_test_id", at))
-        .select((
-            spore_tests::id,
-            spore_tests::steriliser_id,
-            spore_test_results::result,
-            spore_test_results::control_result,
-            cycles::started_at,
-            cycles::id,
-            spore_tests::incubation,
-        ))
-        .load(conn)?;
-    // Requalification counts only tests in an empty chamber: the test loads that carried packs.
-    let loaded = crate::sterilisation::store::loads_with_packs(
-        conn,
-        clinic_id,
-        &reads.iter().map(|r| r.5.clone()).collect::<Vec<_>>(),
-    )?;
-    // Tests once read as a valid positive, and when: a laboratory's correction to negative does
-    // not lift the quarantine on its own; it holds until an owner returns the steriliser to
-    // service.
-    let mut once_positive: HashMap<String, NaiveDateTime> = HashMap::new();
-    for (test, recorded) in spore_test_results::table
-        .filter(spore_test_results::clinic_id.eq(clinic_id))
-        .filter(spore_test_results::recorded_at.le(at))
-        .filter(spore_test_results::result.eq(SporeResult::Positive.as_db()))
-        .filter(spore_test_results::control_result.eq(ControlResult::Growth.as_db()))
-        .select((
-            spore_test_results::spore_test_id,
-            spore_test_results::recorded_at,
-        ))
-        .load::<(String, NaiveDateTime)>(conn)?
-    {
-        let first = once_positive.entry(test).or_insert(recorded);
-        *first = (*first).min(recorded);
-    }
-    // Every load's hours matter only where the profile counts hours of operation: elsewhere this
-    // would read the clinic's whole cycle log on every pack judgement for nothing.
-    let loads: Vec<(String, NaiveDateTime, NaiveDateTime)> = if profile
-        .sterilisation
-        .spore_test_operating_hours
-        .value
-        .is_some()
-    {
-        cycles::table
-            .filter(cycles::clinic_id.eq(clinic_id))
-            .filter(as_of("cycles", at))
-            .filter(cycles::started_at.le(at))
-            .select((
-                cycles::steriliser_id,
-                cycles::started_at,
-                cycles::finished_at,
-            ))
-            .load(conn)?
-    } else {
-        Vec::new()
-    };
-    let routine: Vec<(String, NaiveDateTime, String)> = air_removal_tests::table
-        .filter(air_removal_tests::clinic_id.eq(clinic_id))
-        .filter(as_of("air_removal_tests", at))
-        .filter(air_removal_tests::passed.eq(true))
-        .filter(air_removal_tests::performed_at.le(at))
-        .select((
-            air_removal_tests::steriliser_id,
-            air_removal_tests::performed_at,
-            air_removal_tests::test_type,
-        ))
-        .load(conn)?;
-
     let mut out: BTreeMap<String, SteriliserAt> = BTreeMap::new();
     for v in versions {
         out.entry(v.id.clone())
             .or_insert_with(|| SteriliserAt {
                 versions: Vec::new(),
                 statuses: Vec::new(),
-                record: SteriliserRecord::default(),
+                record: SteriliserRecord {
+                    complete_from: judged_from,
+                    ..SteriliserRecord::default()
+                },
             })
             .versions
             .push(v);
@@ -178,35 +106,61 @@ pub fn sterilisers_at(
             at.statuses.push(s);
         }
     }
-    for (test, id, result, control, started, cycle, incubation) in reads {
-        let Some(steriliser) = out.get_mut(&id) else {
-            continue;
+    for s in out.values_mut() {
+        s.record.pre_vacuum = match s.current() {
+            Some(c) => SteriliserKind::from_db(&c.kind)? == SteriliserKind::PreVacuum,
+            None => false,
         };
-        let mut read = ReadTest::from_db(&result, &control, started, !loaded.contains(&cycle));
-        let held = once_positive.get(&test).is_some_and(|positive| {
-            !steriliser
-                .statuses
-                .iter()
-                .any(|s| s.in_service && s.changed_at >= *positive)
-        });
-        if read.result == SporeResult::Negative && held {
-            read = ReadTest::from_db(
-                SporeResult::Positive.as_db(),
-                ControlResult::Growth.as_db(),
-                started,
-                read.empty_chamber,
-            );
-        }
-        if lab_only && incubation != Incubation::MAIL_IN && read.result == SporeResult::Negative {
-            continue;
-        }
-        steriliser.record.reads.push(read);
+        let versions: Vec<&SteriliserRow> = s.versions.iter().collect();
+        let statuses: Vec<&StatusChangeRow> = s.statuses.iter().collect();
+        s.record.last_event = last_test_event(&versions, &statuses);
     }
-    for (id, started, finished) in loads {
-        if let Some(at) = out.get_mut(&id) {
-            at.record.loads.push((started, finished));
-        }
+
+    let reach = days_before(judged_from, RECORD_REACH_DAYS);
+    let history = History {
+        clinic_id,
+        profile,
+        at,
+    };
+    history.add(conn, &mut out, reach, None)?;
+    let needed = profile
+        .sterilisation
+        .requalification_spore_tests
+        .value
+        .unwrap_or(1)
+        .max(1);
+    let short: Vec<String> = out
+        .iter()
+        .filter(|(_, s)| {
+            let passed_before = s.record.negatives().iter().any(|n| *n < judged_from);
+            let requalified = s.record.last_event.as_ref().is_none_or(|e| {
+                reach.is_none_or(|r| e.at >= r) || requalified_after(&s.record.reads, e.at, needed)
+            });
+            !(passed_before && requalified)
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+    if let (Some(reach), false) = (reach, short.is_empty()) {
+        history.add(conn, &mut out, None, Some((reach, &short)))?;
     }
+
+    // Routine tests count for the load's own day or week: a local day is at most 25 hours, a
+    // week of local days at most eight days.
+    let mut routine = air_removal_tests::table
+        .filter(air_removal_tests::clinic_id.eq(clinic_id))
+        .filter(as_of("air_removal_tests", at))
+        .filter(air_removal_tests::passed.eq(true))
+        .filter(air_removal_tests::performed_at.le(at))
+        .select((
+            air_removal_tests::steriliser_id,
+            air_removal_tests::performed_at,
+            air_removal_tests::test_type,
+        ))
+        .into_boxed();
+    if let Some(from) = days_before(judged_from, 8) {
+        routine = routine.filter(air_removal_tests::performed_at.ge(from));
+    }
+    let routine: Vec<(String, NaiveDateTime, String)> = routine.load(conn)?;
     for (id, performed, kind) in routine {
         let Some(at) = out.get_mut(&id) else {
             continue;
@@ -220,16 +174,167 @@ pub fn sterilisers_at(
             _ => {}
         }
     }
-    for s in out.values_mut() {
-        s.record.pre_vacuum = match s.current() {
-            Some(c) => SteriliserKind::from_db(&c.kind)? == SteriliserKind::PreVacuum,
-            None => false,
-        };
-        let versions: Vec<&SteriliserRow> = s.versions.iter().collect();
-        let statuses: Vec<&StatusChangeRow> = s.statuses.iter().collect();
-        s.record.last_event = last_test_event(&versions, &statuses);
-    }
     Ok(out)
+}
+
+/// `days` before `t`, or none where that falls before the first year of the calendar (a
+/// period asked from the beginning of time): PostgreSQL cannot hold such a moment.
+fn days_before(t: NaiveDateTime, days: i64) -> Option<NaiveDateTime> {
+    t.checked_sub_signed(Duration::days(days))
+        .filter(|b| chrono::Datelike::year(b) >= 1)
+}
+
+/// Reads a span of the sterilisers' spore tests and loads into their records.
+struct History<'a> {
+    clinic_id: &'a str,
+    profile: &'a Profile,
+    at: NaiveDateTime,
+}
+
+impl History<'_> {
+    /// The tests read by `at` on loads started from `from`, and before `until` for the listed
+    /// sterilisers only where given; with the loads of the same span where the profile counts
+    /// hours of operation.
+    fn add(
+        &self,
+        conn: &mut DbConn,
+        out: &mut BTreeMap<String, SteriliserAt>,
+        from: Option<NaiveDateTime>,
+        until: Option<(NaiveDateTime, &[String])>,
+    ) -> AppResult<()> {
+        let (clinic_id, at) = (self.clinic_id, self.at);
+        let lab_only = self
+            .profile
+            .sterilisation
+            .spore_test_read_by_laboratory
+            .value
+            == Some(true);
+        // Every spore test read by `at`, its reading as it stood then, with the load it rode in.
+        let mut query = spore_tests::table
+            .inner_join(
+                spore_test_results::table.on(spore_test_results::spore_test_id.eq(spore_tests::id)),
+            )
+            .inner_join(cycles::table.on(cycles::id.eq(spore_tests::cycle_id)))
+            .filter(spore_tests::clinic_id.eq(clinic_id))
+            .filter(as_of("spore_tests", at))
+            .filter(as_of("cycles", at))
+            .filter(as_of_by("spore_test_results", "spore_test_id", at))
+            .select((
+                spore_tests::id,
+                spore_tests::steriliser_id,
+                spore_test_results::result,
+                spore_test_results::control_result,
+                cycles::started_at,
+                cycles::id,
+                spore_tests::incubation,
+            ))
+            .into_boxed();
+        if let Some(from) = from {
+            query = query.filter(cycles::started_at.ge(from));
+        }
+        if let Some((until, ids)) = until {
+            query = query
+                .filter(cycles::started_at.lt(until))
+                .filter(spore_tests::steriliser_id.eq_any(ids));
+        }
+        let reads: Vec<(
+            String,
+            String,
+            String,
+            String,
+            NaiveDateTime,
+            String,
+            String,
+        )> = query.load(conn)?;
+        // Requalification counts only tests in an empty chamber: the test loads that carried
+        // packs.
+        let loaded = crate::sterilisation::store::loads_with_packs(
+            conn,
+            clinic_id,
+            &reads.iter().map(|r| r.5.clone()).collect::<Vec<_>>(),
+        )?;
+        // Tests once read as a valid positive, and when: a laboratory's correction to negative
+        // does not lift the quarantine on its own; it holds until an owner returns the
+        // steriliser to service.
+        let tests: Vec<&str> = reads.iter().map(|r| r.0.as_str()).collect();
+        let mut once_positive: HashMap<String, NaiveDateTime> = HashMap::new();
+        if !tests.is_empty() {
+            for (test, recorded) in spore_test_results::table
+                .filter(spore_test_results::clinic_id.eq(clinic_id))
+                .filter(spore_test_results::recorded_at.le(at))
+                .filter(spore_test_results::result.eq(SporeResult::Positive.as_db()))
+                .filter(spore_test_results::control_result.eq(ControlResult::Growth.as_db()))
+                .select((
+                    spore_test_results::spore_test_id,
+                    spore_test_results::recorded_at,
+                ))
+                .load::<(String, NaiveDateTime)>(conn)?
+            {
+                let first = once_positive.entry(test).or_insert(recorded);
+                *first = (*first).min(recorded);
+            }
+        }
+        for (test, id, result, control, started, cycle, incubation) in reads {
+            let Some(steriliser) = out.get_mut(&id) else {
+                continue;
+            };
+            let mut read = ReadTest::from_db(&result, &control, started, !loaded.contains(&cycle));
+            let held = once_positive.get(&test).is_some_and(|positive| {
+                !steriliser
+                    .statuses
+                    .iter()
+                    .any(|s| s.in_service && s.changed_at >= *positive)
+            });
+            if read.result == SporeResult::Negative && held {
+                read = ReadTest::from_db(
+                    SporeResult::Positive.as_db(),
+                    ControlResult::Growth.as_db(),
+                    started,
+                    read.empty_chamber,
+                );
+            }
+            if lab_only && incubation != Incubation::MAIL_IN && read.result == SporeResult::Negative
+            {
+                continue;
+            }
+            steriliser.record.reads.push(read);
+        }
+        // Every load's hours matter only where the profile counts hours of operation:
+        // elsewhere this would read the clinic's cycle log on every pack judgement for nothing.
+        if self
+            .profile
+            .sterilisation
+            .spore_test_operating_hours
+            .value
+            .is_none()
+        {
+            return Ok(());
+        }
+        let mut query = cycles::table
+            .filter(cycles::clinic_id.eq(clinic_id))
+            .filter(as_of("cycles", at))
+            .filter(cycles::started_at.le(at))
+            .select((
+                cycles::steriliser_id,
+                cycles::started_at,
+                cycles::finished_at,
+            ))
+            .into_boxed();
+        if let Some(from) = from {
+            query = query.filter(cycles::started_at.ge(from));
+        }
+        if let Some((until, ids)) = until {
+            query = query
+                .filter(cycles::started_at.lt(until))
+                .filter(cycles::steriliser_id.eq_any(ids));
+        }
+        for (id, started, finished) in query.load::<(String, NaiveDateTime, NaiveDateTime)>(conn)? {
+            if let Some(at) = out.get_mut(&id) {
+                at.record.loads.push((started, finished));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The latest relocation or return from repair, each of which needs a passing spore test before
