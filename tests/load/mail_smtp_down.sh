@@ -17,7 +17,7 @@ PORT=${PORT:-18081}
 SMTP_PORT=${SMTP_PORT:-18025}
 
 cargo build --release --locked --quiet
-BIN=$PWD/target/release/aseptic
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/aseptic
 WORK=$(mktemp -d)
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT

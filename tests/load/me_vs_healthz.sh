@@ -15,7 +15,7 @@ PORT=${PORT:-18080}
 command -v wrk >/dev/null || { echo "install wrk first (apt-get install wrk)"; exit 1; }
 
 cargo build --release --locked --quiet
-BIN=target/release/aseptic
+BIN=${CARGO_TARGET_DIR:-target}/release/aseptic
 WORK=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 export ASEPTIC_CONFIG_DIR=$PWD/config

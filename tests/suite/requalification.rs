@@ -64,6 +64,26 @@ async fn spore_test(app: &TestApp, s: &str, cycle: &Value, result: &str) -> Stri
     id
 }
 
+/// Moves steriliser `s` to the decon room, dated back to `at` so that the loads after it can
+/// lie in the past.
+async fn relocate(app: &TestApp, s: &str, at: DateTime<Utc>) {
+    use diesel::connection::SimpleConnection;
+    let moved = app
+        .post(
+            &app.clinic_path(&format!("/sterilisers/{s}/amendments")),
+            &app.owner,
+            &json!({"reason": "moved to the new room", "changes": {"location": "Decon room"}}),
+        )
+        .await;
+    assert_eq!(moved.status(), 201, "{}", moved.text().await.unwrap());
+    let moved_at = at.format("%Y-%m-%d %H:%M:%S");
+    app.raw_connection()
+        .batch_execute(&format!(
+            "UPDATE sterilisers SET recorded_at = '{moved_at}' WHERE id = '{s}' AND version = 2"
+        ))
+        .unwrap();
+}
+
 fn code(cycle: &Value, i: usize) -> String {
     cycle["packs"][i]["code"].as_str().unwrap().to_owned()
 }
@@ -306,25 +326,7 @@ async fn a_relocated_steriliser_is_requalified_by_three_empty_chamber_tests() {
     let t0 = Utc::now() - Duration::days(5);
     let c1 = load(&app, &s, 1, t0, 0).await;
     spore_test(&app, &s, &c1, "negative").await;
-    let moved = app
-        .post(
-            &app.clinic_path(&format!("/sterilisers/{s}/amendments")),
-            &app.owner,
-            &json!({"reason": "moved to the new room", "changes": {"location": "Decon room"}}),
-        )
-        .await;
-    assert_eq!(moved.status(), 201, "{}", moved.text().await.unwrap());
-    // The move happened two hours after the first load (the amendment is dated back so that
-    // the loads after it can lie in the past).
-    {
-        use diesel::connection::SimpleConnection;
-        let moved_at = (t0 + Duration::hours(2)).format("%Y-%m-%d %H:%M:%S");
-        app.raw_connection()
-            .batch_execute(&format!(
-                "UPDATE sterilisers SET recorded_at = '{moved_at}' WHERE id = '{s}' AND version = 2"
-            ))
-            .unwrap();
-    }
+    relocate(&app, &s, t0 + Duration::hours(2)).await;
     // Loads run after the move: one carries packs and its own (passing) spore test.
     let loaded = load(&app, &s, 2, t0 + Duration::hours(3), 1).await;
     spore_test(&app, &s, &loaded, "negative").await;
@@ -371,23 +373,7 @@ async fn a_requalification_or_a_passing_test_from_months_ago_still_counts() {
     let t0 = Utc::now() - Duration::days(200);
     let first = load(&app, &s, 1, t0, 0).await;
     spore_test(&app, &s, &first, "negative").await;
-    let moved = app
-        .post(
-            &app.clinic_path(&format!("/sterilisers/{s}/amendments")),
-            &app.owner,
-            &json!({"reason": "moved to the new room", "changes": {"location": "Decon room"}}),
-        )
-        .await;
-    assert_eq!(moved.status(), 201, "{}", moved.text().await.unwrap());
-    {
-        use diesel::connection::SimpleConnection;
-        let moved_at = (t0 + Duration::hours(2)).format("%Y-%m-%d %H:%M:%S");
-        app.raw_connection()
-            .batch_execute(&format!(
-                "UPDATE sterilisers SET recorded_at = '{moved_at}' WHERE id = '{s}' AND version = 2"
-            ))
-            .unwrap();
-    }
+    relocate(&app, &s, t0 + Duration::hours(2)).await;
     for n in 2..=4 {
         let empty = load(&app, &s, n, t0 + Duration::hours(n + 1), 0).await;
         spore_test(&app, &s, &empty, "negative").await;
