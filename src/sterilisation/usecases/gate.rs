@@ -46,11 +46,22 @@ pub fn load_rules(profile: &Profile, tz: chrono_tz::Tz) -> LoadRules {
         daily_air_removal_test: s.daily_air_removal_test.value == Some(true),
         load_indicator_min_type: s.load_indicator_min_type.value,
         spore_test_operating_hours: s.spore_test_operating_hours.value,
-        requalification_spore_tests: s.requalification_spore_tests.value.unwrap_or(1).max(1),
+        requalification_spore_tests: requalification_tests(profile),
         daily_automatic_control_test: s.daily_automatic_control_test.value == Some(true),
         weekly_air_leakage_test: s.weekly_air_leakage_test.value == Some(true),
         tz,
     }
+}
+
+/// Consecutive passing tests that requalify a steriliser after a relocation or repair (one
+/// where the profile asks for no more).
+fn requalification_tests(profile: &Profile) -> u32 {
+    profile
+        .sterilisation
+        .requalification_spore_tests
+        .value
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// How far before the first load to be judged a steriliser's spore tests and loads are read at
@@ -123,12 +134,7 @@ pub fn sterilisers_at(
         at,
     };
     history.add(conn, &mut out, reach, None)?;
-    let needed = profile
-        .sterilisation
-        .requalification_spore_tests
-        .value
-        .unwrap_or(1)
-        .max(1);
+    let needed = requalification_tests(profile);
     let short: Vec<String> = out
         .iter()
         .filter(|(_, s)| {
@@ -261,6 +267,7 @@ impl History<'_> {
         if !tests.is_empty() {
             for (test, recorded) in spore_test_results::table
                 .filter(spore_test_results::clinic_id.eq(clinic_id))
+                .filter(spore_test_results::spore_test_id.eq_any(&tests))
                 .filter(spore_test_results::recorded_at.le(at))
                 .filter(spore_test_results::result.eq(SporeResult::Positive.as_db()))
                 .filter(spore_test_results::control_result.eq(ControlResult::Growth.as_db()))
