@@ -77,9 +77,6 @@ impl Application {
         // The database first: a start that fails on it leaves no key file behind.
         let pool = open_database(&settings)?;
         let backend = db::Backend::parse(settings.database.url.expose())?;
-        db::set_request_limit(Duration::from_secs(
-            settings.database.statement_timeout_secs,
-        ));
         let export_key = Arc::new(
             exports::ExportKey::load_or_create(&settings.exports.signing_key_path)
                 .map_err(|e| StartError::Other(e.to_string()))?,

@@ -233,13 +233,15 @@ pub async fn idempotency(
     let Some(_running) = state.idempotency_in_flight.enter(&id.label()) else {
         return Ok(error(req, AppError::IdempotencyInFlight));
     };
+    // Bounded like any request's database work: checking out runs the pool's liveness query,
+    // which a stalled database would otherwise hold for as long as TCP does.
     let pool = state.pool.clone();
-    let conn = match web::block(move || pool.get()).await {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => return Ok(error(req, e.into())),
-        Err(e) => return Ok(error(req, e.into())),
+    let limit = pool.request_limit();
+    let conn = match db::bounded_by(limit, move || Ok(pool.get()?)).await {
+        Ok(conn) => conn,
+        Err(e) => return Ok(error(req, e)),
     };
-    let request_conn = RequestConn::new(conn);
+    let request_conn = RequestConn::new(conn, limit);
     let opened = {
         let id = id.clone();
         request_conn.with(move |conn| open(conn, &id)).await

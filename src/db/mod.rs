@@ -24,8 +24,30 @@ pub enum DbConn {
     Sqlite(SqliteConnection),
 }
 
-pub type Pool = r2d2::Pool<ConnectionManager>;
 pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
+
+/// The connection pool, with how long a request may wait on its database work before it answers
+/// 503 (`database.statement_timeout_secs`). The limit belongs to the pool, not to the process:
+/// two services in one process (the tests run many) each keep their own.
+#[derive(Clone)]
+pub struct Pool {
+    connections: r2d2::Pool<ConnectionManager>,
+    request_limit: Duration,
+}
+
+impl Pool {
+    pub fn request_limit(&self) -> Duration {
+        self.request_limit
+    }
+}
+
+impl std::ops::Deref for Pool {
+    type Target = r2d2::Pool<ConnectionManager>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.connections
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -265,12 +287,15 @@ pub fn connect_checked(
     check_durability(&mut first)?;
     gather_statistics(&mut first, true);
     drop(first);
-    let pool = r2d2::Pool::builder()
+    let connections = r2d2::Pool::builder()
         .max_size(pool_size)
         .min_idle(Some(1))
         .connection_timeout(acquire_timeout)
         .build_unchecked(manager);
-    Ok(pool)
+    Ok(Pool {
+        connections,
+        request_limit: timeouts.statement.max(Duration::from_millis(1)),
+    })
 }
 
 #[derive(QueryableByName)]
@@ -533,6 +558,8 @@ pub struct RequestConn {
     after_commit: std::sync::Arc<std::sync::Mutex<Vec<AfterCommit>>>,
     memo: Memo,
     statements: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// How long each piece of the request's database work may take (see [`Pool`]).
+    limit: Duration,
 }
 
 type AfterCommit = Box<dyn FnOnce() + Send>;
@@ -621,7 +648,7 @@ pub fn forget(key: &str) {
 impl RequestConn {
     /// A connection with a transaction open on it, held until the request ends. It keeps the
     /// memo and the statement count of the request's lazy connection, if it has one.
-    pub fn new(conn: PooledConn) -> Self {
+    pub fn new(conn: PooledConn, limit: Duration) -> Self {
         let outer = Self::current();
         Self {
             conn: std::sync::Arc::new(std::sync::Mutex::new(Some(conn))),
@@ -629,6 +656,7 @@ impl RequestConn {
             after_commit: std::sync::Arc::default(),
             memo: outer.as_ref().map(|o| o.memo.clone()).unwrap_or_default(),
             statements: outer.map(|o| o.statements).unwrap_or_default(),
+            limit,
         }
     }
 
@@ -641,6 +669,7 @@ impl RequestConn {
     pub fn lazy(pool: Pool) -> Self {
         Self {
             conn: std::sync::Arc::new(std::sync::Mutex::new(None)),
+            limit: pool.request_limit(),
             pool: Some(pool),
             after_commit: std::sync::Arc::default(),
             memo: Memo::default(),
@@ -679,7 +708,7 @@ impl RequestConn {
     {
         let (shared, pool, memo) = (self.conn.clone(), self.pool.clone(), self.memo.clone());
         let statements = self.statements.clone();
-        bounded(move || {
+        bounded_by(self.limit, move || {
             let mut guard = shared
                 .lock()
                 .map_err(|_| AppError::internal("request connection poisoned"))?;
@@ -743,7 +772,7 @@ where
         return request.with(f).await;
     }
     let pool = pool.clone();
-    bounded(move || {
+    bounded_by(pool.request_limit(), move || {
         let mut conn = pool.get()?;
         f(&mut conn)
     })
@@ -763,19 +792,6 @@ where
     })
     .await
     .map_err(AppError::from)?
-}
-
-static REQUEST_LIMIT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(30_000);
-
-/// How long a request waits for its database work before it answers 503 (`database.
-/// statement_timeout_secs`).
-pub fn set_request_limit(limit: Duration) {
-    let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1);
-    REQUEST_LIMIT_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
-}
-
-pub fn request_limit() -> Duration {
-    Duration::from_millis(REQUEST_LIMIT_MS.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 thread_local! {
@@ -801,16 +817,8 @@ fn gave_up() -> diesel::result::Error {
     )
 }
 
-/// Runs blocking work with the request's time limit. A stalled database cannot hold the
-/// request: it answers 503 at the limit, and the work, when it ends, rolls back.
-async fn bounded<T, F>(f: F) -> AppResult<T>
-where
-    F: FnOnce() -> AppResult<T> + Send + 'static,
-    T: Send + 'static,
-{
-    bounded_by(request_limit(), f).await
-}
-
+/// Runs blocking work within `limit`. A stalled database cannot hold the request: it answers
+/// 503 at the limit, and the work, when it ends, rolls back.
 pub async fn bounded_by<T, F>(limit: Duration, f: F) -> AppResult<T>
 where
     F: FnOnce() -> AppResult<T> + Send + 'static,

@@ -368,6 +368,9 @@ async fn a_stalled_or_dropped_database_gives_503_and_the_service_recovers() {
         s.database.acquire_timeout_secs = 1;
     })
     .await;
+    // Another service started later in the same process, with the default 30 s, keeps its own
+    // limit and leaves this one's alone.
+    let _neighbour = TestApp::spawn().await;
     let slow = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
@@ -386,6 +389,16 @@ async fn a_stalled_or_dropped_database_gives_503_and_the_service_recovers() {
     assert_problem(res, 503, None).await;
     let res = ready(&slow).await.unwrap();
     assert!(res.headers().contains_key("retry-after"));
+    assert_problem(res, 503, None).await;
+    // A retry-safe write takes its connection before anything else: that wait is bounded too.
+    let res = slow
+        .post(app.url(&app.clinic_path("/clients")))
+        .bearer_auth(&app.owner.token)
+        .header("Idempotency-Key", "stalled-write")
+        .json(&json!({"name": "Stella Stalled", "contact": "x", "date_of_birth": "1990-01-01"}))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 503, None).await;
 
     // A write whose connection drops mid-way is 503 (retry), never 500, and is not kept.
@@ -436,6 +449,7 @@ async fn a_stalled_or_dropped_database_gives_503_and_the_service_recovers() {
         .filter_map(|c| c["name"].as_str())
         .collect();
     assert!(!names.contains(&"Dee Dropped"), "{names:?}");
+    assert!(!names.contains(&"Stella Stalled"), "{names:?}");
 }
 
 /// `/readyz` reflects a database file that can no longer be written.
