@@ -378,7 +378,7 @@ fn bench(url: &str, months: u32, density: &Density, with_pages: bool) -> Option<
                 "UPDATE clinics SET registration_number = 'BENCH-{tag}', name = '{name}' WHERE id = '{}'",
                 demo.clinic_id
             ))
-            .execute(&mut conn)
+            .execute(&mut **conn)
             .unwrap();
             println!(
                 "generated in {:.0} s: {:?}",
@@ -616,7 +616,7 @@ fn pages(url: &str, pool: &db::Pool, clinic: &str, backend: &str) {
         let owner: String = diesel::sql_query(format!(
             "SELECT user_id AS id FROM memberships WHERE clinic_id = '{clinic}' AND role = 'owner' LIMIT 1"
         ))
-        .load::<Id>(&mut conn)
+        .load::<Id>(&mut **conn)
         .unwrap()[0]
             .id
             .clone();
@@ -708,7 +708,7 @@ fn pages(url: &str, pool: &db::Pool, clinic: &str, backend: &str) {
             diesel::sql_query(format!(
                 "SELECT id FROM sessions WHERE clinic_id = '{clinic}' ORDER BY planned_at DESC LIMIT 1"
             ))
-            .load::<Id>(&mut conn)
+            .load::<Id>(&mut **conn)
             .unwrap()[0]
                 .id
                 .clone()

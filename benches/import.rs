@@ -210,17 +210,17 @@ fn main() {
     let files: Vec<DeviceFileRow> = device_files::table
         .filter(device_files::clinic_id.eq(&source))
         .select(DeviceFileRow::as_select())
-        .load(&mut conn)
+        .load(&mut **conn)
         .unwrap();
     let cycles: Vec<ImportedCycleRow> = imported_cycles::table
         .filter(imported_cycles::clinic_id.eq(&source))
         .select(ImportedCycleRow::as_select())
-        .load(&mut conn)
+        .load(&mut **conn)
         .unwrap();
     let import_row: aseptic::sterilisation::device_records::ImportRow = cycle_imports::table
         .filter(cycle_imports::clinic_id.eq(&source))
         .select(aseptic::sterilisation::device_records::ImportRow::as_select())
-        .first(&mut conn)
+        .first(&mut **conn)
         .unwrap();
     let mut direct = Vec::new();
     for run in 0..RUNS {

@@ -26,6 +26,39 @@ pub enum DbConn {
 
 pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
 
+/// How recently a pooled PostgreSQL connection must have answered a statement to be handed out
+/// without asking it `SELECT 1` first. A connection cut by a restart or a failover in that
+/// moment fails the one request that gets it and is then asked, and dropped, like any other; a
+/// busy pool saves a round trip on nearly every checkout.
+pub const ANSWERED_RECENTLY: Duration = Duration::from_secs(1);
+
+/// A connection in the pool, with when its server last answered a statement.
+pub struct Kept {
+    conn: DbConn,
+    answered: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::ops::Deref for Kept {
+    type Target = DbConn;
+
+    fn deref(&self) -> &DbConn {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Kept {
+    fn deref_mut(&mut self) -> &mut DbConn {
+        &mut self.conn
+    }
+}
+
+/// Milliseconds on this process's monotonic clock, for [`Kept::answered`].
+fn monotonic_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// The connection pool, with how long a request may wait on its database work before it answers
 /// 503 (`database.statement_timeout_secs`). The limit belongs to the pool, not to the process:
 /// two services in one process (the tests run many) each keep their own.
@@ -220,25 +253,39 @@ fn prepare_sqlite_file(path: &Path) -> Result<(), DbError> {
 }
 
 impl r2d2::ManageConnection for ConnectionManager {
-    type Connection = DbConn;
+    type Connection = Kept;
     type Error = DbError;
 
-    fn connect(&self) -> Result<DbConn, DbError> {
-        ConnectionManager::connect(self)
+    fn connect(&self) -> Result<Kept, DbError> {
+        let mut conn = ConnectionManager::connect(self)?;
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(monotonic_ms()));
+        let heard = answered.clone();
+        conn.set_instrumentation(move |event: diesel::connection::InstrumentationEvent<'_>| {
+            if let diesel::connection::InstrumentationEvent::FinishQuery { error: None, .. } = event
+            {
+                heard.store(monotonic_ms(), std::sync::atomic::Ordering::Relaxed);
+            }
+            count_statements(event);
+        });
+        Ok(Kept { conn, answered })
     }
 
     /// Asked on every checkout. A PostgreSQL connection can be cut under the pool (a server
-    /// restart, a failover, an idle time-out on the way), so it is asked to answer first; a
-    /// SQLite connection is a file handle in this process and has nothing to lose.
-    fn is_valid(&self, conn: &mut DbConn) -> Result<(), DbError> {
-        match conn {
+    /// restart, a failover, an idle time-out on the way), so one that has not answered within
+    /// [`ANSWERED_RECENTLY`] is asked to answer first; a SQLite connection is a file handle in
+    /// this process and has nothing to lose.
+    fn is_valid(&self, kept: &mut Kept) -> Result<(), DbError> {
+        let answered = kept.answered.load(std::sync::atomic::Ordering::Relaxed);
+        let recently = u64::try_from(ANSWERED_RECENTLY.as_millis()).unwrap_or(u64::MAX);
+        match &mut kept.conn {
+            DbConn::Postgres(_) if monotonic_ms().saturating_sub(answered) < recently => Ok(()),
             DbConn::Postgres(c) => c.batch_execute("SELECT 1").map_err(DbError::from),
             DbConn::Sqlite(_) => Ok(()),
         }
     }
 
-    fn has_broken(&self, conn: &mut DbConn) -> bool {
-        <DbConn as Connection>::TransactionManager::is_broken_transaction_manager(conn)
+    fn has_broken(&self, kept: &mut Kept) -> bool {
+        <DbConn as Connection>::TransactionManager::is_broken_transaction_manager(&mut kept.conn)
     }
 }
 

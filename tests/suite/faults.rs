@@ -271,3 +271,61 @@ async fn a_stop_under_load_finishes_what_it_started() {
     assert!(!heard.acknowledged.is_empty());
     assert_each_key_one_client(&app, &heard).await;
 }
+
+/// Connections the server ended while they sat in the pool (a restart at night, a failover, an
+/// idle time-out on the way) are never lent to the next requests: a connection quiet for more
+/// than a second is asked to answer before it is lent, and a dead one is replaced.
+#[actix_web::test]
+async fn connections_the_server_ended_while_idle_are_replaced_before_use() {
+    use diesel::prelude::*;
+    if !is_postgres() {
+        return;
+    }
+    // The mail worker polls on the same pool; left to it, it would meet the ended connections
+    // first and the requests would never see one.
+    let app = TestApp::spawn_with(|s| {
+        s.database.pool_size = 4;
+        s.mail.poll_interval_ms = 3_600_000;
+    })
+    .await;
+    // Several requests at once, so several connections are in the pool.
+    let me = || app.get("/api/v1/me", &app.owner);
+    let first = futures_util::future::join_all((0..8).map(|_| me())).await;
+    assert!(first.iter().all(|r| r.status() == 200));
+
+    let name = app
+        .database_url
+        .rsplit('/')
+        .next()
+        .and_then(|rest| rest.split('?').next())
+        .unwrap()
+        .to_owned();
+    let admin = std::env::var("TEST_DATABASE_URL").unwrap();
+    let mut conn = diesel::PgConnection::establish(&admin).unwrap();
+    let ended: Vec<Ended> = diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity \
+         WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    ))
+    .load(&mut conn)
+    .unwrap();
+    assert!(
+        ended.iter().any(|e| e.ended),
+        "the service's connections were ended"
+    );
+    tokio::time::sleep(aseptic::db::ANSWERED_RECENTLY + Duration::from_millis(300)).await;
+
+    for round in 0..3 {
+        let answers = futures_util::future::join_all((0..8).map(|_| me())).await;
+        let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "round {round} after the server ended the pool's connections: {statuses:?}"
+        );
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Ended {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    ended: bool,
+}

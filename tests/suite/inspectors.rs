@@ -71,7 +71,7 @@ async fn a_new_inspector_is_invited_reads_on_the_record_and_never_writes() {
         let kept: String = mail_outbox::table
             .find(id)
             .select(mail_outbox::body_text)
-            .first(&mut *app.raw_connection())
+            .first(&mut **app.raw_connection())
             .unwrap();
         assert!(!kept.contains(&token), "{kept}");
     }

@@ -32,7 +32,7 @@ fn count(app: &TestApp, sql: &str) -> i64 {
         n: i64,
     }
     diesel::sql_query(sql)
-        .get_result::<N>(&mut *app.raw_connection())
+        .get_result::<N>(&mut **app.raw_connection())
         .unwrap()
         .n
 }
@@ -546,7 +546,7 @@ async fn a_summary_names_the_moment_it_is_judged_at_and_agrees_with_the_view_the
     let body: String = mail_outbox::table
         .filter(mail_outbox::kind.eq("summary"))
         .select(mail_outbox::body_text)
-        .first(&mut *app.raw_connection())
+        .first(&mut **app.raw_connection())
         .unwrap();
     let heading = body
         .lines()

@@ -757,7 +757,7 @@ pub async fn mailed_invitation_token(app: &TestApp, email: &str) -> String {
             .filter(mail_outbox::state.eq("sent"))
             .order(mail_outbox::created_at.desc())
             .select(mail_outbox::id)
-            .first(&mut *app.raw_connection())
+            .first(&mut **app.raw_connection())
             .optional()
             .unwrap();
         if let Some(id) = sent {
