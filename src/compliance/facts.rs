@@ -428,11 +428,22 @@ fn stock_at(
         .filter(packs::created_at.le(at))
         .select(PackRow::as_select())
         .load(conn)?;
-    let codes: Vec<String> = made.iter().map(|p| p.code.clone()).collect();
-    let used: HashSet<String> =
-        crate::sterilisation::store::used_pack_codes(conn, clinic_id, &codes, at)?
-            .into_iter()
-            .collect();
+    // A pack is scanned into a session only once it is on record, and the session starts after
+    // its packs are scanned, both on the service's clock: only sessions started since the oldest
+    // of these packs was recorded can have opened one (a day earlier, for a clock set back).
+    let codes: HashSet<&str> = made.iter().map(|p| p.code.as_str()).collect();
+    let used: HashSet<String> = match made.iter().map(|p| p.created_at).min() {
+        Some(oldest) => crate::sterilisation::store::packs_opened_between(
+            conn,
+            clinic_id,
+            oldest - Duration::days(1),
+            at,
+        )?
+        .into_iter()
+        .filter(|code| codes.contains(code.as_str()))
+        .collect(),
+        None => HashSet::new(),
+    };
     let judged = judge_loads(
         conn,
         clinic_id,

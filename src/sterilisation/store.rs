@@ -811,4 +811,29 @@ pub fn used_pack_codes(
         .load(conn)
 }
 
+/// The packs opened in a session that started between `from` and `at`, by the sessions' start
+/// times (an index holds them with the session), for the packs of recent loads: reading a long
+/// list of codes pack by pack cost more than the view's every other query together.
+pub fn packs_opened_between(
+    conn: &mut DbConn,
+    clinic_id: &str,
+    from: NaiveDateTime,
+    at: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    use crate::db::schema::{session_pack_removals, session_packs, session_starts};
+    let removed = session_pack_removals::table
+        .filter(session_pack_removals::session_id.eq(session_packs::session_id))
+        .filter(session_pack_removals::pack_code.eq(session_packs::pack_code));
+    session_starts::table
+        .inner_join(
+            session_packs::table.on(session_packs::session_id.eq(session_starts::session_id)),
+        )
+        .filter(session_starts::clinic_id.eq(clinic_id))
+        .filter(session_starts::started_at.ge(from))
+        .filter(session_starts::started_at.le(at))
+        .filter(diesel::dsl::not(diesel::dsl::exists(removed)))
+        .select(session_packs::pack_code)
+        .load(conn)
+}
+
 crate::records::versioned_rows!(SteriliserRow, CycleRow, SporeTestRow, AirRemovalRow);

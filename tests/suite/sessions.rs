@@ -1365,3 +1365,65 @@ async fn the_readiness_dashboard_is_for_owners_and_inspectors() {
     )
     .await;
 }
+
+/// A pack opened in a started session has left the shelf. When its load is later found unsafe,
+/// the compliance view holds the pack still on the shelf and not the one already used (that one
+/// is for the look-back to trace to its client).
+#[actix_web::test]
+async fn a_pack_opened_in_a_started_session_is_no_longer_on_the_shelf() {
+    let app = TestApp::spawn().await;
+    let o = &app.owner;
+    let s = setup(&app).await;
+    created(start(&app, &s).await).await;
+    let pack = created(
+        app.get(&app.clinic_path(&format!("/packs/{}", s.pack)), o)
+            .await,
+    )
+    .await;
+    let cycle = created(
+        app.get(
+            &app.clinic_path(&format!("/cycles/{}", pack["cycle_id"].as_str().unwrap())),
+            o,
+        )
+        .await,
+    )
+    .await;
+    let on_shelf: Vec<String> = cycle["packs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap().to_owned())
+        .filter(|code| *code != s.pack)
+        .collect();
+    assert_eq!(on_shelf.len(), 1, "{cycle}");
+
+    let test = created(
+        app.post(
+            &app.clinic_path("/spore-tests"),
+            o,
+            &json!({"steriliser_id": s.steriliser, "cycle_id": cycle["id"], "bi_product": "Attest 1292",
+                "bi_lot": "2026-07A", "placed_at": cycle["started_at"],
+                "incubation": {"kind": "in_house", "hours": 1}}),
+        )
+        .await,
+    )
+    .await;
+    created(
+        app.post(
+            &app.clinic_path(&format!("/spore-tests/{}/result", test["id"].as_str().unwrap())),
+            o,
+            &json!({"result": "positive", "control_result": "growth", "read_at": Utc::now().to_rfc3339()}),
+        )
+        .await,
+    )
+    .await;
+    let view = created(app.get(&app.clinic_path("/compliance"), o).await).await;
+    let held: Vec<&str> = view["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "blocker")
+        .filter_map(|f| f["subject"].as_str()?.strip_prefix("pack:"))
+        .collect();
+    assert_eq!(held, [on_shelf[0].as_str()], "{view}");
+}
