@@ -767,6 +767,22 @@ pub fn list_air_removal(
     query.load(conn)
 }
 
+/// A session's pack that was not set aside before the start (one set aside never left the shelf).
+#[diesel::dsl::auto_type]
+fn not_set_aside() -> _ {
+    diesel::dsl::not(diesel::dsl::exists(
+        crate::db::schema::session_pack_removals::table
+            .filter(
+                crate::db::schema::session_pack_removals::session_id
+                    .eq(crate::db::schema::session_packs::session_id),
+            )
+            .filter(
+                crate::db::schema::session_pack_removals::pack_code
+                    .eq(crate::db::schema::session_packs::pack_code),
+            ),
+    ))
+}
+
 /// Which of these pack codes were opened in a client session (a pack is single-use, so an
 /// opened pack reads `used`). Sessions record the opening; the pack's state is derived here.
 /// Of `codes`, the packs scanned into a session and not set aside from it before its start.
@@ -775,14 +791,11 @@ pub fn opened_pack_codes(
     clinic_id: &str,
     codes: &[String],
 ) -> QueryResult<Vec<String>> {
-    use crate::db::schema::{session_pack_removals, session_packs};
-    let removed = session_pack_removals::table
-        .filter(session_pack_removals::session_id.eq(session_packs::session_id))
-        .filter(session_pack_removals::pack_code.eq(session_packs::pack_code));
+    use crate::db::schema::session_packs;
     session_packs::table
         .filter(session_packs::clinic_id.eq(clinic_id))
         .filter(session_packs::pack_code.eq_any(codes))
-        .filter(diesel::dsl::not(diesel::dsl::exists(removed)))
+        .filter(not_set_aside())
         .select(session_packs::pack_code)
         .load(conn)
 }
@@ -795,10 +808,7 @@ pub fn used_pack_codes(
     codes: &[String],
     at: NaiveDateTime,
 ) -> QueryResult<Vec<String>> {
-    use crate::db::schema::{session_pack_removals, session_packs, session_starts};
-    let removed = session_pack_removals::table
-        .filter(session_pack_removals::session_id.eq(session_packs::session_id))
-        .filter(session_pack_removals::pack_code.eq(session_packs::pack_code));
+    use crate::db::schema::{session_packs, session_starts};
     session_packs::table
         .inner_join(
             session_starts::table.on(session_starts::session_id.eq(session_packs::session_id)),
@@ -806,7 +816,7 @@ pub fn used_pack_codes(
         .filter(session_packs::clinic_id.eq(clinic_id))
         .filter(session_packs::pack_code.eq_any(codes))
         .filter(session_starts::started_at.le(at))
-        .filter(diesel::dsl::not(diesel::dsl::exists(removed)))
+        .filter(not_set_aside())
         .select(session_packs::pack_code)
         .load(conn)
 }
@@ -820,10 +830,7 @@ pub fn packs_opened_between(
     from: NaiveDateTime,
     at: NaiveDateTime,
 ) -> QueryResult<Vec<String>> {
-    use crate::db::schema::{session_pack_removals, session_packs, session_starts};
-    let removed = session_pack_removals::table
-        .filter(session_pack_removals::session_id.eq(session_packs::session_id))
-        .filter(session_pack_removals::pack_code.eq(session_packs::pack_code));
+    use crate::db::schema::{session_packs, session_starts};
     session_starts::table
         .inner_join(
             session_packs::table.on(session_packs::session_id.eq(session_starts::session_id)),
@@ -831,7 +838,7 @@ pub fn packs_opened_between(
         .filter(session_starts::clinic_id.eq(clinic_id))
         .filter(session_starts::started_at.ge(from))
         .filter(session_starts::started_at.le(at))
-        .filter(diesel::dsl::not(diesel::dsl::exists(removed)))
+        .filter(not_set_aside())
         .select(session_packs::pack_code)
         .load(conn)
 }
