@@ -436,7 +436,7 @@ impl Mailer {
                 clinics::timezone,
                 clinics::jurisdiction,
             ))
-            .load::<(String, String, String, String)>(&mut **conn)?;
+            .load(&mut **conn)?;
         let mut queued = 0;
         for (clinic_id, name, timezone, jurisdiction) in list {
             let owners = owner_emails(&mut conn, &clinic_id)?;
